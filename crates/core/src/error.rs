@@ -1,0 +1,62 @@
+//! The faults of the domain. One place in each protocol layer maps them to the
+//! status codes and bodies its clients expect.
+
+use strongroom_store::DbError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    /// The target already exists where it must not (MKCOL on an existing name).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The method does not apply to this kind of resource (PUT on a folder).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A parent folder is missing or the operation contradicts the tree's state.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A WebDAV lock protects the resource; carries the lock root path.
+    #[error("the resource is locked")]
+    Locked(String),
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// A request body of a kind the operation does not accept.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A request body larger than the operation accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// A concurrent transaction won; the operation may simply be retried.
+    #[error("transaction conflict")]
+    Retry,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(m) => Error::Unavailable(m),
+            DbError::Retry => Error::Retry,
+            DbError::Conflict => Error::Retry,
+            DbError::Other(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<strongroom_store::BlobError> for Error {
+    fn from(e: strongroom_store::BlobError) -> Self {
+        Error::Internal(format!("blob storage: {e}"))
+    }
+}

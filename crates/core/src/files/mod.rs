@@ -1,0 +1,166 @@
+//! The file tree: one SQL row per file or folder, content in immutable blobs.
+//!
+//! Every public operation takes a [`Ctx`] (who asks, whose tree, which lock
+//! tokens were submitted) and passes [`crate::access::authorize`] before it
+//! reads or changes anything. A change gives the node a new ETag and updates
+//! ETag, size and time of every ancestor in the same transaction.
+
+mod mime;
+mod node;
+mod props;
+mod tree;
+mod write;
+
+use strongroom_store::{BlobKey, BlobStore, Conn, Db, Val};
+
+pub use node::{Node, NodeKind};
+pub use props::{DeadProp, PropChange};
+pub use tree::Placed;
+pub use write::{PutOptions, PutOutcome};
+
+use crate::{
+    access::{Op, Principal, authorize},
+    error::{Error, Result},
+    locks::Locks,
+    path::TreePath,
+    users::User,
+};
+
+/// The context of one operation: who asks, in whose tree, holding which locks.
+pub struct Ctx<'a> {
+    pub who: &'a Principal,
+    pub owner: &'a User,
+    /// Lock tokens the request submitted (from its `If` header).
+    pub tokens: &'a [String],
+}
+
+impl Ctx<'_> {
+    fn allow(&self, op: Op) -> Result<()> {
+        authorize(self.who, op, self.owner.id)
+    }
+}
+
+/// The file service.
+#[derive(Clone)]
+pub struct Files {
+    db: Db,
+    blobs: BlobStore,
+    locks: Locks,
+}
+
+/// How many times a transaction that lost a race is tried again.
+const RETRIES: usize = 8;
+
+impl Files {
+    pub fn new(db: Db, blobs: BlobStore) -> Files {
+        Files { locks: Locks::new(db.clone()), db, blobs }
+    }
+
+    pub fn locks(&self) -> &Locks {
+        &self.locks
+    }
+
+    /// Looks up a node by path; `None` when it does not exist.
+    pub async fn stat(&self, cx: &Ctx<'_>, path: &TreePath) -> Result<Option<Node>> {
+        cx.allow(Op::Stat)?;
+        let mut db = self.db.clone();
+        Ok(resolve(&mut db, cx.owner, path).await?.map(|mut chain| chain.pop().expect("chain has the root")))
+    }
+
+    /// The direct children of a folder, by name.
+    pub async fn children(&self, cx: &Ctx<'_>, folder: &Node) -> Result<Vec<Node>> {
+        cx.allow(Op::Stat)?;
+        if folder.owner_id != cx.owner.id {
+            return Err(Error::NotFound);
+        }
+        let mut db = self.db.clone();
+        children(&mut db, folder.id).await
+    }
+
+    /// Streams the bytes `range` of a file.
+    pub async fn read(
+        &self,
+        cx: &Ctx<'_>,
+        file: &Node,
+        range: std::ops::Range<u64>,
+    ) -> Result<impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static> {
+        cx.allow(Op::Read)?;
+        if file.owner_id != cx.owner.id || file.kind != NodeKind::File {
+            return Err(Error::NotFound);
+        }
+        let Some(key) = file.blob_key.as_deref() else {
+            // An empty file has no blob.
+            return Ok(futures_util::future::Either::Left(futures_util::stream::empty()));
+        };
+        let key = BlobKey::parse(key).ok_or_else(|| Error::Internal("bad blob key".into()))?;
+        Ok(futures_util::future::Either::Right(self.blobs.read(&key, range).await?))
+    }
+
+    /// Quota state of the owner: (used bytes, quota or negative for unlimited).
+    pub async fn usage(&self, cx: &Ctx<'_>) -> Result<(i64, i64)> {
+        cx.allow(Op::Stat)?;
+        let row = self.db.row("SELECT size FROM nodes WHERE id = ?", &[cx.owner.root_id.into()]).await?;
+        Ok((row.map(|r| r.i64(0)).transpose()?.unwrap_or(0), cx.owner.quota))
+    }
+
+    /// Removes blobs that no committed row refers to any more. Failures only
+    /// leave an orphan file behind, never a row without its bytes.
+    async fn release(&self, keys: Vec<String>) {
+        for k in keys {
+            if let Some(key) = BlobKey::parse(&k) {
+                if let Err(e) = self.blobs.delete(&key).await {
+                    tracing::warn!(blob = %k, error = %e, "could not delete an unreferenced blob");
+                }
+            }
+        }
+    }
+}
+
+const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.size, n.mtime, \
+     n.ctime, n.etag, n.blob_id, n.content_type, n.checksum, b.blob_key";
+
+/// Resolves `path` in the owner's tree to the chain of nodes from the root to
+/// the target, or `None` when some segment does not exist.
+pub(crate) async fn resolve<C: Conn>(c: &mut C, owner: &User, path: &TreePath) -> Result<Option<Vec<Node>>> {
+    let root_sql = format!("SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?");
+    let root = c.row(&root_sql, &[owner.root_id.into()]).await?;
+    let Some(root) = root else { return Err(Error::Internal("user has no home folder".into())) };
+    let mut chain = vec![Node::from_row(&root)?];
+    for name in path.segments() {
+        let parent = chain.last().expect("chain is never empty");
+        if parent.kind != NodeKind::Folder {
+            return Ok(None);
+        }
+        match child(c, parent.id, name).await? {
+            Some(n) => chain.push(n),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(chain))
+}
+
+pub(crate) async fn child<C: Conn>(c: &mut C, parent: i64, name: &str) -> Result<Option<Node>> {
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id \
+         WHERE n.parent_id = ? AND n.name = ?"
+    );
+    let row = c.row(&sql, &[parent.into(), name.into()]).await?;
+    row.map(|r| Node::from_row(&r)).transpose()
+}
+
+pub(crate) async fn children<C: Conn>(c: &mut C, parent: i64) -> Result<Vec<Node>> {
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id \
+         WHERE n.parent_id = ? ORDER BY n.name"
+    );
+    c.rows(&sql, &[Val::I64(parent)]).await?.iter().map(Node::from_row).collect()
+}
+
+/// Resolves the parent folder chain of `path`, which must exist and be a folder.
+pub(crate) async fn parent_chain<C: Conn>(c: &mut C, owner: &User, path: &TreePath) -> Result<Vec<Node>> {
+    let parent = path.parent().ok_or_else(|| Error::Forbidden("the root folder cannot be replaced".into()))?;
+    match resolve(c, owner, &parent).await? {
+        Some(chain) if chain.last().is_some_and(|n| n.kind == NodeKind::Folder) => Ok(chain),
+        _ => Err(Error::Conflict("the parent folder does not exist".into())),
+    }
+}

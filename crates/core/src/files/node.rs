@@ -1,0 +1,73 @@
+//! A row of the file tree.
+
+use strongroom_store::Row;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Folder,
+    File,
+}
+
+impl NodeKind {
+    pub fn code(self) -> i64 {
+        match self {
+            NodeKind::Folder => 1,
+            NodeKind::File => 2,
+        }
+    }
+
+    fn from_code(c: i64) -> Result<Self> {
+        match c {
+            1 => Ok(NodeKind::Folder),
+            2 => Ok(NodeKind::File),
+            _ => Err(Error::Internal(format!("unknown node kind {c}"))),
+        }
+    }
+}
+
+/// A file or folder.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Stable for the node's whole life, across renames and moves; never reused.
+    pub id: i64,
+    pub owner_id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub kind: NodeKind,
+    /// Bytes; for folders the total of everything below.
+    pub size: i64,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub etag: String,
+    pub blob_id: Option<i64>,
+    pub content_type: Option<String>,
+    /// Checksums of the content, `TYPE:hex` separated by spaces.
+    pub checksum: Option<String>,
+    pub blob_key: Option<String>,
+}
+
+impl Node {
+    pub(crate) fn from_row(r: &Row) -> Result<Node> {
+        Ok(Node {
+            id: r.i64(0)?,
+            owner_id: r.i64(1)?,
+            parent_id: r.opt_i64(2)?,
+            name: r.str(3)?,
+            kind: NodeKind::from_code(r.i64(4)?)?,
+            size: r.i64(5)?,
+            mtime: r.i64(6)?,
+            ctime: r.i64(7)?,
+            etag: r.str(8)?,
+            blob_id: r.opt_i64(9)?,
+            content_type: r.opt_str(10)?,
+            checksum: r.opt_str(11)?,
+            blob_key: r.opt_str(12)?,
+        })
+    }
+
+    pub fn is_folder(&self) -> bool {
+        self.kind == NodeKind::Folder
+    }
+}

@@ -1,0 +1,107 @@
+//! WebDAV dead properties: arbitrary XML values clients store on nodes.
+
+use std::collections::HashMap;
+
+use strongroom_store::{Val, placeholders};
+
+use super::{Ctx, Files, Node, resolve};
+use crate::{
+    access::Op,
+    error::{Error, Result},
+    locks::Guard,
+    path::TreePath,
+};
+
+/// A stored property: namespace, local name and its value as self-contained XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadProp {
+    pub ns: String,
+    pub name: String,
+    pub value: String,
+}
+
+/// One instruction of a PROPPATCH.
+#[derive(Debug, Clone)]
+pub enum PropChange {
+    Set(DeadProp),
+    Remove { ns: String, name: String },
+}
+
+/// Longest namespace or local name stored.
+const MAX_NAME: usize = 255;
+/// Largest value stored, in bytes.
+const MAX_VALUE: usize = 64 * 1024;
+
+impl Files {
+    /// The dead properties of the given nodes, by node id.
+    pub async fn dead_props(&self, cx: &Ctx<'_>, nodes: &[&Node]) -> Result<HashMap<i64, Vec<DeadProp>>> {
+        cx.allow(Op::Stat)?;
+        let mut out: HashMap<i64, Vec<DeadProp>> = HashMap::new();
+        let ids: Vec<i64> = nodes.iter().filter(|n| n.owner_id == cx.owner.id).map(|n| n.id).collect();
+        for part in ids.chunks(500) {
+            let sql = format!(
+                "SELECT node_id, ns, name, value FROM props WHERE node_id IN ({}) ORDER BY ns, name",
+                placeholders(part.len())
+            );
+            let args: Vec<Val> = part.iter().map(|i| Val::I64(*i)).collect();
+            for r in self.db.rows(&sql, &args).await? {
+                let prop = DeadProp { ns: r.str(1)?, name: r.str(2)?, value: r.str(3)? };
+                out.entry(r.i64(0)?).or_default().push(prop);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies all changes in order, or none of them.
+    pub async fn patch_props(&self, cx: &Ctx<'_>, path: &TreePath, changes: &[PropChange]) -> Result<()> {
+        cx.allow(Op::Write)?;
+        for c in changes {
+            let (ns, name) = match c {
+                PropChange::Set(p) => {
+                    if p.value.len() > MAX_VALUE {
+                        return Err(Error::BadRequest("property value too large".into()));
+                    }
+                    (&p.ns, &p.name)
+                }
+                PropChange::Remove { ns, name } => (ns, name),
+            };
+            if ns.len() > MAX_NAME || name.len() > MAX_NAME {
+                return Err(Error::BadRequest("property name too long".into()));
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
+        self.locks.check(&mut tx, cx, path, Guard::Write).await?;
+        for c in changes {
+            let (ns, name) = match c {
+                PropChange::Set(p) => (&p.ns, &p.name),
+                PropChange::Remove { ns, name } => (ns, name),
+            };
+            tx.exec(
+                "DELETE FROM props WHERE node_id = ? AND ns = ? AND name = ?",
+                &[node.id.into(), ns.as_str().into(), name.as_str().into()],
+            )
+            .await?;
+            if let PropChange::Set(p) = c {
+                tx.exec(
+                    "INSERT INTO props (node_id, ns, name, value) VALUES (?, ?, ?, ?)",
+                    &[node.id.into(), p.ns.as_str().into(), p.name.as_str().into(), p.value.as_str().into()],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the modification time of a node (PROPPATCH of `getlastmodified`).
+    pub async fn set_mtime(&self, cx: &Ctx<'_>, path: &TreePath, mtime: i64) -> Result<()> {
+        cx.allow(Op::Write)?;
+        let mut tx = self.db.begin().await?;
+        let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
+        self.locks.check(&mut tx, cx, path, Guard::Write).await?;
+        tx.exec("UPDATE nodes SET mtime = ? WHERE id = ?", &[mtime.into(), node.id.into()]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

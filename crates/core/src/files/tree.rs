@@ -1,0 +1,299 @@
+//! Deleting, copying and moving subtrees, and keeping ancestors up to date.
+
+use std::collections::HashMap;
+
+use strongroom_store::{Tx, Val, placeholders};
+
+use super::{Ctx, Files, Node, NodeKind, RETRIES, children, parent_chain, resolve};
+use crate::{
+    access::Op,
+    error::{Error, Result},
+    locks::Guard,
+    path::TreePath,
+    users::User,
+    util::{new_etag, now_secs},
+    files::write::check_quota_in,
+};
+
+/// Rows changed per statement when a subtree is handled in bulk.
+const BATCH: usize = 500;
+
+/// Whether the destination of a copy or move was new or replaced.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub node: Node,
+    pub created: bool,
+}
+
+impl Files {
+    /// Deletes a file or a folder with everything below it.
+    pub async fn delete(&self, cx: &Ctx<'_>, path: &TreePath) -> Result<()> {
+        cx.allow(Op::Delete)?;
+        if path.is_root() {
+            return Err(Error::Forbidden("the root folder cannot be deleted".into()));
+        }
+        let freed = self
+            .retry(|| async {
+                let mut tx = self.db.begin().await?;
+                let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
+                let node = chain.pop().expect("chain");
+                self.locks.check(&mut tx, cx, path, Guard::Remove).await?;
+                let freed = remove_subtree(&mut tx, &node).await?;
+                propagate(&mut tx, &chain_ids(&chain), -node.size).await?;
+                self.locks.forget_below(&mut tx, cx.owner.id, path).await?;
+                tx.commit().await?;
+                Ok(freed)
+            })
+            .await?;
+        self.release(freed).await;
+        Ok(())
+    }
+
+    /// Copies `from` to `to`. For folders `deep` copies everything below,
+    /// otherwise only the folder and its properties.
+    pub async fn copy(&self, cx: &Ctx<'_>, from: &TreePath, to: &TreePath, overwrite: bool, deep: bool) -> Result<Placed> {
+        cx.allow(Op::Read)?;
+        cx.allow(Op::Create)?;
+        check_not_inside(from, to)?;
+        let (placed, freed) = self
+            .retry(|| async {
+                let mut tx = self.db.begin().await?;
+                let src = resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?.pop().expect("chain");
+                let (chain, replaced, freed) = self.clear_destination(&mut tx, cx, to, overwrite).await?;
+                let size = if deep || src.kind == NodeKind::File { src.size } else { 0 };
+                check_quota_in(&mut tx, cx, size - replaced.as_ref().map_or(0, |n| n.size)).await?;
+                let parent = chain.last().expect("chain").id;
+                let new_id = copy_subtree(&mut tx, &src, parent, to.name().unwrap_or_default(), deep).await?;
+                let delta = size - replaced.as_ref().map_or(0, |n| n.size);
+                propagate(&mut tx, &chain_ids(&chain), delta).await?;
+                let node = node_by_id(&mut tx, new_id).await?;
+                tx.commit().await?;
+                Ok((Placed { node, created: replaced.is_none() }, freed))
+            })
+            .await?;
+        self.release(freed).await;
+        Ok(placed)
+    }
+
+    /// Moves or renames `from` to `to`; the node keeps its id.
+    pub async fn rename(&self, cx: &Ctx<'_>, from: &TreePath, to: &TreePath, overwrite: bool) -> Result<Placed> {
+        cx.allow(Op::Delete)?;
+        cx.allow(Op::Create)?;
+        if from.is_root() {
+            return Err(Error::Forbidden("the root folder cannot be moved".into()));
+        }
+        check_not_inside(from, to)?;
+        let (placed, freed) = self
+            .retry(|| async {
+                let mut tx = self.db.begin().await?;
+                let mut src_chain = resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?;
+                let src = src_chain.pop().expect("chain");
+                self.locks.check(&mut tx, cx, from, Guard::Remove).await?;
+                let (chain, replaced, freed) = self.clear_destination(&mut tx, cx, to, overwrite).await?;
+                let parent = chain.last().expect("chain").id;
+                tx.exec(
+                    "UPDATE nodes SET parent_id = ?, name = ? WHERE id = ?",
+                    &[parent.into(), to.name().unwrap_or_default().into(), src.id.into()],
+                )
+                .await?;
+                propagate(&mut tx, &chain_ids(&src_chain), -src.size).await?;
+                propagate(&mut tx, &chain_ids(&chain), src.size - replaced.as_ref().map_or(0, |n| n.size)).await?;
+                self.locks.forget_below(&mut tx, cx.owner.id, from).await?;
+                let node = node_by_id(&mut tx, src.id).await?;
+                tx.commit().await?;
+                Ok((Placed { node, created: replaced.is_none() }, freed))
+            })
+            .await?;
+        self.release(freed).await;
+        Ok(placed)
+    }
+
+    /// Prepares the destination of a copy or move: its parent must exist, and an
+    /// existing node is removed when overwriting is allowed.
+    async fn clear_destination(
+        &self,
+        tx: &mut Tx,
+        cx: &Ctx<'_>,
+        to: &TreePath,
+        overwrite: bool,
+    ) -> Result<(Vec<Node>, Option<Node>, Vec<String>)> {
+        let chain = parent_chain(tx, cx.owner, to).await?;
+        let name = to.name().ok_or_else(|| Error::Forbidden("the root cannot be replaced".into()))?;
+        let existing = super::child(tx, chain.last().expect("chain").id, name).await?;
+        let guard = if existing.is_some() { Guard::Remove } else { Guard::Create };
+        self.locks.check(tx, cx, to, guard).await?;
+        let Some(old) = existing else { return Ok((chain, None, Vec::new())) };
+        if !overwrite {
+            return Err(Error::PreconditionFailed("the destination exists and Overwrite is F".into()));
+        }
+        let freed = remove_subtree(tx, &old).await?;
+        self.locks.forget_below(tx, cx.owner.id, to).await?;
+        Ok((chain, Some(old), freed))
+    }
+
+    /// Runs a transactional step again when it lost a race with another one.
+    async fn retry<T, F, Fut>(&self, mut step: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        for _ in 0..RETRIES {
+            match step().await {
+                Err(Error::Retry) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..20))).await;
+                }
+                other => return other,
+            }
+        }
+        Err(Error::Unavailable("too much contention, try again".into()))
+    }
+
+    /// Removes every node of a user's tree (used when the account is deleted).
+    pub async fn delete_tree_of(&self, user: &User) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let root = node_by_id(&mut tx, user.root_id).await?;
+        let freed = remove_subtree(&mut tx, &root).await?;
+        tx.commit().await?;
+        self.release(freed).await;
+        Ok(())
+    }
+}
+
+fn check_not_inside(from: &TreePath, to: &TreePath) -> Result<()> {
+    if to.starts_with(from) {
+        return Err(Error::Forbidden("the destination lies inside the source".into()));
+    }
+    if from.starts_with(to) {
+        return Err(Error::Forbidden("the destination contains the source".into()));
+    }
+    Ok(())
+}
+
+pub(crate) fn chain_ids(chain: &[Node]) -> Vec<i64> {
+    chain.iter().map(|n| n.id).collect()
+}
+
+pub(crate) async fn node_by_id(tx: &mut Tx, id: i64) -> Result<Node> {
+    let sql = format!(
+        "SELECT {} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?",
+        super::NODE_COLUMNS
+    );
+    let row = tx.row(&sql, &[Val::I64(id)]).await?.ok_or(Error::Retry)?;
+    Node::from_row(&row)
+}
+
+/// Gives every folder in `ids` a new ETag and time and adds `delta` to its size.
+pub(crate) async fn propagate(tx: &mut Tx, ids: &[i64], delta: i64) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE nodes SET etag = ?, mtime = ?, size = size + ? WHERE id IN ({})",
+        placeholders(ids.len())
+    );
+    let mut args: Vec<Val> = vec![new_etag().into(), now_secs().into(), delta.into()];
+    args.extend(ids.iter().map(|i| Val::I64(*i)));
+    tx.exec(&sql, &args).await?;
+    Ok(())
+}
+
+/// Every node of the subtree rooted at `root` (included), folders before their children.
+async fn collect_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<Node>> {
+    let mut all = vec![root.clone()];
+    let mut level: Vec<i64> = if root.is_folder() { vec![root.id] } else { Vec::new() };
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for parent in level {
+            for c in children(tx, parent).await? {
+                if c.is_folder() {
+                    next.push(c.id);
+                }
+                all.push(c);
+            }
+        }
+        level = next;
+    }
+    Ok(all)
+}
+
+/// Deletes a subtree's rows and properties; returns blob keys no longer referenced.
+async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<String>> {
+    let nodes = collect_subtree(tx, root).await?;
+    let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
+    for part in ids.chunks(BATCH) {
+        let args: Vec<Val> = part.iter().map(|i| Val::I64(*i)).collect();
+        let list = placeholders(part.len());
+        tx.exec(&format!("DELETE FROM props WHERE node_id IN ({list})"), &args).await?;
+        tx.exec(&format!("DELETE FROM nodes WHERE id IN ({list})"), &args).await?;
+    }
+    let blobs: Vec<i64> = nodes.iter().filter_map(|n| n.blob_id).collect();
+    unref_blobs(tx, &blobs).await
+}
+
+/// Drops one reference per entry of `blob_ids`; returns the keys of blobs that
+/// lost their last reference (their rows are deleted here, their bytes after commit).
+pub(crate) async fn unref_blobs(tx: &mut Tx, blob_ids: &[i64]) -> Result<Vec<String>> {
+    let mut counts: HashMap<i64, i64> = HashMap::new();
+    for b in blob_ids {
+        *counts.entry(*b).or_default() += 1;
+    }
+    let mut freed = Vec::new();
+    for (id, n) in counts {
+        tx.exec("UPDATE blobs SET refs = refs - ? WHERE id = ?", &[n.into(), id.into()]).await?;
+        let row = tx.row("SELECT refs, blob_key FROM blobs WHERE id = ?", &[id.into()]).await?;
+        if let Some(r) = row {
+            if r.i64(0)? <= 0 {
+                freed.push(r.str(1)?);
+                tx.exec("DELETE FROM blobs WHERE id = ?", &[id.into()]).await?;
+            }
+        }
+    }
+    Ok(freed)
+}
+
+/// Copies a node (and, when `deep`, its subtree) under `parent` as `name`.
+/// Content is shared: the copy references the same immutable blobs.
+async fn copy_subtree(tx: &mut Tx, src: &Node, parent: i64, name: &str, deep: bool) -> Result<i64> {
+    let top = insert_copy(tx, src, parent, name, deep || src.kind == NodeKind::File).await?;
+    if !(deep && src.is_folder()) {
+        return Ok(top);
+    }
+    let mut level = vec![(src.id, top)];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for (old_parent, new_parent) in level {
+            for c in children(tx, old_parent).await? {
+                let id = insert_copy(tx, &c, new_parent, &c.name, true).await?;
+                if c.is_folder() {
+                    next.push((c.id, id));
+                }
+            }
+        }
+        level = next;
+    }
+    Ok(top)
+}
+
+async fn insert_copy(tx: &mut Tx, src: &Node, parent: i64, name: &str, with_size: bool) -> Result<i64> {
+    let now = now_secs();
+    let size = if with_size { src.size } else { 0 };
+    let id = tx
+        .insert(
+            "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag, blob_id, content_type, checksum) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                src.owner_id.into(), parent.into(), name.into(), src.kind.code().into(), size.into(), src.mtime.into(),
+                now.into(), new_etag().into(), src.blob_id.into(), src.content_type.clone().into(), src.checksum.clone().into(),
+            ],
+        )
+        .await?;
+    if let Some(b) = src.blob_id {
+        tx.exec("UPDATE blobs SET refs = refs + 1 WHERE id = ?", &[b.into()]).await?;
+    }
+    tx.exec(
+        "INSERT INTO props (node_id, ns, name, value) SELECT ?, ns, name, value FROM props WHERE node_id = ?",
+        &[id.into(), src.id.into()],
+    )
+    .await?;
+    Ok(id)
+}

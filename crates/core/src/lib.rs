@@ -1,0 +1,21 @@
+//! The domain of Strongroom: accounts and groups, the file tree with its single
+//! authorization check, WebDAV locks, and the errors these produce.
+//!
+//! Handlers in the protocol crates call these services; they never touch SQL or
+//! blob storage directly, and they never decide on their own who may do what.
+
+pub mod access;
+pub mod error;
+pub mod files;
+pub mod locks;
+pub mod path;
+pub mod secret;
+pub mod users;
+mod util;
+
+pub use access::{Op, Principal};
+pub use error::{Error, Result};
+pub use files::{Files, Node, NodeKind};
+pub use path::TreePath;
+pub use users::{User, Users};
+pub use util::{new_etag, now_secs};

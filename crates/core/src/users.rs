@@ -1,0 +1,424 @@
+//! Local accounts and groups, and password verification.
+//!
+//! Passwords are hashed with Argon2id. Verifying one costs tens of milliseconds
+//! of CPU on purpose, so hashing runs on the blocking pool behind a semaphore,
+//! and a password verified once is remembered for a short time as a keyed
+//! digest (never in clear) so that WebDAV clients sending Basic auth on every
+//! request do not pay it each time.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use strongroom_store::{Db, Row, Val};
+use tokio::sync::Semaphore;
+
+use crate::{
+    error::{Error, Result},
+    files::NodeKind,
+    secret::Secret,
+    util::{new_etag, now_secs},
+};
+
+const USER_COLUMNS: &str =
+    "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at";
+
+/// An account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub uid: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub enabled: bool,
+    /// Bytes; negative means unlimited.
+    pub quota: i64,
+    pub root_id: i64,
+    pub created_at: i64,
+    password_hash: Option<String>,
+}
+
+impl User {
+    fn from_row(r: &Row) -> Result<User> {
+        Ok(User {
+            id: r.i64(0)?,
+            uid: r.str(1)?,
+            display_name: r.opt_str(2)?,
+            email: r.opt_str(3)?,
+            password_hash: r.opt_str(4)?,
+            enabled: r.i64(5)? != 0,
+            quota: r.i64(6)?,
+            root_id: r.opt_i64(7)?.unwrap_or(0),
+            created_at: r.i64(8)?,
+        })
+    }
+
+    pub fn display(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.uid)
+    }
+}
+
+/// A group of accounts.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: i64,
+    pub gid: String,
+    pub members: Vec<String>,
+}
+
+/// Remembers recently verified passwords as keyed digests.
+struct VerifiedCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+const CACHE_TTL: Duration = Duration::from_secs(120);
+const CACHE_MAX: usize = 10_000;
+
+impl VerifiedCache {
+    /// The digest binds the stored hash too, so a changed password (on any node)
+    /// no longer matches an old entry.
+    fn digest(&self, user: &User, password: &Secret) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("any key size");
+        mac.update(&user.id.to_le_bytes());
+        mac.update(user.password_hash.as_deref().unwrap_or("").as_bytes());
+        mac.update(&[0]);
+        mac.update(password.expose().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn hit(&self, d: &[u8; 32]) -> bool {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(d).is_some_and(|t| t.elapsed() < CACHE_TTL)
+    }
+
+    fn insert(&self, d: [u8; 32]) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX {
+            map.retain(|_, t| t.elapsed() < CACHE_TTL);
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(d, Instant::now());
+    }
+}
+
+/// The account service.
+#[derive(Clone)]
+pub struct Users {
+    db: Db,
+    hashing: Arc<Semaphore>,
+    cache: Arc<VerifiedCache>,
+    /// A hash of a random password, verified when the account does not exist so
+    /// that an unknown user costs the same time as a wrong password.
+    decoy_hash: Arc<String>,
+}
+
+/// Why a user id is not acceptable, or `None` when it is.
+pub fn check_uid(uid: &str) -> Result<()> {
+    let bad = |m: &str| Err(Error::BadRequest(m.to_owned()));
+    if uid.is_empty() {
+        return bad("the user id must not be empty");
+    }
+    if uid.len() > 64 {
+        return bad("the user id must be at most 64 characters");
+    }
+    if uid == "." || uid == ".." || uid.trim() != uid {
+        return bad("the user id is not valid");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_.@-' ".contains(c);
+    if !uid.chars().all(ok) {
+        return bad("only the characters a-z, A-Z, 0-9, spaces and _.@-' are allowed in a user id");
+    }
+    Ok(())
+}
+
+/// The password rules applied wherever a password is set.
+pub fn check_password(uid: &str, password: &Secret) -> Result<()> {
+    let pw = password.expose();
+    if pw.chars().count() < 10 {
+        return Err(Error::BadRequest("the password must be at least 10 characters long".into()));
+    }
+    if pw.eq_ignore_ascii_case(uid) {
+        return Err(Error::BadRequest("the password must not be the user id".into()));
+    }
+    Ok(())
+}
+
+impl Users {
+    pub fn new(db: Db) -> Users {
+        let decoy = Argon2::default()
+            .hash_password(&rand::random::<[u8; 16]>())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Users {
+            db,
+            hashing: Arc::new(Semaphore::new(2)),
+            cache: Arc::new(VerifiedCache {
+                key: rand::random(),
+                entries: Mutex::new(HashMap::new()),
+            }),
+            decoy_hash: Arc::new(decoy),
+        }
+    }
+
+    pub async fn count(&self) -> Result<i64> {
+        let row = self.db.row("SELECT COUNT(*) FROM users", &[]).await?;
+        Ok(row.map(|r| r.i64(0)).transpose()?.unwrap_or(0))
+    }
+
+    pub async fn get(&self, uid: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE uid_lower = ?");
+        let row = self.db.row(&sql, &[uid.to_lowercase().into()]).await?;
+        row.map(|r| User::from_row(&r)).transpose()
+    }
+
+    pub async fn get_by_id(&self, id: i64) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let row = self.db.row(&sql, &[id.into()]).await?;
+        row.map(|r| User::from_row(&r)).transpose()
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY uid_lower");
+        self.db.rows(&sql, &[]).await?.iter().map(User::from_row).collect()
+    }
+
+    /// Creates an account with its (empty) home folder.
+    pub async fn create(&self, uid: &str, password: &Secret, display_name: Option<&str>) -> Result<User> {
+        check_uid(uid)?;
+        check_password(uid, password)?;
+        let hash = self.hash(password).await?;
+        let now = now_secs();
+        let mut tx = self.db.begin().await?;
+        let lower = [Val::from(uid.to_lowercase())];
+        if tx.row("SELECT id FROM users WHERE uid_lower = ?", &lower).await?.is_some() {
+            return Err(Error::AlreadyExists(format!("the user {uid:?} already exists")));
+        }
+        let id = tx
+            .insert(
+                "INSERT INTO users (uid, uid_lower, display_name, email, password_hash, enabled, \
+                 quota, created_at) VALUES (?, ?, ?, NULL, ?, 1, -1, ?)",
+                &[uid.into(), uid.to_lowercase().into(), display_name.into(), hash.into(), now.into()],
+            )
+            .await
+            .map_err(|e| match e {
+                strongroom_store::DbError::Conflict => {
+                    Error::AlreadyExists(format!("the user {uid:?} already exists"))
+                }
+                e => e.into(),
+            })?;
+        let root = tx
+            .insert(
+                "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
+                 VALUES (?, NULL, '', ?, 0, ?, ?, ?)",
+                &[id.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
+            )
+            .await?;
+        tx.exec("UPDATE users SET root_id = ? WHERE id = ?", &[root.into(), id.into()]).await?;
+        tx.commit().await?;
+        tracing::info!(target: "strongroom::users", user = uid, "user created");
+        self.get_by_id(id).await?.ok_or_else(|| Error::Internal("user vanished".into()))
+    }
+
+    pub async fn set_password(&self, uid: &str, password: &Secret) -> Result<()> {
+        let user = self.get(uid).await?.ok_or(Error::NotFound)?;
+        check_password(&user.uid, password)?;
+        let hash = self.hash(password).await?;
+        self.db.exec("UPDATE users SET password_hash = ? WHERE id = ?", &[hash.into(), user.id.into()]).await?;
+        Ok(())
+    }
+
+    pub async fn set_enabled(&self, uid: &str, enabled: bool) -> Result<()> {
+        let n = self
+            .db
+            .exec("UPDATE users SET enabled = ? WHERE uid_lower = ?", &[i64::from(enabled).into(), uid.to_lowercase().into()])
+            .await?;
+        if n == 0 { Err(Error::NotFound) } else { Ok(()) }
+    }
+
+    /// Sets the quota in bytes (negative: unlimited).
+    pub async fn set_quota(&self, uid: &str, quota: i64) -> Result<()> {
+        let n = self
+            .db
+            .exec("UPDATE users SET quota = ? WHERE uid_lower = ?", &[quota.into(), uid.to_lowercase().into()])
+            .await?;
+        if n == 0 { Err(Error::NotFound) } else { Ok(()) }
+    }
+
+    /// Verifies a password login. Unknown users, disabled users and wrong
+    /// passwords all answer `None` after the same amount of work.
+    pub async fn verify_password(&self, uid: &str, password: &Secret) -> Result<Option<User>> {
+        let user = self.get(uid).await?;
+        let Some(user) = user else {
+            let decoy = self.decoy_hash.clone();
+            self.verify_hash(decoy.as_str().to_owned(), password.clone()).await?;
+            return Ok(None);
+        };
+        let digest = self.cache.digest(&user, password);
+        let ok = if self.cache.hit(&digest) {
+            true
+        } else {
+            let stored = user.password_hash.clone().unwrap_or_else(|| self.decoy_hash.to_string());
+            let ok = self.verify_hash(stored, password.clone()).await? && user.password_hash.is_some();
+            if ok {
+                self.cache.insert(digest);
+            }
+            ok
+        };
+        Ok((ok && user.enabled).then_some(user))
+    }
+
+    async fn hash(&self, password: &Secret) -> Result<String> {
+        let _permit = self.hashing.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .hash_password(pw.expose().as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| Error::Internal(format!("hashing failed: {e}")))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    async fn verify_hash(&self, stored: String, password: Secret) -> Result<bool> {
+        let _permit = self.hashing.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else { return false };
+            Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Deletes an account, its files and its group memberships.
+    /// Returns the blobs no longer referenced, for the caller to remove.
+    pub async fn delete(&self, uid: &str, files: &crate::Files) -> Result<()> {
+        let user = self.get(uid).await?.ok_or(Error::NotFound)?;
+        files.delete_tree_of(&user).await?;
+        let mut tx = self.db.begin().await?;
+        tx.exec("DELETE FROM group_members WHERE user_id = ?", &[user.id.into()]).await?;
+        tx.exec("DELETE FROM locks WHERE owner_id = ?", &[user.id.into()]).await?;
+        tx.exec("DELETE FROM users WHERE id = ?", &[user.id.into()]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- groups -------------------------------------------------------------
+
+    pub async fn group_create(&self, gid: &str) -> Result<()> {
+        check_uid(gid).map_err(|_| Error::BadRequest(format!("invalid group id {gid:?}")))?;
+        let mut tx = self.db.begin().await?;
+        if tx.row("SELECT id FROM user_groups WHERE gid_lower = ?", &[gid.to_lowercase().into()]).await?.is_some() {
+            return Err(Error::AlreadyExists(format!("the group {gid:?} already exists")));
+        }
+        tx.insert(
+            "INSERT INTO user_groups (gid, gid_lower, display_name) VALUES (?, ?, NULL)",
+            &[gid.into(), gid.to_lowercase().into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_id(&self, gid: &str) -> Result<i64> {
+        let row = self.db.row("SELECT id FROM user_groups WHERE gid_lower = ?", &[gid.to_lowercase().into()]).await?;
+        row.ok_or(Error::NotFound)?.i64(0).map_err(Into::into)
+    }
+
+    pub async fn group_delete(&self, gid: &str) -> Result<()> {
+        let id = self.group_id(gid).await?;
+        let mut tx = self.db.begin().await?;
+        tx.exec("DELETE FROM group_members WHERE group_id = ?", &[id.into()]).await?;
+        tx.exec("DELETE FROM user_groups WHERE id = ?", &[id.into()]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn group_add_user(&self, gid: &str, uid: &str) -> Result<()> {
+        let group = self.group_id(gid).await?;
+        let user = self.get(uid).await?.ok_or(Error::NotFound)?;
+        let mut tx = self.db.begin().await?;
+        let args = [group.into(), user.id.into()];
+        if tx.row("SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?", &args).await?.is_none() {
+            tx.exec("INSERT INTO group_members (group_id, user_id) VALUES (?, ?)", &args).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn group_remove_user(&self, gid: &str, uid: &str) -> Result<()> {
+        let group = self.group_id(gid).await?;
+        let user = self.get(uid).await?.ok_or(Error::NotFound)?;
+        let n = self
+            .db
+            .exec("DELETE FROM group_members WHERE group_id = ? AND user_id = ?", &[group.into(), user.id.into()])
+            .await?;
+        if n == 0 { Err(Error::NotFound) } else { Ok(()) }
+    }
+
+    pub async fn groups(&self) -> Result<Vec<Group>> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT g.id, g.gid, u.uid FROM user_groups g LEFT JOIN group_members m ON m.group_id = g.id \
+                 LEFT JOIN users u ON u.id = m.user_id ORDER BY g.gid_lower, u.uid_lower",
+                &[],
+            )
+            .await?;
+        let mut out: Vec<Group> = Vec::new();
+        for r in rows {
+            let id = r.i64(0)?;
+            if out.last().is_none_or(|g| g.id != id) {
+                out.push(Group { id, gid: r.str(1)?, members: Vec::new() });
+            }
+            if let (Some(g), Some(uid)) = (out.last_mut(), r.opt_str(2)?) {
+                g.members.push(uid);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn groups_of(&self, user_id: i64) -> Result<Vec<String>> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT g.gid FROM user_groups g JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.gid_lower",
+                &[user_id.into()],
+            )
+            .await?;
+        rows.iter().map(|r| r.str(0).map_err(Into::into)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_follow_the_nextcloud_alphabet() {
+        for ok in ["alice", "a.b@c-d_e", "O'Brien", "x y"] {
+            assert!(check_uid(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", " lead", "a/b", "a\\b", "ümlaut", &"x".repeat(65)] {
+            assert!(check_uid(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_need_length_and_differ_from_the_id() {
+        assert!(check_password("alice", &Secret::new("short")).is_err());
+        assert!(check_password("alicealice", &Secret::new("AliceAlice")).is_err());
+        assert!(check_password("alice", &Secret::new("correct horse")).is_ok());
+    }
+}

@@ -1,0 +1,107 @@
+//! WebDAV (RFC 4918) with Nextcloud's extensions, over the file service.
+//!
+//! The server crate authenticates the request and picks the mount (whose tree,
+//! under which URL prefix); [`handle`] then decodes the path, evaluates the
+//! `If` header and dispatches on the method. Every operation goes through
+//! [`strongroom_core::Files`], which performs the authorization check.
+
+mod error;
+mod if_header;
+mod methods;
+mod paths;
+mod props;
+mod xml_in;
+mod xml_out;
+
+use axum::{body::Body, response::Response};
+use http::{Method, request::Parts};
+use strongroom_core::{Error, Files, Principal, TreePath, User, files::Ctx};
+
+pub use error::error_body;
+
+/// Largest XML request body accepted (PROPFIND, PROPPATCH, LOCK).
+pub const MAX_XML_BODY: usize = 1024 * 1024;
+
+/// The WebDAV service.
+#[derive(Clone)]
+pub struct Dav {
+    pub files: Files,
+    /// The installation's id, the suffix of every `oc:id`.
+    pub instance_id: String,
+}
+
+/// One request being served.
+pub(crate) struct Call<'a> {
+    pub dav: &'a Dav,
+    pub who: &'a Principal,
+    pub owner: &'a User,
+    /// URL path of the mount's root, without trailing slash.
+    pub prefix: &'a str,
+    pub path: TreePath,
+    pub parts: Parts,
+    /// Lock tokens submitted in the `If` header.
+    pub tokens: Vec<String>,
+}
+
+impl Call<'_> {
+    pub fn cx(&self) -> Ctx<'_> {
+        Ctx { who: self.who, owner: self.owner, tokens: &self.tokens }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn href(&self, path: &TreePath, folder: bool) -> String {
+        paths::href(self.prefix, path, folder)
+    }
+}
+
+/// Serves one WebDAV request on the tree of `owner`, mounted at `prefix`;
+/// `rel` is the raw (still percent-encoded) URL path below the prefix.
+pub async fn handle(
+    dav: &Dav,
+    who: &Principal,
+    owner: &User,
+    prefix: &str,
+    rel: &str,
+    req: http::Request<Body>,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = match paths::decode(rel) {
+        Ok(p) => p,
+        Err(e) => return error::response(&e, prefix),
+    };
+    let mut call = Call { dav, who, owner, prefix, path, parts, tokens: Vec::new() };
+    if let Err(e) = methods::conditions::evaluate_if(&mut call).await {
+        return error::response(&e, prefix);
+    }
+    dispatch(&call, body).await.unwrap_or_else(|e| error::response(&e, prefix))
+}
+
+async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    match call.parts.method.as_str() {
+        "OPTIONS" => Ok(methods::options()),
+        "GET" => methods::read::get(call, true).await,
+        "HEAD" => methods::read::get(call, false).await,
+        "PUT" => methods::write::put(call, body).await,
+        "DELETE" => methods::write::delete(call).await,
+        "MKCOL" => methods::write::mkcol(call, body).await,
+        "PROPFIND" => methods::propfind::propfind(call, body).await,
+        "PROPPATCH" => methods::proppatch::proppatch(call, body).await,
+        "COPY" => methods::copymove::copy_or_move(call, false).await,
+        "MOVE" => methods::copymove::copy_or_move(call, true).await,
+        "LOCK" => methods::lock::lock(call, body).await,
+        "UNLOCK" => methods::lock::unlock(call).await,
+        _ => Err(Error::NotAllowed(format!("method {} is not supported here", call.parts.method))),
+    }
+}
+
+/// True for methods this handler knows, so the router can refuse others early.
+pub fn is_dav_method(m: &Method) -> bool {
+    matches!(
+        m.as_str(),
+        "OPTIONS" | "GET" | "HEAD" | "PUT" | "DELETE" | "MKCOL" | "PROPFIND" | "PROPPATCH" | "COPY" | "MOVE"
+            | "LOCK" | "UNLOCK"
+    )
+}

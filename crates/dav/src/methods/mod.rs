@@ -1,0 +1,61 @@
+//! One module per group of WebDAV methods.
+
+pub mod conditions;
+pub mod copymove;
+pub mod lock;
+pub mod propfind;
+pub mod proppatch;
+pub mod read;
+pub mod write;
+
+use axum::{body::Body, response::Response};
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use strongroom_core::Error;
+
+use crate::MAX_XML_BODY;
+
+pub fn options() -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    h.insert("DAV", HeaderValue::from_static("1, 2"));
+    h.insert("MS-Author-Via", HeaderValue::from_static("DAV"));
+    h.insert(
+        header::ALLOW,
+        HeaderValue::from_static(
+            "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK",
+        ),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    r
+}
+
+/// Reads a whole (XML) request body, refusing one over [`MAX_XML_BODY`].
+pub async fn read_small_body(body: Body) -> Result<Vec<u8>, Error> {
+    let limited = http_body_util::Limited::new(body, MAX_XML_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::TooLarge(format!("request bodies are limited to {MAX_XML_BODY} bytes")))
+        }
+        Err(e) => Err(Error::BadRequest(format!("the request body could not be read: {e}"))),
+    }
+}
+
+/// Adds the identity headers Nextcloud clients read after a change.
+pub fn identity_headers(r: &mut Response, dav: &crate::Dav, node: &strongroom_core::Node) {
+    let etag = format!("\"{}\"", node.etag);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v.clone());
+        h.insert("OC-ETag", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&crate::props::oc_id(node.id, &dav.instance_id)) {
+        h.insert("OC-FileId", v);
+    }
+}
+
+pub fn with_status(code: StatusCode) -> Response {
+    crate::error::status(code)
+}

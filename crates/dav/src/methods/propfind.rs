@@ -1,0 +1,182 @@
+//! PROPFIND: one indexed query for the folder's children, properties computed
+//! from the rows, dead properties fetched only when asked for.
+
+use std::collections::HashMap;
+
+use axum::{body::Body, response::Response};
+use http::{HeaderValue, StatusCode, header};
+use strongroom_core::{Error, Node, TreePath, files::DeadProp};
+
+use crate::{
+    Call,
+    error::XML,
+    props::{ALLPROP, LiveCtx, live},
+    xml_in::{self, Elem},
+    xml_out::{self, DAV},
+};
+
+/// What the client asked for.
+enum Request {
+    AllProp(Vec<(String, String)>),
+    PropName,
+    Prop(Vec<(String, String)>),
+}
+
+pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let deep = match call.header("depth").map(str::trim) {
+        Some("0") => false,
+        Some("1") | None => true,
+        Some(d) if d.eq_ignore_ascii_case("infinity") => {
+            return Ok(crate::error::error_body(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "PROPFIND with Depth: infinity is not supported",
+                "<d:propfind-finite-depth/>",
+            ));
+        }
+        Some(_) => return Err(Error::BadRequest("invalid Depth header".into())),
+    };
+    let bytes = super::read_small_body(body).await?;
+    let request = parse_request(&bytes)?;
+    let cx = call.cx();
+    let node = call.dav.files.stat(&cx, &call.path).await?.ok_or(Error::NotFound)?;
+    let mut entries: Vec<(TreePath, Node)> = Vec::new();
+    let children = if deep && node.is_folder() { call.dav.files.children(&cx, &node).await? } else { Vec::new() };
+    entries.push((call.path.clone(), node));
+    for c in children {
+        let p = call.path.join(&c.name)?;
+        entries.push((p, c));
+    }
+    let wanted = |ns: &str, name: &str| match &request {
+        Request::Prop(list) => list.iter().any(|(a, b)| a == ns && b == name),
+        _ => true,
+    };
+    let locks = if wanted(DAV, "lockdiscovery") { call.dav.files.locks().all(call.owner.id).await? } else { Vec::new() };
+    let usage = if wanted(DAV, "quota-used-bytes") || wanted(DAV, "quota-available-bytes") {
+        call.dav.files.usage(&cx).await?
+    } else {
+        (0, -1)
+    };
+    let needs_dead = match &request {
+        Request::Prop(list) => list.iter().any(|(ns, n)| !is_live_name(ns, n)),
+        _ => true,
+    };
+    let dead = if needs_dead {
+        let refs: Vec<&Node> = entries.iter().map(|(_, n)| n).collect();
+        call.dav.files.dead_props(&cx, &refs).await?
+    } else {
+        HashMap::new()
+    };
+    let live_cx = LiveCtx { prefix: call.prefix, owner: call.owner, instance_id: &call.dav.instance_id, locks: &locks, usage };
+    let mut out = xml_out::multistatus_start();
+    for (path, node) in &entries {
+        write_response(&mut out, call, &live_cx, &request, path, node, dead.get(&node.id).map(Vec::as_slice).unwrap_or(&[]));
+    }
+    xml_out::multistatus_end(&mut out);
+    Ok(multistatus(out))
+}
+
+pub fn multistatus(body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::MULTI_STATUS;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(XML));
+    r
+}
+
+fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Request::AllProp(Vec::new()));
+    }
+    let root = xml_in::parse(bytes).map_err(|e| Error::BadRequest(e.0))?;
+    if !root.is(DAV, "propfind") {
+        return Err(Error::BadRequest("the body must be a DAV:propfind element".into()));
+    }
+    let names = |e: &Elem| e.elems().map(|p| (p.ns.clone(), p.name.clone())).collect::<Vec<_>>();
+    if let Some(p) = root.child(DAV, "prop") {
+        return Ok(Request::Prop(names(p)));
+    }
+    if root.child(DAV, "propname").is_some() {
+        return Ok(Request::PropName);
+    }
+    if root.child(DAV, "allprop").is_some() {
+        let include = root.child(DAV, "include").map(names).unwrap_or_default();
+        return Ok(Request::AllProp(include));
+    }
+    Err(Error::BadRequest("DAV:propfind needs prop, allprop or propname".into()))
+}
+
+fn is_live_name(ns: &str, name: &str) -> bool {
+    crate::props::is_protected(ns, name) || (ns == crate::xml_out::OC && name == "favorite")
+}
+
+fn write_response(
+    out: &mut String,
+    call: &Call<'_>,
+    cx: &LiveCtx<'_>,
+    request: &Request,
+    path: &TreePath,
+    node: &Node,
+    dead: &[DeadProp],
+) {
+    let mut found = String::new();
+    let mut missing = String::new();
+    let find = |ns: &str, name: &str| -> Option<String> {
+        live(cx, node, path, ns, name)
+            .or_else(|| dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone()))
+    };
+    match request {
+        Request::Prop(list) => {
+            for (ns, name) in list {
+                match find(ns, name) {
+                    Some(v) => xml_out::prop(&mut found, ns, name, &v),
+                    None => xml_out::prop(&mut missing, ns, name, ""),
+                }
+            }
+        }
+        Request::AllProp(include) => {
+            for (ns, name) in ALLPROP {
+                if let Some(v) = live(cx, node, path, ns, name) {
+                    xml_out::prop(&mut found, ns, name, &v);
+                }
+            }
+            for d in dead {
+                xml_out::prop(&mut found, &d.ns, &d.name, &d.value);
+            }
+            for (ns, name) in include {
+                let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name) || dead.iter().any(|d| d.ns == *ns && d.name == *name);
+                if !listed {
+                    match live(cx, node, path, ns, name) {
+                        Some(v) => xml_out::prop(&mut found, ns, name, &v),
+                        None => xml_out::prop(&mut missing, ns, name, ""),
+                    }
+                }
+            }
+        }
+        Request::PropName => {
+            for (ns, name) in ALLPROP {
+                if live(cx, node, path, ns, name).is_some() {
+                    xml_out::prop(&mut found, ns, name, "");
+                }
+            }
+            for d in dead {
+                xml_out::prop(&mut found, &d.ns, &d.name, "");
+            }
+        }
+    }
+    out.push_str("<d:response><d:href>");
+    out.push_str(&xml_out::escape(&call.href(path, node.is_folder())));
+    out.push_str("</d:href>");
+    propstat(out, &found, 200);
+    if !missing.is_empty() {
+        propstat(out, &missing, 404);
+    }
+    out.push_str("</d:response>");
+}
+
+pub fn propstat(out: &mut String, props: &str, code: u16) {
+    out.push_str("<d:propstat><d:prop>");
+    out.push_str(props);
+    out.push_str("</d:prop><d:status>");
+    out.push_str(&xml_out::status_line(code));
+    out.push_str("</d:status></d:propstat>");
+}

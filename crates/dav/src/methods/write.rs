@@ -1,0 +1,93 @@
+//! PUT, DELETE and MKCOL.
+
+use axum::{body::Body, response::Response};
+use futures_util::TryStreamExt;
+use http::{HeaderValue, StatusCode, header};
+use strongroom_core::{Error, files::PutOptions};
+
+use crate::{
+    Call,
+    if_header::strip_etag,
+    methods::{identity_headers, with_status},
+};
+
+pub async fn put(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    if call.header("content-range").is_some() {
+        return Err(Error::BadRequest("partial PUT with Content-Range is not supported".into()));
+    }
+    let opts = put_options(call)?;
+    let mtime_set = opts.mtime.is_some();
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let out = call.dav.files.put(&call.cx(), &call.path, stream, opts).await?;
+    let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
+    identity_headers(&mut r, call.dav, &out.node);
+    if mtime_set {
+        r.headers_mut().insert("X-OC-MTime", HeaderValue::from_static("accepted"));
+    }
+    Ok(r)
+}
+
+fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
+    let expected_len = match call.parts.headers.get(header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| Error::BadRequest("invalid Content-Length".into()))?,
+        ),
+        None if call.parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
+        None => Some(0),
+    };
+    let mtime = match call.header("x-oc-mtime") {
+        Some(v) => Some(parse_mtime(v)?),
+        None => None,
+    };
+    let if_match = call.header("if-match").map(|v| strip_etag(v).to_owned()).filter(|v| v != "*");
+    let if_none_match_any = call.header("if-none-match").is_some_and(|v| v.trim() == "*");
+    if call.header("if-match").is_some_and(|v| v.trim() == "*") {
+        // "*" only requires that something exists.
+        return Ok(PutOptions { mtime, expected_len, if_match: None, if_none_match_any, require_existing: true });
+    }
+    Ok(PutOptions { mtime, expected_len, if_match, if_none_match_any, require_existing: false })
+}
+
+/// `X-OC-Mtime`: Unix seconds, possibly with a fraction.
+fn parse_mtime(v: &str) -> Result<i64, Error> {
+    let bad = || Error::BadRequest("X-OC-Mtime must be a Unix time in seconds".into());
+    let secs: f64 = v.trim().parse().map_err(|_| bad())?;
+    if !secs.is_finite() || secs < 0.0 || secs > 4_102_444_800.0 {
+        return Err(bad());
+    }
+    Ok(secs as i64)
+}
+
+pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
+    if call.header("depth").is_some_and(|d| !d.trim().eq_ignore_ascii_case("infinity")) {
+        return Err(Error::BadRequest("DELETE only supports Depth: infinity".into()));
+    }
+    if let Some(v) = call.header("if-match") {
+        let node = call.dav.files.stat(&call.cx(), &call.path).await?.ok_or(Error::NotFound)?;
+        if !crate::methods::read::etag_list_matches(v, &node.etag) {
+            return Err(Error::PreconditionFailed("the resource has changed".into()));
+        }
+    }
+    call.dav.files.delete(&call.cx(), &call.path).await?;
+    Ok(with_status(StatusCode::NO_CONTENT))
+}
+
+pub async fn mkcol(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let has_body = call.parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || call.parts.headers.contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        let bytes = crate::methods::read_small_body(body).await?;
+        if !bytes.is_empty() {
+            return Err(Error::UnsupportedMediaType("MKCOL with a request body is not supported".into()));
+        }
+    }
+    let node = call.dav.files.mkdir(&call.cx(), &call.path).await?;
+    let mut r = with_status(StatusCode::CREATED);
+    identity_headers(&mut r, call.dav, &node);
+    r.headers_mut().remove(header::ETAG);
+    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    Ok(r)
+}

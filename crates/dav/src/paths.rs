@@ -1,0 +1,137 @@
+//! From request URLs to tree paths and back.
+//!
+//! A URL path is split on `/` first and each segment percent-decoded once, so
+//! an encoded `/` (`%2F`) can never separate segments; the decoded segments
+//! then pass the tree's name rules ([`TreePath`]), which refuse `..`, NUL,
+//! control characters and over-long names whatever their encoding.
+
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use strongroom_core::{Error, TreePath};
+
+/// Characters escaped in hrefs we emit: everything but unreserved and `/`-free sub-delims.
+const HREF: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}')
+    .add(b'&')
+    .add(b'\'')
+    .add(b'+')
+    .add(b';')
+    .add(b'=')
+    .add(b':')
+    .add(b'@')
+    .add(b'$')
+    .add(b',');
+
+/// Decodes the part of a URL path below a mount point into a tree path.
+pub fn decode(raw: &str) -> Result<TreePath, Error> {
+    if raw.contains('#') {
+        return Err(Error::BadRequest("a request URI must not contain a fragment".into()));
+    }
+    let mut segments = Vec::new();
+    for seg in raw.split('/') {
+        let bytes: Vec<u8> = percent_decode_str(seg).collect();
+        let s = String::from_utf8(bytes)
+            .map_err(|_| Error::BadRequest("the path is not valid UTF-8".into()))?;
+        segments.push(s);
+    }
+    TreePath::from_segments(segments)
+}
+
+/// The URL path of a node below `prefix` (which has no trailing slash).
+pub fn href(prefix: &str, path: &TreePath, folder: bool) -> String {
+    let mut out = String::with_capacity(prefix.len() + 32);
+    out.push_str(prefix);
+    for s in path.segments() {
+        out.push('/');
+        out.extend(utf8_percent_encode(s, HREF));
+    }
+    if folder || path.is_root() {
+        out.push('/');
+    }
+    out
+}
+
+/// Where a `Destination` header points.
+#[derive(Debug)]
+pub enum Destination {
+    /// Inside the same mount as the request.
+    Here(TreePath),
+    /// Another host.
+    OtherServer,
+    /// This server, but outside the tree the request works in.
+    OtherTree,
+}
+
+/// Interprets a `Destination` header (a full URL or an absolute path).
+pub fn destination(value: &str, host: Option<&str>, prefix: &str) -> Result<Destination, Error> {
+    let path = if let Some(rest) = value.strip_prefix("http://").or_else(|| value.strip_prefix("https://")) {
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
+            return Ok(Destination::OtherServer);
+        }
+        path
+    } else if value.starts_with('/') {
+        value
+    } else {
+        return Err(Error::BadRequest("the Destination header is not a URL".into()));
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    // Compare the mount prefix on whole, decoded segments.
+    let prefix_tree = decode(prefix)?;
+    let full = decode(path)?;
+    if !full.starts_with(&prefix_tree) {
+        return Ok(Destination::OtherTree);
+    }
+    let rel: Vec<String> = full.segments()[prefix_tree.segments().len()..].to_vec();
+    Ok(Destination::Here(TreePath::from_segments(rel)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_each_segment_once() {
+        assert_eq!(decode("/a%20b/c").unwrap().to_key(), "/a b/c");
+        assert!(decode("/a%2Fb").is_err(), "encoded slash");
+        assert!(decode("/%2e%2e/x").is_err(), "encoded dot-dot");
+        assert!(decode("/a/../b").is_err());
+        assert!(decode("/a%00b").is_err());
+        assert!(decode("/%C3%28").is_err(), "invalid UTF-8");
+        assert!(decode("/a%5Cb").is_err(), "backslash");
+    }
+
+    #[test]
+    fn hrefs_round_trip() {
+        let p = TreePath::from_segments(["Sp ace", "Ün#1.txt"]).unwrap();
+        let h = href("/remote.php/dav/files/alice", &p, false);
+        assert_eq!(h, "/remote.php/dav/files/alice/Sp%20ace/%C3%9Cn%231.txt");
+        assert_eq!(decode(&h["/remote.php/dav/files/alice".len()..]).unwrap(), p);
+    }
+
+    #[test]
+    fn destinations_stay_in_the_tree() {
+        let pre = "/remote.php/dav/files/alice";
+        let d = destination("http://h:1/remote.php/dav/files/alice/x", Some("h:1"), pre).unwrap();
+        assert!(matches!(d, Destination::Here(p) if p.to_key() == "/x"));
+        let d = destination("http://evil/remote.php/dav/files/alice/x", Some("h:1"), pre).unwrap();
+        assert!(matches!(d, Destination::OtherServer));
+        let d = destination("/remote.php/dav/files/bob/x", Some("h:1"), pre).unwrap();
+        assert!(matches!(d, Destination::OtherTree));
+        let d = destination("/remote.php/dav/files/alice2/x", Some("h:1"), pre).unwrap();
+        assert!(matches!(d, Destination::OtherTree));
+    }
+}

@@ -1,0 +1,118 @@
+//! Opening an installation: database, migrations, blob store, services, and
+//! the first-start set-up (instance id and the first admin account).
+
+use std::path::Path;
+
+use strongroom_core::{Files, Users, secret::Secret};
+use strongroom_dav::Dav;
+use strongroom_store::{BlobStore, Db, Val};
+
+use crate::config::Config;
+
+/// Everything a request handler or an admin command needs.
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub users: Users,
+    pub files: Files,
+    pub dav: Dav,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot prepare the data folder {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot open the database: {0}")]
+    Db(#[from] strongroom_store::DbError),
+    #[error("{0}")]
+    Core(#[from] strongroom_core::Error),
+}
+
+impl App {
+    /// Opens the installation described by `config`, creating and migrating
+    /// what does not exist yet.
+    pub async fn open(config: &Config) -> Result<App, OpenError> {
+        prepare_dir(&config.data_dir)?;
+        let blob_dir = config.blob_dir();
+        prepare_dir(&blob_dir)?;
+        let db = Db::connect(&config.database_url(), config.max_connections()).await?;
+        db.migrate().await?;
+        let blobs = BlobStore::local(&blob_dir).map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
+        blobs.clean_partial().map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
+        let instance_id = instance_id(&db).await?;
+        let users = Users::new(db.clone());
+        let files = Files::new(db.clone(), blobs);
+        let dav = Dav { files: files.clone(), instance_id };
+        Ok(App { db, users, files, dav })
+    }
+
+    /// On the very first start, creates the admin account. Returns the
+    /// generated password when one was made (for the caller to show once).
+    pub async fn bootstrap_admin(&self, name: &str, password_file: Option<&Path>) -> Result<Option<Secret>, String> {
+        let text = |e: &dyn std::fmt::Display| e.to_string();
+        if meta_get(&self.db, "initialized").await.map_err(|e| text(&e))?.is_some() {
+            return Ok(None);
+        }
+        let (password, generated) = match password_file {
+            Some(f) => (crate::cli::read_password_file(f)?, false),
+            None => (Secret::new(generate_password()), true),
+        };
+        if self.users.get(name).await.map_err(|e| text(&e))?.is_none() {
+            self.users.create(name, &password, None).await.map_err(|e| text(&e))?;
+        }
+        match self.users.group_create("admin").await {
+            Ok(()) | Err(strongroom_core::Error::AlreadyExists(_)) => {}
+            Err(e) => return Err(text(&e)),
+        }
+        self.users.group_add_user("admin", name).await.map_err(|e| text(&e))?;
+        meta_set(&self.db, "initialized", "1").await.map_err(|e| text(&e))?;
+        Ok(generated.then_some(password))
+    }
+}
+
+/// Creates a folder readable by the server's user only.
+fn prepare_dir(dir: &Path) -> Result<(), OpenError> {
+    let err = |e| OpenError::DataDir(dir.display().to_string(), e);
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+async fn meta_get(db: &Db, key: &str) -> Result<Option<String>, strongroom_store::DbError> {
+    match db.row("SELECT v FROM sr_meta WHERE k = ?", &[key.into()]).await? {
+        Some(r) => Ok(Some(r.str(0)?)),
+        None => Ok(None),
+    }
+}
+
+async fn meta_set(db: &Db, key: &str, value: &str) -> Result<(), strongroom_store::DbError> {
+    db.exec("DELETE FROM sr_meta WHERE k = ?", &[key.into()]).await?;
+    db.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[Val::from(key), Val::from(value)]).await?;
+    Ok(())
+}
+
+/// The installation's stable id: `oc` and ten random lower-case letters or digits.
+async fn instance_id(db: &Db) -> Result<String, strongroom_store::DbError> {
+    if let Some(id) = meta_get(db, "instance_id").await? {
+        return Ok(id);
+    }
+    let id = format!("oc{}", random_chars(10, b"abcdefghijklmnopqrstuvwxyz0123456789"));
+    // Two nodes starting at once: the first insert wins, the other reads it.
+    let _ = db.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[Val::from("instance_id"), Val::from(id.as_str())]).await;
+    Ok(meta_get(db, "instance_id").await?.unwrap_or(id))
+}
+
+fn random_chars(n: usize, alphabet: &[u8]) -> String {
+    (0..n).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect()
+}
+
+/// A generated password: 24 characters from an alphabet without look-alikes.
+pub fn generate_password() -> String {
+    random_chars(24, b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+}

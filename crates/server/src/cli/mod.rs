@@ -1,0 +1,151 @@
+//! The command line: `serve`, `db migrate`, and the admin commands, which work
+//! on the same database as the server (found through the same `--data-dir` or
+//! `--config`).
+
+mod accounts;
+
+use std::{
+    io::{BufRead, IsTerminal},
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use clap::{Parser, Subcommand};
+use strongroom_core::secret::Secret;
+
+use crate::{
+    app::App,
+    config::{Config, Overrides},
+};
+
+#[derive(Parser)]
+#[command(name = "strongroom", version, about = "A file sync-and-share server that speaks Nextcloud's protocols")]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "STRONGROOM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder (database and content by default).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on, ADDRESS:PORT.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Name of the admin account created on first start.
+        #[arg(long, default_value = "admin")]
+        admin_user: String,
+        /// Read the first admin's password from this file instead of generating one.
+        #[arg(long)]
+        admin_password_file: Option<PathBuf>,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: accounts::UserCommand,
+    },
+    /// Manage groups.
+    Group {
+        #[command(subcommand)]
+        command: accounts::GroupCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply pending schema migrations.
+    Migrate,
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let flags = Overrides { data_dir: cli.data_dir.clone(), listen };
+    let config = match Config::load(cli.config.as_deref(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strongroom: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(&config.log);
+    match execute(cli.command, &config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strongroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command, config: &Config) -> Result<(), String> {
+    let app = App::open(config).await.map_err(|e| e.to_string())?;
+    match command {
+        Command::Serve { admin_user, admin_password_file, .. } => serve(app, config, &admin_user, admin_password_file.as_deref()).await,
+        Command::Db { command: DbCommand::Migrate } => {
+            // App::open has applied them; a second run finds nothing to do.
+            let ran = app.db.migrate().await.map_err(|e| e.to_string())?;
+            println!("database is up to date ({ran} migrations applied now)");
+            Ok(())
+        }
+        Command::User { command } => accounts::user(&app, command).await,
+        Command::Group { command } => accounts::group(&app, command).await,
+    }
+}
+
+async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Path>) -> Result<(), String> {
+    match app.bootstrap_admin(admin, password_file).await? {
+        Some(pw) => {
+            // Shown once, on standard output, never through the log.
+            println!("Created the admin account {admin:?} with the password: {}", pw.expose());
+            println!("Store it now; it will not be shown again.");
+        }
+        None => {}
+    }
+    let addr = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(address = %local, database = app.db.dialect_name(), "listening");
+    println!("Strongroom listening on http://{local}");
+    crate::http::serve(app, listener).await.map_err(|e| e.to_string())
+}
+
+/// Reads a password from a file (first line, without its line ending).
+/// Refuses files that others may read.
+pub fn read_password_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").to_owned();
+    if line.is_empty() {
+        return Err(format!("{} holds no password", path.display()));
+    }
+    Ok(Secret::new(line))
+}
+
+/// Reads a new password from standard input (one line), prompting on a terminal.
+pub fn read_password_stdin() -> Result<Secret, String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("New password: ");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        return Err("no password given on standard input".into());
+    }
+    Ok(Secret::new(pw))
+}

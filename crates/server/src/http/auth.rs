@@ -1,0 +1,86 @@
+//! Resolves every request to exactly one principal (or anonymous) before any
+//! handler runs. Bad credentials end the request here with 401.
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
+use base64::Engine;
+use http::{HeaderValue, StatusCode, header};
+use strongroom_core::{Error, Principal, User, secret::Secret};
+
+use crate::app::App;
+
+/// Who the request acts as, placed in the request's extensions.
+#[derive(Clone)]
+pub enum Auth {
+    Anonymous,
+    User(Box<User>),
+}
+
+impl Auth {
+    pub fn principal(&self) -> Option<(Principal, &User)> {
+        match self {
+            Auth::Anonymous => None,
+            Auth::User(u) => Some((Principal { user_id: u.id, uid: u.uid.clone() }, u)),
+        }
+    }
+}
+
+pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let auth = match req.headers().get(header::AUTHORIZATION) {
+        None => Auth::Anonymous,
+        Some(v) => match basic_credentials(v) {
+            None => return unauthorized(&req, "malformed Authorization header"),
+            Some((login, password)) => match app.users.verify_password(&login, &password).await {
+                Ok(Some(user)) => Auth::User(Box::new(user)),
+                Ok(None) => {
+                    tracing::info!(login = %login, "login failed");
+                    return unauthorized(&req, "invalid credentials");
+                }
+                Err(e) => return unavailable(&e),
+            },
+        },
+    };
+    if let Auth::User(u) = &auth {
+        tracing::Span::current().record("user", u.uid.as_str());
+    }
+    req.extensions_mut().insert(auth);
+    next.run(req).await
+}
+
+/// Splits `Basic base64(login:password)`.
+fn basic_credentials(v: &HeaderValue) -> Option<(String, Secret)> {
+    let v = v.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (login, password) = text.split_once(':')?;
+    if login.is_empty() || login.len() > 255 {
+        return None;
+    }
+    Some((login.to_owned(), Secret::new(password)))
+}
+
+/// A 401 with the challenge Nextcloud sends (none that would make a browser
+/// pop up a dialog for XMLHttpRequest callers).
+pub fn unauthorized(req: &Request, why: &str) -> Response {
+    let xhr = req.headers().get("x-requested-with").is_some_and(|v| v == "XMLHttpRequest");
+    let mut r = strongroom_dav::error_body(StatusCode::UNAUTHORIZED, "NotAuthenticated", why, "");
+    let challenge = if xhr { "DummyBasic realm=\"Strongroom\"" } else { "Basic realm=\"Strongroom\", charset=\"UTF-8\"" };
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    r
+}
+
+fn unavailable(e: &Error) -> Response {
+    tracing::warn!(error = %e, "authentication backend unavailable");
+    let mut r = Response::new(Body::from("service temporarily unavailable"));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}

@@ -1,0 +1,58 @@
+//! Maps URL prefixes to WebDAV mounts: `/remote.php/dav/files/USER/…` and the
+//! legacy `/remote.php/webdav/…` (the authenticated user's own files).
+
+use axum::{
+    extract::{Request, State},
+    response::Response,
+};
+use http::StatusCode;
+use percent_encoding::percent_decode_str;
+
+use super::auth::{Auth, unauthorized};
+use crate::app::App;
+
+const FILES: &str = "/remote.php/dav/files/";
+const WEBDAV: &str = "/remote.php/webdav";
+
+pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if let Some(rest) = path.strip_prefix(FILES) {
+        let (user_raw, below) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        return files(&app, req, user_raw, below).await;
+    }
+    if path == WEBDAV || path.starts_with("/remote.php/webdav/") {
+        let below = path[WEBDAV.len()..].to_owned();
+        return legacy(&app, req, &below).await;
+    }
+    not_found()
+}
+
+async fn files(app: &App, req: Request, user_raw: &str, below: &str) -> Response {
+    let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
+    let Some((who, me)) = auth.principal() else { return unauthorized(&req, "authentication required") };
+    let Ok(uid) = percent_decode_str(user_raw).decode_utf8() else { return not_found() };
+    // The tree named in the URL; the file service's door decides whether `who` may use it.
+    let owner = if uid.eq_ignore_ascii_case(&me.uid) {
+        Some(me.clone())
+    } else {
+        match app.users.get(&uid).await {
+            Ok(u) => u,
+            Err(e) => return strongroom_dav::error_body(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", &e.to_string(), ""),
+        }
+    };
+    let Some(owner) = owner else { return not_found() };
+    let prefix = format!("{FILES}{user_raw}");
+    strongroom_dav::handle(&app.dav, &who, &owner, &prefix, below, req).await
+}
+
+async fn legacy(app: &App, req: Request, below: &str) -> Response {
+    let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
+    let Some((who, me)) = auth.principal() else { return unauthorized(&req, "authentication required") };
+    let me = me.clone();
+    strongroom_dav::handle(&app.dav, &who, &me, WEBDAV, below, req).await
+}
+
+fn not_found() -> Response {
+    strongroom_dav::error_body(StatusCode::NOT_FOUND, "NotFound", "no such resource", "")
+}
+

@@ -1,0 +1,14 @@
+//! `strongroom`: the server and its admin command line in one binary.
+
+mod app;
+mod cli;
+mod config;
+mod http;
+mod logging;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cli::run().await
+}

@@ -1,0 +1,474 @@
+//! One connection pool per backend behind a small, dialect-neutral surface.
+//!
+//! sqlx's `Any` driver is avoided on purpose (it rejects several column types);
+//! instead every query is written once with `?` placeholders, rewritten to `$n`
+//! for PostgreSQL, and bound from the handful of value types this project uses.
+//!
+//! Query text is taken as `&str` so that `IN (…)` lists can be built; callers only
+//! ever join literal fragments and [`placeholders`], and bind every value.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    AssertSqlSafe, Row as _,
+    mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow},
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres},
+    sqlite::{
+        Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
+};
+
+/// The SQL dialect of a connection; a few statements differ per dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// A database failure, classified by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached or the connection broke; retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint was violated.
+    #[error("duplicate entry")]
+    Conflict,
+    /// A deadlock or serialization failure: the transaction may be retried.
+    #[error("transaction conflict, retry")]
+    Retry,
+    /// Anything else: a bug or a schema mismatch.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => DbError::Unavailable(e.to_string()),
+            sqlx::Error::Database(d) => {
+                if d.is_unique_violation() {
+                    return DbError::Conflict;
+                }
+                let code = d.code().unwrap_or_default();
+                // 40001/40P01: PostgreSQL serialization failure and deadlock; 1213/1205:
+                // InnoDB deadlock and lock wait timeout; 5/6: SQLITE_BUSY / SQLITE_LOCKED.
+                match code.as_ref() {
+                    "40001" | "40P01" | "1213" | "1205" | "5" | "6" | "517" => DbError::Retry,
+                    // 57P01..03: PostgreSQL admin shutdown; 08xxx: connection exceptions.
+                    c if c.starts_with("57P") || c.starts_with("08") => {
+                        DbError::Unavailable(e.to_string())
+                    }
+                    _ => DbError::Other(e.to_string()),
+                }
+            }
+            _ => DbError::Other(e.to_string()),
+        }
+    }
+}
+
+/// A value bound to a query parameter.
+#[derive(Debug, Clone)]
+pub enum Val {
+    I64(i64),
+    OptI64(Option<i64>),
+    Str(String),
+    OptStr(Option<String>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::I64(v)
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::OptI64(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Str(v.to_owned())
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Str(v)
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::OptStr(v)
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Self {
+        Val::OptStr(v.map(str::to_owned))
+    }
+}
+
+/// A result row of any backend, read by column index.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+    MySql(MySqlRow),
+}
+
+impl Row {
+    pub fn i64(&self, i: usize) -> Result<i64, DbError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+            Row::MySql(r) => r.try_get(i)?,
+        })
+    }
+
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, DbError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+            Row::MySql(r) => r.try_get(i)?,
+        })
+    }
+
+    pub fn str(&self, i: usize) -> Result<String, DbError> {
+        self.opt_str(i)?.ok_or_else(|| DbError::Other(format!("column {i} is NULL")))
+    }
+
+    pub fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+            // Columns with a binary collation (names compare byte-wise) are reported
+            // as binary by MySQL, so they are read as bytes and checked as UTF-8.
+            Row::MySql(r) => match r.try_get_unchecked::<Option<Vec<u8>>, _>(i)? {
+                None => None,
+                Some(b) => Some(
+                    String::from_utf8(b).map_err(|_| DbError::Other("non UTF-8 text".into()))?,
+                ),
+            },
+        })
+    }
+}
+
+/// A database handle: a pool of one backend.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// An open transaction; dropped without [`Tx::commit`] it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    MySql(sqlx::Transaction<'static, MySql>),
+}
+
+/// Rewrites `?` placeholders to PostgreSQL's `$1, $2, …`.
+fn pg_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Val::I64(v) => q.bind(*v),
+                Val::OptI64(v) => q.bind(*v),
+                Val::Str(v) => q.bind(v.clone()),
+                Val::OptStr(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+/// Runs `$body` with `$q` bound to the prepared query for whichever backend `$conn` is.
+macro_rules! on_backend {
+    ($self:expr, $sql:expr, $args:expr, |$q:ident, $c:ident, $wrap:ident| $body:expr) => {
+        match $self {
+            Self::Sqlite($c) => {
+                let $q = bind_all!(sqlx::query::<Sqlite>(AssertSqlSafe($sql)), $args);
+                let $wrap = Row::Sqlite;
+                $body
+            }
+            Self::Postgres($c) => {
+                let $q = bind_all!(
+                    sqlx::query::<Postgres>(AssertSqlSafe(pg_placeholders($sql))),
+                    $args
+                );
+                let $wrap = Row::Postgres;
+                $body
+            }
+            Self::MySql($c) => {
+                let $q = bind_all!(sqlx::query::<MySql>(AssertSqlSafe($sql)), $args);
+                let $wrap = Row::MySql;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Connects to the database named by `url` (`sqlite://`, `postgres://`, `mysql://`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let acquire = Duration::from_secs(5);
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| DbError::Other(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit is on stable storage before it is acknowledged.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|e| DbError::Other(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            let url = url.replacen("mariadb:", "mysql:", 1);
+            let opts = MySqlConnectOptions::from_str(&url)
+                .map_err(|e| DbError::Other(e.to_string()))?
+                .charset("utf8mb4");
+            let pool = MySqlPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .after_connect(|c, _| {
+                    Box::pin(async move {
+                        sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', SESSION transaction_isolation = 'READ-COMMITTED'").execute(c).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(opts)
+                .await?;
+            Ok(Db::MySql(pool))
+        } else {
+            Err(DbError::Other(format!(
+                "unsupported database URL scheme in {:?} (use sqlite://, postgres:// or mysql://)",
+                url.split(':').next().unwrap_or("")
+            )))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    /// The backend's name, for logs and diagnostics.
+    pub fn dialect_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+            Db::MySql(_) => "mysql",
+        }
+    }
+
+    /// Starts a transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails half way.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::MySql(p) => Tx::MySql(p.begin().await?),
+        })
+    }
+
+    pub async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, DbError> {
+        on_backend!(self, sql, args, |q, c, _w| Ok(q.execute(c).await?.rows_affected()))
+    }
+
+    pub async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Row>, DbError> {
+        on_backend!(self, sql, args, |q, c, w| Ok(q
+            .fetch_all(c)
+            .await?
+            .into_iter()
+            .map(w)
+            .collect()))
+    }
+
+    pub async fn row(&self, sql: &str, args: &[Val]) -> Result<Option<Row>, DbError> {
+        on_backend!(self, sql, args, |q, c, w| Ok(q.fetch_optional(c).await?.map(w)))
+    }
+
+    /// Runs a statement given as text (migrations), without parameters.
+    pub(crate) async fn exec_raw(&self, sql: String) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
+            Db::Postgres(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
+            Db::MySql(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
+        }
+        .map_err(DbError::from)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.row("SELECT 1", &[]).await.map(drop)
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+            Db::MySql(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    pub async fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64, DbError> {
+        on_backend!(self, sql, args, |q, c, _w| Ok(q.execute(&mut **c).await?.rows_affected()))
+    }
+
+    pub async fn rows(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, DbError> {
+        on_backend!(self, sql, args, |q, c, w| Ok(q
+            .fetch_all(&mut **c)
+            .await?
+            .into_iter()
+            .map(w)
+            .collect()))
+    }
+
+    pub async fn row(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, DbError> {
+        on_backend!(self, sql, args, |q, c, w| Ok(q.fetch_optional(&mut **c).await?.map(w)))
+    }
+
+    /// Inserts a row and returns the generated `id` column.
+    ///
+    /// `sql` is an `INSERT` without a `RETURNING` clause; PostgreSQL gets one added,
+    /// the others report the last insert id of the connection.
+    pub async fn insert(&mut self, sql: &str, args: &[Val]) -> Result<i64, DbError> {
+        match self {
+            Tx::Sqlite(c) => {
+                let q = bind_all!(sqlx::query::<Sqlite>(AssertSqlSafe(sql)), args);
+                Ok(q.execute(&mut **c).await?.last_insert_rowid())
+            }
+            Tx::Postgres(c) => {
+                let text = format!("{} RETURNING id", pg_placeholders(sql));
+                let q = bind_all!(sqlx::query::<Postgres>(AssertSqlSafe(text)), args);
+                Ok(q.fetch_one(&mut **c).await?.try_get(0)?)
+            }
+            Tx::MySql(c) => {
+                let q = bind_all!(sqlx::query::<MySql>(AssertSqlSafe(sql)), args);
+                let id = q.execute(&mut **c).await?.last_insert_id();
+                i64::try_from(id).map_err(|_| DbError::Other("insert id overflow".into()))
+            }
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+            Tx::MySql(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Makes the `?, ?, …` placeholders of an `IN (…)` list of `n` values (at least one).
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        assert_eq!(pg_placeholders("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(pg_placeholders("SELECT 1"), "SELECT 1");
+    }
+}
+
+/// What both a pool and a transaction can run: lets read helpers serve either.
+pub trait Conn: Send {
+    fn row<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Val],
+    ) -> impl Future<Output = Result<Option<Row>, DbError>> + Send + 'a;
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Val],
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send + 'a;
+}
+
+impl Conn for Db {
+    fn row<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Val],
+    ) -> impl Future<Output = Result<Option<Row>, DbError>> + Send + 'a {
+        Db::row(self, sql, args)
+    }
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Val],
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send + 'a {
+        Db::rows(self, sql, args)
+    }
+}
+
+impl Conn for Tx {
+    fn row<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Val],
+    ) -> impl Future<Output = Result<Option<Row>, DbError>> + Send + 'a {
+        Tx::row(self, sql, args)
+    }
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: &'a [Val],
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send + 'a {
+        Tx::rows(self, sql, args)
+    }
+}

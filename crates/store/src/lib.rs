@@ -1,0 +1,14 @@
+//! Persistence for Strongroom: the SQL database (SQLite, PostgreSQL, MySQL/MariaDB)
+//! and the blob store for file content.
+//!
+//! Nothing in this crate knows about users, files or HTTP; it offers a small,
+//! dialect-neutral way to run SQL ([`Db`], [`Tx`]) and an immutable blob store
+//! ([`BlobStore`]). The domain crates above write their own queries on top.
+
+mod blobs;
+mod db;
+mod migrations;
+
+pub use blobs::{BlobKey, BlobStore, BlobWriter};
+pub use opendal::Error as BlobError;
+pub use db::{Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};
