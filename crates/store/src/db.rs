@@ -267,7 +267,13 @@ impl Db {
                 .acquire_timeout(acquire)
                 .after_connect(|c, _| {
                     Box::pin(async move {
-                        sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', SESSION transaction_isolation = 'READ-COMMITTED'").execute(c).await?;
+                        // Strict mode refuses over-long values instead of truncating them.
+                        sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+                            .execute(&mut *c)
+                            .await?;
+                        sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            .execute(&mut *c)
+                            .await?;
                         Ok(())
                     })
                 })
