@@ -1,0 +1,259 @@
+//! Starts the real `strongroom` binary on an ephemeral port with a fresh data
+//! folder and, for PostgreSQL and MariaDB, a fresh database of its own.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A database backend the tests can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// SQLite always; PostgreSQL and MariaDB when their URLs are in the environment.
+pub fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    if std::env::var("STRONGROOM_TEST_POSTGRES").is_ok() {
+        v.push(Backend::Postgres);
+    }
+    if std::env::var("STRONGROOM_TEST_MYSQL").is_ok() {
+        v.push(Backend::MySql);
+    }
+    v
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_strongroom"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sr-it-{tag}-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A database created for one test and dropped afterwards.
+pub struct TestDb {
+    pub backend: Backend,
+    /// URL the server connects with (None for SQLite in the data folder).
+    pub url: Option<String>,
+    admin_url: Option<String>,
+    name: String,
+}
+
+fn replace_db(url: &str, name: &str) -> String {
+    let (base, rest) = url.rsplit_once('/').expect("database URL has a path");
+    let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    format!("{base}/{name}{query}")
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> TestDb {
+        let name = format!("t_{}", rand::random::<u32>());
+        let admin_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(std::env::var("STRONGROOM_TEST_POSTGRES").unwrap()),
+            Backend::MySql => Some(std::env::var("STRONGROOM_TEST_MYSQL").unwrap()),
+        };
+        if let Some(u) = &admin_url {
+            run_admin_sql(backend, u, &format!("CREATE DATABASE {name}")).await;
+        }
+        let url = admin_url.as_deref().map(|u| replace_db(u, &name));
+        TestDb { backend, url, admin_url, name }
+    }
+
+    pub async fn drop_db(&self) {
+        if let Some(u) = &self.admin_url {
+            let sql = match self.backend {
+                Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                _ => format!("DROP DATABASE IF EXISTS {}", self.name),
+            };
+            run_admin_sql(self.backend, u, &sql).await;
+        }
+    }
+}
+
+async fn run_admin_sql(backend: Backend, url: &str, sql: &str) {
+    use sqlx::{AssertSqlSafe, Connection};
+    match backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await.expect("connect to PostgreSQL");
+            sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect(sql);
+        }
+        Backend::MySql => {
+            let mut c = sqlx::MySqlConnection::connect(url).await.expect("connect to MariaDB");
+            sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect(sql);
+        }
+        Backend::Sqlite => {}
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub base: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub db: TestDb,
+    child: Option<Child>,
+    /// Everything the server wrote to stdout and stderr.
+    pub output: Arc<Mutex<String>>,
+    pub client: Client,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[]).await
+    }
+
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
+        let db = TestDb::create(backend).await;
+        let data_dir = temp_dir("data");
+        let pw = data_dir.with_extension("pw");
+        std::fs::write(&pw, ADMIN_PASSWORD).unwrap();
+        let mut s = Server {
+            base: String::new(),
+            port: 0,
+            data_dir,
+            db,
+            child: None,
+            output: Arc::new(Mutex::new(String::new())),
+            client: Client::builder().pool_max_idle_per_host(16).build().unwrap(),
+            extra_env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        };
+        s.spawn(&[("--admin-password-file", pw.to_str().unwrap())]);
+        s.wait_ready().await;
+        s
+    }
+
+    /// A command on this server's installation (same data folder and database).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--data-dir").arg(&self.data_dir);
+        if let Some(u) = &self.db.url {
+            c.env("STRONGROOM_DATABASE_URL", u);
+        }
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn spawn(&mut self, extra: &[(&str, &str)]) {
+        if self.port == 0 {
+            self.port = free_port();
+            self.base = format!("http://127.0.0.1:{}", self.port);
+        }
+        let mut c = self.command();
+        c.arg("serve").arg("--listen").arg(format!("127.0.0.1:{}", self.port));
+        for (k, v) in extra {
+            c.arg(k).arg(v);
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = c.spawn().expect("start strongroom");
+        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+            let out = self.output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        self.child = Some(child);
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(format!("{}/status.php", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not start:\n{}", self.output.lock().unwrap());
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, data and database.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn(&[]);
+        self.wait_ready().await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("server running")
+    }
+
+    pub fn log(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request to `path` under the user's files, with Basic auth.
+    pub fn dav(&self, method: &str, user: &str, password: &str, path: &str) -> RequestBuilder {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let url = format!("{}/remote.php/dav/files/{user}{path}", self.base);
+        self.client.request(m, url).basic_auth(user, Some(password))
+    }
+
+    pub fn admin(&self, method: &str, path: &str) -> RequestBuilder {
+        self.dav(method, "admin", ADMIN_PASSWORD, path)
+    }
+
+    /// Creates a user through the command line.
+    pub fn add_user(&self, uid: &str, password: &str) {
+        let pwf = self.data_dir.with_extension(format!("{uid}.pw"));
+        std::fs::write(&pwf, password).unwrap();
+        let out = self.command().args(["user", "add", uid, "--password-file"]).arg(&pwf).output().unwrap();
+        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub async fn stop(mut self) {
+        self.kill();
+        self.db.drop_db().await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The body of a response as text, with its status.
+pub async fn text(r: Response) -> (u16, String) {
+    let s = r.status().as_u16();
+    (s, r.text().await.unwrap_or_default())
+}

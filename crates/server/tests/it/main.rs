@@ -1,0 +1,7 @@
+//! Integration tests: the real binary, real HTTP, every database backend the
+//! environment offers (SQLite always; PostgreSQL and MariaDB when
+//! `STRONGROOM_TEST_POSTGRES` / `STRONGROOM_TEST_MYSQL` hold URLs).
+
+mod harness;
+mod webdav;
+
