@@ -70,13 +70,22 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let path = match paths::decode(rel) {
         Ok(p) => p,
-        Err(e) => return error::response(&e, prefix),
+        Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
     };
     let mut call = Call { dav, who, owner, prefix, path, parts, tokens: Vec::new() };
     if let Err(e) = methods::conditions::evaluate_if(&mut call).await {
-        return error::response(&e, prefix);
+        return refuse_unread(body, error::response(&e, prefix)).await;
     }
     dispatch(&call, body).await.unwrap_or_else(|e| error::response(&e, prefix))
+}
+
+/// Answers a request refused before its body was read. A small body is read
+/// and dropped first: closing a connection with unread data makes the kernel
+/// reset it, and the client could lose the answer.
+pub async fn refuse_unread(body: Body, response: Response) -> Response {
+    let drain = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_XML_BODY));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    response
 }
 
 async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {

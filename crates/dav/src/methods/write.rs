@@ -38,6 +38,12 @@ fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         None if call.parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
         None => Some(0),
     };
+    // Clients that announce the total separately must agree with the body's framing.
+    if let (Some(len), Some(total)) = (expected_len, call.header("oc-total-length")) {
+        if total.trim().parse::<u64>().ok() != Some(len) {
+            return Err(Error::BadRequest("OC-Total-Length does not match Content-Length".into()));
+        }
+    }
     let mtime = match call.header("x-oc-mtime") {
         Some(v) => Some(parse_mtime(v)?),
         None => None,

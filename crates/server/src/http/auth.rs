@@ -33,12 +33,12 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     let auth = match req.headers().get(header::AUTHORIZATION) {
         None => Auth::Anonymous,
         Some(v) => match basic_credentials(v) {
-            None => return unauthorized(&req, "malformed Authorization header"),
+            None => return refuse(req, "malformed Authorization header").await,
             Some((login, password)) => match app.users.verify_password(&login, &password).await {
                 Ok(Some(user)) => Auth::User(Box::new(user)),
                 Ok(None) => {
                     tracing::info!(login = %login, "login failed");
-                    return unauthorized(&req, "invalid credentials");
+                    return refuse(req, "invalid credentials").await;
                 }
                 Err(e) => return unavailable(&e),
             },
@@ -49,6 +49,11 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     }
     req.extensions_mut().insert(auth);
     next.run(req).await
+}
+
+async fn refuse(req: Request, why: &str) -> Response {
+    let r = unauthorized(&req, why);
+    strongroom_dav::refuse_unread(req.into_body(), r).await
 }
 
 /// Splits `Basic base64(login:password)`.

@@ -29,7 +29,7 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
 
 async fn files(app: &App, req: Request, user_raw: &str, below: &str) -> Response {
     let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
-    let Some((who, me)) = auth.principal() else { return unauthorized(&req, "authentication required") };
+    let Some((who, me)) = auth.principal() else { return anonymous(req).await };
     let Ok(uid) = percent_decode_str(user_raw).decode_utf8() else { return not_found() };
     // The tree named in the URL; the file service's door decides whether `who` may use it.
     let owner = if uid.eq_ignore_ascii_case(&me.uid) {
@@ -47,9 +47,14 @@ async fn files(app: &App, req: Request, user_raw: &str, below: &str) -> Response
 
 async fn legacy(app: &App, req: Request, below: &str) -> Response {
     let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
-    let Some((who, me)) = auth.principal() else { return unauthorized(&req, "authentication required") };
+    let Some((who, me)) = auth.principal() else { return anonymous(req).await };
     let me = me.clone();
     strongroom_dav::handle(&app.dav, &who, &me, WEBDAV, below, req).await
+}
+
+async fn anonymous(req: Request) -> Response {
+    let r = unauthorized(&req, "authentication required");
+    strongroom_dav::refuse_unread(req.into_body(), r).await
 }
 
 fn not_found() -> Response {

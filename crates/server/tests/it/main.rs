@@ -2,6 +2,7 @@
 //! environment offers (SQLite always; PostgreSQL and MariaDB when
 //! `STRONGROOM_TEST_POSTGRES` / `STRONGROOM_TEST_MYSQL` hold URLs).
 
+mod badinput;
 mod harness;
 mod webdav;
 
