@@ -65,12 +65,17 @@ fn replace_db(url: &str, name: &str) -> String {
 
 impl TestDb {
     pub async fn create(backend: Backend) -> TestDb {
-        let name = format!("t_{}", rand::random::<u32>());
         let admin_url = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(std::env::var("STRONGROOM_TEST_POSTGRES").unwrap()),
             Backend::MySql => Some(std::env::var("STRONGROOM_TEST_MYSQL").unwrap()),
         };
+        Self::create_at(backend, admin_url).await
+    }
+
+    /// Creates the database through `admin_url` (a server URL with any database name).
+    pub async fn create_at(backend: Backend, admin_url: Option<String>) -> TestDb {
+        let name = format!("t_{}", rand::random::<u32>());
         if let Some(u) = &admin_url {
             run_admin_sql(backend, u, &format!("CREATE DATABASE {name}")).await;
         }
@@ -123,7 +128,10 @@ impl Server {
     }
 
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
-        let db = TestDb::create(backend).await;
+        Self::start_on(TestDb::create(backend).await, env).await
+    }
+
+    pub async fn start_on(db: TestDb, env: &[(&str, &str)]) -> Server {
         let data_dir = temp_dir("data");
         let pw = data_dir.with_extension("pw");
         std::fs::write(&pw, ADMIN_PASSWORD).unwrap();

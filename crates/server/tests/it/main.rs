@@ -3,6 +3,8 @@
 //! `STRONGROOM_TEST_POSTGRES` / `STRONGROOM_TEST_MYSQL` hold URLs).
 
 mod badinput;
+mod crash;
 mod harness;
+mod outage;
 mod webdav;
 

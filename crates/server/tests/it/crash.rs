@@ -1,0 +1,106 @@
+//! A server killed with SIGKILL in the middle of 50 concurrent uploads restarts
+//! cleanly, and every file is then absent or holds its complete old or new
+//! content, with the size and checksum its metadata claims.
+
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
+
+use crate::{
+    harness::{Server, backends},
+    webdav::{propfind, xml_value},
+};
+use crate::harness::ADMIN_PASSWORD;
+
+const FILES: usize = 50;
+const SIZE: usize = 2 << 20;
+
+fn content(i: usize, version: u8) -> Vec<u8> {
+    let mut v = vec![version; SIZE];
+    v[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    v
+}
+
+/// A body that trickles in, so that the kill lands while uploads are running.
+fn slow_body(data: Vec<u8>) -> reqwest::Body {
+    let chunks: Vec<Vec<u8>> = data.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let stream = futures_util::StreamExt::then(futures_util::stream::iter(chunks), |c| async move {
+        tokio::time::sleep(Duration::from_millis(rand::random_range(5..40))).await;
+        Ok::<_, std::io::Error>(c)
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+#[tokio::test]
+async fn sigkill_during_uploads_leaves_old_or_new_content() {
+    for b in backends() {
+        let mut s = Server::start(b).await;
+        assert_eq!(s.admin("MKCOL", "/crash").send().await.unwrap().status(), 201);
+        // Half of the files exist beforehand, so their uploads are overwrites.
+        for i in (0..FILES).step_by(2) {
+            let r = s.admin("PUT", &format!("/crash/f{i}")).body(content(i, 1)).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut uploads = Vec::new();
+        for i in 0..FILES {
+            let req = s.admin("PUT", &format!("/crash/f{i}")).body(slow_body(content(i, 2)));
+            let done = done.clone();
+            uploads.push(tokio::spawn(async move {
+                let r = req.send().await.map(|r| r.status().as_u16());
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r
+            }));
+        }
+        // Kill once a few uploads are through and the rest are still arriving.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 5 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        s.kill();
+        let mut acknowledged = Vec::new();
+        for (i, u) in uploads.into_iter().enumerate() {
+            if let Ok(Ok(code)) = u.await {
+                if code == 201 || code == 204 {
+                    acknowledged.push(i);
+                }
+            }
+        }
+        s.restart().await;
+
+        let (code, listing) = propfind(&s, "admin", ADMIN_PASSWORD, "/crash", "1").await;
+        assert_eq!(code, 207, "{b:?}: {listing}");
+        let mut completed = 0;
+        for i in 0..FILES {
+            let path = format!("/crash/f{i}");
+            let r = s.admin("GET", &path).send().await.unwrap();
+            if r.status() == 404 {
+                assert!(i % 2 == 1, "{b:?}: f{i} existed before and vanished");
+                assert!(!acknowledged.contains(&i), "{b:?}: acknowledged upload f{i} was lost");
+                continue;
+            }
+            assert_eq!(r.status(), 200);
+            let body = r.bytes().await.unwrap();
+            let old = content(i, 1);
+            let new = content(i, 2);
+            assert!(body[..] == old[..] || body[..] == new[..], "{b:?}: f{i} holds mixed content");
+            if acknowledged.contains(&i) {
+                assert_eq!(body[..], new[..], "{b:?}: acknowledged upload f{i} was lost");
+            }
+            completed += usize::from(body[..] == new[..]);
+            let (_, meta) = propfind(&s, "admin", ADMIN_PASSWORD, &path, "0").await;
+            assert_eq!(xml_value(&meta, "d:getcontentlength").unwrap(), SIZE.to_string());
+            let sha = hex::encode(Sha1::digest(&body));
+            assert!(meta.contains(&format!("SHA1:{sha}")), "{b:?}: f{i} checksum does not match its content");
+        }
+        // The folder's recorded size is the sum of what is there.
+        let (_, folder) = propfind(&s, "admin", ADMIN_PASSWORD, "/crash", "0").await;
+        let present = listing.matches("<d:response>").count() - 1;
+        assert_eq!(xml_value(&folder, "oc:size").unwrap(), (present * SIZE).to_string());
+        eprintln!("{b:?}: {completed} of {FILES} uploads had completed, {} acknowledged", acknowledged.len());
+        // No partial blob is left behind after the restart.
+        let tmp = s.data_dir.join("blobs/.tmp");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "partial writes left in {}", tmp.display());
+        s.stop().await;
+    }
+}

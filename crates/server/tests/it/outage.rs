@@ -1,0 +1,104 @@
+//! The database becoming unreachable gives 503, and the server recovers when
+//! it comes back. The test puts a TCP relay between server and database and
+//! cuts it.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+
+use crate::harness::{Backend, Server, TestDb, backends, free_port};
+
+/// Forwards a local port to the database; `cut` drops the listener and every
+/// relayed connection, `restore` listens again on the same port.
+struct Relay {
+    port: u16,
+    target: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let mut r = Relay { port: free_port(), target, tasks: Arc::default(), acceptor: None };
+        r.restore().await;
+        r
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let target = self.target.clone();
+        let tasks = self.tasks.clone();
+        self.acceptor = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let t = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(t);
+            }
+        }));
+    }
+
+    fn cut(&mut self) {
+        if let Some(a) = self.acceptor.take() {
+            a.abort();
+        }
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn host_port(url: &str) -> String {
+    let after = url.split("://").nth(1).unwrap();
+    let authority = after.split('/').next().unwrap();
+    authority.rsplit('@').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn database_outage_gives_503_and_the_server_recovers() {
+    let networked: Vec<Backend> = backends().into_iter().filter(|b| *b != Backend::Sqlite).collect();
+    if networked.is_empty() {
+        eprintln!("no networked database configured (STRONGROOM_TEST_POSTGRES / STRONGROOM_TEST_MYSQL): nothing to cut");
+    }
+    for b in networked {
+        let var = if b == Backend::Postgres { "STRONGROOM_TEST_POSTGRES" } else { "STRONGROOM_TEST_MYSQL" };
+        let admin_url = std::env::var(var).unwrap();
+        let mut relay = Relay::start(host_port(&admin_url)).await;
+        let via_relay = admin_url.replacen(&host_port(&admin_url), &format!("127.0.0.1:{}", relay.port), 1);
+        let db = TestDb::create_at(b, Some(via_relay)).await;
+        let s = Server::start_on(db, &[]).await;
+        assert_eq!(s.admin("PUT", "/before.txt").body("kept").send().await.unwrap().status(), 201);
+
+        relay.cut();
+        for (m, p) in [("GET", "/before.txt"), ("PROPFIND", "/"), ("PUT", "/during.txt")] {
+            let r = s.admin(m, p).timeout(Duration::from_secs(30)).body("x").send().await.unwrap();
+            assert_eq!(r.status(), 503, "{b:?} {m} {p} while the database is away");
+        }
+
+        relay.restore().await;
+        let mut recovered = false;
+        for _ in 0..60 {
+            let r = s.admin("GET", "/before.txt").send().await.unwrap();
+            if r.status() == 200 {
+                assert_eq!(r.text().await.unwrap(), "kept");
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(recovered, "{b:?}: the server did not recover");
+        assert_eq!(s.admin("PUT", "/after.txt").body("new").send().await.unwrap().status(), 201);
+        assert_eq!(s.admin("GET", "/during.txt").send().await.unwrap().status(), 404);
+        s.stop().await;
+        relay.cut();
+    }
+}
