@@ -130,6 +130,7 @@ impl Config {
         if let Some(l) = &flags.listen {
             set(&mut table, "listen", toml::Value::String(l.clone()));
         }
+        check_keys(&table, "")?;
         let config: Config = Config::deserialize(table).map_err(|e| ConfigError(describe(&e)))?;
         config.validate()?;
         Ok(config)
@@ -179,6 +180,30 @@ impl Config {
     pub fn max_connections(&self) -> u32 {
         self.database.max_connections.unwrap_or(16)
     }
+}
+
+/// Refuses unknown keys and values of the wrong type, naming the dotted key.
+fn check_keys(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        if let toml::Value::Table(t) = v {
+            if KEYS.iter().any(|(name, _)| name.starts_with(&format!("{key}."))) {
+                check_keys(t, &key)?;
+                continue;
+            }
+        }
+        match KEYS.iter().find(|(name, _)| *name == key) {
+            None => return Err(ConfigError(format!("unknown key `{key}`"))),
+            Some((_, true)) if !v.is_integer() => {
+                return Err(ConfigError(format!("key `{key}`: expected a number, got {v}")));
+            }
+            Some((_, false)) if !v.is_str() => {
+                return Err(ConfigError(format!("key `{key}`: expected a string, got {v}")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// `database.url` → `STRONGROOM_DATABASE_URL`.

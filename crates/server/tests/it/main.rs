@@ -5,6 +5,8 @@
 mod badinput;
 mod crash;
 mod harness;
+mod litmus;
+mod ops;
 mod outage;
 mod webdav;
 

@@ -1,0 +1,145 @@
+//! Operating the server: first start, admin command line, configuration
+//! errors, and what the logs may and may not contain.
+
+use std::process::{Command, Stdio};
+use std::io::Write;
+
+use crate::harness::{ADMIN_PASSWORD, Backend, Server, backends, bin, free_port, temp_dir};
+
+#[tokio::test]
+async fn first_start_prints_a_generated_admin_password_once() {
+    let dir = temp_dir("first");
+    let port = free_port();
+    let run = || {
+        let mut child = Command::new(bin())
+            .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (stdout, stderr) = run();
+    let line = stdout.lines().find(|l| l.contains("password")).expect("password shown on first start");
+    let password = line.rsplit(' ').next().unwrap().to_owned();
+    assert!(password.len() >= 20, "{line}");
+    assert!(!stderr.contains(&password), "the password reached the log");
+    // It works, and a second start does not show it again.
+    let (stdout2, stderr2) = run();
+    assert!(!stdout2.contains(&password) && !stderr2.contains(&password));
+    assert!(!stdout2.contains("password"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn admin_command_line_manages_users_and_groups() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        let cli = |args: &[&str]| {
+            let out = s.command().args(args).output().unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        };
+        // The password comes from standard input, never from the command line.
+        let mut child = s.command().args(["user", "add", "dora", "--display-name", "Dora D"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"dora-password-1\n").unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").header("Depth", "0").send().await.unwrap().status(), 207, "{b:?}");
+
+        let (ok, out) = cli(&["user", "add", "DORA", "--password-file", "/dev/null"]);
+        assert!(!ok, "empty password file accepted: {out}");
+        let pwfile = s.data_dir.with_extension("d2");
+        std::fs::write(&pwfile, "another-password-2").unwrap();
+        let (ok, out) = cli(&["user", "add", "DORA", "--password-file", pwfile.to_str().unwrap()]);
+        assert!(!ok && out.contains("already exists"), "case-insensitive duplicate: {out}");
+        std::fs::write(&pwfile, "short").unwrap();
+        let (ok, out) = cli(&["user", "add", "eve", "--password-file", pwfile.to_str().unwrap()]);
+        assert!(!ok && out.contains("at least 10"), "{out}");
+        let (ok, out) = cli(&["user", "add", "bad/name", "--password-file", "/dev/null"]);
+        assert!(!ok, "{out}");
+
+        let (ok, out) = cli(&["user", "list"]);
+        assert!(ok && out.contains("dora\tDora D\tenabled") && out.contains("admin"), "{out}");
+        assert!(cli(&["user", "disable", "dora"]).0);
+        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(), 401);
+        assert!(cli(&["user", "enable", "dora"]).0);
+        std::fs::write(&pwfile, "dora-password-new").unwrap();
+        assert!(cli(&["user", "passwd", "dora", "--password-file", pwfile.to_str().unwrap()]).0);
+        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(), 401);
+        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-new", "/").header("Depth", "0").send().await.unwrap().status(), 207);
+
+        assert!(cli(&["group", "add", "staff"]).0);
+        assert!(cli(&["group", "adduser", "staff", "dora"]).0);
+        let (_, out) = cli(&["group", "list"]);
+        assert!(out.contains("staff\tdora"), "{out}");
+        assert!(out.contains("admin\tadmin"), "{out}");
+        assert!(cli(&["group", "removeuser", "staff", "dora"]).0);
+        let (ok, out) = cli(&["group", "removeuser", "staff", "dora"]);
+        assert!(!ok && out.contains("no such"), "{out}");
+        assert!(cli(&["group", "delete", "staff"]).0);
+        assert!(!cli(&["group", "add", "admin"]).0);
+
+        assert_eq!(s.dav("PUT", "dora", "dora-password-new", "/f").body("x").send().await.unwrap().status(), 201);
+        assert!(cli(&["user", "delete", "dora", "--yes"]).0);
+        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-new", "/").send().await.unwrap().status(), 401);
+        let (ok, out) = cli(&["user", "delete", "dora", "--yes"]);
+        assert!(!ok && out.contains("no such user"), "{out}");
+        let (ok, out) = cli(&["db", "migrate"]);
+        assert!(ok && out.contains("0 migrations"), "{out}");
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn configuration_errors_name_the_key() {
+    let dir = temp_dir("cfg");
+    let cases = [
+        ("listen = \"everywhere\"", "`listen`"),
+        ("[database]\nurl = \"oracle://x\"", "database.url"),
+        ("[database]\nmax_connections = \"lots\"", "max_connections"),
+        ("[storage]\nkind = \"tape\"", "kind"),
+        ("[log]\nformat = \"yaml\"", "log.format"),
+    ];
+    for (text, key) in cases {
+        let f = dir.join("c.toml");
+        std::fs::write(&f, text).unwrap();
+        let out = Command::new(bin()).args(["--config", f.to_str().unwrap(), "--data-dir", dir.to_str().unwrap(), "serve"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    let out = Command::new(bin()).env("STRONGROOM_DATABASE_MAX_CONNECTIONS", "x").args(["--data-dir", dir.to_str().unwrap(), "serve"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STRONGROOM_DATABASE_MAX_CONNECTIONS"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn logs_have_one_line_per_request_and_never_a_secret() {
+    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_LOG_FORMAT", "json")]).await;
+    s.add_user("frank", "frank-secret-password");
+    let body = "top secret file content 7f3a";
+    let r = s.dav("PUT", "frank", "frank-secret-password", "/f.txt").header("X-Request-ID", "abc-123").body(body).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    assert_eq!(s.dav("GET", "frank", "wrong-guess-password", "/f.txt").send().await.unwrap().status(), 401);
+    assert_eq!(s.dav("GET", "frank", "frank-secret-password", "/f.txt").send().await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = s.log();
+    for secret in ["frank-secret-password", "wrong-guess-password", ADMIN_PASSWORD, body] {
+        assert!(!log.contains(secret), "{secret:?} found in the log");
+    }
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("every log line is one JSON object"))
+        .collect();
+    let put = lines.iter().find(|l| l["method"] == "PUT").expect("access line for the PUT");
+    assert_eq!(put["status"], 201);
+    assert_eq!(put["path"], "/remote.php/dav/files/frank/f.txt");
+    assert_eq!(put["span"]["id"], "abc-123");
+    assert_eq!(put["span"]["user"], "frank");
+    assert!(put["ms"].is_string());
+    s.stop().await;
+}
