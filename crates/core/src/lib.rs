@@ -10,6 +10,7 @@ pub mod files;
 pub mod locks;
 pub mod path;
 pub mod secret;
+pub mod tokens;
 pub mod users;
 mod util;
 

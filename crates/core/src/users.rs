@@ -29,7 +29,7 @@ use crate::{
 };
 
 const USER_COLUMNS: &str =
-    "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at";
+    "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at, trash_root_id";
 
 /// An account.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct User {
     pub quota: i64,
     pub root_id: i64,
     pub created_at: i64,
+    /// The hidden folder that holds the user's deleted items.
+    pub trash_root_id: Option<i64>,
     password_hash: Option<String>,
 }
 
@@ -58,6 +60,7 @@ impl User {
             quota: r.i64(6)?,
             root_id: r.opt_i64(7)?.unwrap_or(0),
             created_at: r.i64(8)?,
+            trash_root_id: r.opt_i64(9)?,
         })
     }
 
@@ -121,6 +124,16 @@ pub struct Users {
     /// A hash of a random password, verified when the account does not exist so
     /// that an unknown user costs the same time as a wrong password.
     decoy_hash: Arc<String>,
+}
+
+/// A folder outside the user's visible tree (no parent), such as the trash root.
+async fn insert_hidden_root(tx: &mut strongroom_store::Tx, user_id: i64, now: i64) -> Result<i64> {
+    Ok(tx
+        .insert(
+            "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) VALUES (?, NULL, '', ?, 0, ?, ?, ?)",
+            &[user_id.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
+        )
+        .await?)
 }
 
 /// Why a user id is not acceptable, or `None` when it is.
@@ -224,7 +237,8 @@ impl Users {
                 &[id.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
             )
             .await?;
-        tx.exec("UPDATE users SET root_id = ? WHERE id = ?", &[root.into(), id.into()]).await?;
+        let trash = insert_hidden_root(&mut tx, id, now).await?;
+        tx.exec("UPDATE users SET root_id = ?, trash_root_id = ? WHERE id = ?", &[root.into(), trash.into(), id.into()]).await?;
         tx.commit().await?;
         tracing::info!(target: "strongroom::users", user = uid, "user created");
         self.get_by_id(id).await?.ok_or_else(|| Error::Internal("user vanished".into()))
@@ -244,6 +258,22 @@ impl Users {
             .exec("UPDATE users SET enabled = ? WHERE uid_lower = ?", &[i64::from(enabled).into(), uid.to_lowercase().into()])
             .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
+    }
+
+    /// The user's trash root, created on first use for accounts made before trash existed.
+    pub async fn trash_root(&self, user: &User) -> Result<i64> {
+        if let Some(id) = user.trash_root_id {
+            return Ok(id);
+        }
+        let mut tx = self.db.begin().await?;
+        let row = tx.row("SELECT trash_root_id FROM users WHERE id = ?", &[user.id.into()]).await?;
+        if let Some(id) = row.map(|r| r.opt_i64(0)).transpose()?.flatten() {
+            return Ok(id);
+        }
+        let id = insert_hidden_root(&mut tx, user.id, now_secs()).await?;
+        tx.exec("UPDATE users SET trash_root_id = ? WHERE id = ?", &[id.into(), user.id.into()]).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Sets the quota in bytes (negative: unlimited).
@@ -309,6 +339,7 @@ impl Users {
         let mut tx = self.db.begin().await?;
         tx.exec("DELETE FROM group_members WHERE user_id = ?", &[user.id.into()]).await?;
         tx.exec("DELETE FROM locks WHERE owner_id = ?", &[user.id.into()]).await?;
+        tx.exec("DELETE FROM app_tokens WHERE user_id = ?", &[user.id.into()]).await?;
         tx.exec("DELETE FROM users WHERE id = ?", &[user.id.into()]).await?;
         tx.commit().await?;
         Ok(())

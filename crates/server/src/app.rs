@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use strongroom_core::{Files, Users, secret::Secret};
+use strongroom_core::{Files, Users, secret::Secret, tokens::Tokens};
 use strongroom_dav::Dav;
+use strongroom_ocs::Ocs;
 use strongroom_store::{BlobStore, Db, Val};
 
 use crate::config::Config;
@@ -15,7 +16,9 @@ pub struct App {
     pub db: Db,
     pub users: Users,
     pub files: Files,
+    pub tokens: Tokens,
     pub dav: Dav,
+    pub ocs: Ocs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +45,10 @@ impl App {
         let instance_id = instance_id(&db).await?;
         let users = Users::new(db.clone());
         let files = Files::new(db.clone(), blobs);
+        let tokens = Tokens::new(db.clone(), users.clone());
         let dav = Dav { files: files.clone(), instance_id };
-        Ok(App { db, users, files, dav })
+        let ocs = Ocs { users: users.clone(), files: files.clone(), tokens: tokens.clone() };
+        Ok(App { db, users, files, tokens, dav, ocs })
     }
 
     /// On the very first start, creates the admin account. Returns the

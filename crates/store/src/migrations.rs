@@ -7,7 +7,10 @@
 use crate::{Db, DbError, Dialect, Val};
 
 /// Every migration, in order. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_clients.sql")),
+];
 
 fn specialise(sql: &str, d: Dialect) -> String {
     let (id, text, opts) = match d {

@@ -9,7 +9,7 @@ use axum::{
 };
 use base64::Engine;
 use http::{HeaderValue, StatusCode, header};
-use strongroom_core::{Error, Principal, User, secret::Secret};
+use strongroom_core::{Error, Principal, User, secret::Secret, tokens::AppToken};
 
 use crate::app::App;
 
@@ -17,15 +17,22 @@ use crate::app::App;
 #[derive(Clone)]
 pub enum Auth {
     Anonymous,
-    User(Box<User>),
+    /// Authenticated with the account password.
+    Password(Box<User>),
+    /// Authenticated with an app password.
+    Token(Box<User>, Box<AppToken>),
 }
 
 impl Auth {
-    pub fn principal(&self) -> Option<(Principal, &User)> {
+    pub fn user(&self) -> Option<&User> {
         match self {
             Auth::Anonymous => None,
-            Auth::User(u) => Some((Principal { user_id: u.id, uid: u.uid.clone() }, u)),
+            Auth::Password(u) | Auth::Token(u, _) => Some(u),
         }
+    }
+
+    pub fn principal(&self) -> Option<(Principal, &User)> {
+        self.user().map(|u| (Principal { user_id: u.id, uid: u.uid.clone() }, u))
     }
 }
 
@@ -34,8 +41,8 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
         None => Auth::Anonymous,
         Some(v) => match basic_credentials(v) {
             None => return refuse(req, "malformed Authorization header").await,
-            Some((login, password)) => match app.users.verify_password(&login, &password).await {
-                Ok(Some(user)) => Auth::User(Box::new(user)),
+            Some((login, password)) => match verify(&app, &login, &password).await {
+                Ok(Some(auth)) => auth,
                 Ok(None) => {
                     tracing::info!(login = %login, "login failed");
                     return refuse(req, "invalid credentials").await;
@@ -44,11 +51,19 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             },
         },
     };
-    if let Auth::User(u) = &auth {
+    if let Some(u) = auth.user() {
         tracing::Span::current().record("user", u.uid.as_str());
     }
     req.extensions_mut().insert(auth);
     next.run(req).await
+}
+
+/// An app password is an indexed lookup; anything else is the account password.
+async fn verify(app: &App, login: &str, password: &Secret) -> Result<Option<Auth>, Error> {
+    if let Some((user, token)) = app.tokens.verify(login, password).await? {
+        return Ok(Some(Auth::Token(Box::new(user), Box::new(token))));
+    }
+    Ok(app.users.verify_password(login, password).await?.map(|u| Auth::Password(Box::new(u))))
 }
 
 async fn refuse(req: Request, why: &str) -> Response {

@@ -8,6 +8,8 @@ use axum::{
 use http::StatusCode;
 use percent_encoding::percent_decode_str;
 
+use strongroom_ocs::{Caller, Version};
+
 use super::auth::{Auth, unauthorized};
 use crate::app::App;
 
@@ -23,6 +25,11 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     if path == WEBDAV || path.starts_with("/remote.php/webdav/") {
         let below = path[WEBDAV.len()..].to_owned();
         return legacy(&app, req, &below).await;
+    }
+    for (prefix, version) in [("/ocs/v1.php", Version::V1), ("/ocs/v2.php", Version::V2)] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return ocs(&app, req, version, rest).await;
+        }
     }
     not_found()
 }
@@ -50,6 +57,17 @@ async fn legacy(app: &App, req: Request, below: &str) -> Response {
     let Some((who, me)) = auth.principal() else { return anonymous(req).await };
     let me = me.clone();
     strongroom_dav::handle(&app.dav, &who, &me, WEBDAV, below, req).await
+}
+
+async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response {
+    let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
+    let caller = match &auth {
+        Auth::Anonymous => Caller::Anonymous,
+        Auth::Password(u) => Caller::Password(u),
+        Auth::Token(u, t) => Caller::AppToken(u, t),
+    };
+    let (parts, _) = req.into_parts();
+    strongroom_ocs::handle(&app.ocs, version, rest, &parts, caller).await
 }
 
 async fn anonymous(req: Request) -> Response {

@@ -1,0 +1,113 @@
+//! The OCS endpoints clients call when they start.
+
+use http::{Method, request::Parts};
+use serde_json::{Value, json};
+use strongroom_core::files::Ctx;
+
+use crate::{Caller, Ocs, OcsError, VERSION};
+
+pub async fn route(ocs: &Ocs, path: &str, parts: &Parts, caller: &Caller<'_>) -> Result<Value, OcsError> {
+    let path = path.trim_end_matches('/');
+    match (&parts.method, path) {
+        (&Method::GET, "/cloud/capabilities") => Ok(capabilities()),
+        (&Method::GET, "/cloud/user") => current_user(ocs, caller).await,
+        (&Method::GET, "/core/getapppassword") => get_app_password(ocs, parts, caller).await,
+        (&Method::DELETE, "/core/apppassword") => delete_app_password(ocs, caller).await,
+        _ => Err(OcsError::not_found("Invalid query, please check the syntax. API specifications are here: https://docs.nextcloud.com")),
+    }
+}
+
+/// What clients may use. Only what exists is advertised: an advertised but
+/// missing feature is the surest way to break a client.
+pub fn capabilities() -> Value {
+    let (major, minor, micro) = VERSION;
+    json!({
+        "version": {
+            "major": major, "minor": minor, "micro": micro,
+            "string": format!("{major}.{minor}.{micro}"),
+            "edition": "", "extendedSupport": false,
+        },
+        "capabilities": {
+            "core": { "pollinterval": 60, "webdav-root": "remote.php/webdav" },
+            "dav": { "chunking": "1.0" },
+            "files": {
+                "bigfilechunking": true,
+                "blacklisted_files": [".htaccess"],
+                "undelete": true,
+                "versioning": true,
+            },
+            "checksums": { "supportedTypes": ["SHA1"], "preferredUploadType": "SHA1" },
+            "files_sharing": { "api_enabled": false },
+        },
+    })
+}
+
+async fn current_user(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {
+    let user = caller.user().ok_or_else(OcsError::unauthorised)?;
+    let principal = strongroom_core::Principal { user_id: user.id, uid: user.uid.clone() };
+    let cx = Ctx { who: &principal, owner: user, tokens: &[] };
+    let (used, quota) = ocs.files.usage(&cx).await.map_err(internal)?;
+    let groups = ocs.users.groups_of(user.id).await.map_err(internal)?;
+    let quota_json = if quota < 0 {
+        json!({ "free": -3, "used": used, "total": -3, "relative": 0, "quota": -3 })
+    } else {
+        let free = (quota - used).max(0);
+        let relative = if quota > 0 { ((used as f64 / quota as f64) * 10000.0).round() / 100.0 } else { 0.0 };
+        json!({ "free": free, "used": used, "total": quota, "relative": relative, "quota": quota })
+    };
+    Ok(json!({
+        "enabled": user.enabled,
+        "id": user.uid,
+        "display-name": user.display(),
+        "displayname": user.display(),
+        "email": user.email,
+        "quota": quota_json,
+        "groups": groups,
+        "language": "en",
+        "locale": "",
+        "backend": "Database",
+        "lastLogin": 0,
+        "phone": "",
+        "address": "",
+        "website": "",
+        "twitter": "",
+        "backendCapabilities": { "setDisplayName": true, "setPassword": true },
+    }))
+}
+
+/// Turns a password login into an app password (clients migrating from
+/// stored passwords). Refused when the caller already uses an app password.
+async fn get_app_password(ocs: &Ocs, parts: &Parts, caller: &Caller<'_>) -> Result<Value, OcsError> {
+    let user = match caller {
+        Caller::Anonymous => return Err(OcsError::unauthorised()),
+        Caller::AppToken(..) => return Err(OcsError::new(403, "You are already using an app password")),
+        Caller::Password(u) => *u,
+    };
+    let agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
+    let (_, secret) = ocs.tokens.create(user, agent).await.map_err(internal)?;
+    Ok(json!({ "apppassword": secret.expose() }))
+}
+
+/// Revokes the app password the request is authenticated with.
+async fn delete_app_password(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {
+    match caller {
+        Caller::Anonymous => Err(OcsError::unauthorised()),
+        Caller::Password(_) => Err(OcsError::new(403, "Only an app password can be deleted this way")),
+        Caller::AppToken(u, t) => {
+            ocs.tokens.delete(u.id, t.id).await.map_err(internal)?;
+            Ok(json!([]))
+        }
+    }
+}
+
+fn internal(e: strongroom_core::Error) -> OcsError {
+    match e {
+        strongroom_core::Error::Unavailable(_) | strongroom_core::Error::Retry => {
+            OcsError::new(503, "The service is temporarily unavailable")
+        }
+        e => {
+            tracing::error!(error = %e, "OCS request failed");
+            OcsError::new(996, "Internal error")
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Nextcloud's OCS APIs: the envelope (v1 and v2, XML and JSON) and the
+//! endpoints clients call at start: capabilities, the current user, and app
+//! passwords.
+
+mod envelope;
+mod endpoints;
+
+use axum::response::Response;
+use http::request::Parts;
+use strongroom_core::{Files, User, tokens::{AppToken, Tokens}, users::Users};
+
+pub use envelope::{Format, OcsError, Version, render};
+
+/// The server version Strongroom reports to clients, as Nextcloud's numbering.
+pub const VERSION: (u32, u32, u32) = (30, 0, 0);
+
+/// The OCS service.
+#[derive(Clone)]
+pub struct Ocs {
+    pub users: Users,
+    pub files: Files,
+    pub tokens: Tokens,
+}
+
+/// Who is calling, as the authentication middleware resolved it.
+pub enum Caller<'a> {
+    Anonymous,
+    /// Authenticated with the account password.
+    Password(&'a User),
+    /// Authenticated with an app password.
+    AppToken(&'a User, &'a AppToken),
+}
+
+impl Caller<'_> {
+    fn user(&self) -> Option<&User> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Password(u) | Caller::AppToken(u, _) => Some(u),
+        }
+    }
+}
+
+/// Serves `/ocs/v1.php/…` and `/ocs/v2.php/…`; `path` is the part after the
+/// `.php` (for example `/cloud/capabilities`).
+pub async fn handle(ocs: &Ocs, version: Version, path: &str, parts: &Parts, caller: Caller<'_>) -> Response {
+    let format = Format::of(parts);
+    let result = endpoints::route(ocs, path, parts, &caller).await;
+    render(version, format, result)
+}
