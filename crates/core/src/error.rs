@@ -29,6 +29,9 @@ pub enum Error {
     Locked(String),
     #[error("{0}")]
     InsufficientStorage(String),
+    /// The resource is busy with another operation (an upload being assembled).
+    #[error("{0}")]
+    Busy(String),
     /// A request body of a kind the operation does not accept.
     #[error("{0}")]
     UnsupportedMediaType(String),

@@ -5,6 +5,7 @@
 //! blob storage directly, and they never decide on their own who may do what.
 
 pub mod access;
+pub mod checksum;
 pub mod error;
 pub mod files;
 pub mod locks;

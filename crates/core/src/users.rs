@@ -127,7 +127,7 @@ pub struct Users {
 }
 
 /// A folder outside the user's visible tree (no parent), such as the trash root.
-async fn insert_hidden_root(tx: &mut strongroom_store::Tx, user_id: i64, now: i64) -> Result<i64> {
+pub(crate) async fn insert_hidden_root(tx: &mut strongroom_store::Tx, user_id: i64, now: i64) -> Result<i64> {
     Ok(tx
         .insert(
             "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) VALUES (?, NULL, '', ?, 0, ?, ?, ?)",
@@ -258,22 +258,6 @@ impl Users {
             .exec("UPDATE users SET enabled = ? WHERE uid_lower = ?", &[i64::from(enabled).into(), uid.to_lowercase().into()])
             .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
-    }
-
-    /// The user's trash root, created on first use for accounts made before trash existed.
-    pub async fn trash_root(&self, user: &User) -> Result<i64> {
-        if let Some(id) = user.trash_root_id {
-            return Ok(id);
-        }
-        let mut tx = self.db.begin().await?;
-        let row = tx.row("SELECT trash_root_id FROM users WHERE id = ?", &[user.id.into()]).await?;
-        if let Some(id) = row.map(|r| r.opt_i64(0)).transpose()?.flatten() {
-            return Ok(id);
-        }
-        let id = insert_hidden_root(&mut tx, user.id, now_secs()).await?;
-        tx.exec("UPDATE users SET trash_root_id = ? WHERE id = ?", &[id.into(), user.id.into()]).await?;
-        tx.commit().await?;
-        Ok(id)
     }
 
     /// Sets the quota in bytes (negative: unlimited).

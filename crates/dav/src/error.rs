@@ -18,7 +18,7 @@ pub fn response(e: &Error, prefix: &str) -> Response {
         Error::AlreadyExists(_) | Error::NotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
         Error::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "PreconditionFailed"),
-        Error::Locked(_) => (StatusCode::LOCKED, "Locked"),
+        Error::Locked(_) | Error::Busy(_) => (StatusCode::LOCKED, "Locked"),
         Error::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "InsufficientStorage"),
         Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "BadRequest"),

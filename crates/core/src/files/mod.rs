@@ -8,13 +8,19 @@
 mod mime;
 mod node;
 mod props;
+mod trash;
 mod tree;
+mod uploads;
+mod versions;
 mod write;
 
 use strongroom_store::{BlobKey, BlobStore, Conn, Db, Val};
 
 pub use node::{Node, NodeKind};
 pub use props::{DeadProp, PropChange};
+pub use trash::TrashItem;
+pub use uploads::{Chunk, Upload};
+pub use versions::Version;
 pub use tree::Placed;
 pub use write::{PutOptions, PutOutcome};
 
@@ -103,6 +109,10 @@ impl Files {
         Ok((row.map(|r| r.i64(0)).transpose()?.unwrap_or(0), cx.owner.quota))
     }
 
+    pub(crate) async fn node<C: Conn>(&self, c: &mut C, id: i64) -> Result<Option<Node>> {
+        fetch_node(c, id).await
+    }
+
     /// Removes blobs that no committed row refers to any more. Failures only
     /// leave an orphan file behind, never a row without its bytes.
     async fn release(&self, keys: Vec<String>) {
@@ -137,6 +147,12 @@ pub(crate) async fn resolve<C: Conn>(c: &mut C, owner: &User, path: &TreePath) -
         }
     }
     Ok(Some(chain))
+}
+
+pub(crate) async fn fetch_node<C: Conn>(c: &mut C, id: i64) -> Result<Option<Node>> {
+    let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?");
+    let row = c.row(&sql, &[Val::I64(id)]).await?;
+    row.map(|r| Node::from_row(&r)).transpose()
 }
 
 pub(crate) async fn child<C: Conn>(c: &mut C, parent: i64, name: &str) -> Result<Option<Node>> {

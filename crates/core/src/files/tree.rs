@@ -26,27 +26,23 @@ pub struct Placed {
 }
 
 impl Files {
-    /// Deletes a file or a folder with everything below it.
+    /// Deletes a file or a folder with everything below it: it goes to the trash.
     pub async fn delete(&self, cx: &Ctx<'_>, path: &TreePath) -> Result<()> {
         cx.allow(Op::Delete)?;
         if path.is_root() {
             return Err(Error::Forbidden("the root folder cannot be deleted".into()));
         }
-        let freed = self
-            .retry(|| async {
-                let mut tx = self.db.begin().await?;
-                let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
-                let node = chain.pop().expect("chain");
-                self.locks.check(&mut tx, cx, path, Guard::Remove).await?;
-                let freed = remove_subtree(&mut tx, &node).await?;
-                propagate(&mut tx, &chain_ids(&chain), -node.size).await?;
-                self.locks.forget_below(&mut tx, cx.owner.id, path).await?;
-                tx.commit().await?;
-                Ok(freed)
-            })
-            .await?;
-        self.release(freed).await;
-        Ok(())
+        self.retry(|| async {
+            let mut tx = self.db.begin().await?;
+            let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
+            let node = chain.pop().expect("chain");
+            self.locks.check(&mut tx, cx, path, Guard::Remove).await?;
+            super::trash::move_to_trash(&mut tx, cx.owner.id, &chain, &node, path).await?;
+            self.locks.forget_below(&mut tx, cx.owner.id, path).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Copies `from` to `to`. For folders `deep` copies everything below,
@@ -126,13 +122,16 @@ impl Files {
         if !overwrite {
             return Err(Error::PreconditionFailed("the destination exists and Overwrite is F".into()));
         }
-        let freed = remove_subtree(tx, &old).await?;
+        // What is replaced goes to the trash, like a deletion; nothing is lost.
+        super::trash::move_to_trash(tx, cx.owner.id, &chain, &old, to).await?;
         self.locks.forget_below(tx, cx.owner.id, to).await?;
-        Ok((chain, Some(old), freed))
+        // The chain's sizes now exclude the old node; later propagation adds the new one.
+        let chain = parent_chain(tx, cx.owner, to).await?;
+        Ok((chain, Some(Node { size: 0, ..old }), Vec::new()))
     }
 
     /// Runs a transactional step again when it lost a race with another one.
-    async fn retry<T, F, Fut>(&self, mut step: F) -> Result<T>
+    pub(crate) async fn retry<T, F, Fut>(&self, mut step: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -148,11 +147,18 @@ impl Files {
         Err(Error::Unavailable("too much contention, try again".into()))
     }
 
-    /// Removes every node of a user's tree (used when the account is deleted).
+    /// Removes every node of a user's tree and trash, their versions and the
+    /// user's unfinished uploads (used when the account is deleted).
     pub async fn delete_tree_of(&self, user: &User) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        let root = node_by_id(&mut tx, user.root_id).await?;
-        let freed = remove_subtree(&mut tx, &root).await?;
+        let mut freed = Vec::new();
+        let trash = super::trash::trash_root(&mut tx, user.id).await?;
+        for id in [user.root_id, trash] {
+            let root = node_by_id(&mut tx, id).await?;
+            freed.extend(remove_subtree(&mut tx, &root).await?);
+        }
+        tx.exec("DELETE FROM trash WHERE user_id = ?", &[user.id.into()]).await?;
+        freed.extend(super::uploads::drop_all(&mut tx, user.id).await?);
         tx.commit().await?;
         self.release(freed).await;
         Ok(())
@@ -174,12 +180,7 @@ pub(crate) fn chain_ids(chain: &[Node]) -> Vec<i64> {
 }
 
 pub(crate) async fn node_by_id(tx: &mut Tx, id: i64) -> Result<Node> {
-    let sql = format!(
-        "SELECT {} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?",
-        super::NODE_COLUMNS
-    );
-    let row = tx.row(&sql, &[Val::I64(id)]).await?.ok_or(Error::Retry)?;
-    Node::from_row(&row)
+    super::fetch_node(tx, id).await?.ok_or(Error::Retry)
 }
 
 /// Gives every folder in `ids` a new ETag and time and adds `delta` to its size.
@@ -216,8 +217,9 @@ async fn collect_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<Node>> {
     Ok(all)
 }
 
-/// Deletes a subtree's rows and properties; returns blob keys no longer referenced.
-async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<String>> {
+/// Deletes a subtree's rows, properties and versions; returns blob keys no
+/// longer referenced.
+pub(crate) async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<String>> {
     let nodes = collect_subtree(tx, root).await?;
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
     for part in ids.chunks(BATCH) {
@@ -227,7 +229,9 @@ async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<String>> {
         tx.exec(&format!("DELETE FROM nodes WHERE id IN ({list})"), &args).await?;
     }
     let blobs: Vec<i64> = nodes.iter().filter_map(|n| n.blob_id).collect();
-    unref_blobs(tx, &blobs).await
+    let mut freed = unref_blobs(tx, &blobs).await?;
+    freed.extend(super::versions::drop_for(tx, &ids).await?);
+    Ok(freed)
 }
 
 /// Drops one reference per entry of `blob_ids`; returns the keys of blobs that

@@ -6,15 +6,15 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use sha1::{Digest, Sha1};
 use strongroom_store::{BlobKey, Tx, Val};
 
 use super::{
     Ctx, Files, Node, NodeKind, RETRIES, mime, parent_chain,
-    tree::{chain_ids, propagate, unref_blobs},
+    tree::{chain_ids, propagate},
 };
 use crate::{
     access::Op,
+    checksum::{Expected, Hasher},
     error::{Error, Result},
     locks::Guard,
     path::TreePath,
@@ -34,6 +34,8 @@ pub struct PutOptions {
     pub if_none_match_any: bool,
     /// Only write if something exists at the path (`If-Match: *`).
     pub require_existing: bool,
+    /// The checksum the client announced (`OC-Checksum`); a mismatch is refused.
+    pub checksum: Option<Expected>,
 }
 
 /// The result of a successful upload.
@@ -43,11 +45,25 @@ pub struct PutOutcome {
     pub created: bool,
 }
 
-/// A blob written and flushed, not yet referenced by any row.
-struct StagedBlob {
-    key: BlobKey,
+/// Something kept for recovery, with its size and age, as a candidate for purging.
+struct Kept {
+    what: History,
     size: i64,
-    sha1: String,
+    at: i64,
+}
+
+enum History {
+    Version(i64),
+    Trash(i64),
+}
+
+/// Content written and flushed, not yet referenced by any row. An empty file
+/// has no blob.
+pub(crate) struct Staged {
+    pub key: Option<BlobKey>,
+    pub size: i64,
+    /// `SHA1:… [TYPE:…]`, verified against the client's announcement.
+    pub checksum: String,
 }
 
 impl Files {
@@ -103,12 +119,17 @@ impl Files {
         check_target(existing.as_ref(), &opts)?;
         self.locks.check(&mut db, cx, path, Guard::Write).await?;
         if let Some(len) = opts.expected_len {
-            self.check_quota(cx, len as i64 - existing.as_ref().map_or(0, |n| n.size)).await?;
+            self.make_room(cx, len as i64 - existing.as_ref().map_or(0, |n| n.size)).await?;
         }
 
-        let staged = self.stage(body, opts.expected_len).await?;
-        let key = staged.as_ref().map(|s| s.key.clone());
-        let result = self.commit_put(cx, path, staged, &opts).await;
+        let staged = self.stage(body, opts.expected_len, opts.checksum.as_ref()).await?;
+        self.place(cx, path, staged, &opts).await
+    }
+
+    /// Commits staged content at `path`; on failure the blob is removed again.
+    pub(crate) async fn place(&self, cx: &Ctx<'_>, path: &TreePath, staged: Staged, opts: &PutOptions) -> Result<PutOutcome> {
+        let key = staged.key.clone();
+        let result = self.commit_put(cx, path, &staged, opts).await;
         if result.is_err() {
             if let Some(k) = key {
                 let _ = self.blobs.delete(&k).await;
@@ -119,45 +140,80 @@ impl Files {
         Ok(outcome)
     }
 
-    async fn check_quota(&self, cx: &Ctx<'_>, delta: i64) -> Result<()> {
+    /// Makes sure `delta` more bytes of files fit in the owner's quota. Trash
+    /// and versions count against the quota too, but give way: when a write needs
+    /// their room, the oldest of them are purged first.
+    pub(crate) async fn make_room(&self, cx: &Ctx<'_>, delta: i64) -> Result<()> {
         let (used, quota) = self.usage(cx).await?;
-        if quota >= 0 && delta > 0 && used + delta > quota {
+        if quota < 0 || delta <= 0 {
+            return Ok(());
+        }
+        if used + delta > quota {
             return Err(Error::InsufficientStorage(format!(
                 "insufficient space: {delta} bytes required, {} available",
                 (quota - used).max(0)
             )));
         }
+        let mut history = self.history(cx).await?;
+        let mut excess = used + delta + history.iter().map(|h| h.size).sum::<i64>() - quota;
+        history.sort_by_key(|h| h.at);
+        for h in history {
+            if excess <= 0 {
+                break;
+            }
+            match h.what {
+                History::Version(id) => self.drop_versions(&[id]).await?,
+                History::Trash(node) => {
+                    self.purge_trash_node(cx.owner.id, node).await?;
+                }
+            }
+            excess -= h.size;
+        }
         Ok(())
     }
 
-    /// Streams the body into a new blob and flushes it. An empty body makes no blob.
-    async fn stage<S>(&self, body: S, expected: Option<u64>) -> Result<Option<StagedBlob>>
+    /// Everything of the owner's that is kept for recovery: versions and trash items.
+    async fn history(&self, cx: &Ctx<'_>) -> Result<Vec<Kept>> {
+        let mut out = Vec::new();
+        for r in self.db.rows("SELECT id, size, created_at FROM versions WHERE user_id = ?", &[cx.owner.id.into()]).await? {
+            out.push(Kept { what: History::Version(r.i64(0)?), size: r.i64(1)?, at: r.i64(2)? });
+        }
+        let trash = self
+            .db
+            .rows("SELECT t.node_id, n.size, t.deleted_at FROM trash t JOIN nodes n ON n.id = t.node_id WHERE t.user_id = ?", &[cx.owner.id.into()])
+            .await?;
+        for r in trash {
+            out.push(Kept { what: History::Trash(r.i64(0)?), size: r.i64(1)?, at: r.i64(2)? });
+        }
+        Ok(out)
+    }
+
+    /// Streams the body into a new blob, hashing it, and flushes it.
+    pub(crate) async fn stage<S>(&self, body: S, expected: Option<u64>, checksum: Option<&Expected>) -> Result<Staged>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send,
     {
         let mut body = std::pin::pin!(body);
         let mut writer: Option<strongroom_store::BlobWriter> = None;
-        let mut hasher = Sha1::new();
+        let mut hasher = Hasher::new(checksum.map(|c| c.algo));
         let mut size: u64 = 0;
+        let fail = |w: Option<strongroom_store::BlobWriter>, e: Error| async move {
+            if let Some(w) = w {
+                w.abort().await;
+            }
+            Err(e)
+        };
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => {
-                    if let Some(w) = writer {
-                        w.abort().await;
-                    }
-                    return Err(Error::BadRequest(format!("the upload was interrupted: {e}")));
-                }
+                Err(e) => return fail(writer, Error::BadRequest(format!("the upload was interrupted: {e}"))).await,
             };
             if chunk.is_empty() {
                 continue;
             }
             size += chunk.len() as u64;
             if expected.is_some_and(|e| size > e) {
-                if let Some(w) = writer {
-                    w.abort().await;
-                }
-                return Err(Error::BadRequest("the body is longer than its Content-Length".into()));
+                return fail(writer, Error::BadRequest("the body is longer than its Content-Length".into())).await;
             }
             hasher.update(&chunk);
             if writer.is_none() {
@@ -168,21 +224,24 @@ impl Files {
             }
         }
         if expected.is_some_and(|e| size != e) {
-            if let Some(w) = writer {
-                w.abort().await;
-            }
-            return Err(Error::BadRequest("the body is shorter than its Content-Length".into()));
+            return fail(writer, Error::BadRequest("the body is shorter than its Content-Length".into())).await;
         }
-        let Some(w) = writer else { return Ok(None) };
-        let key = w.finish().await?;
-        Ok(Some(StagedBlob { key, size: size as i64, sha1: hex::encode(hasher.finalize()) }))
+        let checksum = match hasher.finish(checksum) {
+            Ok(c) => c,
+            Err(e) => return fail(writer, e).await,
+        };
+        let key = match writer {
+            Some(w) => Some(w.finish().await?),
+            None => None,
+        };
+        Ok(Staged { key, size: size as i64, checksum })
     }
 
     async fn commit_put(
         &self,
         cx: &Ctx<'_>,
         path: &TreePath,
-        staged: Option<StagedBlob>,
+        staged: &Staged,
         opts: &PutOptions,
     ) -> Result<(PutOutcome, Vec<String>)> {
         let name = path.name().unwrap_or_default();
@@ -193,10 +252,10 @@ impl Files {
             let existing = super::child(&mut tx, parent_id, name).await?;
             check_target(existing.as_ref(), opts)?;
             self.locks.check(&mut tx, cx, path, Guard::Write).await?;
-            let size = staged.as_ref().map_or(0, |s| s.size);
+            let size = staged.size;
             let delta = size - existing.as_ref().map_or(0, |n| n.size);
             check_quota_in(&mut tx, cx, delta).await?;
-            let step = write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged.as_ref(), opts).await;
+            let step = write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, opts).await;
             let freed = match step {
                 Ok(f) => f,
                 Err(Error::Retry) => continue,
@@ -214,42 +273,42 @@ impl Files {
     }
 }
 
-/// Inserts or updates the file row; returns blob keys that lost their last reference.
+/// Inserts or updates the file row; the content it replaces becomes a version.
+/// Returns blob keys that lost their last reference.
 async fn write_row(
     tx: &mut Tx,
     cx: &Ctx<'_>,
     parent_id: i64,
     name: &str,
     existing: Option<&Node>,
-    staged: Option<&StagedBlob>,
+    staged: &Staged,
     opts: &PutOptions,
 ) -> Result<Vec<String>> {
     let now = now_secs();
-    let blob_id = match staged {
-        Some(s) => Some(
+    let blob_id = match &staged.key {
+        Some(k) => Some(
             tx.insert(
                 "INSERT INTO blobs (blob_key, size, refs, created_at) VALUES (?, ?, 1, ?)",
-                &[s.key.as_str().into(), s.size.into(), now.into()],
+                &[k.as_str().into(), staged.size.into(), now.into()],
             )
             .await?,
         ),
         None => None,
     };
-    let size = staged.map_or(0, |s| s.size);
-    // The SHA-1 of no bytes, so empty files carry a checksum like any other.
-    let sha1 = staged.map_or("da39a3ee5e6b4b0d3255bfef95601890afd80709", |s| s.sha1.as_str());
-    let checksum = format!("SHA1:{sha1}");
     let mtime = opts.mtime.unwrap_or(now);
     let ctype = mime::guess(name);
     match existing {
         Some(old) => {
             tx.exec(
                 "UPDATE nodes SET size = ?, mtime = ?, etag = ?, blob_id = ?, content_type = ?, checksum = ? WHERE id = ?",
-                &[size.into(), mtime.into(), new_etag().into(), blob_id.into(), ctype.into(), checksum.into(), old.id.into()],
+                &[
+                    staged.size.into(), mtime.into(), new_etag().into(), blob_id.into(), ctype.into(),
+                    staged.checksum.as_str().into(), old.id.into(),
+                ],
             )
             .await?;
-            let old_blobs: Vec<i64> = old.blob_id.into_iter().collect();
-            unref_blobs(tx, &old_blobs).await
+            super::versions::keep(tx, old).await?;
+            Ok(Vec::new())
         }
         None => {
             let inserted = tx
@@ -257,8 +316,8 @@ async fn write_row(
                     "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag, blob_id, content_type, checksum) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     &[
-                        cx.owner.id.into(), parent_id.into(), name.into(), NodeKind::File.code().into(), size.into(),
-                        mtime.into(), now.into(), new_etag().into(), blob_id.into(), ctype.into(), checksum.into(),
+                        cx.owner.id.into(), parent_id.into(), name.into(), NodeKind::File.code().into(), staged.size.into(),
+                        mtime.into(), now.into(), new_etag().into(), blob_id.into(), ctype.into(), staged.checksum.as_str().into(),
                     ],
                 )
                 .await;

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// What the client asked for.
-enum Request {
+pub(crate) enum Request {
     AllProp(Vec<(String, String)>),
     PropName,
     Prop(Vec<(String, String)>),
@@ -68,12 +68,30 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
         HashMap::new()
     };
     let live_cx = LiveCtx { prefix: call.prefix, owner: call.owner, instance_id: &call.dav.instance_id, locks: &locks, usage };
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .map(|(path, node)| Entry { href: call.href(&path, node.is_folder()), path, node, extra: Vec::new() })
+        .collect();
+    Ok(multistatus(render(&live_cx, &request, &entries, &dead)))
+}
+
+/// One `d:response`: a node at an href, with properties beyond the live ones.
+pub(crate) struct Entry {
+    pub href: String,
+    pub path: TreePath,
+    pub node: Node,
+    /// Extra live properties (namespace, name, inner XML), looked up first.
+    pub extra: Vec<(&'static str, &'static str, String)>,
+}
+
+/// A whole multistatus document for `entries`.
+pub(crate) fn render(cx: &LiveCtx<'_>, request: &Request, entries: &[Entry], dead: &HashMap<i64, Vec<DeadProp>>) -> String {
     let mut out = xml_out::multistatus_start();
-    for (path, node) in &entries {
-        write_response(&mut out, call, &live_cx, &request, path, node, dead.get(&node.id).map(Vec::as_slice).unwrap_or(&[]));
+    for e in entries {
+        write_response(&mut out, cx, request, e, dead.get(&e.node.id).map(Vec::as_slice).unwrap_or(&[]));
     }
     xml_out::multistatus_end(&mut out);
-    Ok(multistatus(out))
+    out
 }
 
 pub fn multistatus(body: String) -> Response {
@@ -83,7 +101,7 @@ pub fn multistatus(body: String) -> Response {
     r
 }
 
-fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
+pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Request::AllProp(Vec::new()));
     }
@@ -109,19 +127,14 @@ fn is_live_name(ns: &str, name: &str) -> bool {
     crate::props::is_protected(ns, name) || (ns == crate::xml_out::OC && name == "favorite")
 }
 
-fn write_response(
-    out: &mut String,
-    call: &Call<'_>,
-    cx: &LiveCtx<'_>,
-    request: &Request,
-    path: &TreePath,
-    node: &Node,
-    dead: &[DeadProp],
-) {
+fn write_response(out: &mut String, cx: &LiveCtx<'_>, request: &Request, entry: &Entry, dead: &[DeadProp]) {
+    let (node, path) = (&entry.node, &entry.path);
     let mut found = String::new();
     let mut missing = String::new();
+    let extra = |ns: &str, name: &str| entry.extra.iter().find(|(a, b, _)| *a == ns && *b == name).map(|e| e.2.clone());
     let find = |ns: &str, name: &str| -> Option<String> {
-        live(cx, node, path, ns, name)
+        extra(ns, name)
+            .or_else(|| live(cx, node, path, ns, name))
             .or_else(|| dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone()))
     };
     match request {
@@ -163,8 +176,11 @@ fn write_response(
             }
         }
     }
+    for (ns, name, v) in entry.extra.iter().filter(|_| matches!(request, Request::AllProp(_))) {
+        xml_out::prop(&mut found, ns, name, v);
+    }
     out.push_str("<d:response><d:href>");
-    out.push_str(&xml_out::escape(&call.href(path, node.is_folder())));
+    out.push_str(&xml_out::escape(&entry.href));
     out.push_str("</d:href>");
     propstat(out, &found, 200);
     if !missing.is_empty() {

@@ -44,17 +44,29 @@ fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
             return Err(Error::BadRequest("OC-Total-Length does not match Content-Length".into()));
         }
     }
+    Ok(PutOptions { expected_len, ..upload_options(call)? })
+}
+
+/// The headers that condition and describe an upload, for PUT and for the
+/// final MOVE of a chunked upload alike.
+pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
     let mtime = match call.header("x-oc-mtime") {
         Some(v) => Some(parse_mtime(v)?),
         None => None,
     };
-    let if_match = call.header("if-match").map(|v| strip_etag(v).to_owned()).filter(|v| v != "*");
-    let if_none_match_any = call.header("if-none-match").is_some_and(|v| v.trim() == "*");
-    if call.header("if-match").is_some_and(|v| v.trim() == "*") {
-        // "*" only requires that something exists.
-        return Ok(PutOptions { mtime, expected_len, if_match: None, if_none_match_any, require_existing: true });
-    }
-    Ok(PutOptions { mtime, expected_len, if_match, if_none_match_any, require_existing: false })
+    let if_match_header = call.header("if-match").map(str::trim);
+    let checksum = match call.header("oc-checksum") {
+        Some(v) => Some(strongroom_core::checksum::parse_header(v)?),
+        None => None,
+    };
+    Ok(PutOptions {
+        mtime,
+        expected_len: None,
+        if_match: if_match_header.filter(|v| *v != "*").map(|v| strip_etag(v).to_owned()),
+        if_none_match_any: call.header("if-none-match").is_some_and(|v| v.trim() == "*"),
+        require_existing: if_match_header == Some("*"),
+        checksum,
+    })
 }
 
 /// `X-OC-Mtime`: Unix seconds, possibly with a fraction.

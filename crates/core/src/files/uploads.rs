@@ -1,0 +1,377 @@
+//! Chunked uploads (Nextcloud's chunking v2 and the desktop client's variant):
+//! chunks are stored as blobs of their own, and the final MOVE streams them in
+//! numeric order into one new blob, which is then committed like a PUT.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use strongroom_store::{BlobKey, Row, Tx, Val};
+
+use super::{Ctx, Files, PutOptions, PutOutcome, tree::unref_blobs, write::Staged};
+use crate::{
+    access::Op,
+    checksum::Hasher,
+    error::{Error, Result},
+    path::{TreePath, check_name},
+    util::now_secs,
+};
+
+/// An upload in progress.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub id: i64,
+    pub name: String,
+    /// The target URL given at MKCOL (chunking v2), to be matched by later requests.
+    pub destination: Option<String>,
+    pub total_length: Option<i64>,
+    pub created_at: i64,
+    pub touched_at: i64,
+}
+
+/// A stored chunk.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub name: String,
+    pub size: i64,
+    blob_key: String,
+}
+
+/// An assembly older than this is taken to have died with its server (seconds).
+const ASSEMBLY_STALE: i64 = 3600;
+
+const UPLOAD_COLUMNS: &str = "id, name, destination, total_length, created_at, touched_at";
+
+impl Upload {
+    fn from_row(r: &Row) -> Result<Upload> {
+        Ok(Upload {
+            id: r.i64(0)?,
+            name: r.str(1)?,
+            destination: r.opt_str(2)?,
+            total_length: r.opt_i64(3)?,
+            created_at: r.i64(4)?,
+            touched_at: r.i64(5)?,
+        })
+    }
+}
+
+/// Deletes every upload of a user; returns blob keys no longer referenced.
+pub(crate) async fn drop_all(tx: &mut Tx, user_id: i64) -> Result<Vec<String>> {
+    let rows = tx.rows("SELECT id FROM uploads WHERE user_id = ?", &[user_id.into()]).await?;
+    let mut freed = Vec::new();
+    for r in rows {
+        freed.extend(drop_upload(tx, r.i64(0)?).await?);
+    }
+    Ok(freed)
+}
+
+async fn drop_upload(tx: &mut Tx, upload_id: i64) -> Result<Vec<String>> {
+    let rows = tx.rows("SELECT blob_id FROM upload_chunks WHERE upload_id = ?", &[upload_id.into()]).await?;
+    let blobs: Vec<i64> = rows.iter().map(|r| r.i64(0)).collect::<std::result::Result<_, _>>()?;
+    tx.exec("DELETE FROM upload_chunks WHERE upload_id = ?", &[upload_id.into()]).await?;
+    tx.exec("DELETE FROM uploads WHERE id = ?", &[upload_id.into()]).await?;
+    unref_blobs(tx, &blobs).await
+}
+
+/// The position of a chunk: its leading number (`0000000000000001`, `3`,
+/// `000000000000000-000000010485759`). Names without one are refused.
+fn chunk_order(name: &str) -> Option<u64> {
+    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Checks that the chunks follow each other without a gap: consecutive
+/// indices, or byte ranges `start-end` that touch.
+fn check_contiguous(chunks: &[Chunk]) -> Result<()> {
+    let missing = || Error::BadRequest("a chunk is missing: the chunks do not follow each other".into());
+    let ranges: Option<Vec<(u64, u64)>> = chunks
+        .iter()
+        .map(|c| {
+            let (a, b) = c.name.split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    if let Some(ranges) = ranges {
+        let mut next = 0;
+        for (c, (a, b)) in chunks.iter().zip(ranges) {
+            if a != next || b + 1 < a || (b + 1 - a) as i64 != c.size {
+                return Err(missing());
+            }
+            next = b + 1;
+        }
+        return Ok(());
+    }
+    let first = chunks.first().and_then(|c| chunk_order(&c.name)).unwrap_or(0);
+    if first > 1 {
+        return Err(missing());
+    }
+    for (i, c) in chunks.iter().enumerate() {
+        if chunk_order(&c.name) != Some(first + i as u64) {
+            return Err(missing());
+        }
+    }
+    Ok(())
+}
+
+impl Files {
+    /// MKCOL of an upload folder.
+    pub async fn upload_create(&self, cx: &Ctx<'_>, name: &str, destination: Option<&str>, total: Option<i64>) -> Result<()> {
+        cx.allow(Op::Create)?;
+        check_name(name)?;
+        if let Some(t) = total {
+            self.make_room(cx, t).await?;
+        }
+        let now = now_secs();
+        let mut tx = self.db.begin().await?;
+        let exists = tx.row("SELECT id FROM uploads WHERE user_id = ? AND name = ?", &[cx.owner.id.into(), name.into()]).await?;
+        if exists.is_some() {
+            return Err(Error::AlreadyExists("the upload folder exists".into()));
+        }
+        let inserted = tx
+            .insert(
+                "INSERT INTO uploads (user_id, name, destination, total_length, created_at, touched_at) VALUES (?, ?, ?, ?, ?, ?)",
+                &[cx.owner.id.into(), name.into(), destination.into(), total.into(), now.into(), now.into()],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(strongroom_store::DbError::Conflict) => return Err(Error::AlreadyExists("the upload folder exists".into())),
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn upload_get(&self, cx: &Ctx<'_>, name: &str) -> Result<Upload> {
+        cx.allow(Op::Stat)?;
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE user_id = ? AND name = ?");
+        let row = self.db.row(&sql, &[cx.owner.id.into(), name.into()]).await?;
+        row.map(|r| Upload::from_row(&r)).transpose()?.ok_or(Error::NotFound)
+    }
+
+    pub async fn uploads(&self, cx: &Ctx<'_>) -> Result<Vec<Upload>> {
+        cx.allow(Op::Stat)?;
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE user_id = ? ORDER BY name");
+        self.db.rows(&sql, &[Val::I64(cx.owner.id)]).await?.iter().map(Upload::from_row).collect()
+    }
+
+    /// The chunks of an upload in assembly order.
+    pub async fn upload_chunks(&self, cx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Chunk>> {
+        cx.allow(Op::Stat)?;
+        let rows = self
+            .db
+            .rows(
+                "SELECT c.name, c.size, b.blob_key FROM upload_chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.upload_id = ?",
+                &[upload.id.into()],
+            )
+            .await?;
+        let mut chunks: Vec<Chunk> = rows
+            .iter()
+            .map(|r| Ok(Chunk { name: r.str(0)?, size: r.i64(1)?, blob_key: r.str(2)? }))
+            .collect::<Result<_>>()?;
+        chunks.sort_by(|a, b| chunk_order(&a.name).cmp(&chunk_order(&b.name)).then(a.name.cmp(&b.name)));
+        Ok(chunks)
+    }
+
+    /// Stores one chunk; a chunk of the same name is replaced (the last upload wins).
+    pub async fn upload_put_chunk<S>(&self, cx: &Ctx<'_>, upload: &str, chunk: &str, body: S, len: Option<u64>) -> Result<bool>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send,
+    {
+        cx.allow(Op::Write)?;
+        check_name(chunk)?;
+        if chunk_order(chunk).is_none() {
+            return Err(Error::BadRequest("chunk names must start with their number".into()));
+        }
+        let up = self.upload_get(cx, upload).await?;
+        if let Some(l) = len {
+            self.make_room(cx, l as i64 + self.staged_bytes(cx.owner.id).await?).await?;
+        }
+        let staged = self.stage(body, len, None).await?;
+        let result = self.commit_chunk(cx, &up, chunk, &staged).await;
+        if result.is_err() {
+            if let Some(k) = &staged.key {
+                let _ = self.blobs.delete(k).await;
+            }
+        }
+        let (created, freed) = result?;
+        self.release(freed).await;
+        Ok(created)
+    }
+
+    async fn commit_chunk(&self, cx: &Ctx<'_>, up: &Upload, chunk: &str, staged: &Staged) -> Result<(bool, Vec<String>)> {
+        let now = now_secs();
+        let mut tx = self.db.begin().await?;
+        if tx.row("SELECT id FROM uploads WHERE id = ?", &[up.id.into()]).await?.is_none() {
+            return Err(Error::NotFound);
+        }
+        super::write::check_quota_in(&mut tx, cx, staged.size).await?;
+        // An empty chunk still needs a blob row to keep the chunk list uniform.
+        let key = staged.key.as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default();
+        let key = if key.is_empty() { BlobKey::random().as_str().to_owned() } else { key };
+        let blob = tx
+            .insert("INSERT INTO blobs (blob_key, size, refs, created_at) VALUES (?, ?, 1, ?)", &[key.into(), staged.size.into(), now.into()])
+            .await?;
+        let old = tx.row("SELECT blob_id FROM upload_chunks WHERE upload_id = ? AND name = ?", &[up.id.into(), chunk.into()]).await?;
+        let mut freed = Vec::new();
+        if let Some(r) = &old {
+            freed = unref_blobs(&mut tx, &[r.i64(0)?]).await?;
+            tx.exec("DELETE FROM upload_chunks WHERE upload_id = ? AND name = ?", &[up.id.into(), chunk.into()]).await?;
+        }
+        tx.exec(
+            "INSERT INTO upload_chunks (upload_id, name, blob_id, size) VALUES (?, ?, ?, ?)",
+            &[up.id.into(), chunk.into(), blob.into(), staged.size.into()],
+        )
+        .await?;
+        tx.exec("UPDATE uploads SET touched_at = ? WHERE id = ?", &[now.into(), up.id.into()]).await?;
+        tx.commit().await?;
+        Ok((old.is_none(), freed))
+    }
+
+    /// Bytes a user has in unfinished uploads.
+    async fn staged_bytes(&self, user_id: i64) -> Result<i64> {
+        let rows = self
+            .db
+            .rows("SELECT c.size FROM upload_chunks c JOIN uploads u ON u.id = c.upload_id WHERE u.user_id = ?", &[user_id.into()])
+            .await?;
+        rows.iter().map(|r| r.i64(0).map_err(Into::into)).sum()
+    }
+
+    /// Deletes an upload folder and its chunks.
+    pub async fn upload_delete(&self, cx: &Ctx<'_>, name: &str) -> Result<()> {
+        cx.allow(Op::Delete)?;
+        let up = self.upload_get(cx, name).await?;
+        let mut tx = self.db.begin().await?;
+        let freed = drop_upload(&mut tx, up.id).await?;
+        tx.commit().await?;
+        self.release(freed).await;
+        Ok(())
+    }
+
+    /// Assembles the chunks into the file at `dest`. The chunks stay when the
+    /// assembly is refused, so the client can resume.
+    pub async fn upload_assemble(&self, cx: &Ctx<'_>, name: &str, dest: &TreePath, total: Option<i64>, opts: PutOptions) -> Result<PutOutcome> {
+        cx.allow(Op::Write)?;
+        let up = self.upload_get(cx, name).await?;
+        self.claim_assembly(&up).await?;
+        let result = self.assemble(cx, &up, dest, total, opts).await;
+        if result.is_err() {
+            let _ = self.db.exec("UPDATE uploads SET assembling_since = NULL WHERE id = ?", &[up.id.into()]).await;
+        }
+        result
+    }
+
+    /// Marks the upload as being assembled; a concurrent MOVE gets 423.
+    async fn claim_assembly(&self, up: &Upload) -> Result<()> {
+        let now = now_secs();
+        let n = self
+            .db
+            .exec(
+                "UPDATE uploads SET assembling_since = ? WHERE id = ? AND (assembling_since IS NULL OR assembling_since < ?)",
+                &[now.into(), up.id.into(), (now - ASSEMBLY_STALE).into()],
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::Busy("the upload is being assembled; try again later".into()));
+        }
+        Ok(())
+    }
+
+    async fn assemble(&self, cx: &Ctx<'_>, up: &Upload, dest: &TreePath, total: Option<i64>, opts: PutOptions) -> Result<PutOutcome> {
+        let chunks = self.upload_chunks(cx, up).await?;
+        if chunks.is_empty() {
+            return Err(Error::BadRequest("the upload has no chunks".into()));
+        }
+        check_contiguous(&chunks)?;
+        let size: i64 = chunks.iter().map(|c| c.size).sum();
+        if let Some(t) = total.or(up.total_length) {
+            if t != size {
+                return Err(Error::BadRequest(format!("the chunks hold {size} bytes, the client announced {t}")));
+            }
+        }
+        let existing = self.stat(cx, dest).await?;
+        self.make_room(cx, size - existing.map_or(0, |n| n.size)).await?;
+        let staged = self.concatenate(&chunks, opts.checksum.as_ref()).await?;
+        let outcome = self.place(cx, dest, staged, &PutOptions { expected_len: None, checksum: None, ..opts }).await?;
+        let mut tx = self.db.begin().await?;
+        let freed = drop_upload(&mut tx, up.id).await?;
+        tx.commit().await?;
+        self.release(freed).await;
+        Ok(outcome)
+    }
+
+    /// Streams the chunks, in order, into one new blob (each byte copied once).
+    async fn concatenate(&self, chunks: &[Chunk], checksum: Option<&crate::checksum::Expected>) -> Result<Staged> {
+        let mut hasher = Hasher::new(checksum.map(|c| c.algo));
+        let mut writer = self.blobs.create().await?;
+        let mut size = 0i64;
+        for c in chunks.iter().filter(|c| c.size > 0) {
+            let key = BlobKey::parse(&c.blob_key).ok_or_else(|| Error::Internal("bad chunk blob key".into()))?;
+            let mut stream = std::pin::pin!(self.blobs.read(&key, 0..c.size as u64).await?);
+            while let Some(part) = stream.next().await {
+                let part = part.map_err(|e| Error::Internal(format!("reading a chunk: {e}")))?;
+                hasher.update(&part);
+                size += part.len() as i64;
+                writer.write(part).await?;
+            }
+        }
+        let checksum = match hasher.finish(checksum) {
+            Ok(c) => c,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        };
+        if size == 0 {
+            writer.abort().await;
+            return Ok(Staged { key: None, size, checksum });
+        }
+        let key = writer.finish().await?;
+        Ok(Staged { key: Some(key), size, checksum })
+    }
+
+    /// Deletes uploads untouched since `cutoff`, unless an assembly is running.
+    pub async fn uploads_expire(&self, cutoff: i64) -> Result<usize> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT id FROM uploads WHERE touched_at < ? AND (assembling_since IS NULL OR assembling_since < ?)",
+                &[cutoff.into(), (now_secs() - ASSEMBLY_STALE).into()],
+            )
+            .await?;
+        let mut n = 0;
+        for r in rows {
+            let mut tx = self.db.begin().await?;
+            let freed = drop_upload(&mut tx, r.i64(0)?).await?;
+            tx.commit().await?;
+            self.release(freed).await;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(name: &str, size: i64) -> Chunk {
+        Chunk { name: name.into(), size, blob_key: String::new() }
+    }
+
+    #[test]
+    fn chunks_must_follow_each_other() {
+        assert!(check_contiguous(&[chunk("0000000000000000", 5), chunk("0000000000000001", 3)]).is_ok());
+        assert!(check_contiguous(&[chunk("1", 5), chunk("2", 3), chunk("3", 1)]).is_ok());
+        assert!(check_contiguous(&[chunk("1", 5), chunk("3", 3)]).is_err());
+        assert!(check_contiguous(&[chunk("2", 5), chunk("3", 3)]).is_err());
+        assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 10), chunk("000000000000010-000000000000014", 5)]).is_ok());
+        assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 10), chunk("000000000000011-000000000000014", 4)]).is_err());
+        assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 9)]).is_err());
+    }
+
+    #[test]
+    fn chunk_order_is_numeric() {
+        assert_eq!(chunk_order("10"), Some(10));
+        assert_eq!(chunk_order("000000000000010-000000000000014"), Some(10));
+        assert_eq!(chunk_order("abc"), None);
+    }
+}
