@@ -10,6 +10,7 @@ mod if_header;
 mod methods;
 mod paths;
 mod props;
+mod special;
 mod xml_in;
 mod xml_out;
 
@@ -18,6 +19,7 @@ use http::{Method, request::Parts};
 use strongroom_core::{Error, Files, Principal, TreePath, User, files::Ctx};
 
 pub use error::error_body;
+pub use special::{Special, handle_special};
 
 /// Largest XML request body accepted (PROPFIND, PROPPATCH, LOCK).
 pub const MAX_XML_BODY: usize = 1024 * 1024;

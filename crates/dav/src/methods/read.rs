@@ -8,6 +8,12 @@ use crate::{Call, if_header::strip_etag, methods::identity_headers, props::http_
 
 pub async fn get(call: &Call<'_>, with_body: bool) -> Result<Response, Error> {
     let node = call.dav.files.stat(&call.cx(), &call.path).await?.ok_or(Error::NotFound)?;
+    serve_node(call, &node, with_body).await
+}
+
+/// Serves a file's content (or only its headers), honouring conditions and ranges.
+pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result<Response, Error> {
+    let node = node.clone();
     if node.is_folder() {
         return Err(Error::NotAllowed("this is a folder; list it with PROPFIND".into()));
     }

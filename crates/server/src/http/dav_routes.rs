@@ -1,5 +1,6 @@
-//! Maps URL prefixes to WebDAV mounts: `/remote.php/dav/files/USER/…` and the
-//! legacy `/remote.php/webdav/…` (the authenticated user's own files).
+//! Maps URL prefixes to WebDAV mounts: `/remote.php/dav/files/USER/…`, the
+//! legacy `/remote.php/webdav/…` (the authenticated user's own files), and the
+//! user's `uploads`, `trashbin` and `versions` collections; and `/ocs/…`.
 
 use axum::{
     extract::{Request, State},
@@ -8,19 +9,31 @@ use axum::{
 use http::StatusCode;
 use percent_encoding::percent_decode_str;
 
+use strongroom_dav::Special;
 use strongroom_ocs::{Caller, Version};
 
 use super::auth::{Auth, unauthorized};
 use crate::app::App;
 
-const FILES: &str = "/remote.php/dav/files/";
+const DAV: &str = "/remote.php/dav/";
 const WEBDAV: &str = "/remote.php/webdav";
 
 pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
-    if let Some(rest) = path.strip_prefix(FILES) {
+    if let Some(rest) = path.strip_prefix(DAV) {
+        let (kind, rest) = rest.split_once('/').unwrap_or((rest, ""));
         let (user_raw, below) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        return files(&app, req, user_raw, below).await;
+        let special = match kind {
+            "files" => None,
+            "uploads" => Some(Special::Uploads),
+            "trashbin" => Some(Special::Trash),
+            "versions" => Some(Special::Versions),
+            _ => return not_found(),
+        };
+        if user_raw.is_empty() {
+            return not_found();
+        }
+        return files(&app, req, special, kind, user_raw, below).await;
     }
     if path == WEBDAV || path.starts_with("/remote.php/webdav/") {
         let below = path[WEBDAV.len()..].to_owned();
@@ -34,7 +47,7 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     not_found()
 }
 
-async fn files(app: &App, req: Request, user_raw: &str, below: &str) -> Response {
+async fn files(app: &App, req: Request, special: Option<Special>, kind: &str, user_raw: &str, below: &str) -> Response {
     let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
     let Some((who, me)) = auth.principal() else { return anonymous(req).await };
     let Ok(uid) = percent_decode_str(user_raw).decode_utf8() else { return not_found() };
@@ -48,8 +61,14 @@ async fn files(app: &App, req: Request, user_raw: &str, below: &str) -> Response
         }
     };
     let Some(owner) = owner else { return not_found() };
-    let prefix = format!("{FILES}{user_raw}");
-    strongroom_dav::handle(&app.dav, &who, &owner, &prefix, below, req).await
+    let files_prefix = format!("{DAV}files/{user_raw}");
+    match special {
+        None => strongroom_dav::handle(&app.dav, &who, &owner, &files_prefix, below, req).await,
+        Some(s) => {
+            let prefix = format!("{DAV}{kind}/{user_raw}");
+            strongroom_dav::handle_special(&app.dav, s, &who, &owner, &prefix, &files_prefix, below, req).await
+        }
+    }
 }
 
 async fn legacy(app: &App, req: Request, below: &str) -> Response {

@@ -1,0 +1,118 @@
+//! `/remote.php/dav/uploads/USER/ID/CHUNK`: chunked uploads.
+
+use axum::{body::Body, response::Response};
+use futures_util::TryStreamExt;
+use http::{HeaderValue, StatusCode, header};
+use strongroom_core::{Error, Node, NodeKind};
+
+use super::{destination_below, entry, href, listing, not_allowed, virtual_folder};
+use crate::{
+    Call,
+    methods::{identity_headers, with_status, write::upload_options},
+};
+
+pub async fn dispatch(call: &Call<'_>, files_prefix: &str, body: Body) -> Result<Response, Error> {
+    let segs: Vec<&str> = call.path.segments().iter().map(String::as_str).collect();
+    let method = call.parts.method.as_str();
+    match (segs.as_slice(), method) {
+        ([], "PROPFIND") => list_uploads(call, body).await,
+        ([id], "MKCOL") => create(call, id).await,
+        ([id], "PROPFIND") => list_chunks(call, id, body).await,
+        ([id], "DELETE") => {
+            call.dav.files.upload_delete(&call.cx(), id).await?;
+            Ok(with_status(StatusCode::NO_CONTENT))
+        }
+        ([id, ".file"], "MOVE") => assemble(call, id, files_prefix).await,
+        ([id, chunk], "PUT") => put_chunk(call, id, chunk, body).await,
+        ([_, _], "GET" | "HEAD") => Err(Error::Forbidden("chunks cannot be downloaded".into())),
+        ([..], "OPTIONS") => Ok(crate::methods::options()),
+        ([] | [_] | [_, _], _) => Err(not_allowed(call)),
+        _ => Err(Error::NotFound),
+    }
+}
+
+fn total_length(call: &Call<'_>) -> Result<Option<i64>, Error> {
+    match call.header("oc-total-length") {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| Error::BadRequest("OC-Total-Length must be a number of bytes".into())),
+    }
+}
+
+async fn create(call: &Call<'_>, id: &str) -> Result<Response, Error> {
+    let destination = call.header("destination");
+    call.dav.files.upload_create(&call.cx(), id, destination, total_length(call)?).await?;
+    Ok(with_status(StatusCode::CREATED))
+}
+
+/// Requests of a chunking-v2 upload must name the Destination given at MKCOL.
+fn check_destination(call: &Call<'_>, expected: Option<&str>) -> Result<(), Error> {
+    match (expected, call.header("destination")) {
+        (Some(want), Some(got)) if want != got => {
+            Err(Error::BadRequest("the Destination differs from the one given when the upload began".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn put_chunk(call: &Call<'_>, id: &str, chunk: &str, body: Body) -> Result<Response, Error> {
+    let upload = call.dav.files.upload_get(&call.cx(), id).await?;
+    check_destination(call, upload.destination.as_deref())?;
+    let len = match call.parts.headers.get(header::CONTENT_LENGTH) {
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| Error::BadRequest("invalid Content-Length".into()))?),
+        None if call.parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
+        None => Some(0),
+    };
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let created = call.dav.files.upload_put_chunk(&call.cx(), id, chunk, stream, len).await?;
+    Ok(with_status(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }))
+}
+
+async fn assemble(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Response, Error> {
+    let upload = call.dav.files.upload_get(&call.cx(), id).await?;
+    check_destination(call, upload.destination.as_deref())?;
+    let dest = destination_below(call, files_prefix)?;
+    let opts = upload_options(call)?;
+    let mtime_set = opts.mtime.is_some();
+    let out = call.dav.files.upload_assemble(&call.cx(), id, &dest, total_length(call)?, opts).await?;
+    let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
+    identity_headers(&mut r, call.dav, &out.node);
+    if mtime_set {
+        r.headers_mut().insert("X-OC-MTime", HeaderValue::from_static("accepted"));
+    }
+    Ok(r)
+}
+
+async fn list_uploads(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let mut entries = vec![entry(href(call, &[], true), virtual_folder(call.owner, "uploads"))];
+    for u in call.dav.files.uploads(&call.cx()).await? {
+        let mut node = virtual_folder(call.owner, &u.name);
+        node.mtime = u.touched_at;
+        node.etag = format!("u{}-{}", u.id, u.touched_at);
+        entries.push(entry(href(call, &[&u.name], true), node));
+    }
+    listing(call, body, entries).await
+}
+
+async fn list_chunks(call: &Call<'_>, id: &str, body: Body) -> Result<Response, Error> {
+    let upload = call.dav.files.upload_get(&call.cx(), id).await?;
+    let mut folder = virtual_folder(call.owner, id);
+    folder.mtime = upload.touched_at;
+    folder.etag = format!("u{}-{}", upload.id, upload.touched_at);
+    let mut entries = vec![entry(href(call, &[id], true), folder)];
+    for c in call.dav.files.upload_chunks(&call.cx(), &upload).await? {
+        let node = Node {
+            kind: NodeKind::File,
+            size: c.size,
+            etag: format!("c{}-{}-{}", upload.id, c.name, c.size),
+            ..virtual_folder(call.owner, &c.name)
+        };
+        entries.push(entry(href(call, &[id, &c.name], false), node));
+    }
+    listing(call, body, entries).await
+}
