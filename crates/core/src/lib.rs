@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod error;
 pub mod files;
 pub mod locks;
+pub mod loginflow;
 pub mod path;
 pub mod secret;
 pub mod tokens;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use strongroom_core::{Files, Users, secret::Secret, tokens::Tokens};
+use strongroom_core::{Files, Users, loginflow::LoginFlows, secret::Secret, tokens::Tokens};
 use strongroom_dav::Dav;
 use strongroom_ocs::Ocs;
 use strongroom_store::{BlobStore, Db, Val};
@@ -17,6 +17,7 @@ pub struct App {
     pub users: Users,
     pub files: Files,
     pub tokens: Tokens,
+    pub flows: LoginFlows,
     pub dav: Dav,
     pub ocs: Ocs,
 }
@@ -48,7 +49,8 @@ impl App {
         let tokens = Tokens::new(db.clone(), users.clone());
         let dav = Dav { files: files.clone(), instance_id };
         let ocs = Ocs { users: users.clone(), files: files.clone(), tokens: tokens.clone() };
-        Ok(App { db, users, files, tokens, dav, ocs })
+        let flows = LoginFlows::new(db.clone(), users.clone(), tokens.clone());
+        Ok(App { db, users, files, tokens, flows, dav, ocs })
     }
 
     /// On the very first start, creates the admin account. Returns the

@@ -19,6 +19,11 @@ const KEYS: &[(&str, bool)] = &[
     ("storage.path", false),
     ("log.format", false),
     ("log.level", false),
+    ("uploads.expire_after_secs", true),
+    ("trash.retention_days", true),
+    ("versions.retention_days", true),
+    ("versions.max_per_file", true),
+    ("maintenance.interval_secs", true),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +39,82 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub uploads: UploadsConfig,
+    #[serde(default)]
+    pub trash: TrashConfig,
+    #[serde(default)]
+    pub versions: VersionsConfig,
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+}
+
+/// Unfinished chunked uploads untouched this long are deleted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    #[serde(default = "day")]
+    pub expire_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrashConfig {
+    /// Deleted items are purged after this many days (they also give way to
+    /// new files when the quota is reached).
+    #[serde(default = "thirty")]
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsConfig {
+    #[serde(default = "thirty")]
+    pub retention_days: u64,
+    #[serde(default = "fifty")]
+    pub max_per_file: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// How often expiry runs.
+    #[serde(default = "ten_minutes")]
+    pub interval_secs: u64,
+}
+
+fn day() -> u64 {
+    86_400
+}
+fn thirty() -> u64 {
+    30
+}
+fn fifty() -> u64 {
+    50
+}
+fn ten_minutes() -> u64 {
+    600
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig { expire_after_secs: day() }
+    }
+}
+impl Default for TrashConfig {
+    fn default() -> Self {
+        TrashConfig { retention_days: thirty() }
+    }
+}
+impl Default for VersionsConfig {
+    fn default() -> Self {
+        VersionsConfig { retention_days: thirty(), max_per_file: fifty() }
+    }
+}
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig { interval_secs: ten_minutes() }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -151,6 +232,9 @@ impl Config {
             if n == 0 || n > 1000 {
                 return bad("database.max_connections", format!("{n} is not between 1 and 1000"));
             }
+        }
+        if self.maintenance.interval_secs == 0 {
+            return bad("maintenance.interval_secs", "must be at least 1".into());
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", format!("{:?} is neither \"text\" nor \"json\"", self.log.format));

@@ -121,6 +121,7 @@ async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Pa
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(address = %local, database = app.db.dialect_name(), "listening");
     println!("Strongroom listening on http://{local}");
+    crate::maintenance::spawn(app.clone(), config);
     crate::http::serve(app, listener).await.map_err(|e| e.to_string())
 }
 

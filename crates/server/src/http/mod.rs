@@ -6,9 +6,14 @@
 
 mod auth;
 mod dav_routes;
+mod login_flow;
+mod pages;
 mod requests;
 
-use axum::{Router, middleware, routing::get};
+use axum::{
+    Router, middleware,
+    routing::{get, post},
+};
 use tokio::net::TcpListener;
 
 use crate::app::App;
@@ -17,6 +22,10 @@ use crate::app::App;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/status.php", get(status))
+        .route("/index.php/login/v2", post(login_flow::start))
+        .route("/index.php/login/v2/poll", post(login_flow::poll))
+        .route("/index.php/login/v2/flow/{token}", get(login_flow::flow_page))
+        .route("/index.php/login/v2/grant", post(login_flow::grant))
         .fallback(dav_routes::dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), auth::resolve))
         .layer(middleware::from_fn(requests::guard))

@@ -11,8 +11,8 @@ CREATE TABLE app_tokens (
 CREATE UNIQUE INDEX app_tokens_hash ON app_tokens (token_hash);
 CREATE INDEX app_tokens_user ON app_tokens (user_id);
 
--- Login Flow v2: pending grants. The app password waits here, sealed with a key
--- derived from the poll token (which only the client has), until it is polled.
+-- Login Flow v2: pending grants. No secret is kept: the app password is made
+-- when the client polls after the user granted access, and shown only then.
 CREATE TABLE login_flows (
     id {id},
     poll_hash CHAR(64) NOT NULL,
@@ -20,7 +20,7 @@ CREATE TABLE login_flows (
     client_name VARCHAR(255) NOT NULL,
     created_at BIGINT NOT NULL,
     login_name VARCHAR(255) NULL,
-    sealed_password {text} NULL
+    user_id BIGINT NULL
 ) {opts};
 CREATE UNIQUE INDEX login_flows_poll ON login_flows (poll_hash);
 CREATE UNIQUE INDEX login_flows_login ON login_flows (login_hash);

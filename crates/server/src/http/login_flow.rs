@@ -1,0 +1,136 @@
+//! Login Flow v2 over HTTP: the client's start and poll endpoints, and the
+//! browser pages where the user logs in and grants access.
+
+use axum::{
+    Form, Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+use strongroom_core::{Error, secret::Secret};
+
+use super::pages::{escape, page};
+use crate::app::App;
+
+/// The URL the client used to reach us, to build the URLs we hand back.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `POST /index.php/login/v2`: starts a flow named after the client.
+pub async fn start(State(app): State<App>, headers: HeaderMap) -> Response {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
+    match app.flows.start(agent).await {
+        Ok((poll, login)) => {
+            let base = base_url(&headers);
+            Json(json!({
+                "poll": { "token": poll.expose(), "endpoint": format!("{base}/index.php/login/v2/poll") },
+                "login": format!("{base}/index.php/login/v2/flow/{}", login.expose()),
+            }))
+            .into_response()
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PollForm {
+    token: String,
+}
+
+/// `POST /index.php/login/v2/poll`: 404 `[]` until granted, then the
+/// credentials, exactly once.
+pub async fn poll(State(app): State<App>, headers: HeaderMap, Form(form): Form<PollForm>) -> Response {
+    match app.flows.poll(&form.token).await {
+        Ok(Some(grant)) => Json(json!({
+            "server": base_url(&headers),
+            "loginName": grant.login_name,
+            "appPassword": grant.app_password.expose(),
+        }))
+        .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(json!([]))).into_response(),
+        Err(e) => failure(&e),
+    }
+}
+
+/// `GET /index.php/login/v2/flow/TOKEN`: the login and grant page.
+pub async fn flow_page(State(app): State<App>, Path(token): Path<String>) -> Response {
+    match app.flows.by_login_token(&token).await {
+        Ok(flow) if !flow.granted => login_form(&flow.client_name, &token, None).into_response(),
+        Ok(_) => gone(),
+        Err(Error::NotFound) => gone(),
+        Err(e) => failure(&e),
+    }
+}
+
+fn login_form(client: &str, token: &str, error: Option<&str>) -> Html<String> {
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    page(
+        "Connect to your account",
+        &format!(
+            "<h1>Connect to your account</h1>\
+             <p><strong>{}</strong> asks for access to your files. Log in to grant it.</p>{error}\
+             <form method=\"post\" action=\"/index.php/login/v2/grant\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <p><label>User <input name=\"user\" autocomplete=\"username\" required></label></p>\
+             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+             <p><button type=\"submit\">Grant access</button></p></form>",
+            escape(client),
+            escape(token)
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct GrantForm {
+    token: String,
+    user: String,
+    password: String,
+}
+
+/// `POST /index.php/login/v2/grant`: checks the credentials and grants the flow.
+pub async fn grant(State(app): State<App>, Form(form): Form<GrantForm>) -> Response {
+    let flow = match app.flows.by_login_token(&form.token).await {
+        Ok(f) if !f.granted => f,
+        Ok(_) | Err(Error::NotFound) => return gone(),
+        Err(e) => return failure(&e),
+    };
+    let password = Secret::new(form.password);
+    match app.users.verify_password(&form.user, &password).await {
+        Ok(Some(user)) => match app.flows.grant(&flow, &user, &form.user).await {
+            Ok(()) => page(
+                "Access granted",
+                &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
+            )
+            .into_response(),
+            Err(e) => failure(&e),
+        },
+        Ok(None) => {
+            tracing::info!(login = %form.user, "login flow: login failed");
+            let mut r = login_form(&flow.client_name, &form.token, Some("Wrong user or password.")).into_response();
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+fn gone() -> Response {
+    let body = page("Link expired", "<h1>This link has expired</h1><p>Start the connection again from your client.</p>");
+    (StatusCode::NOT_FOUND, body).into_response()
+}
+
+fn failure(e: &Error) -> Response {
+    let status = match e {
+        Error::Unavailable(_) | Error::Retry => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        _ => {
+            tracing::error!(error = %e, "login flow failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    (status, page("Something went wrong", "<h1>Something went wrong</h1><p>Please try again.</p>")).into_response()
+}
