@@ -135,6 +135,10 @@ impl Locks {
 
     /// Takes a new lock on `path`, refusing when it conflicts with another.
     pub async fn lock(&self, cx: &Ctx<'_>, path: &TreePath, req: &LockRequest) -> Result<Lock> {
+        crate::util::retry(|| self.try_lock(cx, path, req)).await
+    }
+
+    async fn try_lock(&self, cx: &Ctx<'_>, path: &TreePath, req: &LockRequest) -> Result<Lock> {
         let mut tx = self.db.begin().await?;
         let locks = self.active(&mut tx, cx.owner.id).await?;
         let conflict = locks.iter().find(|l| {

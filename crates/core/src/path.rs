@@ -105,7 +105,8 @@ pub fn check_name(s: &str) -> Result<(), Error> {
     if s.len() > MAX_NAME_BYTES {
         return Err(Error::BadRequest(format!("name longer than {MAX_NAME_BYTES} bytes")));
     }
-    if let Some(c) = s.chars().find(|c| c.is_control() || *c == '/' || *c == '\\') {
+    let forbidden = |c: &char| c.is_control() || matches!(c, '/' | '\\' | '\u{FFFE}' | '\u{FFFF}');
+    if let Some(c) = s.chars().find(forbidden) {
         return Err(Error::BadRequest(format!("name contains forbidden character {c:?}")));
     }
     Ok(())
@@ -117,7 +118,7 @@ mod tests {
 
     #[test]
     fn refuses_dot_segments_and_control_characters() {
-        for bad in ["..", ".", "a\0b", "a\nb", "a/b", "a\\b", "\u{7f}"] {
+        for bad in ["..", ".", "a\0b", "a\nb", "a/b", "a\\b", "\u{7f}", "\u{FFFF}"] {
             assert!(TreePath::from_segments([bad]).is_err(), "{bad:?} accepted");
         }
         assert!(TreePath::from_segments(["x".repeat(256)]).is_err());

@@ -145,7 +145,7 @@ pub fn check_uid(uid: &str) -> Result<()> {
     if uid.len() > 64 {
         return bad("the user id must be at most 64 characters");
     }
-    if uid == "." || uid == ".." || uid.trim() != uid {
+    if uid == "." || uid == ".." || uid.trim() != uid || uid.starts_with('-') {
         return bad("the user id is not valid");
     }
     let ok = |c: char| c.is_ascii_alphanumeric() || "_.@-' ".contains(c);
@@ -425,7 +425,7 @@ mod tests {
         for ok in ["alice", "a.b@c-d_e", "O'Brien", "x y"] {
             assert!(check_uid(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "..", " lead", "a/b", "a\\b", "ümlaut", &"x".repeat(65)] {
+        for bad in ["", "..", " lead", "-opt", "a/b", "a\\b", "ümlaut", &"x".repeat(65)] {
             assert!(check_uid(bad).is_err(), "{bad}");
         }
     }

@@ -45,7 +45,11 @@ pub fn response(e: &Error, prefix: &str) -> Response {
         }
         _ => String::new(),
     };
-    error_body(status, exception, &message, &extra)
+    let mut r = error_body(status, exception, &message, &extra);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    r
 }
 
 /// A sabre-style error document with an optional precondition element.

@@ -54,6 +54,29 @@ impl Call<'_> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// A header that may carry UTF-8 (Destination, If); one that is not valid
+    /// UTF-8 is a bad request rather than absent.
+    pub fn header_text(&self, name: &str) -> Result<Option<&str>, Error> {
+        match self.parts.headers.get(name) {
+            None => Ok(None),
+            Some(v) => std::str::from_utf8(v.as_bytes())
+                .map(Some)
+                .map_err(|_| Error::BadRequest(format!("the {name} header is not valid UTF-8"))),
+        }
+    }
+
+    /// The URL prefixes that name this request's tree, for Destination and If
+    /// headers: the mount itself, the owner's files URL, and the legacy alias
+    /// when the tree is the caller's own.
+    pub fn tree_prefixes(&self) -> Vec<String> {
+        let files = paths::href("/remote.php/dav/files", &TreePath::from_segments([self.owner.uid.as_str()]).unwrap_or_default(), false);
+        let mut v = vec![self.prefix.to_owned(), files];
+        if self.who.user_id == self.owner.id {
+            v.push("/remote.php/webdav".to_owned());
+        }
+        v
+    }
+
     pub fn href(&self, path: &TreePath, folder: bool) -> String {
         paths::href(self.prefix, path, folder)
     }

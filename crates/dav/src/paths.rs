@@ -75,11 +75,15 @@ pub enum Destination {
     OtherTree,
 }
 
-/// Interprets a `Destination` header (a full URL or an absolute path).
-pub fn destination(value: &str, host: Option<&str>, prefix: &str) -> Result<Destination, Error> {
-    let path = if let Some(rest) = value.strip_prefix("http://").or_else(|| value.strip_prefix("https://")) {
+/// Interprets a `Destination` header (a full URL or an absolute path) against
+/// the URL prefixes that name the tree the request works in. Prefixes compare
+/// case-insensitively (user ids do); the part below is taken as it is.
+pub fn destination(value: &str, host: Option<&str>, prefixes: &[String]) -> Result<Destination, Error> {
+    let lower = value.get(..8).unwrap_or(value).to_ascii_lowercase();
+    let path = if lower.starts_with("http://") || lower.starts_with("https://") {
+        let rest = &value[value.find("://").map_or(0, |i| i + 3)..];
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority)) {
+        if !host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
             return Ok(Destination::OtherServer);
         }
         path
@@ -88,15 +92,18 @@ pub fn destination(value: &str, host: Option<&str>, prefix: &str) -> Result<Dest
     } else {
         return Err(Error::BadRequest("the Destination header is not a URL".into()));
     };
-    let path = if path.is_empty() { "/" } else { path };
-    // Compare the mount prefix on whole, decoded segments.
-    let prefix_tree = decode(prefix)?;
-    let full = decode(path)?;
-    if !full.starts_with(&prefix_tree) {
-        return Ok(Destination::OtherTree);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let full = decode(if path.is_empty() { "/" } else { path })?;
+    for prefix in prefixes {
+        let base = decode(prefix)?;
+        let n = base.segments().len();
+        let same = full.segments().len() >= n
+            && full.segments()[..n].iter().zip(base.segments()).all(|(a, b)| a.eq_ignore_ascii_case(b));
+        if same {
+            return Ok(Destination::Here(TreePath::from_segments(full.segments()[n..].to_vec())?));
+        }
     }
-    let rel: Vec<String> = full.segments()[prefix_tree.segments().len()..].to_vec();
-    Ok(Destination::Here(TreePath::from_segments(rel)?))
+    Ok(Destination::OtherTree)
 }
 
 #[cfg(test)]
@@ -124,14 +131,19 @@ mod tests {
 
     #[test]
     fn destinations_stay_in_the_tree() {
-        let pre = "/remote.php/dav/files/alice";
-        let d = destination("http://h:1/remote.php/dav/files/alice/x", Some("h:1"), pre).unwrap();
-        assert!(matches!(d, Destination::Here(p) if p.to_key() == "/x"));
-        let d = destination("http://evil/remote.php/dav/files/alice/x", Some("h:1"), pre).unwrap();
+        let pre = ["/remote.php/dav/files/alice".to_owned(), "/remote.php/webdav".to_owned()];
+        let here = |d: Destination, want: &str| matches!(d, Destination::Here(p) if p.to_key() == want);
+        assert!(here(destination("http://h:1/remote.php/dav/files/alice/x", Some("h:1"), &pre).unwrap(), "/x"));
+        assert!(here(destination("HTTP://h:1/remote.php/dav/files/ALICE/x?q=1", Some("h:1"), &pre).unwrap(), "/x"));
+        assert!(here(destination("/remote.php/webdav/d/x", None, &pre).unwrap(), "/d/x"));
+        assert!(here(destination("/remote.php/dav/files/alice/Ünï", None, &pre).unwrap(), "/Ünï"));
+        let d = destination("http://evil/remote.php/dav/files/alice/x", Some("h:1"), &pre).unwrap();
         assert!(matches!(d, Destination::OtherServer));
-        let d = destination("/remote.php/dav/files/bob/x", Some("h:1"), pre).unwrap();
+        let d = destination("http://evil/remote.php/dav/files/alice/x", None, &pre).unwrap();
+        assert!(matches!(d, Destination::OtherServer));
+        let d = destination("/remote.php/dav/files/bob/x", Some("h:1"), &pre).unwrap();
         assert!(matches!(d, Destination::OtherTree));
-        let d = destination("/remote.php/dav/files/alice2/x", Some("h:1"), pre).unwrap();
+        let d = destination("/remote.php/dav/files/alice2/x", Some("h:1"), &pre).unwrap();
         assert!(matches!(d, Destination::OtherTree));
     }
 }

@@ -123,7 +123,9 @@ pub fn activelock(prefix: &str, l: &Lock) -> String {
 }
 
 pub fn http_date(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    // Times are validated when set; the clamp keeps a bad row from failing a listing.
+    let secs = secs.clamp(0, strongroom_core::MAX_TIME);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
     httpdate::fmt_http_date(t)
 }
 

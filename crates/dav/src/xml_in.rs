@@ -201,6 +201,7 @@ fn element(reader: &NsReader<&[u8]>, s: &BytesStart<'_>, ns: String) -> Result<E
         let value = a
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| err(format!("bad attribute value: {e}")))?;
+        check_chars(&value)?;
         attrs.push((ans, local.to_owned(), value.into_owned()));
     }
     Ok(Elem { ns, name, attrs, children: Vec::new() })
@@ -213,7 +214,21 @@ fn close(stack: &mut [Elem], root: &mut Option<Elem>, e: Elem) {
     }
 }
 
+/// Characters XML 1.0 allows in documents (§2.2): no control characters
+/// below U+0020 but tab and line ends, no U+FFFE or U+FFFF.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+fn check_chars(s: &str) -> Result<(), XmlError> {
+    match s.chars().find(|c| !xml_char(*c)) {
+        Some(c) => Err(err(format!("the character {c:?} is not allowed in XML"))),
+        None => Ok(()),
+    }
+}
+
 fn push_text(stack: &mut [Elem], s: &str) -> Result<(), XmlError> {
+    check_chars(s)?;
     match stack.last_mut() {
         Some(parent) => {
             if let Some(Content::Text(t)) = parent.children.last_mut() {
@@ -243,6 +258,10 @@ mod tests {
         assert!(parse(b"<x>&a;</x>").is_err());
         assert!(parse(b"<x><y></x>").is_err());
         assert!(parse(b"<p:x/>").is_err());
+        assert!(parse(b"<x>a&#1;b</x>").is_err());
+        assert!(parse(b"<x>a\x01b</x>").is_err());
+        assert!(parse(b"<x>&#xFFFE;</x>").is_err());
+        assert!(parse(b"<x a=\"&#0;\"/>").is_err());
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub struct App {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot prepare the data folder {0}: {1}")]
+    #[error("cannot prepare the folder {0}: {1}")]
     DataDir(String, std::io::Error),
-    #[error("cannot open the database: {0}")]
+    #[error("cannot open the database (key `database.url`): {0}")]
     Db(#[from] strongroom_store::DbError),
     #[error("{0}")]
     Core(#[from] strongroom_core::Error),
@@ -36,9 +36,9 @@ impl App {
     /// Opens the installation described by `config`, creating and migrating
     /// what does not exist yet.
     pub async fn open(config: &Config) -> Result<App, OpenError> {
-        prepare_dir(&config.data_dir)?;
+        prepare_dir(&config.data_dir, "data_dir")?;
         let blob_dir = config.blob_dir();
-        prepare_dir(&blob_dir)?;
+        prepare_dir(&blob_dir, "storage.path")?;
         let db = Db::connect(&config.database_url(), config.max_connections()).await?;
         db.migrate().await?;
         let blobs = BlobStore::local(&blob_dir).map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
@@ -77,9 +77,9 @@ impl App {
     }
 }
 
-/// Creates a folder readable by the server's user only.
-fn prepare_dir(dir: &Path) -> Result<(), OpenError> {
-    let err = |e| OpenError::DataDir(dir.display().to_string(), e);
+/// Creates a folder readable by the server's user only; errors name the key.
+fn prepare_dir(dir: &Path, key: &str) -> Result<(), OpenError> {
+    let err = |e| OpenError::DataDir(format!("{} (key `{key}`)", dir.display()), e);
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(err)?;
         #[cfg(unix)]

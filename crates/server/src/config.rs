@@ -9,21 +9,22 @@ use std::{
 
 use serde::Deserialize;
 
-/// Every key, declared once: its dotted name and whether its value is a number.
-/// The environment variable of a key is derived from its name.
-const KEYS: &[(&str, bool)] = &[
-    ("listen", false),
-    ("data_dir", false),
-    ("database.url", false),
-    ("database.max_connections", true),
-    ("storage.path", false),
-    ("log.format", false),
-    ("log.level", false),
-    ("uploads.expire_after_secs", true),
-    ("trash.retention_days", true),
-    ("versions.retention_days", true),
-    ("versions.max_per_file", true),
-    ("maintenance.interval_secs", true),
+/// Every key, declared once: its dotted name and, for numbers, the range of
+/// values allowed (`None` for strings). The environment variable of a key is
+/// derived from its name.
+const KEYS: &[(&str, Option<(i64, i64)>)] = &[
+    ("listen", None),
+    ("data_dir", None),
+    ("database.url", None),
+    ("database.max_connections", Some((1, 1000))),
+    ("storage.path", None),
+    ("log.format", None),
+    ("log.level", None),
+    ("uploads.expire_after_secs", Some((1, 3_650 * 86_400))),
+    ("trash.retention_days", Some((0, 36_500))),
+    ("versions.retention_days", Some((0, 36_500))),
+    ("versions.max_per_file", Some((0, 100_000))),
+    ("maintenance.interval_secs", Some((1, 86_400))),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,15 +187,14 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError(format!("{}: {}", p.display(), e.message())))?
+                text.parse::<toml::Table>().map_err(|e| ConfigError(format!("{}: {}", p.display(), e.to_string().trim())))?
             }
             None => toml::Table::new(),
         };
-        for (key, numeric) in KEYS {
+        for (key, range) in KEYS {
             let var = env_name(key);
             if let Some(v) = env(&var) {
-                let value = if *numeric {
+                let value = if range.is_some() {
                     let n = v.trim().parse::<i64>().map_err(|_| {
                         ConfigError(format!("key `{key}` (from {var}): expected a number, got {v:?}"))
                     })?;
@@ -227,14 +227,6 @@ impl Config {
             if !ok {
                 return bad("database.url", "must start with sqlite://, postgres:// or mysql://".into());
             }
-        }
-        if let Some(n) = self.database.max_connections {
-            if n == 0 || n > 1000 {
-                return bad("database.max_connections", format!("{n} is not between 1 and 1000"));
-            }
-        }
-        if self.maintenance.interval_secs == 0 {
-            return bad("maintenance.interval_secs", "must be at least 1".into());
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", format!("{:?} is neither \"text\" nor \"json\"", self.log.format));
@@ -270,18 +262,21 @@ impl Config {
 fn check_keys(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
     for (k, v) in table {
         let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        if let toml::Value::Table(t) = v {
-            if KEYS.iter().any(|(name, _)| name.starts_with(&format!("{key}."))) {
-                check_keys(t, &key)?;
-                continue;
+        let section = KEYS.iter().any(|(name, _)| name.starts_with(&format!("{key}.")));
+        if section {
+            match v {
+                toml::Value::Table(t) => check_keys(t, &key)?,
+                _ => return Err(ConfigError(format!("key `{key}`: expected a table of settings, got {v}"))),
             }
+            continue;
         }
         match KEYS.iter().find(|(name, _)| *name == key) {
             None => return Err(ConfigError(format!("unknown key `{key}`"))),
-            Some((_, true)) if !v.is_integer() => {
-                return Err(ConfigError(format!("key `{key}`: expected a number, got {v}")));
-            }
-            Some((_, false)) if !v.is_str() => {
+            Some((_, Some((lo, hi)))) => match v.as_integer() {
+                Some(n) if (*lo..=*hi).contains(&n) => {}
+                _ => return Err(ConfigError(format!("key `{key}`: expected a number from {lo} to {hi}, got {v}"))),
+            },
+            Some((_, None)) if !v.is_str() => {
                 return Err(ConfigError(format!("key `{key}`: expected a string, got {v}")));
             }
             Some(_) => {}
@@ -361,5 +356,13 @@ mod tests {
         assert!(e.contains("database.max_connections"), "{e}");
         let e = load("[log]\nformat = \"xml\"", &[]).unwrap_err().0;
         assert!(e.contains("log.format"), "{e}");
+        let e = load("[database]\nmax_connections = -5", &[]).unwrap_err().0;
+        assert!(e.contains("database.max_connections"), "{e}");
+        let e = load("", &[("STRONGROOM_DATABASE_MAX_CONNECTIONS", "99999999999")]).unwrap_err().0;
+        assert!(e.contains("database.max_connections"), "{e}");
+        let e = load("database = \"x\"", &[]).unwrap_err().0;
+        assert!(e.contains("`database`") && e.contains("table"), "{e}");
+        let e = load("listen = ", &[]).unwrap_err().0;
+        assert!(e.contains("line 1"), "{e}");
     }
 }

@@ -91,8 +91,13 @@ impl BlobStore {
         self.op.delete(&key.path()).await
     }
 
-    pub async fn exists(&self, key: &BlobKey) -> Result<bool, opendal::Error> {
-        self.op.exists(&key.path()).await
+    /// The stored size of a blob, or `None` when it is missing.
+    pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>, opendal::Error> {
+        match self.op.stat(&key.path()).await {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Makes the directory entry of a finished local blob durable. OpenDAL flushes

@@ -271,7 +271,8 @@ impl Db {
                         sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
                             .execute(&mut *c)
                             .await?;
-                        sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        // Serializable, as on PostgreSQL; autocommitted reads stay non-locking.
+                        sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE")
                             .execute(&mut *c)
                             .await?;
                         Ok(())
@@ -305,12 +306,16 @@ impl Db {
         }
     }
 
-    /// Starts a transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails half way.
+    /// Starts a serializable write transaction. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so a read-then-write transaction never
+    /// fails half way; elsewhere a conflicting transaction fails with
+    /// [`DbError::Retry`] and is run again by the caller.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            // Serializable: concurrent changes to the tree cannot interleave into
+            // a state no serial order would give; the loser retries.
+            Db::Postgres(p) => Tx::Postgres(p.begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE").await?),
             Db::MySql(p) => Tx::MySql(p.begin().await?),
         })
     }

@@ -1,8 +1,8 @@
 //! Schema migrations, written once and specialised per dialect.
 //!
 //! Each migration is a list of statements with a few type placeholders
-//! (`{id}`, `{text}`, `{opts}`) that differ between SQLite, PostgreSQL and
-//! MySQL/MariaDB. Applied versions are recorded in `sr_migrations`.
+//! (`{id}`, `{text}`, `{name}` for names compared byte for byte, `{opts}`)
+//! that differ between SQLite, PostgreSQL and MySQL/MariaDB. Applied versions are recorded in `sr_migrations`.
 
 use crate::{Db, DbError, Dialect, Val};
 
@@ -13,17 +13,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {
-    let (id, text, opts) = match d {
-        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", ""),
-        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT", ""),
+    let (id, text, name, opts) = match d {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "VARCHAR(255)", ""),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT", "VARCHAR(255)", ""),
         Dialect::MySql => (
             "BIGINT AUTO_INCREMENT PRIMARY KEY",
             "MEDIUMTEXT",
-            // Binary collation: names are compared byte for byte, as on a file system.
+            // File and property names compare byte for byte, trailing spaces
+            // included, which MySQL's padded `_bin` collations do not do.
+            "VARBINARY(1020)",
             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         ),
     };
-    sql.replace("{id}", id).replace("{text}", text).replace("{opts}", opts)
+    sql.replace("{id}", id).replace("{text}", text).replace("{name}", name).replace("{opts}", opts)
 }
 
 impl Db {

@@ -54,9 +54,6 @@ pub struct Files {
     locks: Locks,
 }
 
-/// How many times a transaction that lost a race is tried again.
-const RETRIES: usize = 8;
-
 impl Files {
     pub fn new(db: Db, blobs: BlobStore) -> Files {
         Files { locks: Locks::new(db.clone()), db, blobs }
@@ -99,6 +96,19 @@ impl Files {
             return Ok(futures_util::future::Either::Left(futures_util::stream::empty()));
         };
         let key = BlobKey::parse(key).ok_or_else(|| Error::Internal("bad blob key".into()))?;
+        // Checked before the first byte is sent: once a 200 is out, a missing or
+        // short blob could only show as a cut connection.
+        match self.blobs.size(&key).await? {
+            Some(n) if n == file.size as u64 => {}
+            found => {
+                return Err(Error::Internal(format!(
+                    "the content of file {} is damaged: blob {} holds {found:?} bytes, {} expected",
+                    file.id,
+                    key.as_str(),
+                    file.size
+                )));
+            }
+        }
         Ok(futures_util::future::Either::Right(self.blobs.read(&key, range).await?))
     }
 

@@ -4,12 +4,16 @@ use std::collections::HashMap;
 
 use strongroom_store::{Val, placeholders};
 
-use super::{Ctx, Files, Node, resolve};
+use super::{
+    Ctx, Files, Node, resolve,
+    tree::{chain_ids, propagate},
+};
 use crate::{
     access::Op,
     error::{Error, Result},
     locks::Guard,
     path::TreePath,
+    util::new_etag,
 };
 
 /// A stored property: namespace, local name and its value as self-contained XML.
@@ -69,6 +73,7 @@ impl Files {
                 return Err(Error::BadRequest("property name too long".into()));
             }
         }
+        self.retry(|| async {
         let mut tx = self.db.begin().await?;
         let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
         self.locks.check(&mut tx, cx, path, Guard::Write).await?;
@@ -92,16 +97,27 @@ impl Files {
         }
         tx.commit().await?;
         Ok(())
+        })
+        .await
     }
 
-    /// Sets the modification time of a node (PROPPATCH of `getlastmodified`).
+    /// Sets the modification time of a node (PROPPATCH of `lastmodified`). The
+    /// node and its ancestors get new ETags, so sync clients notice.
     pub async fn set_mtime(&self, cx: &Ctx<'_>, path: &TreePath, mtime: i64) -> Result<()> {
         cx.allow(Op::Write)?;
-        let mut tx = self.db.begin().await?;
-        let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
-        self.locks.check(&mut tx, cx, path, Guard::Write).await?;
-        tx.exec("UPDATE nodes SET mtime = ? WHERE id = ?", &[mtime.into(), node.id.into()]).await?;
-        tx.commit().await?;
-        Ok(())
+        if !(0..=crate::util::MAX_TIME).contains(&mtime) {
+            return Err(Error::BadRequest("the modification time is out of range".into()));
+        }
+        self.retry(|| async {
+            let mut tx = self.db.begin().await?;
+            let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
+            let node = chain.pop().expect("chain");
+            self.locks.check(&mut tx, cx, path, Guard::Write).await?;
+            tx.exec("UPDATE nodes SET mtime = ?, etag = ? WHERE id = ?", &[mtime.into(), new_etag().into(), node.id.into()]).await?;
+            propagate(&mut tx, &chain_ids(&chain), 0).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -5,7 +5,7 @@
 use strongroom_store::{Row, Tx, Val};
 
 use super::{
-    Ctx, Files, Node, NodeKind, RETRIES, child, children, resolve,
+    Ctx, Files, Node, NodeKind, child, children, resolve,
     tree::{chain_ids, node_by_id, propagate, remove_subtree},
 };
 use crate::{
@@ -143,7 +143,7 @@ impl Files {
     /// The node keeps its id.
     pub async fn trash_restore(&self, cx: &Ctx<'_>, item: &TrashItem) -> Result<Node> {
         cx.allow(Op::Create)?;
-        for _ in 0..RETRIES {
+        self.retry(|| async {
             let mut tx = self.db.begin().await?;
             let root = trash_root(&mut tx, cx.owner.id).await?;
             let node = node_by_id(&mut tx, item.node.id).await.map_err(|_| Error::NotFound)?;
@@ -165,13 +165,10 @@ impl Files {
             propagate(&mut tx, &[root], -node.size).await?;
             propagate(&mut tx, &chain_ids(&chain), node.size).await?;
             let restored = node_by_id(&mut tx, node.id).await?;
-            match tx.commit().await {
-                Ok(()) => return Ok(restored),
-                Err(strongroom_store::DbError::Retry | strongroom_store::DbError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Unavailable("too much contention, try again".into()))
+            tx.commit().await?;
+            Ok(restored)
+        })
+        .await
     }
 
     /// Purges trash items deleted before `cutoff` (Unix seconds), in every account.
@@ -187,16 +184,22 @@ impl Files {
 
     /// Purges one trashed node of `user_id`; false when it is no longer there.
     pub(crate) async fn purge_trash_node(&self, user_id: i64, node_id: i64) -> Result<bool> {
-        let mut tx = self.db.begin().await?;
-        let root = trash_root(&mut tx, user_id).await?;
-        let Ok(node) = node_by_id(&mut tx, node_id).await else { return Ok(false) };
-        if node.parent_id != Some(root) {
-            return Ok(false);
-        }
-        let freed = remove_subtree(&mut tx, &node).await?;
-        tx.exec("DELETE FROM trash WHERE node_id = ?", &[node.id.into()]).await?;
-        propagate(&mut tx, &[root], -node.size).await?;
-        tx.commit().await?;
+        let freed = self
+            .retry(|| async {
+                let mut tx = self.db.begin().await?;
+                let root = trash_root(&mut tx, user_id).await?;
+                let Some(node) = super::fetch_node(&mut tx, node_id).await? else { return Ok(None) };
+                if node.parent_id != Some(root) {
+                    return Ok(None);
+                }
+                let freed = remove_subtree(&mut tx, &node).await?;
+                tx.exec("DELETE FROM trash WHERE node_id = ?", &[node.id.into()]).await?;
+                propagate(&mut tx, &[root], -node.size).await?;
+                tx.commit().await?;
+                Ok(Some(freed))
+            })
+            .await?;
+        let Some(freed) = freed else { return Ok(false) };
         self.release(freed).await;
         Ok(true)
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use strongroom_store::{Tx, Val, placeholders};
 
-use super::{Ctx, Files, Node, NodeKind, RETRIES, children, parent_chain, resolve};
+use super::{Ctx, Files, Node, NodeKind, children, parent_chain, resolve};
 use crate::{
     access::Op,
     error::{Error, Result},
@@ -131,20 +131,12 @@ impl Files {
     }
 
     /// Runs a transactional step again when it lost a race with another one.
-    pub(crate) async fn retry<T, F, Fut>(&self, mut step: F) -> Result<T>
+    pub(crate) async fn retry<T, F, Fut>(&self, step: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        for _ in 0..RETRIES {
-            match step().await {
-                Err(Error::Retry) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..20))).await;
-                }
-                other => return other,
-            }
-        }
-        Err(Error::Unavailable("too much contention, try again".into()))
+        crate::util::retry(step).await
     }
 
     /// Removes every node of a user's tree and trash, their versions and the

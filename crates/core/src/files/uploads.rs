@@ -185,8 +185,10 @@ impl Files {
         if let Some(l) = len {
             self.make_room(cx, l as i64 + self.staged_bytes(cx.owner.id).await?).await?;
         }
-        let staged = self.stage(body, len, None).await?;
-        let result = self.commit_chunk(cx, &up, chunk, &staged).await;
+        let (used, quota) = self.usage(cx).await?;
+        let limit = (quota >= 0).then(|| (quota - used).max(0) as u64);
+        let staged = self.stage(body, len, None, limit).await?;
+        let result = self.retry(|| self.commit_chunk(cx, &up, chunk, &staged)).await;
         if result.is_err() {
             if let Some(k) = &staged.key {
                 let _ = self.blobs.delete(k).await;

@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use strongroom_store::{BlobKey, Tx, Val};
 
 use super::{
-    Ctx, Files, Node, NodeKind, RETRIES, mime, parent_chain,
+    Ctx, Files, Node, NodeKind, mime, parent_chain,
     tree::{chain_ids, propagate},
 };
 use crate::{
@@ -71,7 +71,7 @@ impl Files {
     pub async fn mkdir(&self, cx: &Ctx<'_>, path: &TreePath) -> Result<Node> {
         cx.allow(Op::Create)?;
         let name = path.name().ok_or_else(|| Error::AlreadyExists("the root folder exists".into()))?;
-        for _ in 0..RETRIES {
+        self.retry(|| async {
             let mut tx = self.db.begin().await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
             let parent = chain.last().expect("non-empty chain");
@@ -80,29 +80,18 @@ impl Files {
             }
             self.locks.check(&mut tx, cx, path, Guard::Create).await?;
             let now = now_secs();
-            let inserted = tx
-                .insert(
-                    "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
-                     VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                    &[cx.owner.id.into(), parent.id.into(), name.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
-                )
-                .await;
-            match inserted {
-                Ok(_) => {}
-                Err(strongroom_store::DbError::Conflict) => {
-                    return Err(Error::AlreadyExists("the name is already taken".into()));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            tx.insert(
+                "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
+                 VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                &[cx.owner.id.into(), parent.id.into(), name.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
+            )
+            .await?;
             propagate(&mut tx, &chain_ids(&chain), 0).await?;
             let node = super::child(&mut tx, parent.id, name).await?.ok_or(Error::Retry)?;
-            match tx.commit().await {
-                Ok(()) => return Ok(node),
-                Err(strongroom_store::DbError::Retry) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Unavailable("the folder could not be created: too much contention".into()))
+            tx.commit().await?;
+            Ok(node)
+        })
+        .await
     }
 
     /// Writes a file from a stream of bytes, creating or replacing it.
@@ -117,12 +106,24 @@ impl Files {
         let chain = parent_chain(&mut db, cx.owner, path).await?;
         let existing = super::child(&mut db, chain.last().expect("chain").id, path.name().unwrap_or("")).await?;
         check_target(existing.as_ref(), &opts)?;
-        self.locks.check(&mut db, cx, path, Guard::Write).await?;
+        let guard = if existing.is_some() { Guard::Write } else { Guard::Create };
+        self.locks.check(&mut db, cx, path, guard).await?;
+        let old_size = existing.as_ref().map_or(0, |n| n.size);
         if let Some(len) = opts.expected_len {
-            self.make_room(cx, len as i64 - existing.as_ref().map_or(0, |n| n.size)).await?;
+            self.make_room(cx, len as i64 - old_size).await?;
         }
-
-        let staged = self.stage(body, opts.expected_len, opts.checksum.as_ref()).await?;
+        // A body of unknown length is cut off as soon as it outgrows the quota.
+        let (used, quota) = self.usage(cx).await?;
+        let limit = (quota >= 0).then(|| (quota - used + old_size).max(0) as u64);
+        let staged = self.stage(body, opts.expected_len, opts.checksum.as_ref(), limit).await?;
+        if opts.expected_len.is_none() {
+            if let Err(e) = self.make_room(cx, staged.size - old_size).await {
+                if let Some(k) = &staged.key {
+                    let _ = self.blobs.delete(k).await;
+                }
+                return Err(e);
+            }
+        }
         self.place(cx, path, staged, &opts).await
     }
 
@@ -189,7 +190,7 @@ impl Files {
     }
 
     /// Streams the body into a new blob, hashing it, and flushes it.
-    pub(crate) async fn stage<S>(&self, body: S, expected: Option<u64>, checksum: Option<&Expected>) -> Result<Staged>
+    pub(crate) async fn stage<S>(&self, body: S, expected: Option<u64>, checksum: Option<&Expected>, limit: Option<u64>) -> Result<Staged>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send,
     {
@@ -214,6 +215,9 @@ impl Files {
             size += chunk.len() as u64;
             if expected.is_some_and(|e| size > e) {
                 return fail(writer, Error::BadRequest("the body is longer than its Content-Length".into())).await;
+            }
+            if limit.is_some_and(|l| size > l) {
+                return fail(writer, Error::InsufficientStorage("insufficient space: the upload exceeds the quota".into())).await;
             }
             hasher.update(&chunk);
             if writer.is_none() {
@@ -245,31 +249,23 @@ impl Files {
         opts: &PutOptions,
     ) -> Result<(PutOutcome, Vec<String>)> {
         let name = path.name().unwrap_or_default();
-        for _ in 0..RETRIES {
+        self.retry(|| async {
             let mut tx = self.db.begin().await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
             let parent_id = chain.last().expect("chain").id;
             let existing = super::child(&mut tx, parent_id, name).await?;
             check_target(existing.as_ref(), opts)?;
-            self.locks.check(&mut tx, cx, path, Guard::Write).await?;
-            let size = staged.size;
-            let delta = size - existing.as_ref().map_or(0, |n| n.size);
+            let guard = if existing.is_some() { Guard::Write } else { Guard::Create };
+            self.locks.check(&mut tx, cx, path, guard).await?;
+            let delta = staged.size - existing.as_ref().map_or(0, |n| n.size);
             check_quota_in(&mut tx, cx, delta).await?;
-            let step = write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, opts).await;
-            let freed = match step {
-                Ok(f) => f,
-                Err(Error::Retry) => continue,
-                Err(e) => return Err(e),
-            };
+            let freed = write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, opts).await?;
             propagate(&mut tx, &chain_ids(&chain), delta).await?;
             let node = super::child(&mut tx, parent_id, name).await?.ok_or(Error::Retry)?;
-            match tx.commit().await {
-                Ok(()) => return Ok((PutOutcome { node, created: existing.is_none() }, freed)),
-                Err(strongroom_store::DbError::Retry) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Unavailable("the file could not be written: too much contention".into()))
+            tx.commit().await?;
+            Ok((PutOutcome { node, created: existing.is_none() }, freed))
+        })
+        .await
     }
 }
 

@@ -11,7 +11,7 @@ use crate::{
 /// Checks the `If` header; on success records the submitted lock tokens.
 /// A header that evaluates to false is a 412.
 pub async fn evaluate_if(call: &mut Call<'_>) -> Result<(), Error> {
-    let Some(value) = call.header("if").map(str::to_owned) else { return Ok(()) };
+    let Some(value) = call.header_text("if")?.map(str::to_owned) else { return Ok(()) };
     let lists = if_header::parse(&value)?;
     let locks = call.dav.files.locks().all(call.owner.id).await?;
     let mut any = false;
@@ -31,7 +31,7 @@ pub async fn evaluate_if(call: &mut Call<'_>) -> Result<(), Error> {
 async fn list_holds(call: &Call<'_>, list: &List, locks: &[Lock]) -> Result<bool, Error> {
     let path = match &list.tag {
         None => Some(call.path.clone()),
-        Some(url) => match paths::destination(url, call.header("host"), call.prefix) {
+        Some(url) => match paths::destination(url, call.header("host"), &call.tree_prefixes()) {
             Ok(Destination::Here(p)) => Some(p),
             _ => None,
         },

@@ -11,8 +11,8 @@ use crate::{
 };
 
 pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Error> {
-    let dest = call.header("destination").ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
-    let to = match paths::destination(dest, call.header("host"), call.prefix)? {
+    let dest = call.header_text("destination")?.ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
+    let to = match paths::destination(dest, call.header("host"), &call.tree_prefixes())? {
         Destination::Here(p) => p,
         Destination::OtherServer => {
             return Ok(crate::error::error_body(

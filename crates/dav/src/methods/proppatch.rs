@@ -75,12 +75,13 @@ fn empty_props<'a>(names: impl Iterator<Item = &'a (String, String)>) -> String 
 /// A modification time given as Unix seconds or an HTTP date.
 fn parse_time(v: &str) -> Result<i64, Error> {
     let v = v.trim();
-    if let Ok(n) = v.parse::<i64>() {
-        return Ok(n);
-    }
-    httpdate::parse_http_date(v)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .ok_or_else(|| Error::BadRequest("lastmodified must be a Unix time or an HTTP date".into()))
+    let t = match v.parse::<i64>() {
+        Ok(n) => Some(n),
+        Err(_) => httpdate::parse_http_date(v)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64),
+    };
+    t.filter(|t| (0..=strongroom_core::MAX_TIME).contains(t))
+        .ok_or_else(|| Error::BadRequest("lastmodified must be a Unix time or an HTTP date between 1970 and 9999".into()))
 }

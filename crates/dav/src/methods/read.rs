@@ -75,10 +75,13 @@ fn download_headers(r: &mut Response, call: &Call<'_>, node: &Node) {
 
 /// Answers conditional GETs: `None` means serve the content.
 fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
+    let failed = || Some(crate::error::response(&Error::PreconditionFailed("the file has changed".into()), call.prefix));
     if let Some(v) = call.header("if-match") {
         if !etag_list_matches(v, &node.etag) {
-            return Some(crate::error::response(&Error::PreconditionFailed("the file has changed".into()), call.prefix));
+            return failed();
         }
+    } else if unmodified_since_fails(call, node.mtime) {
+        return failed();
     }
     if let Some(v) = call.header("if-none-match") {
         if etag_list_matches(v, &node.etag) {
@@ -95,6 +98,15 @@ fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
         }
     }
     None
+}
+
+/// True when an `If-Unmodified-Since` header names a time before `mtime`.
+pub fn unmodified_since_fails(call: &Call<'_>, mtime: i64) -> bool {
+    let Some(since) = call.header("if-unmodified-since").and_then(|v| httpdate::parse_http_date(v).ok()) else {
+        return false;
+    };
+    let since = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    mtime > since
 }
 
 /// True when a comma-separated entity-tag list (or `*`) names `etag`.
@@ -120,13 +132,16 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
     let parsed = match (a.is_empty(), b.is_empty()) {
         (true, false) => b.parse::<u64>().ok().map(|n| (size.saturating_sub(n), size)),
         (false, _) => a.parse::<u64>().ok().map(|s| {
-            let e = if b.is_empty() { size } else { b.parse::<u64>().map_or(size, |e| (e + 1).min(size)) };
+            let e = if b.is_empty() { size } else { b.parse::<u64>().map_or(size, |e| e.saturating_add(1).min(size)) };
             (s, e)
         }),
         (true, true) => None,
     };
+    // A last position before the first makes the range invalid, so it is ignored.
+    let backwards = !a.is_empty() && !b.is_empty() && matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if y < x);
     match parsed {
         None => RangeSpec::Whole,
+        _ if backwards => RangeSpec::Whole,
         Some((s, e)) if s >= size || s >= e => {
             if size == 0 { RangeSpec::Whole } else { RangeSpec::Unsatisfiable }
         }
@@ -162,5 +177,7 @@ mod tests {
         assert!(matches!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable));
         assert!(matches!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Whole));
         assert!(matches!(parse_range("items=0-1", 100), RangeSpec::Whole));
+        assert_eq!(part("bytes=0-18446744073709551615", 100), Some((0, 100)));
+        assert!(matches!(parse_range("bytes=3-2", 100), RangeSpec::Whole));
     }
 }

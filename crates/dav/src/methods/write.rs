@@ -8,7 +8,7 @@ use strongroom_core::{Error, files::PutOptions};
 use crate::{
     Call,
     if_header::strip_etag,
-    methods::{identity_headers, with_status},
+    methods::{identity_headers, read, with_status},
 };
 
 pub async fn put(call: &Call<'_>, body: Body) -> Result<Response, Error> {
@@ -73,7 +73,7 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
 fn parse_mtime(v: &str) -> Result<i64, Error> {
     let bad = || Error::BadRequest("X-OC-Mtime must be a Unix time in seconds".into());
     let secs: f64 = v.trim().parse().map_err(|_| bad())?;
-    if !secs.is_finite() || secs < 0.0 || secs > 4_102_444_800.0 {
+    if !secs.is_finite() || secs < 0.0 || secs > strongroom_core::MAX_TIME as f64 {
         return Err(bad());
     }
     Ok(secs as i64)
@@ -83,10 +83,18 @@ pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
     if call.header("depth").is_some_and(|d| !d.trim().eq_ignore_ascii_case("infinity")) {
         return Err(Error::BadRequest("DELETE only supports Depth: infinity".into()));
     }
-    if let Some(v) = call.header("if-match") {
+    let conditional = ["if-match", "if-none-match", "if-unmodified-since"].iter().any(|h| call.header(h).is_some());
+    if conditional {
         let node = call.dav.files.stat(&call.cx(), &call.path).await?.ok_or(Error::NotFound)?;
-        if !crate::methods::read::etag_list_matches(v, &node.etag) {
-            return Err(Error::PreconditionFailed("the resource has changed".into()));
+        let changed = || Err(Error::PreconditionFailed("the resource does not meet the request's conditions".into()));
+        if call.header("if-match").is_some_and(|v| !read::etag_list_matches(v, &node.etag)) {
+            return changed();
+        }
+        if call.header("if-none-match").is_some_and(|v| read::etag_list_matches(v, &node.etag)) {
+            return changed();
+        }
+        if read::unmodified_since_fails(call, node.mtime) {
+            return changed();
         }
     }
     call.dav.files.delete(&call.cx(), &call.path).await?;

@@ -94,14 +94,21 @@ async fn listing(call: &Call<'_>, body: Body, mut entries: Vec<Entry>) -> Result
     Ok(multistatus(render(&cx, &request, &entries, &Default::default())))
 }
 
+/// The files mount of the owner under its URL spellings.
+fn files_prefixes(call: &Call<'_>, files_prefix: &str) -> Vec<String> {
+    let mut v = vec![files_prefix.to_owned()];
+    v.extend(call.tree_prefixes().into_iter().skip(1));
+    v
+}
+
 fn not_allowed(call: &Call<'_>) -> Error {
     Error::NotAllowed(format!("{} is not supported on this resource", call.parts.method))
 }
 
-/// The target of a `Destination` header as plain decoded segments below `prefix`.
-fn destination_below(call: &Call<'_>, prefix: &str) -> Result<TreePath, Error> {
-    let dest = call.header("destination").ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
-    match paths::destination(dest, call.header("host"), prefix)? {
+/// The target of a `Destination` header as decoded segments below one of `prefixes`.
+fn destination_below(call: &Call<'_>, prefixes: &[String]) -> Result<TreePath, Error> {
+    let dest = call.header_text("destination")?.ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
+    match paths::destination(dest, call.header("host"), prefixes)? {
         paths::Destination::Here(p) => Ok(p),
         paths::Destination::OtherServer => Err(Error::BadRequest("the Destination is on another server".into())),
         paths::Destination::OtherTree => Err(Error::Forbidden("the Destination is outside this user's space".into())),

@@ -90,7 +90,7 @@ async fn download(call: &Call<'_>, item: &str, rest: &[&str], with_body: bool) -
 
 async fn restore(call: &Call<'_>, item: &str) -> Result<Response, Error> {
     let restore_prefix = format!("{}/restore", call.prefix);
-    destination_below(call, &restore_prefix)?;
+    destination_below(call, &[restore_prefix])?;
     let (it, _) = call.dav.files.trash_lookup(&call.cx(), item, &[]).await?;
     let node = call.dav.files.trash_restore(&call.cx(), &it).await?;
     let mut r = with_status(StatusCode::CREATED);

@@ -76,7 +76,7 @@ async fn put_chunk(call: &Call<'_>, id: &str, chunk: &str, body: Body) -> Result
 async fn assemble(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Response, Error> {
     let upload = call.dav.files.upload_get(&call.cx(), id).await?;
     check_destination(call, upload.destination.as_deref())?;
-    let dest = destination_below(call, files_prefix)?;
+    let dest = destination_below(call, &super::files_prefixes(call, files_prefix))?;
     let opts = upload_options(call)?;
     let mtime_set = opts.mtime.is_some();
     let out = call.dav.files.upload_assemble(&call.cx(), id, &dest, total_length(call)?, opts).await?;

@@ -64,7 +64,7 @@ async fn one(call: &Call<'_>, id: &str, name: &str, body: Body) -> Result<Respon
 }
 
 async fn restore(call: &Call<'_>, id: &str, name: &str) -> Result<Response, Error> {
-    let target = destination_below(call, call.prefix)?;
+    let target = destination_below(call, &[call.prefix.to_owned()])?;
     if target.segments() != ["restore", "target"] {
         return Err(Error::BadRequest("a version is restored by a MOVE to …/restore/target".into()));
     }

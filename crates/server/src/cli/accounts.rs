@@ -180,7 +180,7 @@ pub fn parse_size(s: &str) -> Result<i64, String> {
         _ => return Err(format!("{s:?} is not a size")),
     };
     let v = n * mult;
-    if !v.is_finite() || v < 0.0 || v > 9.0e18 {
+    if !v.is_finite() || v < 0.0 || v > 9.0e18 || v.fract() != 0.0 {
         return Err(format!("{s:?} is not a size"));
     }
     Ok(v as i64)
@@ -198,5 +198,6 @@ mod tests {
         assert_eq!(parse_size("none").unwrap(), -1);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("-5").is_err());
+        assert!(parse_size("0.5").is_err());
     }
 }

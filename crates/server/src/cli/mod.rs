@@ -126,8 +126,20 @@ async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Pa
 }
 
 /// Reads a password from a file (first line, without its line ending).
-/// Refuses files that others may read.
+/// Refuses files that other users may read.
 pub fn read_password_file(path: &Path) -> Result<Secret, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if meta.is_file() && meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "{} may be read by other users (mode {:o}); make it private with chmod 600",
+                path.display(),
+                meta.mode() & 0o777
+            ));
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {

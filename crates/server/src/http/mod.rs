@@ -1,8 +1,8 @@
 //! The HTTP surface: routing and the middleware every request passes.
 //!
-//! Order, outermost first: request id, span and access log line; panic guard;
-//! authentication (exactly one principal, or anonymous, per request); then the
-//! route.
+//! Order, outermost first: request id, span, access log line and the task the
+//! request runs in (panics become 500s); authentication (exactly one
+//! principal, or anonymous, per request); then the route.
 
 mod auth;
 mod dav_routes;
@@ -28,7 +28,6 @@ pub fn router(app: App) -> Router {
         .route("/index.php/login/v2/grant", post(login_flow::grant))
         .fallback(dav_routes::dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), auth::resolve))
-        .layer(middleware::from_fn(requests::guard))
         .layer(middleware::from_fn(requests::trace))
         .with_state(app)
 }

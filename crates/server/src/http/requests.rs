@@ -1,9 +1,9 @@
-//! Request ids, the one access-log line per request, and the panic guard.
+//! Request ids, the one access-log line per request, and the task each
+//! request runs in.
 
 use std::time::Instant;
 
 use axum::{body::Body, extract::Request, middleware::Next, response::Response};
-use futures_util::FutureExt;
 use http::{HeaderValue, StatusCode};
 use tracing::Instrument;
 
@@ -20,35 +20,40 @@ fn request_id(req: &Request) -> String {
 
 /// Opens the request span and writes the access line: id, user, method, path,
 /// status and duration. Never headers or bodies, so no secret reaches the log.
+///
+/// The handler runs in a task of its own: when a client hangs up, hyper drops
+/// the request's future, and a handler dropped between two steps of an upload
+/// would leave work half done. In its own task it always finishes (a body cut
+/// short fails the upload cleanly), and a panic becomes a 500 for this request.
 pub async fn trace(req: Request, next: Next) -> Response {
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", id = %id, user = tracing::field::Empty);
     let started = Instant::now();
-    async move {
-        let mut res = next.run(req).await;
-        let status = res.status().as_u16();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(target: "strongroom::access", %method, %path, status, ms = format!("{ms:.2}"), "request");
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            res.headers_mut().insert("X-Request-ID", v);
+    // The access line is written inside the task, so it is there even when the
+    // client has gone before the answer.
+    let handler = tokio::spawn(
+        async move {
+            let res = next.run(req).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let status = res.status().as_u16();
+            tracing::info!(target: "strongroom::access", %method, %path, status, ms = format!("{ms:.2}"), "request");
+            res
         }
-        res
-    }
-    .instrument(span)
-    .await
-}
-
-/// Turns a panic in a handler into a 500 for that request alone.
-pub async fn guard(req: Request, next: Next) -> Response {
-    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        .instrument(span),
+    );
+    let mut res = match handler.await {
         Ok(r) => r,
-        Err(_) => {
-            tracing::error!("a request handler panicked");
+        Err(e) => {
+            tracing::error!(request = %id, error = %e, "a request handler failed");
             let mut r = Response::new(Body::from("internal error"));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             r
         }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("X-Request-ID", v);
     }
+    res
 }

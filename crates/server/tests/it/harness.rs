@@ -38,6 +38,14 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_strongroom"))
 }
 
+/// Writes a file only its owner may read, as the server requires of password files.
+pub fn write_secret(path: &std::path::Path, content: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
+    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -134,7 +142,7 @@ impl Server {
     pub async fn start_on(db: TestDb, env: &[(&str, &str)]) -> Server {
         let data_dir = temp_dir("data");
         let pw = data_dir.with_extension("pw");
-        std::fs::write(&pw, ADMIN_PASSWORD).unwrap();
+        write_secret(&pw, ADMIN_PASSWORD);
         let mut s = Server {
             base: String::new(),
             port: 0,
@@ -242,7 +250,7 @@ impl Server {
     /// Creates a user through the command line.
     pub fn add_user(&self, uid: &str, password: &str) {
         let pwf = self.data_dir.with_extension(format!("{uid}.pw"));
-        std::fs::write(&pwf, password).unwrap();
+        write_secret(&pwf, password);
         let out = self.command().args(["user", "add", uid, "--password-file"]).arg(&pwf).output().unwrap();
         assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
     }

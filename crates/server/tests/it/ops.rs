@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::io::Write;
 
-use crate::harness::{ADMIN_PASSWORD, Backend, Server, backends, bin, free_port, temp_dir};
+use crate::harness::{ADMIN_PASSWORD, Backend, Server, backends, bin, free_port, temp_dir, write_secret};
 
 #[tokio::test]
 async fn first_start_prints_a_generated_admin_password_once() {
@@ -51,21 +51,25 @@ async fn admin_command_line_manages_users_and_groups() {
         let (ok, out) = cli(&["user", "add", "DORA", "--password-file", "/dev/null"]);
         assert!(!ok, "empty password file accepted: {out}");
         let pwfile = s.data_dir.with_extension("d2");
-        std::fs::write(&pwfile, "another-password-2").unwrap();
+        write_secret(&pwfile, "another-password-2");
         let (ok, out) = cli(&["user", "add", "DORA", "--password-file", pwfile.to_str().unwrap()]);
         assert!(!ok && out.contains("already exists"), "case-insensitive duplicate: {out}");
-        std::fs::write(&pwfile, "short").unwrap();
+        write_secret(&pwfile, "short");
         let (ok, out) = cli(&["user", "add", "eve", "--password-file", pwfile.to_str().unwrap()]);
         assert!(!ok && out.contains("at least 10"), "{out}");
         let (ok, out) = cli(&["user", "add", "bad/name", "--password-file", "/dev/null"]);
         assert!(!ok, "{out}");
+        std::fs::write(s.data_dir.with_extension("open"), "a-readable-password").unwrap();
+        let open = s.data_dir.with_extension("open");
+        let (ok, out) = cli(&["user", "add", "gus", "--password-file", open.to_str().unwrap()]);
+        assert!(!ok && out.contains("chmod 600"), "a password file others can read: {out}");
 
         let (ok, out) = cli(&["user", "list"]);
         assert!(ok && out.contains("dora\tDora D\tenabled") && out.contains("admin"), "{out}");
         assert!(cli(&["user", "disable", "dora"]).0);
         assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(), 401);
         assert!(cli(&["user", "enable", "dora"]).0);
-        std::fs::write(&pwfile, "dora-password-new").unwrap();
+        write_secret(&pwfile, "dora-password-new");
         assert!(cli(&["user", "passwd", "dora", "--password-file", pwfile.to_str().unwrap()]).0);
         assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(), 401);
         assert_eq!(s.dav("PROPFIND", "dora", "dora-password-new", "/").header("Depth", "0").send().await.unwrap().status(), 207);

@@ -50,7 +50,7 @@ CREATE TABLE nodes (
     id {id},
     owner_id BIGINT NOT NULL,
     parent_id BIGINT NULL,
-    name VARCHAR(255) NOT NULL,
+    name {name} NOT NULL,
     kind BIGINT NOT NULL,
     size BIGINT NOT NULL,
     mtime BIGINT NOT NULL,
@@ -66,8 +66,8 @@ CREATE INDEX nodes_blob ON nodes (blob_id);
 -- WebDAV dead properties; value is the property's inner XML, self-contained.
 CREATE TABLE props (
     node_id BIGINT NOT NULL,
-    ns VARCHAR(255) NOT NULL,
-    name VARCHAR(255) NOT NULL,
+    ns {name} NOT NULL,
+    name {name} NOT NULL,
     value {text} NOT NULL,
     PRIMARY KEY (node_id, ns, name)
 ) {opts};

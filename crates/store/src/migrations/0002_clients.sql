@@ -29,7 +29,7 @@ CREATE UNIQUE INDEX login_flows_login ON login_flows (login_hash);
 CREATE TABLE uploads (
     id {id},
     user_id BIGINT NOT NULL,
-    name VARCHAR(255) NOT NULL,
+    name {name} NOT NULL,
     destination {text} NULL,
     total_length BIGINT NULL,
     created_at BIGINT NOT NULL,
@@ -41,7 +41,7 @@ CREATE UNIQUE INDEX uploads_user_name ON uploads (user_id, name);
 
 CREATE TABLE upload_chunks (
     upload_id BIGINT NOT NULL,
-    name VARCHAR(255) NOT NULL,
+    name {name} NOT NULL,
     blob_id BIGINT NOT NULL,
     size BIGINT NOT NULL,
     PRIMARY KEY (upload_id, name)
