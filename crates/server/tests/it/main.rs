@@ -8,5 +8,6 @@ mod harness;
 mod litmus;
 mod ops;
 mod outage;
+mod regressions;
 mod webdav;
 

@@ -1,0 +1,248 @@
+//! Regression tests for defects found by adversarial testing, one per kind.
+
+use std::time::Duration;
+
+use crate::{
+    badinput::{auth_header, raw},
+    harness::{ADMIN_PASSWORD, Backend, Server, backends, text},
+    webdav::{propfind, xml_value},
+};
+
+const LOCK_EXCLUSIVE: &str = "<d:lockinfo xmlns:d=\"DAV:\"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockinfo>";
+
+/// Sizes of every folder under `/conc` must equal the sum of what it holds.
+async fn check_sizes(s: &Server, folder: &str) -> i64 {
+    let (code, body) = propfind(s, "admin", ADMIN_PASSWORD, folder, "1").await;
+    assert_eq!(code, 207, "{body}");
+    let mut total = 0;
+    let responses: Vec<&str> = body.split("<d:response>").skip(1).collect();
+    let own: i64 = xml_value(responses[0], "oc:size").unwrap().parse().unwrap();
+    for r in &responses[1..] {
+        let href = xml_value(r, "d:href").unwrap();
+        let size: i64 = xml_value(r, "oc:size").unwrap().parse().unwrap();
+        if href.ends_with('/') {
+            let rel = href.trim_start_matches("/remote.php/dav/files/admin").trim_end_matches('/').to_owned();
+            assert_eq!(Box::pin(check_sizes(s, &rel)).await, size, "folder {href}");
+        }
+        total += size;
+    }
+    assert_eq!(own, total, "size of {folder}");
+    own
+}
+
+#[tokio::test]
+async fn concurrent_writes_keep_sizes_locks_and_copies_consistent() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        for p in ["/conc", "/conc/a", "/conc/b"] {
+            assert_eq!(s.admin("MKCOL", p).send().await.unwrap().status(), 201);
+        }
+        let mut tasks = Vec::new();
+        for t in 0..12 {
+            let client = s.client.clone();
+            let base = s.url("/remote.php/dav/files/admin");
+            tasks.push(tokio::spawn(async move {
+                let mut codes = Vec::new();
+                for i in 0..15usize {
+                    let f = ["a", "b"][(t + i) % 2];
+                    let name = format!("{base}/conc/{f}/f{}", i % 3);
+                    let body = vec![b'x'; (t * 7 + i * 13) % 97 + 1];
+                    let (m, dest) = match i % 5 {
+                        0 => ("COPY", Some(format!("{base}/conc/{}/c{t}", ["b", "a"][(t + i) % 2]))),
+                        1 => ("MOVE", Some(format!("{base}/conc/{}/m{t}", ["b", "a"][(t + i) % 2]))),
+                        _ => ("PUT", None),
+                    };
+                    let mut rq = client.request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), &name).basic_auth("admin", Some(ADMIN_PASSWORD));
+                    if let Some(d) = dest {
+                        rq = rq.header("Destination", d);
+                    } else {
+                        rq = rq.body(body);
+                    }
+                    codes.push(rq.send().await.unwrap().status().as_u16());
+                }
+                codes
+            }));
+        }
+        for t in tasks {
+            for code in t.await.unwrap() {
+                assert!(matches!(code, 201 | 204 | 404), "{b:?}: unexpected status {code}");
+            }
+        }
+        check_sizes(&s, "/conc").await;
+        // Every copy is readable (no copy points at content that was freed).
+        let (_, body) = propfind(&s, "admin", ADMIN_PASSWORD, "/conc/a", "1").await;
+        for href in body.split("<d:href>").skip(2).map(|h| h.split('<').next().unwrap()) {
+            let r = s.client.get(s.url(href)).basic_auth("admin", Some(ADMIN_PASSWORD)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{b:?}: {href}");
+        }
+        // Parallel exclusive locks on one file: exactly one wins.
+        assert_eq!(s.admin("PUT", "/conc/locked").body("x").send().await.unwrap().status(), 201);
+        for round in 0..5 {
+            let mut locks = Vec::new();
+            for _ in 0..4 {
+                let rq = s.admin("LOCK", "/conc/locked").header("Timeout", "Second-60").body(LOCK_EXCLUSIVE);
+                locks.push(tokio::spawn(async move { rq.send().await.unwrap() }));
+            }
+            let mut tokens = Vec::new();
+            for l in locks {
+                let r = l.await.unwrap();
+                if r.status() == 200 {
+                    tokens.push(r.headers()["lock-token"].to_str().unwrap().to_owned());
+                } else {
+                    assert_eq!(r.status(), 423, "{b:?}");
+                }
+            }
+            assert_eq!(tokens.len(), 1, "{b:?} round {round}: {} exclusive locks granted", tokens.len());
+            let r = s.admin("UNLOCK", "/conc/locked").header("Lock-Token", &tokens[0]).send().await.unwrap();
+            assert_eq!(r.status(), 204);
+        }
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn names_differing_by_trailing_spaces_are_different_files() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        assert_eq!(s.admin("PUT", "/a").body("plain").send().await.unwrap().status(), 201);
+        assert_eq!(s.admin("PUT", "/a%20").body("space").send().await.unwrap().status(), 201, "{b:?}");
+        assert_eq!(s.admin("GET", "/a").send().await.unwrap().text().await.unwrap(), "plain");
+        assert_eq!(s.admin("GET", "/a%20").send().await.unwrap().text().await.unwrap(), "space");
+        assert_eq!(s.admin("DELETE", "/a%20%20").send().await.unwrap().status(), 404);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_depth_zero_folder_lock_guards_new_members() {
+    let s = Server::start(Backend::Sqlite).await;
+    assert_eq!(s.admin("MKCOL", "/lk").send().await.unwrap().status(), 201);
+    let r = s.admin("LOCK", "/lk").header("Depth", "0").body(LOCK_EXCLUSIVE).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["lock-token"].to_str().unwrap().to_owned();
+    assert_eq!(s.admin("PUT", "/lk/new.txt").body("x").send().await.unwrap().status(), 423);
+    assert_eq!(s.admin("LOCK", "/lk/other.txt").body(LOCK_EXCLUSIVE).send().await.unwrap().status(), 423);
+    // The token is submitted for the folder it locks (a tagged list).
+    let r = s.admin("PUT", "/lk/new.txt").header("If", format!("({token})")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 412, "an untagged list is about the new file, which that lock does not cover");
+    let tagged = format!("</remote.php/dav/files/admin/lk> ({token})");
+    let r = s.admin("PUT", "/lk/new.txt").header("If", tagged).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn odd_times_ranges_and_characters_never_break_the_server() {
+    let s = Server::start(Backend::Sqlite).await;
+    assert_eq!(s.admin("PUT", "/t.txt").body("0123456789").send().await.unwrap().status(), 201);
+    for t in ["253402300800", "9223372036854775807", "-5"] {
+        let body = format!("<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>{t}</d:lastmodified></d:prop></d:set></d:propertyupdate>");
+        assert_eq!(s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(), 400, "{t}");
+    }
+    let (code, _) = propfind(&s, "admin", ADMIN_PASSWORD, "/", "1").await;
+    assert_eq!(code, 207);
+    // A modification time changes the ETag, so clients notice.
+    let (_, before) = propfind(&s, "admin", ADMIN_PASSWORD, "/t.txt", "0").await;
+    let body = "<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>1600000000</d:lastmodified></d:prop></d:set></d:propertyupdate>";
+    assert_eq!(s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(), 207);
+    let (_, after) = propfind(&s, "admin", ADMIN_PASSWORD, "/t.txt", "0").await;
+    assert_ne!(xml_value(&before, "d:getetag"), xml_value(&after, "d:getetag"));
+
+    let r = s.admin("GET", "/t.txt").header("Range", "bytes=0-18446744073709551615").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.text().await.unwrap(), "0123456789");
+    let r = s.admin("GET", "/t.txt").header("Range", "bytes=3-2").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s.admin("GET", "/t.txt").header("If-Unmodified-Since", "Mon, 01 Feb 1971 00:00:00 GMT").send().await.unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(s.admin("DELETE", "/t.txt").header("If-None-Match", "*").send().await.unwrap().status(), 412);
+
+    for v in ["a&#1;b", "a\u{1}b", "&#xFFFE;"] {
+        let body = format!("<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><z xmlns=\"urn:z\">{v}</z></d:prop></d:set></d:propertyupdate>");
+        assert_eq!(s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(), 400, "{v:?}");
+    }
+    // An If header that is not UTF-8 is refused, not ignored.
+    let req = format!(
+        "PUT /remote.php/dav/files/admin/i.txt HTTP/1.1\r\nHost: x\r\n{}If: (<opaquelocktoken:\u{e9}>)\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+        auth_header()
+    );
+    let mut bytes = req.into_bytes();
+    let pos = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap();
+    bytes.splice(pos..pos + 2, [0xe9]);
+    let (code, _) = raw(s.port, &bytes);
+    assert_eq!(code, 400);
+    assert_eq!(s.admin("GET", "/i.txt").send().await.unwrap().status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn destinations_in_every_spelling_of_the_same_tree() {
+    let s = Server::start(Backend::Sqlite).await;
+    assert_eq!(s.admin("PUT", "/src").body("x").send().await.unwrap().status(), 201);
+    let cases = [
+        ("/remote.php/dav/files/admin/q?x=1", "/q"),
+        ("/remote.php/webdav/w", "/w"),
+        ("/remote.php/dav/files/ADMIN/u", "/u"),
+    ];
+    for (dest, made) in cases {
+        let r = s.admin("COPY", "/src").header("Destination", dest).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{dest}");
+        assert_eq!(s.admin("GET", made).send().await.unwrap().status(), 200, "{dest}");
+    }
+    let r = s.admin("COPY", "/src").header("Destination", "HTTP://elsewhere/remote.php/dav/files/admin/e").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let req = format!(
+        "COPY /remote.php/dav/files/admin/src HTTP/1.0\r\n{}Destination: http://evil.example/remote.php/dav/files/admin/x\r\n\r\n",
+        auth_header()
+    );
+    let (code, _) = raw(s.port, req.as_bytes());
+    assert_eq!(code, 502, "no Host header: another server is assumed");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn damaged_content_is_an_error_not_a_short_download() {
+    let s = Server::start(Backend::Sqlite).await;
+    assert_eq!(s.admin("PUT", "/d.txt").body("some content").send().await.unwrap().status(), 201);
+    let blobs = s.data_dir.join("blobs");
+    for shard in std::fs::read_dir(&blobs).unwrap().flatten() {
+        if shard.file_name() != ".tmp" {
+            for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+    }
+    let r = s.admin("GET", "/d.txt").send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(s.log().contains("damaged"), "the damage is logged");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_upload_over_quota_is_cut_short() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("quinn", "quinn-password-1");
+    assert!(s.command().args(["user", "quota", "quinn", "1000"]).output().unwrap().status.success());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    let stream = futures_util::stream::iter(0..5000).then(move |_| {
+        let c = counter.clone();
+        async move {
+            c.fetch_add(1024, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, std::io::Error>(vec![b'q'; 1024])
+        }
+    });
+    let r = s.dav("PUT", "quinn", "quinn-password-1", "/big").body(reqwest::Body::wrap_stream(stream)).send().await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), 507),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+    assert!(sent.load(std::sync::atomic::Ordering::SeqCst) < 5000 * 1024, "the whole body was read before refusing it");
+    let (code, _) = text(s.dav("GET", "quinn", "quinn-password-1", "/big").send().await.unwrap()).await;
+    assert_eq!(code, 404);
+    s.stop().await;
+}
+
+use futures_util::StreamExt as _;
