@@ -97,6 +97,10 @@ pub async fn handle(
         Ok(p) => p,
         Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
     };
+    // Someone else's tree does not exist for the caller, whatever the method.
+    if let Err(e) = strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id) {
+        return refuse_unread(body, error::response(&e, prefix)).await;
+    }
     let mut call = Call { dav, who, owner, prefix, path, parts, tokens: Vec::new() };
     if let Err(e) = methods::conditions::evaluate_if(&mut call).await {
         return refuse_unread(body, error::response(&e, prefix)).await;

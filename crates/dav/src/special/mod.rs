@@ -43,6 +43,10 @@ pub async fn handle_special(
         Err(e) => return crate::refuse_unread(body, error::response(&e, prefix)).await,
     };
     let call = Call { dav, who, owner, prefix, path, parts, tokens: Vec::new() };
+    // Someone else's collections do not exist for the caller, whatever the method.
+    if let Err(e) = strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id) {
+        return crate::refuse_unread(body, error::response(&e, prefix)).await;
+    }
     let result = match kind {
         Special::Uploads => uploads::dispatch(&call, files_prefix, body).await,
         Special::Trash => trash::dispatch(&call, body).await,

@@ -3,6 +3,7 @@
 //! `STRONGROOM_TEST_POSTGRES` / `STRONGROOM_TEST_MYSQL` hold URLs).
 
 mod badinput;
+mod clients;
 mod crash;
 mod harness;
 mod litmus;
