@@ -118,6 +118,9 @@ pub struct Strongroom {
     /// The bench user's real password and the app password made from it.
     pub password: String,
     pub app_password: String,
+    /// Resident memory 2 s after the server answered its first request
+    /// (before the bench user and the app password existed), KiB.
+    pub rss_at_start_kib: u64,
 }
 
 /// The Strongroom data folder inside an instance folder.
@@ -159,6 +162,8 @@ impl Strongroom {
         let log = dir.join("server.log");
         let mut proc = Proc::spawn("strongroom", cmd, &log)?;
         wait_ready(&mut proc, addr, "/status.php", &log).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss_at_start_kib = crate::measure::tree_rss_kib(proc.pid);
 
         let password = random_password();
         let pw_file = dir.join("bench.pw");
@@ -184,7 +189,7 @@ impl Strongroom {
             .as_str()
             .ok_or_else(|| format!("getapppassword answered {}: {json}", a.status))?
             .to_owned();
-        Ok(Strongroom { proc, addr, password, app_password })
+        Ok(Strongroom { proc, addr, password, app_password, rss_at_start_kib })
     }
 
     pub fn root(&self) -> String {
