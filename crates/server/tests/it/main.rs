@@ -7,6 +7,7 @@ mod clients;
 mod crash;
 mod harness;
 mod litmus;
+mod nc_py_api;
 mod ops;
 mod outage;
 mod regressions;
