@@ -10,6 +10,7 @@ mod litmus;
 mod nc_py_api;
 mod ops;
 mod outage;
+mod provisioning;
 mod regressions;
 mod webdav;
 
