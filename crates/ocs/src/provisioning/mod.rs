@@ -11,18 +11,68 @@ use http::Method;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
+use strongroom_core::audit::{Event, Origin};
+
 use crate::{Caller, Ocs, OcsError, params::Params};
 use manager::Manager;
 
 /// Routes a provisioning call; `None` when the path is not one of them.
-pub async fn route(ocs: &Ocs, method: &Method, path: &str, params: &Params, caller: &Caller<'_>) -> Option<Result<Value, OcsError>> {
+pub async fn route(
+    ocs: &Ocs,
+    method: &Method,
+    path: &str,
+    params: &Params,
+    caller: &Caller<'_>,
+    origin: &Origin,
+) -> Option<Result<Value, OcsError>> {
     let segs: Vec<String> = path.trim_matches('/').split('/').map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let known = matches!(segs.as_slice(), ["cloud", "users", ..] | ["cloud", "groups", ..] | ["cloud", "user", "fields", ..]);
     if !known {
         return None;
     }
-    Some(dispatch(ocs, method, &segs[1..], params, caller).await)
+    let result = dispatch(ocs, method, &segs[1..], params, caller).await;
+    if let Some(action) = audit_action(method, &segs[1..], params) {
+        audit(ocs, origin, caller, action, &segs[1..], &result);
+    }
+    Some(result)
+}
+
+/// The audit action of a state-changing provisioning call, `None` for reads.
+fn audit_action(method: &Method, segs: &[&str], p: &Params) -> Option<&'static str> {
+    Some(match (method.as_str(), segs) {
+        ("POST", ["users"]) => "user.created",
+        ("PUT", ["users", _]) if p.get("key") == Some("password") => "password.changed",
+        ("PUT", ["users", _]) => "user.changed",
+        ("DELETE", ["users", _]) => "user.deleted",
+        ("PUT", ["users", _, "enable"]) => "user.enabled",
+        ("PUT", ["users", _, "disable"]) => "user.disabled",
+        ("POST", ["users", _, "wipe"]) => "wipe.requested",
+        ("POST", ["users", _, "groups"]) => "group.member_added",
+        ("DELETE", ["users", _, "groups"]) => "group.member_removed",
+        ("POST", ["users", _, "subadmins"]) => "group.admin_added",
+        ("DELETE", ["users", _, "subadmins"]) => "group.admin_removed",
+        ("POST", ["groups"]) => "group.created",
+        ("PUT", ["groups", _]) => "group.changed",
+        ("DELETE", ["groups", _]) => "group.deleted",
+        _ => return None,
+    })
+}
+
+fn audit(ocs: &Ocs, origin: &Origin, caller: &Caller<'_>, action: &str, segs: &[&str], result: &Result<Value, OcsError>) {
+    let actor = caller.user().map(|u| u.uid.as_str());
+    let target = match segs {
+        ["users", id, ..] | ["groups", id, ..] => Some(*id),
+        _ => None,
+    };
+    let detail = match result {
+        Ok(_) => serde_json::json!({ "outcome": "success" }),
+        Err(e) => serde_json::json!({ "outcome": "refused", "code": e.code, "reason": e.message }),
+    };
+    let mut ev = Event::new(action).detail(detail);
+    ev.actor = actor;
+    ev.target = target;
+    ocs.audit.record(origin, ev);
 }
 
 async fn dispatch(ocs: &Ocs, method: &Method, segs: &[&str], p: &Params, caller: &Caller<'_>) -> Result<Value, OcsError> {

@@ -116,13 +116,18 @@ async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Pa
         }
         None => {}
     }
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(c), Some(k)) => Some(crate::http::tls_acceptor(c, k)?),
+        _ => None,
+    };
     let addr = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(address = %local, database = app.db.dialect_name(), "listening");
-    println!("Strongroom listening on http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, database = app.db.dialect_name(), tls = tls.is_some(), "listening");
+    println!("Strongroom listening on {scheme}://{local}");
     crate::maintenance::spawn(app.clone(), config);
-    crate::http::serve(app, listener).await.map_err(|e| e.to_string())
+    crate::http::serve(app, listener, tls).await.map_err(|e| e.to_string())
 }
 
 /// Reads a password from a file (first line, without its line ending).
