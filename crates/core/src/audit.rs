@@ -69,6 +69,9 @@ struct Record<'a> {
 }
 
 enum Sink {
+    /// Several processes may append (the server, admin commands, other nodes
+    /// on a shared folder): each append takes the file lock and continues the
+    /// chain from the file's last line, not from memory.
     File(std::fs::File),
     Stdout,
     Syslog(std::os::unix::net::UnixDatagram),
@@ -88,9 +91,8 @@ pub struct Audit {
 impl Audit {
     /// Appends to a file, continuing the chain of the lines already there.
     pub fn to_file(path: &Path) -> std::io::Result<Audit> {
-        let chain = last_chain(path)?;
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Audit::with(Sink::File(file), chain))
+        let file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        Ok(Audit::with(Sink::File(file), GENESIS.to_owned()))
     }
 
     pub fn to_stdout() -> Audit {
@@ -128,18 +130,63 @@ impl Audit {
             }
         };
         let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let chain = next_chain(&w.chain, &body);
-        let line = format!("{},\"chain\":\"{chain}\"}}\n", &body[..body.len() - 1]);
+        let w = &mut *w;
         let written = match &mut w.sink {
-            Sink::File(f) => f.write_all(line.as_bytes()).and_then(|()| f.flush()),
-            Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-            // Priority 110: facility authpriv (10), severity info (6).
-            Sink::Syslog(s) => s.send(format!("<86>strongroom-audit: {}", line.trim_end()).as_bytes()).map(drop),
+            Sink::File(f) => append_locked(f, &body).map(|c| w.chain = c),
+            other => {
+                let chain = next_chain(&w.chain, &body);
+                let line = format!("{},\"chain\":\"{chain}\"}}\n", &body[..body.len() - 1]);
+                let r = write_stream(other, &line);
+                if r.is_ok() {
+                    w.chain = chain;
+                }
+                r
+            }
         };
-        match written {
-            Ok(()) => w.chain = chain,
-            Err(e) => tracing::error!(error = %e, action = ev.action, "audit event could not be written"),
+        if let Err(e) = written {
+            tracing::error!(error = %e, action = ev.action, "audit event could not be written");
         }
+    }
+}
+
+/// Appends one record under the file's exclusive lock, chained to the file's
+/// current last line. Returns the new chain value.
+fn append_locked(f: &mut std::fs::File, body: &str) -> std::io::Result<String> {
+    f.lock()?;
+    let result = (|| {
+        let prev = tail_chain(f)?;
+        let chain = next_chain(&prev, body);
+        let line = format!("{},\"chain\":\"{chain}\"}}\n", &body[..body.len() - 1]);
+        f.write_all(line.as_bytes())?;
+        f.flush()?;
+        Ok(chain)
+    })();
+    let _ = f.unlock();
+    result
+}
+
+/// The chain value of the last line of an open file (read from its end).
+fn tail_chain(f: &mut std::fs::File) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(GENESIS.to_owned());
+    }
+    let back = len.min(64 * 1024);
+    f.seek(SeekFrom::Start(len - back))?;
+    let mut buf = Vec::with_capacity(back as usize);
+    f.take(back).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or("");
+    Ok(split_line(last).map_or_else(|| GENESIS.to_owned(), |(_, c)| c.to_owned()))
+}
+
+fn write_stream(sink: &mut Sink, line: &str) -> std::io::Result<()> {
+    match sink {
+        Sink::File(f) => f.write_all(line.as_bytes()),
+        Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
+        // Priority 86: facility authpriv (10), severity info (6).
+        Sink::Syslog(s) => s.send(format!("<86>strongroom-audit: {}", line.trim_end()).as_bytes()).map(drop),
     }
 }
 
@@ -156,21 +203,6 @@ fn split_line(line: &str) -> Option<(String, &str)> {
     let at = line.rfind(",\"chain\":\"")?;
     let chain = line[at + 10..].strip_suffix("\"}")?;
     Some((format!("{}}}", &line[..at]), chain))
-}
-
-fn last_chain(path: &Path) -> std::io::Result<String> {
-    if !path.exists() {
-        return Ok(GENESIS.to_owned());
-    }
-    let file = std::fs::File::open(path)?;
-    let mut last = GENESIS.to_owned();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line?;
-        if let Some((_, c)) = split_line(&line) {
-            last = c.to_owned();
-        }
-    }
-    Ok(last)
 }
 
 /// The result of checking an audit file.
@@ -221,12 +253,12 @@ mod tests {
             let t = format!("user{i}");
             a.record(&o, Event::new("login.failure").actor(&t).detail(serde_json::json!({"reason": "wrong password"})));
         }
-        drop(a);
-        // A second writer continues the same chain.
+        // A second writer, open at the same time, continues the same chain.
         Audit::to_file(&p).unwrap().record(&o, Event::new("logout").actor("x"));
-        assert_eq!(verify(&p).unwrap(), Verdict::Intact { lines: 6 });
+        a.record(&o, Event::new("logout").actor("y"));
+        assert_eq!(verify(&p).unwrap(), Verdict::Intact { lines: 7 });
         let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(text.lines().count(), 6, "one line per event, whatever the user agent holds");
+        assert_eq!(text.lines().count(), 7, "one line per event, whatever the user agent holds");
 
         let mut lines: Vec<&str> = text.lines().collect();
         let edited = lines[2].replace("user2", "userX");

@@ -301,12 +301,14 @@ impl Tokens {
         Ok(self.by_secret(secret).await?.is_some_and(|t| t.wipe))
     }
 
-    /// The device confirmed its wipe: its token is deleted. False when no wipe was pending.
-    pub async fn wipe_done(&self, secret: &Secret) -> Result<bool> {
-        let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(false) };
+    /// The device confirmed its wipe: its token is deleted. Gives the account
+    /// and token id, or `None` when no wipe was pending.
+    pub async fn wipe_done(&self, secret: &Secret) -> Result<Option<(String, i64)>> {
+        let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(None) };
         self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
         tracing::info!(target: "strongroom::tokens", user = t.user_id, token = t.id, "remote wipe confirmed");
-        Ok(true)
+        let uid = self.users.get_by_id(t.user_id).await?.map(|u| u.uid).unwrap_or_default();
+        Ok(Some((uid, t.id)))
     }
 
     /// Revokes one of the user's app passwords; it fails on the very next request.

@@ -74,7 +74,7 @@ impl Files {
             }
         }
         self.retry(|| async {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(cx.owner.id).await?;
         let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
         self.locks.check(&mut tx, cx, path, Guard::Write).await?;
         for c in changes {
@@ -109,7 +109,7 @@ impl Files {
             return Err(Error::BadRequest("the modification time is out of range".into()));
         }
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
             let node = chain.pop().expect("chain");
             self.locks.check(&mut tx, cx, path, Guard::Write).await?;

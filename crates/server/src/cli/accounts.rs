@@ -5,7 +5,16 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use strongroom_core::secret::Secret;
 
+use strongroom_core::audit::{Event, Origin};
+
 use crate::app::App;
+
+/// Admin commands are audited like API calls, with the command line as origin.
+fn audit(app: &App, action: &str, target: &str) {
+    let origin = Origin { request_id: "cli".into(), address: "local".into(), user_agent: "strongroom command line".into() };
+    let admin = std::env::var("USER").unwrap_or_else(|_| "local administrator".into());
+    app.audit.record(&origin, Event::new(action).actor(&admin).target(target));
+}
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -92,6 +101,7 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 }
                 u.group_add_user("admin", &uid).await.map_err(|e| e.to_string())?;
             }
+            audit(app, "user.created", &uid);
             println!("user {uid} created");
         }
         UserCommand::List => {
@@ -107,23 +117,28 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 return Err("not confirmed; nothing was deleted".into());
             }
             u.delete(&uid, &app.files).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.deleted", &uid);
             println!("user {uid} deleted");
         }
         UserCommand::Passwd { uid, password_file } => {
             let pw = password(password_file)?;
             u.set_password(&uid, &pw).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "password.changed", &uid);
             println!("password of {uid} changed");
         }
         UserCommand::Enable { uid } => {
             u.set_enabled(&uid, true).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.enabled", &uid);
             println!("user {uid} enabled");
         }
         UserCommand::Disable { uid } => {
             u.set_enabled(&uid, false).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.disabled", &uid);
             println!("user {uid} disabled");
         }
         UserCommand::Quota { uid, quota } => {
             u.set_quota(&uid, parse_size(&quota)?).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.changed", &uid);
             println!("quota of {uid} set");
         }
         UserCommand::Set { uid, key, value } => {
@@ -135,11 +150,13 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 k => u.set_prop(user.id, k, &value).await,
             }
             .map_err(|e| e.to_string())?;
+            audit(app, "user.changed", &uid);
             println!("{key} of {uid} set");
         }
         UserCommand::Wipe { uid } => {
             let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
             let n = app.tokens.request_wipe_all(user.id).await.map_err(|e| e.to_string())?;
+            audit(app, "wipe.requested", &uid);
             println!("{n} devices of {uid} will be wiped");
         }
     }
@@ -151,10 +168,12 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
     match cmd {
         GroupCommand::Add { gid } => {
             u.group_create(&gid).await.map_err(|e| e.to_string())?;
+            audit(app, "group.created", &gid);
             println!("group {gid} created");
         }
         GroupCommand::Delete { gid } => {
             u.group_delete(&gid).await.map_err(|e| not_found(e, "group", &gid))?;
+            audit(app, "group.deleted", &gid);
             println!("group {gid} deleted");
         }
         GroupCommand::List => {
@@ -164,24 +183,29 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
         }
         GroupCommand::Adduser { gid, uid } => {
             u.group_add_user(&gid, &uid).await.map_err(|e| not_found(e, "group or user", &format!("{gid}/{uid}")))?;
+            audit(app, "group.member_added", &uid);
             println!("{uid} added to {gid}");
         }
         GroupCommand::Removeuser { gid, uid } => {
             u.group_remove_user(&gid, &uid).await.map_err(|e| not_found(e, "membership", &format!("{gid}/{uid}")))?;
+            audit(app, "group.member_removed", &uid);
             println!("{uid} removed from {gid}");
         }
         GroupCommand::Addadmin { gid, uid } => {
             let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
             u.add_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group", &gid))?;
+            audit(app, "group.admin_added", &uid);
             println!("{uid} administers {gid}");
         }
         GroupCommand::Removeadmin { gid, uid } => {
             let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
             u.remove_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group administrator", &format!("{gid}/{uid}")))?;
+            audit(app, "group.admin_removed", &uid);
             println!("{uid} no longer administers {gid}");
         }
         GroupCommand::Rename { gid, name } => {
             u.group_set_display_name(&gid, &name).await.map_err(|e| not_found(e, "group", &gid))?;
+            audit(app, "group.changed", &gid);
             println!("{gid} renamed");
         }
     }

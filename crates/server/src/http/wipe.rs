@@ -3,15 +3,16 @@
 //! to, and confirms at `/index.php/core/wipe/success`, which deletes the token.
 
 use axum::{
-    Form, Json,
+    Extension, Form, Json,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::json;
-use strongroom_core::secret::Secret;
+use strongroom_core::{audit::Event, secret::Secret};
 
+use super::client::Client;
 use crate::app::App;
 
 #[derive(Deserialize)]
@@ -23,9 +24,12 @@ fn nothing() -> Response {
     (StatusCode::NOT_FOUND, Json(json!([]))).into_response()
 }
 
-pub async fn check(State(app): State<App>, Form(f): Form<TokenForm>) -> Response {
+pub async fn check(State(app): State<App>, Extension(client): Extension<Client>, Form(f): Form<TokenForm>) -> Response {
     match app.tokens.wipe_pending(&Secret::new(f.token)).await {
-        Ok(true) => Json(json!({ "wipe": true })).into_response(),
+        Ok(true) => {
+            app.audit.record(&client.origin(), Event::new("wipe.started"));
+            Json(json!({ "wipe": true })).into_response()
+        }
         Ok(false) => nothing(),
         Err(e) => {
             tracing::warn!(error = %e, "wipe check failed");
@@ -34,10 +38,14 @@ pub async fn check(State(app): State<App>, Form(f): Form<TokenForm>) -> Response
     }
 }
 
-pub async fn success(State(app): State<App>, Form(f): Form<TokenForm>) -> Response {
+pub async fn success(State(app): State<App>, Extension(client): Extension<Client>, Form(f): Form<TokenForm>) -> Response {
     match app.tokens.wipe_done(&Secret::new(f.token)).await {
-        Ok(true) => Json(json!([])).into_response(),
-        Ok(false) => nothing(),
+        Ok(Some((uid, token))) => {
+            let id = token.to_string();
+            app.audit.record(&client.origin(), Event::new("wipe.confirmed").actor(&uid).target(&id));
+            Json(json!([])).into_response()
+        }
+        Ok(None) => nothing(),
         Err(e) => {
             tracing::warn!(error = %e, "wipe confirmation failed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()

@@ -12,5 +12,6 @@ mod ops;
 mod outage;
 mod provisioning;
 mod regressions;
+mod security;
 mod webdav;
 
