@@ -10,5 +10,7 @@ mod litmus;
 mod ops;
 mod outage;
 mod regressions;
+mod sync_clients;
+mod sync_fixtures;
 mod webdav;
 
