@@ -25,11 +25,22 @@ pub struct AppToken {
     pub name: String,
     pub created_at: i64,
     pub last_used: i64,
+    /// The device was told to wipe itself; the token no longer authenticates.
+    pub wipe: bool,
 }
+
+const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, last_used, wipe";
 
 impl AppToken {
     fn from_row(r: &Row) -> Result<AppToken> {
-        Ok(AppToken { id: r.i64(0)?, user_id: r.i64(1)?, name: r.str(2)?, created_at: r.i64(3)?, last_used: r.i64(4)? })
+        Ok(AppToken {
+            id: r.i64(0)?,
+            user_id: r.i64(1)?,
+            name: r.str(2)?,
+            created_at: r.i64(3)?,
+            last_used: r.i64(4)?,
+            wipe: r.i64(5)? != 0,
+        })
     }
 }
 
@@ -73,7 +84,7 @@ impl Tokens {
             .await?;
         tx.commit().await?;
         tracing::info!(target: "strongroom::tokens", user = %user.uid, token = id, "app password created");
-        Ok((AppToken { id, user_id: user.id, name, created_at: now, last_used: now }, secret))
+        Ok((AppToken { id, user_id: user.id, name, created_at: now, last_used: now, wipe: false }, secret))
     }
 
     /// Checks an app password given with `login`; the token must belong to that
@@ -82,14 +93,10 @@ impl Tokens {
         if !looks_like_token(secret.expose()) {
             return Ok(None);
         }
-        let row = self
-            .db
-            .row(
-                "SELECT id, user_id, name, created_at, last_used FROM app_tokens WHERE token_hash = ?",
-                &[digest(secret.expose()).into()],
-            )
-            .await?;
-        let Some(token) = row.map(|r| AppToken::from_row(&r)).transpose()? else { return Ok(None) };
+        let Some(token) = self.by_secret(secret).await? else { return Ok(None) };
+        if token.wipe {
+            return Ok(None);
+        }
         let Some(user) = self.users.get_by_id(token.user_id).await? else { return Ok(None) };
         if !user.enabled || !user.uid.eq_ignore_ascii_case(login) {
             return Ok(None);
@@ -101,15 +108,37 @@ impl Tokens {
         Ok(Some((user, token)))
     }
 
+    async fn by_secret(&self, secret: &Secret) -> Result<Option<AppToken>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE token_hash = ?");
+        let row = self.db.row(&sql, &[digest(secret.expose()).into()]).await?;
+        row.map(|r| AppToken::from_row(&r)).transpose()
+    }
+
     pub async fn list(&self, user_id: i64) -> Result<Vec<AppToken>> {
-        let rows = self
-            .db
-            .rows(
-                "SELECT id, user_id, name, created_at, last_used FROM app_tokens WHERE user_id = ? ORDER BY id",
-                &[Val::I64(user_id)],
-            )
-            .await?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE user_id = ? ORDER BY id");
+        let rows = self.db.rows(&sql, &[Val::I64(user_id)]).await?;
         rows.iter().map(AppToken::from_row).collect()
+    }
+
+    /// Marks every device of a user for remote wipe: each is refused at its
+    /// next request and, asking why, is told to wipe itself.
+    pub async fn request_wipe_all(&self, user_id: i64) -> Result<usize> {
+        let n = self.db.exec("UPDATE app_tokens SET wipe = 1 WHERE user_id = ?", &[user_id.into()]).await?;
+        tracing::info!(target: "strongroom::tokens", user = user_id, devices = n, "remote wipe requested");
+        Ok(n as usize)
+    }
+
+    /// Whether the device holding `secret` must wipe itself.
+    pub async fn wipe_pending(&self, secret: &Secret) -> Result<bool> {
+        Ok(self.by_secret(secret).await?.is_some_and(|t| t.wipe))
+    }
+
+    /// The device confirmed its wipe: its token is deleted. False when no wipe was pending.
+    pub async fn wipe_done(&self, secret: &Secret) -> Result<bool> {
+        let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(false) };
+        self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
+        tracing::info!(target: "strongroom::tokens", user = t.user_id, token = t.id, "remote wipe confirmed");
+        Ok(true)
     }
 
     /// Revokes one of the user's app passwords; it fails on the very next request.

@@ -2,8 +2,10 @@
 //! endpoints clients call at start: capabilities, the current user, and app
 //! passwords.
 
-mod envelope;
 mod endpoints;
+mod envelope;
+mod params;
+mod provisioning;
 
 use axum::response::Response;
 use http::request::Parts;
@@ -41,9 +43,17 @@ impl Caller<'_> {
 }
 
 /// Serves `/ocs/v1.php/…` and `/ocs/v2.php/…`; `path` is the part after the
-/// `.php` (for example `/cloud/capabilities`).
-pub async fn handle(ocs: &Ocs, version: Version, path: &str, parts: &Parts, caller: Caller<'_>) -> Response {
+/// `.php` (for example `/cloud/capabilities`); `body` the request body (the
+/// caller limits its size).
+pub async fn handle(ocs: &Ocs, version: Version, path: &str, parts: &Parts, body: &[u8], caller: Caller<'_>) -> Response {
     let format = Format::of(parts);
-    let result = endpoints::route(ocs, path, parts, &caller).await;
+    let ctype = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let result = match params::Params::parse(parts.uri.query(), ctype, body) {
+        Ok(params) => match provisioning::route(ocs, &parts.method, path, &params, &caller).await {
+            Some(r) => r,
+            None => endpoints::route(ocs, path, parts, &caller).await,
+        },
+        Err(e) => Err(e),
+    };
     render(version, format, result)
 }

@@ -91,7 +91,19 @@ fn basic_credentials(v: &HeaderValue) -> Option<(String, Secret)> {
 /// pop up a dialog for XMLHttpRequest callers).
 pub fn unauthorized(req: &Request, why: &str) -> Response {
     let xhr = req.headers().get("x-requested-with").is_some_and(|v| v == "XMLHttpRequest");
-    let mut r = strongroom_dav::error_body(StatusCode::UNAUTHORIZED, "NotAuthenticated", why, "");
+    let path = req.uri().path();
+    let ocs = [("/ocs/v1.php/", strongroom_ocs::Version::V1), ("/ocs/v2.php/", strongroom_ocs::Version::V2)]
+        .into_iter()
+        .find(|(p, _)| path.starts_with(p));
+    let mut r = match ocs {
+        // OCS clients read the envelope: status code 997, in the format they asked for.
+        Some((_, version)) => {
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let format = strongroom_ocs::Format::from_request(req.uri().query(), accept);
+            strongroom_ocs::render(version, format, Err(strongroom_ocs::OcsError::unauthorised()))
+        }
+        None => strongroom_dav::error_body(StatusCode::UNAUTHORIZED, "NotAuthenticated", why, ""),
+    };
     let challenge = if xhr { "DummyBasic realm=\"Strongroom\"" } else { "Basic realm=\"Strongroom\", charset=\"UTF-8\"" };
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     r

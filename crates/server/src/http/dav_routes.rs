@@ -85,8 +85,15 @@ async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response 
         Auth::Password(u) => Caller::Password(u),
         Auth::Token(u, t) => Caller::AppToken(u, t),
     };
-    let (parts, _) = req.into_parts();
-    strongroom_ocs::handle(&app.ocs, version, rest, &parts, caller).await
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, strongroom_dav::MAX_XML_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = strongroom_ocs::OcsError::new(413, "the request body is too large");
+            return strongroom_ocs::render(version, strongroom_ocs::Format::of(&parts), Err(e));
+        }
+    };
+    strongroom_ocs::handle(&app.ocs, version, rest, &parts, &body, caller).await
 }
 
 async fn anonymous(req: Request) -> Response {

@@ -9,6 +9,7 @@ mod dav_routes;
 mod login_flow;
 mod pages;
 mod requests;
+mod wipe;
 
 use axum::{
     Router, middleware,
@@ -26,6 +27,8 @@ pub fn router(app: App) -> Router {
         .route("/index.php/login/v2/poll", post(login_flow::poll))
         .route("/index.php/login/v2/flow/{token}", get(login_flow::flow_page))
         .route("/index.php/login/v2/grant", post(login_flow::grant))
+        .route("/index.php/core/wipe/check", post(wipe::check))
+        .route("/index.php/core/wipe/success", post(wipe::success))
         .fallback(dav_routes::dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), auth::resolve))
         .layer(middleware::from_fn(requests::trace))
