@@ -17,7 +17,7 @@ use std::{
 
 use tokio::sync::Mutex;
 
-use crate::harness::{Backend, Server, backends, temp_dir};
+use crate::harness::{Server, backends, temp_dir};
 use crate::sync_fixtures::*;
 
 /// One heavy sync test at a time.

