@@ -25,8 +25,9 @@ static TURN: Mutex<()> = Mutex::const_new(());
 
 const PW: &str = "alice-sync-password-1";
 
-/// One `nextcloudcmd` run on `local` against the server's base URL, as
-/// TESTING.md gives it. `home` keeps the client's own settings and the run's
+/// One `nextcloudcmd` run on `local` against the server's base URL, with the
+/// options of the project's testing notes (`--max-sync-retries 1` still lets
+/// the client re-run once when a run asks for another). `home` keeps the client's own settings and the run's
 /// output. Conflict copies are uploaded (the client's switch for that; without
 /// it, or the `uploadConflictFiles` capability, they stay local).
 fn nextcloudcmd_command(s: &Server, a: &Account<'_>, local: &Path, home: &Path, extra: &[&str]) -> Command {
@@ -65,7 +66,7 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The one path of `tree` that is a conflict copy of `rel`
+/// The paths of `tree` that are conflict copies of `rel`
 /// (`name (conflicted copy [user ]YYYY-MM-DD HHMMSS).ext`).
 fn conflict_copy_of(tree: &Tree, rel: &str) -> Vec<String> {
     let (stem, ext) = rel.rsplit_once('.').map(|(s, e)| (s, format!(").{e}"))).unwrap_or((rel, ")".into()));
@@ -86,7 +87,8 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
         let (home_a, home_b) = (work.join("home-a"), work.join("home-b"));
         let mut m = Model::default();
         build_tree(&mut m, &dev_a, 60 * MIB);
-        assert!(m.files() >= 500, "{} files", m.files());
+        let initial = m.files();
+        assert!(initial >= 500, "{initial} files");
 
         // 1. First sync: everything goes up; the 60 MiB file in chunks.
         let (_, log) = sync_ok(&s, &a, &dev_a, &home_a, &format!("{b:?} first sync")).await;
@@ -167,7 +169,11 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
         assert_same(&format!("{b:?}: device A after the third sync"), &m.tree, &local_tree(&dev_a));
         assert_same(&format!("{b:?}: server after the third sync"), &m.tree, &a.tree().await.0);
 
-        eprintln!("sync summary: nextcloudcmd two-way sync on {b:?}: {} files, all checks passed in {:.0} s", m.files(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "sync summary: nextcloudcmd two-way sync on {b:?}: {initial} files up, {} after the changes, all checks passed in {:.0} s",
+            m.files(),
+            started.elapsed().as_secs_f64()
+        );
         s.stop().await;
         let _ = std::fs::remove_dir_all(&work);
     }
