@@ -6,10 +6,13 @@
 
 pub mod access;
 pub mod accounts;
+pub mod audit;
+pub mod bruteforce;
 pub mod checksum;
 pub mod error;
 pub mod files;
 pub mod locks;
+pub mod net;
 pub mod loginflow;
 pub mod password;
 pub mod path;
