@@ -13,5 +13,7 @@ mod outage;
 mod provisioning;
 mod regressions;
 mod security;
+mod sync_clients;
+mod sync_fixtures;
 mod webdav;
 
