@@ -453,3 +453,35 @@ async fn the_audit_chain_names_a_removed_or_edited_line_and_no_secret_is_logged(
     assert!(!ok && out.contains("line 3"), "{out}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn nodes_sharing_redis_share_their_failure_counts() {
+    let Ok(redis) = std::env::var("STRONGROOM_TEST_REDIS") else {
+        eprintln!("STRONGROOM_TEST_REDIS is not set: the shared-counter test needs a Redis (CI sets it)");
+        return;
+    };
+    // A client address no other test uses, as a trusted proxy reports it.
+    let addr = format!("198.18.{}.{}", rand::random::<u8>(), rand::random::<u8>());
+    let env = [
+        ("STRONGROOM_REDIS_URL", redis.as_str()),
+        ("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1"),
+        ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "2"),
+        ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+        ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "2"),
+    ];
+    let a = Server::start_with(Backend::Sqlite, &env).await;
+    let b = Server::start_with(Backend::Sqlite, &env).await;
+    let attempt = |s: &Server| s.dav("PROPFIND", "admin", "guess", "/").header("X-Forwarded-For", addr.clone()).send();
+    for _ in 0..3 {
+        assert_eq!(attempt(&a).await.unwrap().status(), 401);
+    }
+    assert_eq!(attempt(&a).await.unwrap().status(), 429);
+    assert_eq!(attempt(&b).await.unwrap().status(), 429, "the other node sees the same failures");
+    let out = String::from_utf8(b.command().args(["security", "bruteforce", "status", &addr]).output().unwrap().stdout).unwrap();
+    assert!(out.contains("login\t3"), "{out}");
+    assert!(b.command().args(["security", "bruteforce", "reset", &addr]).output().unwrap().status.success());
+    let r = a.dav("PROPFIND", "admin", ADMIN_PASSWORD, "/").header("X-Forwarded-For", addr.clone()).header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 207, "a reset on one node holds on the other");
+    a.stop().await;
+    b.stop().await;
+}
