@@ -16,7 +16,7 @@ pub enum Algo {
 }
 
 impl Algo {
-    fn parse(s: &str) -> Option<Algo> {
+    pub fn parse(s: &str) -> Option<Algo> {
         match s.to_ascii_uppercase().as_str() {
             "SHA1" => Some(Algo::Sha1),
             "MD5" => Some(Algo::Md5),

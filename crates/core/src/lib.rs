@@ -5,11 +5,16 @@
 //! blob storage directly, and they never decide on their own who may do what.
 
 pub mod access;
+pub mod accounts;
+pub mod audit;
+pub mod bruteforce;
 pub mod checksum;
 pub mod error;
 pub mod files;
 pub mod locks;
+pub mod net;
 pub mod loginflow;
+pub mod password;
 pub mod path;
 pub mod secret;
 pub mod tokens;

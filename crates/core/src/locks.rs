@@ -140,6 +140,8 @@ impl Locks {
 
     async fn try_lock(&self, cx: &Ctx<'_>, path: &TreePath, req: &LockRequest) -> Result<Lock> {
         let mut tx = self.db.begin().await?;
+        // The same order as every change to this tree: the owner's row first.
+        tx.lock_row("users", cx.owner.id).await?;
         let locks = self.active(&mut tx, cx.owner.id).await?;
         let conflict = locks.iter().find(|l| {
             let overlaps = l.covers(path) || (req.deep && l.path.starts_with(path));

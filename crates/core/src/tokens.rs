@@ -17,7 +17,24 @@ const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 /// Last-use times are written at most this often per token (seconds).
 const TOUCH_INTERVAL: i64 = 60;
 
-/// An app password, without its secret.
+/// What a token is: a browser session (found by cookie only) or an app
+/// password (found by Basic authentication only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    AppPassword,
+}
+
+impl TokenKind {
+    fn code(self) -> i64 {
+        match self {
+            TokenKind::Session => 0,
+            TokenKind::AppPassword => 1,
+        }
+    }
+}
+
+/// A device: an app password or a browser session, without its secret.
 #[derive(Debug, Clone)]
 pub struct AppToken {
     pub id: i64,
@@ -25,11 +42,63 @@ pub struct AppToken {
     pub name: String,
     pub created_at: i64,
     pub last_used: i64,
+    /// The device was told to wipe itself; the token no longer authenticates.
+    pub wipe: bool,
+    pub kind: TokenKind,
+    /// A session marked "remember me" lives longer when idle.
+    pub remember: bool,
+    /// When the password was last confirmed in this session (Unix seconds).
+    pub confirmed_at: i64,
+    pub last_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session's CSRF secret (sessions only).
+    pub csrf: Option<Secret>,
 }
+
+const TOKEN_COLUMNS: &str =
+    "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret";
 
 impl AppToken {
     fn from_row(r: &Row) -> Result<AppToken> {
-        Ok(AppToken { id: r.i64(0)?, user_id: r.i64(1)?, name: r.str(2)?, created_at: r.i64(3)?, last_used: r.i64(4)? })
+        Ok(AppToken {
+            id: r.i64(0)?,
+            user_id: r.i64(1)?,
+            name: r.str(2)?,
+            created_at: r.i64(3)?,
+            last_used: r.i64(4)?,
+            wipe: r.i64(5)? != 0,
+            kind: if r.i64(6)? == 0 { TokenKind::Session } else { TokenKind::AppPassword },
+            remember: r.i64(7)? != 0,
+            confirmed_at: r.i64(8)?,
+            last_address: r.opt_str(9)?,
+            user_agent: r.opt_str(10)?,
+            csrf: r.opt_str(11)?.map(Secret::new),
+        })
+    }
+}
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: i64,
+    pub absolute: i64,
+    pub remember: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes { idle: 86_400, absolute: 7 * 86_400, remember: 15 * 86_400 }
+    }
+}
+
+/// A readable device name from a browser's user agent.
+fn browser_name(agent: &str) -> String {
+    let browser = ["Firefox", "Edg", "Chrome", "Safari"].into_iter().find(|b| agent.contains(b)).unwrap_or("Browser");
+    let browser = if browser == "Edg" { "Edge" } else { browser };
+    let os = ["Windows", "Mac OS", "Android", "iPhone", "Linux"].into_iter().find(|o| agent.contains(o));
+    match os {
+        Some(o) => format!("{browser} on {o}"),
+        None => browser.to_owned(),
     }
 }
 
@@ -51,29 +120,140 @@ pub fn random_secret(len: usize) -> Secret {
 pub struct Tokens {
     db: Db,
     users: Users,
+    lifetimes: Lifetimes,
+}
+
+fn clean_name(name: &str, fallback: &str) -> String {
+    let n: String = name.chars().filter(|c| !c.is_control()).take(120).collect();
+    if n.trim().is_empty() { fallback.to_owned() } else { n }
 }
 
 impl Tokens {
-    pub fn new(db: Db, users: Users) -> Tokens {
-        Tokens { db, users }
+    pub fn new(db: Db, users: Users, lifetimes: Lifetimes) -> Tokens {
+        Tokens { db, users, lifetimes }
     }
 
     /// Creates an app password named after the client; returns it once.
     pub async fn create(&self, user: &User, name: &str) -> Result<(AppToken, Secret)> {
         let secret = random_secret(TOKEN_LEN);
-        let name: String = name.chars().filter(|c| !c.is_control()).take(120).collect();
-        let name = if name.trim().is_empty() { "unnamed client".to_owned() } else { name };
+        let token = self.insert(user, TokenKind::AppPassword, &clean_name(name, "unnamed client"), &secret, false, None, None).await?;
+        tracing::info!(target: "strongroom::tokens", user = %user.uid, token = token.id, "app password created");
+        Ok((token, secret))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert(
+        &self,
+        user: &User,
+        kind: TokenKind,
+        name: &str,
+        secret: &Secret,
+        remember: bool,
+        address: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<AppToken> {
         let now = now_secs();
+        let csrf = (kind == TokenKind::Session).then(|| random_secret(43));
+        let agent: Option<String> = agent.map(|a| a.chars().filter(|c| !c.is_control()).take(250).collect());
         let mut tx = self.db.begin().await?;
         let id = tx
             .insert(
-                "INSERT INTO app_tokens (user_id, name, token_hash, created_at, last_used) VALUES (?, ?, ?, ?, ?)",
-                &[user.id.into(), name.as_str().into(), digest(secret.expose()).into(), now.into(), now.into()],
+                "INSERT INTO app_tokens (user_id, name, token_hash, created_at, last_used, kind, remember, csrf_secret, \
+                 confirmed_at, last_address, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &[
+                    user.id.into(), name.into(), digest(secret.expose()).into(), now.into(), now.into(), kind.code().into(),
+                    i64::from(remember).into(), csrf.as_ref().map(|c| c.expose().to_owned()).into(),
+                    // A session starts with the password just confirmed by the login.
+                    (if kind == TokenKind::Session { now } else { 0 }).into(), address.into(), agent.clone().into(),
+                ],
             )
             .await?;
         tx.commit().await?;
-        tracing::info!(target: "strongroom::tokens", user = %user.uid, token = id, "app password created");
-        Ok((AppToken { id, user_id: user.id, name, created_at: now, last_used: now }, secret))
+        Ok(AppToken {
+            id,
+            user_id: user.id,
+            name: name.to_owned(),
+            created_at: now,
+            last_used: now,
+            wipe: false,
+            kind,
+            remember,
+            confirmed_at: if kind == TokenKind::Session { now } else { 0 },
+            last_address: address.map(str::to_owned),
+            user_agent: agent,
+            csrf,
+        })
+    }
+
+    /// Starts a browser session for `user`; returns the cookie value once.
+    pub async fn start_session(&self, user: &User, remember: bool, address: &str, agent: &str) -> Result<(AppToken, Secret)> {
+        let secret = random_secret(64);
+        let name = clean_name(&browser_name(agent), "browser");
+        let token = self.insert(user, TokenKind::Session, &name, &secret, remember, Some(address), Some(agent)).await?;
+        Ok((token, secret))
+    }
+
+    /// The live session a cookie names, with its account. Expired sessions
+    /// (idle, or past their absolute lifetime) are deleted and give `None`.
+    pub async fn session(&self, cookie: &str, address: &str) -> Result<Option<(User, AppToken)>> {
+        let secret = Secret::new(cookie);
+        let Some(t) = self.by_secret(&secret).await?.filter(|t| t.kind == TokenKind::Session) else { return Ok(None) };
+        let now = now_secs();
+        let idle = if t.remember { self.lifetimes.remember.max(self.lifetimes.idle) } else { self.lifetimes.idle };
+        let absolute = if t.remember { self.lifetimes.remember.max(self.lifetimes.absolute) } else { self.lifetimes.absolute };
+        if t.wipe || now - t.last_used > idle || now - t.created_at > absolute {
+            self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.users.get_by_id(t.user_id).await?.filter(|u| u.enabled) else { return Ok(None) };
+        self.touch(&t, address).await?;
+        Ok(Some((user, t)))
+    }
+
+    /// Records use (at most once a minute, or when the address changes).
+    /// Returns true when the token is used from an address it was not used from before.
+    pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
+        let now = now_secs();
+        let moved = t.last_address.as_deref().is_some_and(|a| a != address);
+        if now - t.last_used >= TOUCH_INTERVAL || t.last_address.as_deref() != Some(address) {
+            self.db
+                .exec("UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?", &[now.into(), address.into(), t.id.into()])
+                .await?;
+        }
+        Ok(moved)
+    }
+
+    /// Ends the session a cookie names.
+    pub async fn end_session(&self, cookie: &str) -> Result<()> {
+        self.db
+            .exec("DELETE FROM app_tokens WHERE token_hash = ? AND kind = 0", &[digest(cookie).into()])
+            .await?;
+        Ok(())
+    }
+
+    /// Records a password confirmation in a session.
+    pub async fn confirm(&self, token_id: i64) -> Result<()> {
+        self.db.exec("UPDATE app_tokens SET confirmed_at = ? WHERE id = ?", &[now_secs().into(), token_id.into()]).await?;
+        Ok(())
+    }
+
+    /// Renames one of the user's devices.
+    pub async fn rename(&self, user_id: i64, token_id: i64, name: &str) -> Result<()> {
+        let name = clean_name(name, "");
+        if name.is_empty() {
+            return Err(Error::BadRequest("a device needs a name".into()));
+        }
+        let n = self.db.exec("UPDATE app_tokens SET name = ? WHERE id = ? AND user_id = ?", &[name.into(), token_id.into(), user_id.into()]).await?;
+        if n == 0 { Err(Error::NotFound) } else { Ok(()) }
+    }
+
+    /// Marks one of the user's devices for remote wipe.
+    pub async fn request_wipe(&self, user_id: i64, token_id: i64) -> Result<()> {
+        let n = self
+            .db
+            .exec("UPDATE app_tokens SET wipe = 1 WHERE id = ? AND user_id = ? AND kind = 1", &[token_id.into(), user_id.into()])
+            .await?;
+        if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
 
     /// Checks an app password given with `login`; the token must belong to that
@@ -82,34 +262,53 @@ impl Tokens {
         if !looks_like_token(secret.expose()) {
             return Ok(None);
         }
-        let row = self
-            .db
-            .row(
-                "SELECT id, user_id, name, created_at, last_used FROM app_tokens WHERE token_hash = ?",
-                &[digest(secret.expose()).into()],
-            )
-            .await?;
-        let Some(token) = row.map(|r| AppToken::from_row(&r)).transpose()? else { return Ok(None) };
+        let Some(token) = self.by_secret(secret).await? else { return Ok(None) };
+        // A session cookie is never a Basic password, and a wiped device is refused.
+        if token.wipe || token.kind != TokenKind::AppPassword {
+            return Ok(None);
+        }
         let Some(user) = self.users.get_by_id(token.user_id).await? else { return Ok(None) };
         if !user.enabled || !user.uid.eq_ignore_ascii_case(login) {
             return Ok(None);
         }
-        let now = now_secs();
-        if now - token.last_used >= TOUCH_INTERVAL {
-            self.db.exec("UPDATE app_tokens SET last_used = ? WHERE id = ?", &[now.into(), token.id.into()]).await?;
-        }
         Ok(Some((user, token)))
     }
 
+    async fn by_secret(&self, secret: &Secret) -> Result<Option<AppToken>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE token_hash = ?");
+        let row = self.db.row(&sql, &[digest(secret.expose()).into()]).await?;
+        row.map(|r| AppToken::from_row(&r)).transpose()
+    }
+
     pub async fn list(&self, user_id: i64) -> Result<Vec<AppToken>> {
-        let rows = self
-            .db
-            .rows(
-                "SELECT id, user_id, name, created_at, last_used FROM app_tokens WHERE user_id = ? ORDER BY id",
-                &[Val::I64(user_id)],
-            )
-            .await?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE user_id = ? ORDER BY id");
+        let rows = self.db.rows(&sql, &[Val::I64(user_id)]).await?;
         rows.iter().map(AppToken::from_row).collect()
+    }
+
+    /// Marks every device of a user for remote wipe: each is refused at its
+    /// next request and, asking why, is told to wipe itself.
+    pub async fn request_wipe_all(&self, user_id: i64) -> Result<usize> {
+        let n = self.db.exec("UPDATE app_tokens SET wipe = 1 WHERE user_id = ? AND kind = 1", &[user_id.into()]).await?;
+        // Browser sessions cannot wipe anything; they simply end.
+        self.db.exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0", &[user_id.into()]).await?;
+        tracing::info!(target: "strongroom::tokens", user = user_id, devices = n, "remote wipe requested");
+        Ok(n as usize)
+    }
+
+    /// Whether the device holding `secret` must wipe itself.
+    pub async fn wipe_pending(&self, secret: &Secret) -> Result<bool> {
+        Ok(self.by_secret(secret).await?.is_some_and(|t| t.wipe))
+    }
+
+    /// The device confirmed its wipe: its token is deleted. Gives the account
+    /// and token id, or `None` when no wipe was pending.
+    pub async fn wipe_done(&self, secret: &Secret) -> Result<Option<(String, i64)>> {
+        let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(None) };
+        self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
+        tracing::info!(target: "strongroom::tokens", user = t.user_id, token = t.id, "remote wipe confirmed");
+        let uid = self.users.get_by_id(t.user_id).await?.map(|u| u.uid).unwrap_or_default();
+        Ok(Some((uid, t.id)))
     }
 
     /// Revokes one of the user's app passwords; it fails on the very next request.

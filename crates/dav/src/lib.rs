@@ -131,6 +131,7 @@ async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
         "MOVE" => methods::copymove::copy_or_move(call, true).await,
         "LOCK" => methods::lock::lock(call, body).await,
         "UNLOCK" => methods::lock::unlock(call).await,
+        "PATCH" => methods::write::patch(call).await,
         _ => Err(Error::NotAllowed(format!("method {} is not supported here", call.parts.method))),
     }
 }
@@ -140,6 +141,6 @@ pub fn is_dav_method(m: &Method) -> bool {
     matches!(
         m.as_str(),
         "OPTIONS" | "GET" | "HEAD" | "PUT" | "DELETE" | "MKCOL" | "PROPFIND" | "PROPPATCH" | "COPY" | "MOVE"
-            | "LOCK" | "UNLOCK"
+            | "LOCK" | "UNLOCK" | "PATCH"
     )
 }

@@ -20,16 +20,18 @@ pub enum Format {
 impl Format {
     /// `format=` in the query wins; then an `Accept` naming JSON; else XML.
     pub fn of(parts: &Parts) -> Format {
-        let query = parts.uri.query().unwrap_or("");
-        for pair in query.split('&') {
+        Format::from_request(parts.uri.query(), parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+    }
+
+    pub fn from_request(query: Option<&str>, accept: Option<&str>) -> Format {
+        for pair in query.unwrap_or("").split('&') {
             match pair {
                 "format=json" => return Format::Json,
                 "format=xml" => return Format::Xml,
                 _ => {}
             }
         }
-        let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if accept.contains("application/json") { Format::Json } else { Format::Xml }
+        if accept.unwrap_or("").contains("application/json") { Format::Json } else { Format::Xml }
     }
 }
 

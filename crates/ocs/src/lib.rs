@@ -2,12 +2,19 @@
 //! endpoints clients call at start: capabilities, the current user, and app
 //! passwords.
 
-mod envelope;
 mod endpoints;
+mod envelope;
+mod params;
+mod provisioning;
 
 use axum::response::Response;
 use http::request::Parts;
-use strongroom_core::{Files, User, tokens::{AppToken, Tokens}, users::Users};
+use strongroom_core::{
+    Files, User,
+    audit::{Audit, Origin},
+    tokens::{AppToken, Tokens},
+    users::Users,
+};
 
 pub use envelope::{Format, OcsError, Version, render};
 
@@ -20,6 +27,7 @@ pub struct Ocs {
     pub users: Users,
     pub files: Files,
     pub tokens: Tokens,
+    pub audit: Audit,
 }
 
 /// Who is calling, as the authentication middleware resolved it.
@@ -29,21 +37,31 @@ pub enum Caller<'a> {
     Password(&'a User),
     /// Authenticated with an app password.
     AppToken(&'a User, &'a AppToken),
+    /// A browser session (its CSRF check already passed).
+    Session(&'a User, &'a AppToken),
 }
 
 impl Caller<'_> {
     fn user(&self) -> Option<&User> {
         match self {
             Caller::Anonymous => None,
-            Caller::Password(u) | Caller::AppToken(u, _) => Some(u),
+            Caller::Password(u) | Caller::AppToken(u, _) | Caller::Session(u, _) => Some(u),
         }
     }
 }
 
 /// Serves `/ocs/v1.php/…` and `/ocs/v2.php/…`; `path` is the part after the
-/// `.php` (for example `/cloud/capabilities`).
-pub async fn handle(ocs: &Ocs, version: Version, path: &str, parts: &Parts, caller: Caller<'_>) -> Response {
+/// `.php` (for example `/cloud/capabilities`); `body` the request body (the
+/// caller limits its size).
+pub async fn handle(ocs: &Ocs, version: Version, path: &str, parts: &Parts, body: &[u8], caller: Caller<'_>, origin: &Origin) -> Response {
     let format = Format::of(parts);
-    let result = endpoints::route(ocs, path, parts, &caller).await;
+    let ctype = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let result = match params::Params::parse(parts.uri.query(), ctype, body) {
+        Ok(params) => match provisioning::route(ocs, &parts.method, path, &params, &caller, origin).await {
+            Some(r) => r,
+            None => endpoints::route(ocs, path, parts, &caller, origin).await,
+        },
+        Err(e) => Err(e),
+    };
     render(version, format, result)
 }

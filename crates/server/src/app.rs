@@ -3,7 +3,15 @@
 
 use std::path::Path;
 
-use strongroom_core::{Files, Users, loginflow::LoginFlows, secret::Secret, tokens::Tokens};
+use strongroom_core::{
+    Files, Users,
+    audit::Audit,
+    bruteforce::{Settings, Throttle},
+    loginflow::LoginFlows,
+    net::Cidr,
+    secret::Secret,
+    tokens::{Lifetimes, Tokens},
+};
 use strongroom_dav::Dav;
 use strongroom_ocs::Ocs;
 use strongroom_store::{BlobStore, Db, Val};
@@ -20,6 +28,21 @@ pub struct App {
     pub flows: LoginFlows,
     pub dav: Dav,
     pub ocs: Ocs,
+    pub throttle: Throttle,
+    pub audit: Audit,
+    pub security: Security,
+}
+
+/// Settings of the HTTP surface that handlers consult on every request.
+#[derive(Clone, Debug)]
+pub struct Security {
+    pub trusted_proxies: Vec<Cidr>,
+    /// Served over TLS by this process: cookies are `Secure`, HSTS is sent.
+    pub tls: bool,
+    /// How long a password confirmation allows sensitive actions (seconds).
+    pub confirm_secs: i64,
+    /// How long "remember me" keeps a session (0: the option is off).
+    pub remember_secs: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +53,8 @@ pub enum OpenError {
     Db(#[from] strongroom_store::DbError),
     #[error("{0}")]
     Core(#[from] strongroom_core::Error),
+    #[error("cannot open the audit log (key `audit.target`/`audit.path`): {0}")]
+    Audit(std::io::Error),
 }
 
 impl App {
@@ -46,11 +71,22 @@ impl App {
         let instance_id = instance_id(&db).await?;
         let users = Users::new(db.clone());
         let files = Files::new(db.clone(), blobs);
-        let tokens = Tokens::new(db.clone(), users.clone());
+        let s = &config.session;
+        let lifetimes = Lifetimes { idle: s.idle_secs as i64, absolute: s.absolute_secs as i64, remember: s.remember_secs as i64 };
+        let tokens = Tokens::new(db.clone(), users.clone(), lifetimes);
+        let audit = open_audit(config)?;
         let dav = Dav { files: files.clone(), instance_id };
-        let ocs = Ocs { users: users.clone(), files: files.clone(), tokens: tokens.clone() };
+        let ocs = Ocs { users: users.clone(), files: files.clone(), tokens: tokens.clone(), audit: audit.clone() };
         let flows = LoginFlows::new(db.clone(), users.clone(), tokens.clone());
-        Ok(App { db, users, files, tokens, flows, dav, ocs })
+        let throttle = open_throttle(config, &db).await?;
+        let cidrs = |l: &[String]| l.iter().filter_map(|c| Cidr::parse(c)).collect::<Vec<_>>();
+        let security = Security {
+            trusted_proxies: cidrs(&config.trusted_proxies),
+            tls: config.tls.cert.is_some(),
+            confirm_secs: s.confirm_secs as i64,
+            remember_secs: s.remember_secs as i64,
+        };
+        Ok(App { db, users, files, tokens, flows, dav, ocs, throttle, audit, security })
     }
 
     /// On the very first start, creates the admin account. Returns the
@@ -74,6 +110,30 @@ impl App {
         self.users.group_add_user("admin", name).await.map_err(|e| text(&e))?;
         meta_set(&self.db, "initialized", "1").await.map_err(|e| text(&e))?;
         Ok(generated.then_some(password))
+    }
+}
+
+fn open_audit(config: &Config) -> Result<Audit, OpenError> {
+    match config.audit.target.as_str() {
+        "stdout" => Ok(Audit::to_stdout()),
+        "syslog" => Audit::to_syslog().map_err(OpenError::Audit),
+        _ => Audit::to_file(&config.audit_path()).map_err(OpenError::Audit),
+    }
+}
+
+async fn open_throttle(config: &Config, db: &Db) -> Result<Throttle, OpenError> {
+    let b = &config.bruteforce;
+    let settings = Settings {
+        enabled: b.enabled,
+        max_attempts: b.max_attempts,
+        base_delay: std::time::Duration::from_millis(b.base_delay_ms),
+        max_delay: std::time::Duration::from_millis(b.max_delay_ms),
+        allow: b.allow.iter().filter_map(|c| Cidr::parse(c)).collect(),
+    };
+    match &config.redis.url {
+        // Several nodes share their counts through Redis.
+        Some(url) => Ok(Throttle::with_redis(url, settings).await?),
+        None => Ok(Throttle::with_db(db.clone(), settings)),
     }
 }
 

@@ -9,22 +9,49 @@ use std::{
 
 use serde::Deserialize;
 
-/// Every key, declared once: its dotted name and, for numbers, the range of
-/// values allowed (`None` for strings). The environment variable of a key is
-/// derived from its name.
-const KEYS: &[(&str, Option<(i64, i64)>)] = &[
-    ("listen", None),
-    ("data_dir", None),
-    ("database.url", None),
-    ("database.max_connections", Some((1, 1000))),
-    ("storage.path", None),
-    ("log.format", None),
-    ("log.level", None),
-    ("uploads.expire_after_secs", Some((1, 3_650 * 86_400))),
-    ("trash.retention_days", Some((0, 36_500))),
-    ("versions.retention_days", Some((0, 36_500))),
-    ("versions.max_per_file", Some((0, 100_000))),
-    ("maintenance.interval_secs", Some((1, 86_400))),
+/// The type of a configuration value.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str,
+    /// A whole number within the bounds.
+    Int(i64, i64),
+    Bool,
+    /// A list of strings; in the environment, comma-separated.
+    List,
+}
+
+use Kind::{Bool, Int, List, Str};
+
+/// Every key, declared once: its dotted name and its type. The environment
+/// variable of a key is derived from its name.
+const KEYS: &[(&str, Kind)] = &[
+    ("listen", Str),
+    ("data_dir", Str),
+    ("database.url", Str),
+    ("database.max_connections", Int(1, 1000)),
+    ("storage.path", Str),
+    ("log.format", Str),
+    ("log.level", Str),
+    ("uploads.expire_after_secs", Int(1, 3_650 * 86_400)),
+    ("trash.retention_days", Int(0, 36_500)),
+    ("versions.retention_days", Int(0, 36_500)),
+    ("versions.max_per_file", Int(0, 100_000)),
+    ("maintenance.interval_secs", Int(1, 86_400)),
+    ("trusted_proxies", List),
+    ("tls.cert", Str),
+    ("tls.key", Str),
+    ("redis.url", Str),
+    ("bruteforce.enabled", Bool),
+    ("bruteforce.max_attempts", Int(1, 1000)),
+    ("bruteforce.base_delay_ms", Int(0, 10_000)),
+    ("bruteforce.max_delay_ms", Int(0, 60_000)),
+    ("bruteforce.allow", List),
+    ("session.idle_secs", Int(1, 30 * 86_400)),
+    ("session.absolute_secs", Int(1, 365 * 86_400)),
+    ("session.remember_secs", Int(0, 365 * 86_400)),
+    ("session.confirm_secs", Int(0, 86_400)),
+    ("audit.target", Str),
+    ("audit.path", Str),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +75,121 @@ pub struct Config {
     pub versions: VersionsConfig,
     #[serde(default)]
     pub maintenance: MaintenanceConfig,
+    /// Addresses (or CIDR ranges) of reverse proxies whose `X-Forwarded-For`
+    /// and `Forwarded` headers are believed; nobody else's are.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub bruteforce: BruteforceConfig,
+    #[serde(default)]
+    pub session: SessionConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// HTTPS served by the server itself, from PEM files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// A Redis shared by several nodes for counters (brute-force protection).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BruteforceConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Failures in 30 minutes after which every attempt is refused with 429.
+    #[serde(default = "ten_u32")]
+    pub max_attempts: u32,
+    /// The delay after the first failure; it doubles with each further one.
+    #[serde(default = "two_hundred")]
+    pub base_delay_ms: u64,
+    #[serde(default = "twenty_five_thousand")]
+    pub max_delay_ms: u64,
+    /// Addresses or CIDR ranges never delayed nor counted.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A web session unused this long ends.
+    #[serde(default = "day")]
+    pub idle_secs: u64,
+    /// A web session ends this long after login, used or not.
+    #[serde(default = "week")]
+    pub absolute_secs: u64,
+    /// "Remember me" keeps a session this long (0 disables it).
+    #[serde(default = "fifteen_days")]
+    pub remember_secs: u64,
+    /// A password confirmation allows sensitive actions for this long.
+    #[serde(default = "half_hour")]
+    pub confirm_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Where audit events go: "file" (default), "stdout" or "syslog".
+    #[serde(default = "audit_file")]
+    pub target: String,
+    /// The audit file; `DATA_DIR/audit.log` by default.
+    pub path: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn ten_u32() -> u32 {
+    10
+}
+fn two_hundred() -> u64 {
+    200
+}
+fn twenty_five_thousand() -> u64 {
+    25_000
+}
+fn week() -> u64 {
+    7 * 86_400
+}
+fn fifteen_days() -> u64 {
+    15 * 86_400
+}
+fn half_hour() -> u64 {
+    1_800
+}
+fn audit_file() -> String {
+    "file".into()
+}
+
+impl Default for BruteforceConfig {
+    fn default() -> Self {
+        BruteforceConfig { enabled: true, max_attempts: 10, base_delay_ms: 200, max_delay_ms: 25_000, allow: Vec::new() }
+    }
+}
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { idle_secs: day(), absolute_secs: week(), remember_secs: fifteen_days(), confirm_secs: half_hour() }
+    }
+}
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { target: audit_file(), path: None }
+    }
 }
 
 /// Unfinished chunked uploads untouched this long are deleted.
@@ -191,16 +333,22 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        for (key, range) in KEYS {
+        for (key, kind) in KEYS {
             let var = env_name(key);
             if let Some(v) = env(&var) {
-                let value = if range.is_some() {
-                    let n = v.trim().parse::<i64>().map_err(|_| {
+                let value = match kind {
+                    Int(..) => toml::Value::Integer(v.trim().parse::<i64>().map_err(|_| {
                         ConfigError(format!("key `{key}` (from {var}): expected a number, got {v:?}"))
-                    })?;
-                    toml::Value::Integer(n)
-                } else {
-                    toml::Value::String(v)
+                    })?),
+                    Bool => toml::Value::Boolean(match v.trim() {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => return Err(ConfigError(format!("key `{key}` (from {var}): expected true or false, got {v:?}"))),
+                    }),
+                    List => toml::Value::Array(
+                        v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_owned())).collect(),
+                    ),
+                    Str => toml::Value::String(v),
                 };
                 set(&mut table, key, value);
             }
@@ -228,6 +376,22 @@ impl Config {
                 return bad("database.url", "must start with sqlite://, postgres:// or mysql://".into());
             }
         }
+        for (key, list) in [("trusted_proxies", &self.trusted_proxies), ("bruteforce.allow", &self.bruteforce.allow)] {
+            if let Some(bad) = list.iter().find(|c| strongroom_core::net::Cidr::parse(c).is_none()) {
+                return Err(ConfigError(format!("key `{key}`: {bad:?} is not an address or CIDR range")));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return bad("tls.cert", "tls.cert and tls.key must be given together".into());
+        }
+        if !matches!(self.audit.target.as_str(), "file" | "stdout" | "syslog") {
+            return bad("audit.target", format!("{:?} is not one of \"file\", \"stdout\", \"syslog\"", self.audit.target));
+        }
+        if let Some(u) = &self.redis.url {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                return bad("redis.url", "must start with redis://".into());
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", format!("{:?} is neither \"text\" nor \"json\"", self.log.format));
         }
@@ -253,6 +417,10 @@ impl Config {
         self.storage.path.clone().unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit.path.clone().unwrap_or_else(|| self.data_dir.join("audit.log"))
+    }
+
     pub fn max_connections(&self) -> u32 {
         self.database.max_connections.unwrap_or(16)
     }
@@ -270,14 +438,17 @@ fn check_keys(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
             }
             continue;
         }
-        match KEYS.iter().find(|(name, _)| *name == key) {
+        let wrong = |what: &str| Err(ConfigError(format!("key `{key}`: expected {what}, got {v}")));
+        match KEYS.iter().find(|(name, _)| *name == key).map(|(_, k)| *k) {
             None => return Err(ConfigError(format!("unknown key `{key}`"))),
-            Some((_, Some((lo, hi)))) => match v.as_integer() {
-                Some(n) if (*lo..=*hi).contains(&n) => {}
-                _ => return Err(ConfigError(format!("key `{key}`: expected a number from {lo} to {hi}, got {v}"))),
+            Some(Int(lo, hi)) => match v.as_integer() {
+                Some(n) if (lo..=hi).contains(&n) => {}
+                _ => return wrong(&format!("a number from {lo} to {hi}")),
             },
-            Some((_, None)) if !v.is_str() => {
-                return Err(ConfigError(format!("key `{key}`: expected a string, got {v}")));
+            Some(Str) if !v.is_str() => return wrong("a string"),
+            Some(Bool) if !v.is_bool() => return wrong("true or false"),
+            Some(List) if !v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)) => {
+                return wrong("a list of strings");
             }
             Some(_) => {}
         }

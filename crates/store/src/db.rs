@@ -271,8 +271,7 @@ impl Db {
                         sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
                             .execute(&mut *c)
                             .await?;
-                        // Serializable, as on PostgreSQL; autocommitted reads stay non-locking.
-                        sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                        sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                             .execute(&mut *c)
                             .await?;
                         Ok(())
@@ -306,16 +305,15 @@ impl Db {
         }
     }
 
-    /// Starts a serializable write transaction. On SQLite it takes the write
-    /// lock at once (`BEGIN IMMEDIATE`), so a read-then-write transaction never
-    /// fails half way; elsewhere a conflicting transaction fails with
-    /// [`DbError::Retry`] and is run again by the caller.
+    /// Starts a write transaction. On SQLite it takes the database's write lock
+    /// at once (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails
+    /// half way. On PostgreSQL and MySQL it is READ COMMITTED; callers that read
+    /// then write take a row lock first ([`Tx::lock_row`]) so that such
+    /// transactions on the same data run one after the other.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            // Serializable: concurrent changes to the tree cannot interleave into
-            // a state no serial order would give; the loser retries.
-            Db::Postgres(p) => Tx::Postgres(p.begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
             Db::MySql(p) => Tx::MySql(p.begin().await?),
         })
     }
@@ -385,6 +383,18 @@ impl Tx {
 
     pub async fn row(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, DbError> {
         on_backend!(self, sql, args, |q, c, w| Ok(q.fetch_optional(&mut **c).await?.map(w)))
+    }
+
+    /// Locks the row `id` of `table` until the transaction ends (`SELECT … FOR
+    /// UPDATE`). Transactions that take the same row lock first run one after
+    /// the other, each seeing what the previous one committed. On SQLite the
+    /// transaction already holds the database's write lock, so nothing is needed.
+    pub async fn lock_row(&mut self, table: &'static str, id: i64) -> Result<(), DbError> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(());
+        }
+        let sql = format!("SELECT id FROM {table} WHERE id = ? FOR UPDATE");
+        self.row(&sql, &[Val::I64(id)]).await.map(drop)
     }
 
     /// Inserts a row and returns the generated `id` column.

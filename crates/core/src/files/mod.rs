@@ -119,6 +119,16 @@ impl Files {
         Ok((row.map(|r| r.i64(0)).transpose()?.unwrap_or(0), cx.owner.quota))
     }
 
+    /// Starts a transaction that changes the tree of `owner_id`. It locks the
+    /// owner's account row first, so that changes to one tree never interleave
+    /// (sizes, locks and blob references stay consistent), while different
+    /// users' trees change in parallel.
+    pub(crate) async fn begin_for(&self, owner_id: i64) -> Result<strongroom_store::Tx> {
+        let mut tx = self.db.begin().await?;
+        tx.lock_row("users", owner_id).await?;
+        Ok(tx)
+    }
+
     pub(crate) async fn node<C: Conn>(&self, c: &mut C, id: i64) -> Result<Option<Node>> {
         fetch_node(c, id).await
     }

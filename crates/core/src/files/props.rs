@@ -74,7 +74,7 @@ impl Files {
             }
         }
         self.retry(|| async {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(cx.owner.id).await?;
         let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
         self.locks.check(&mut tx, cx, path, Guard::Write).await?;
         for c in changes {
@@ -101,6 +101,34 @@ impl Files {
         .await
     }
 
+    /// Computes a checksum of a file's content, stores it beside the others and
+    /// returns it (`TYPE:hex`). Clients ask for this after changing only the
+    /// modification time, to make sure the server holds a checksum.
+    pub async fn recalculate_checksum(&self, cx: &Ctx<'_>, path: &TreePath, algo: crate::checksum::Algo) -> Result<String> {
+        use futures_util::StreamExt;
+        cx.allow(Op::Read)?;
+        let node = self.stat(cx, path).await?.ok_or(Error::NotFound)?;
+        if node.is_folder() {
+            return Err(Error::BadRequest("folders have no checksum".into()));
+        }
+        let mut hasher = crate::checksum::Hasher::new(Some(algo));
+        let mut stream = std::pin::pin!(self.read(cx, &node, 0..node.size.max(0) as u64).await?);
+        while let Some(part) = stream.next().await {
+            hasher.update(&part.map_err(|e| Error::Internal(format!("reading content: {e}")))?);
+        }
+        let all = hasher.finish(None)?;
+        let wanted = all.split(' ').find(|c| c.starts_with(algo.name())).unwrap_or(&all).to_owned();
+        self.retry(|| async {
+            let mut tx = self.begin_for(cx.owner.id).await?;
+            // Only if the content is still the one hashed.
+            tx.exec("UPDATE nodes SET checksum = ? WHERE id = ? AND etag = ?", &[all.as_str().into(), node.id.into(), node.etag.as_str().into()]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        Ok(wanted)
+    }
+
     /// Sets the modification time of a node (PROPPATCH of `lastmodified`). The
     /// node and its ancestors get new ETags, so sync clients notice.
     pub async fn set_mtime(&self, cx: &Ctx<'_>, path: &TreePath, mtime: i64) -> Result<()> {
@@ -109,7 +137,7 @@ impl Files {
             return Err(Error::BadRequest("the modification time is out of range".into()));
         }
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
             let node = chain.pop().expect("chain");
             self.locks.check(&mut tx, cx, path, Guard::Write).await?;

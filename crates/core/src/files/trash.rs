@@ -110,7 +110,7 @@ impl Files {
         cx.allow(Op::Delete)?;
         let freed = self
             .retry(|| async {
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.begin_for(cx.owner.id).await?;
                 let root = trash_root(&mut tx, cx.owner.id).await?;
                 let node = node_by_id(&mut tx, item.node.id).await.map_err(|_| Error::NotFound)?;
                 if node.parent_id != Some(root) {
@@ -144,7 +144,7 @@ impl Files {
     pub async fn trash_restore(&self, cx: &Ctx<'_>, item: &TrashItem) -> Result<Node> {
         cx.allow(Op::Create)?;
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let root = trash_root(&mut tx, cx.owner.id).await?;
             let node = node_by_id(&mut tx, item.node.id).await.map_err(|_| Error::NotFound)?;
             if node.parent_id != Some(root) {
@@ -186,7 +186,7 @@ impl Files {
     pub(crate) async fn purge_trash_node(&self, user_id: i64, node_id: i64) -> Result<bool> {
         let freed = self
             .retry(|| async {
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.begin_for(user_id).await?;
                 let root = trash_root(&mut tx, user_id).await?;
                 let Some(node) = super::fetch_node(&mut tx, node_id).await? else { return Ok(None) };
                 if node.parent_id != Some(root) {

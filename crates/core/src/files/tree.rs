@@ -33,7 +33,7 @@ impl Files {
             return Err(Error::Forbidden("the root folder cannot be deleted".into()));
         }
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
             let node = chain.pop().expect("chain");
             self.locks.check(&mut tx, cx, path, Guard::Remove).await?;
@@ -53,7 +53,7 @@ impl Files {
         check_not_inside(from, to)?;
         let (placed, freed) = self
             .retry(|| async {
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.begin_for(cx.owner.id).await?;
                 let src = resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?.pop().expect("chain");
                 let (chain, replaced, freed) = self.clear_destination(&mut tx, cx, to, overwrite).await?;
                 let size = if deep || src.kind == NodeKind::File { src.size } else { 0 };
@@ -81,7 +81,7 @@ impl Files {
         check_not_inside(from, to)?;
         let (placed, freed) = self
             .retry(|| async {
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.begin_for(cx.owner.id).await?;
                 let mut src_chain = resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?;
                 let src = src_chain.pop().expect("chain");
                 self.locks.check(&mut tx, cx, from, Guard::Remove).await?;
@@ -142,7 +142,7 @@ impl Files {
     /// Removes every node of a user's tree and trash, their versions and the
     /// user's unfinished uploads (used when the account is deleted).
     pub async fn delete_tree_of(&self, user: &User) -> Result<()> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(user.id).await?;
         let mut freed = Vec::new();
         let trash = super::trash::trash_root(&mut tx, user.id).await?;
         for id in [user.root_id, trash] {

@@ -120,7 +120,7 @@ impl Files {
             self.make_room(cx, t).await?;
         }
         let now = now_secs();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(cx.owner.id).await?;
         let exists = tx.row("SELECT id FROM uploads WHERE user_id = ? AND name = ?", &[cx.owner.id.into(), name.into()]).await?;
         if exists.is_some() {
             return Err(Error::AlreadyExists("the upload folder exists".into()));
@@ -201,7 +201,7 @@ impl Files {
 
     async fn commit_chunk(&self, cx: &Ctx<'_>, up: &Upload, chunk: &str, staged: &Staged) -> Result<(bool, Vec<String>)> {
         let now = now_secs();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(cx.owner.id).await?;
         if tx.row("SELECT id FROM uploads WHERE id = ?", &[up.id.into()]).await?.is_none() {
             return Err(Error::NotFound);
         }
@@ -241,7 +241,7 @@ impl Files {
     pub async fn upload_delete(&self, cx: &Ctx<'_>, name: &str) -> Result<()> {
         cx.allow(Op::Delete)?;
         let up = self.upload_get(cx, name).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(cx.owner.id).await?;
         let freed = drop_upload(&mut tx, up.id).await?;
         tx.commit().await?;
         self.release(freed).await;
@@ -293,7 +293,7 @@ impl Files {
         self.make_room(cx, size - existing.map_or(0, |n| n.size)).await?;
         let staged = self.concatenate(&chunks, opts.checksum.as_ref()).await?;
         let outcome = self.place(cx, dest, staged, &PutOptions { expected_len: None, checksum: None, ..opts }).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(cx.owner.id).await?;
         let freed = drop_upload(&mut tx, up.id).await?;
         tx.commit().await?;
         self.release(freed).await;
@@ -335,13 +335,13 @@ impl Files {
         let rows = self
             .db
             .rows(
-                "SELECT id FROM uploads WHERE touched_at < ? AND (assembling_since IS NULL OR assembling_since < ?)",
+                "SELECT id, user_id FROM uploads WHERE touched_at < ? AND (assembling_since IS NULL OR assembling_since < ?)",
                 &[cutoff.into(), (now_secs() - ASSEMBLY_STALE).into()],
             )
             .await?;
         let mut n = 0;
         for r in rows {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(r.i64(1)?).await?;
             let freed = drop_upload(&mut tx, r.i64(0)?).await?;
             tx.commit().await?;
             self.release(freed).await;

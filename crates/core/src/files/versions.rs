@@ -141,7 +141,7 @@ impl Files {
     pub async fn restore_version(&self, cx: &Ctx<'_>, file_id: i64, version_id: i64) -> Result<Node> {
         cx.allow(Op::Write)?;
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let (node, chain) = self.file_in_tree(&mut tx, cx, file_id).await?;
             let versions = list(&mut tx, node.id).await?;
             let v = versions.into_iter().find(|v| v.id == version_id).ok_or(Error::NotFound)?;
@@ -167,32 +167,40 @@ impl Files {
     /// Deletes versions older than `cutoff`, and all but the newest `keep_per_file`
     /// of each file.
     pub async fn versions_expire(&self, cutoff: i64, keep_per_file: usize) -> Result<usize> {
-        let rows = self.db.rows("SELECT id, node_id, created_at FROM versions ORDER BY node_id, created_at DESC, id DESC", &[]).await?;
-        let mut doomed = Vec::new();
+        let rows = self
+            .db
+            .rows("SELECT id, node_id, created_at, user_id FROM versions ORDER BY user_id, node_id, created_at DESC, id DESC", &[])
+            .await?;
+        let mut doomed: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
         let mut current = None;
         let mut seen = 0;
         for r in rows {
-            let (id, node, created) = (r.i64(0)?, r.i64(1)?, r.i64(2)?);
+            let (id, node, created, user) = (r.i64(0)?, r.i64(1)?, r.i64(2)?, r.i64(3)?);
             if current != Some(node) {
                 current = Some(node);
                 seen = 0;
             }
             seen += 1;
             if created < cutoff || seen > keep_per_file {
-                doomed.push(id);
+                doomed.entry(user).or_default().push(id);
             }
         }
-        for part in doomed.chunks(200) {
-            self.drop_versions(part).await?;
+        let mut n = 0;
+        for (user, ids) in doomed {
+            for part in ids.chunks(200) {
+                self.drop_versions(user, part).await?;
+                n += part.len();
+            }
         }
-        Ok(doomed.len())
+        Ok(n)
     }
 
-    pub(crate) async fn drop_versions(&self, ids: &[i64]) -> Result<()> {
+    /// Deletes versions of `user_id`'s files.
+    pub(crate) async fn drop_versions(&self, user_id: i64, ids: &[i64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin_for(user_id).await?;
         let list = strongroom_store::placeholders(ids.len());
         let args: Vec<Val> = ids.iter().map(|i| Val::I64(*i)).collect();
         let rows = tx.rows(&format!("SELECT blob_id FROM versions WHERE id IN ({list}) AND blob_id IS NOT NULL"), &args).await?;

@@ -72,7 +72,7 @@ impl Files {
         cx.allow(Op::Create)?;
         let name = path.name().ok_or_else(|| Error::AlreadyExists("the root folder exists".into()))?;
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
             let parent = chain.last().expect("non-empty chain");
             if super::child(&mut tx, parent.id, name).await?.is_some() {
@@ -163,7 +163,7 @@ impl Files {
                 break;
             }
             match h.what {
-                History::Version(id) => self.drop_versions(&[id]).await?,
+                History::Version(id) => self.drop_versions(cx.owner.id, &[id]).await?,
                 History::Trash(node) => {
                     self.purge_trash_node(cx.owner.id, node).await?;
                 }
@@ -250,7 +250,7 @@ impl Files {
     ) -> Result<(PutOutcome, Vec<String>)> {
         let name = path.name().unwrap_or_default();
         self.retry(|| async {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.begin_for(cx.owner.id).await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
             let parent_id = chain.last().expect("chain").id;
             let existing = super::child(&mut tx, parent_id, name).await?;

@@ -1,6 +1,6 @@
 //! Evaluating the `If` header against the current state of the tree.
 
-use strongroom_core::{Error, locks::Lock};
+use strongroom_core::{Error, TreePath, locks::Lock};
 
 use crate::{
     Call,
@@ -11,12 +11,21 @@ use crate::{
 /// Checks the `If` header; on success records the submitted lock tokens.
 /// A header that evaluates to false is a 412.
 pub async fn evaluate_if(call: &mut Call<'_>) -> Result<(), Error> {
-    let Some(value) = call.header_text("if")?.map(str::to_owned) else { return Ok(()) };
+    let path = call.path.clone();
+    let prefixes = call.tree_prefixes();
+    call.tokens = evaluate(call, &path, &prefixes).await?;
+    Ok(())
+}
+
+/// Evaluates the `If` header: untagged lists are about `untagged`, tagged
+/// ones about their URL below one of `prefixes`. Returns the lock tokens it names.
+pub async fn evaluate(call: &Call<'_>, untagged: &TreePath, prefixes: &[String]) -> Result<Vec<String>, Error> {
+    let Some(value) = call.header_text("if")?.map(str::to_owned) else { return Ok(Vec::new()) };
     let lists = if_header::parse(&value)?;
     let locks = call.dav.files.locks().all(call.owner.id).await?;
     let mut any = false;
     for list in &lists {
-        if list_holds(call, list, &locks).await? {
+        if list_holds(call, list, &locks, untagged, prefixes).await? {
             any = true;
             break;
         }
@@ -24,14 +33,13 @@ pub async fn evaluate_if(call: &mut Call<'_>) -> Result<(), Error> {
     if !any {
         return Err(Error::PreconditionFailed("the If header conditions are not met".into()));
     }
-    call.tokens = if_header::tokens(&lists);
-    Ok(())
+    Ok(if_header::tokens(&lists))
 }
 
-async fn list_holds(call: &Call<'_>, list: &List, locks: &[Lock]) -> Result<bool, Error> {
+async fn list_holds(call: &Call<'_>, list: &List, locks: &[Lock], untagged: &TreePath, prefixes: &[String]) -> Result<bool, Error> {
     let path = match &list.tag {
-        None => Some(call.path.clone()),
-        Some(url) => match paths::destination(url, call.header("host"), &call.tree_prefixes()) {
+        None => Some(untagged.clone()),
+        Some(url) => match paths::destination(url, call.header("host"), prefixes) {
             Ok(Destination::Here(p)) => Some(p),
             _ => None,
         },
@@ -51,4 +59,27 @@ async fn list_holds(call: &Call<'_>, list: &List, locks: &[Lock]) -> Result<bool
         }
     }
     Ok(true)
+}
+
+/// The entity tag an `If` header requires of `target` when it has a single
+/// list about it, so the check can be repeated inside the committing
+/// transaction (nothing may change between the check and the write).
+pub fn required_etag(call: &Call<'_>, target: &TreePath, prefixes: &[String]) -> Option<String> {
+    let value = call.header_text("if").ok()??;
+    let lists = if_header::parse(value).ok()?;
+    let [list] = lists.as_slice() else { return None };
+    let about = match &list.tag {
+        None => Some(target.clone()),
+        Some(url) => match paths::destination(url, call.header("host"), prefixes) {
+            Ok(Destination::Here(p)) => Some(p),
+            _ => None,
+        },
+    };
+    if about.as_ref() != Some(target) {
+        return None;
+    }
+    list.conditions.iter().find_map(|c| match &c.check {
+        Check::Etag(e) if !c.not => Some(e.clone()),
+        _ => None,
+    })
 }

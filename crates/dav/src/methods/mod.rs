@@ -24,7 +24,7 @@ pub fn options() -> Response {
     h.insert(
         header::ALLOW,
         HeaderValue::from_static(
-            "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK",
+            "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PATCH",
         ),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -117,3 +117,20 @@ pub async fn mkcol(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     Ok(r)
 }
+
+/// `PATCH` with `X-Recalculate-Hash: sha1|md5|adler32`: the server computes and
+/// stores that checksum and returns it in `OC-Checksum` (Nextcloud's extension,
+/// used by rclone after it changed only a modification time).
+pub async fn patch(call: &Call<'_>) -> Result<Response, Error> {
+    let algo = call
+        .header("x-recalculate-hash")
+        .ok_or_else(|| Error::NotAllowed("PATCH is only supported with X-Recalculate-Hash".into()))?;
+    let algo = strongroom_core::checksum::Algo::parse(algo.trim())
+        .ok_or_else(|| Error::BadRequest("X-Recalculate-Hash must be sha1, md5, adler32 or sha256".into()))?;
+    let sum = call.dav.files.recalculate_checksum(&call.cx(), &call.path, algo).await?;
+    let mut r = with_status(StatusCode::NO_CONTENT);
+    if let Ok(v) = HeaderValue::from_str(&sum) {
+        r.headers_mut().insert("OC-Checksum", v);
+    }
+    Ok(r)
+}

@@ -76,10 +76,18 @@ async fn put_chunk(call: &Call<'_>, id: &str, chunk: &str, body: Body) -> Result
 async fn assemble(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Response, Error> {
     let upload = call.dav.files.upload_get(&call.cx(), id).await?;
     check_destination(call, upload.destination.as_deref())?;
-    let dest = destination_below(call, &super::files_prefixes(call, files_prefix))?;
-    let opts = upload_options(call)?;
+    let prefixes = super::files_prefixes(call, files_prefix);
+    let dest = destination_below(call, &prefixes)?;
+    // The desktop client conditions the replacement on the old ETag with an
+    // `If` header tagged with the destination: a change made meanwhile is a 412.
+    let tokens = crate::methods::conditions::evaluate(call, &dest, &prefixes).await?;
+    let mut opts = upload_options(call)?;
+    if opts.if_match.is_none() {
+        opts.if_match = crate::methods::conditions::required_etag(call, &dest, &prefixes);
+    }
     let mtime_set = opts.mtime.is_some();
-    let out = call.dav.files.upload_assemble(&call.cx(), id, &dest, total_length(call)?, opts).await?;
+    let cx = strongroom_core::files::Ctx { who: call.who, owner: call.owner, tokens: &tokens };
+    let out = call.dav.files.upload_assemble(&cx, id, &dest, total_length(call)?, opts).await?;
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);
     if mtime_set {

@@ -5,7 +5,16 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use strongroom_core::secret::Secret;
 
+use strongroom_core::audit::{Event, Origin};
+
 use crate::app::App;
+
+/// Admin commands are audited like API calls, with the command line as origin.
+fn audit(app: &App, action: &str, target: &str) {
+    let origin = Origin { request_id: "cli".into(), address: "local".into(), user_agent: "strongroom command line".into() };
+    let admin = std::env::var("USER").unwrap_or_else(|_| "local administrator".into());
+    app.audit.record(&origin, Event::new(action).actor(&admin).target(target));
+}
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -44,6 +53,11 @@ pub enum UserCommand {
     Disable { uid: String },
     /// Set the storage quota, e.g. "10 GB", "512MB", "none".
     Quota { uid: String, quota: String },
+    /// Set the display name, the email or another account property
+    /// (language, phone, address, website, twitter, organisation, role, …).
+    Set { uid: String, key: String, value: String },
+    /// Mark every device of the account for remote wipe.
+    Wipe { uid: String },
 }
 
 #[derive(Subcommand)]
@@ -55,6 +69,12 @@ pub enum GroupCommand {
     Adduser { gid: String, uid: String },
     /// Remove a user from a group.
     Removeuser { gid: String, uid: String },
+    /// Let a user administer the members of a group.
+    Addadmin { gid: String, uid: String },
+    /// Withdraw a user's administration of a group.
+    Removeadmin { gid: String, uid: String },
+    /// Change a group's display name.
+    Rename { gid: String, name: String },
 }
 
 fn password(file: Option<PathBuf>) -> Result<Secret, String> {
@@ -81,6 +101,7 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 }
                 u.group_add_user("admin", &uid).await.map_err(|e| e.to_string())?;
             }
+            audit(app, "user.created", &uid);
             println!("user {uid} created");
         }
         UserCommand::List => {
@@ -96,24 +117,47 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 return Err("not confirmed; nothing was deleted".into());
             }
             u.delete(&uid, &app.files).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.deleted", &uid);
             println!("user {uid} deleted");
         }
         UserCommand::Passwd { uid, password_file } => {
             let pw = password(password_file)?;
             u.set_password(&uid, &pw).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "password.changed", &uid);
             println!("password of {uid} changed");
         }
         UserCommand::Enable { uid } => {
             u.set_enabled(&uid, true).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.enabled", &uid);
             println!("user {uid} enabled");
         }
         UserCommand::Disable { uid } => {
             u.set_enabled(&uid, false).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.disabled", &uid);
             println!("user {uid} disabled");
         }
         UserCommand::Quota { uid, quota } => {
             u.set_quota(&uid, parse_size(&quota)?).await.map_err(|e| not_found(e, "user", &uid))?;
+            audit(app, "user.changed", &uid);
             println!("quota of {uid} set");
+        }
+        UserCommand::Set { uid, key, value } => {
+            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            let v = Some(value.as_str()).filter(|v| !v.is_empty());
+            match key.as_str() {
+                "displayname" | "display" => u.set_display_name(&user, v).await,
+                "email" => u.set_email(&user, v).await,
+                k => u.set_prop(user.id, k, &value).await,
+            }
+            .map_err(|e| e.to_string())?;
+            audit(app, "user.changed", &uid);
+            println!("{key} of {uid} set");
+        }
+        UserCommand::Wipe { uid } => {
+            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            let n = app.tokens.request_wipe_all(user.id).await.map_err(|e| e.to_string())?;
+            audit(app, "wipe.requested", &uid);
+            println!("{n} devices of {uid} will be wiped");
         }
     }
     Ok(())
@@ -124,10 +168,12 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
     match cmd {
         GroupCommand::Add { gid } => {
             u.group_create(&gid).await.map_err(|e| e.to_string())?;
+            audit(app, "group.created", &gid);
             println!("group {gid} created");
         }
         GroupCommand::Delete { gid } => {
             u.group_delete(&gid).await.map_err(|e| not_found(e, "group", &gid))?;
+            audit(app, "group.deleted", &gid);
             println!("group {gid} deleted");
         }
         GroupCommand::List => {
@@ -137,11 +183,30 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
         }
         GroupCommand::Adduser { gid, uid } => {
             u.group_add_user(&gid, &uid).await.map_err(|e| not_found(e, "group or user", &format!("{gid}/{uid}")))?;
+            audit(app, "group.member_added", &uid);
             println!("{uid} added to {gid}");
         }
         GroupCommand::Removeuser { gid, uid } => {
             u.group_remove_user(&gid, &uid).await.map_err(|e| not_found(e, "membership", &format!("{gid}/{uid}")))?;
+            audit(app, "group.member_removed", &uid);
             println!("{uid} removed from {gid}");
+        }
+        GroupCommand::Addadmin { gid, uid } => {
+            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            u.add_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group", &gid))?;
+            audit(app, "group.admin_added", &uid);
+            println!("{uid} administers {gid}");
+        }
+        GroupCommand::Removeadmin { gid, uid } => {
+            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            u.remove_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group administrator", &format!("{gid}/{uid}")))?;
+            audit(app, "group.admin_removed", &uid);
+            println!("{uid} no longer administers {gid}");
+        }
+        GroupCommand::Rename { gid, name } => {
+            u.group_set_display_name(&gid, &name).await.map_err(|e| not_found(e, "group", &gid))?;
+            audit(app, "group.changed", &gid);
+            println!("{gid} renamed");
         }
     }
     Ok(())
@@ -161,43 +226,7 @@ fn confirm(uid: &str) -> Result<bool, String> {
     Ok(line.trim() == uid)
 }
 
-/// Parses a size as Nextcloud writes them: bytes, or a number with B, KB, MB,
-/// GB or TB (powers of 1024); "none" or "unlimited" for no limit (-1).
+/// Parses a quota as Nextcloud writes them (see `strongroom_core::accounts::parse_size`).
 pub fn parse_size(s: &str) -> Result<i64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    if t == "none" || t == "unlimited" || t == "default" {
-        return Ok(-1);
-    }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0f64.powi(4),
-        _ => return Err(format!("{s:?} is not a size")),
-    };
-    let v = n * mult;
-    if !v.is_finite() || v < 0.0 || v > 9.0e18 || v.fract() != 0.0 {
-        return Err(format!("{s:?} is not a size"));
-    }
-    Ok(v as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("1 GB").unwrap(), 1 << 30);
-        assert_eq!(parse_size("1.5kb").unwrap(), 1536);
-        assert_eq!(parse_size("none").unwrap(), -1);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("-5").is_err());
-        assert!(parse_size("0.5").is_err());
-    }
+    strongroom_core::accounts::parse_size(s).map_err(|e| e.to_string())
 }

@@ -3,6 +3,7 @@
 //! `--config`).
 
 mod accounts;
+mod security;
 
 use std::{
     io::{BufRead, IsTerminal},
@@ -60,6 +61,16 @@ enum Command {
         #[command(subcommand)]
         command: accounts::GroupCommand,
     },
+    /// Security state: brute-force protection counters.
+    Security {
+        #[command(subcommand)]
+        command: security::SecurityCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: security::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +104,12 @@ pub async fn run() -> ExitCode {
 }
 
 async fn execute(command: Command, config: &Config) -> Result<(), String> {
+    // The audit log is checked without opening the installation: a damaged
+    // database or a server running elsewhere must not stand in the way.
+    let command = match command {
+        Command::Audit { command } => return security::audit(config, command),
+        other => other,
+    };
     let app = App::open(config).await.map_err(|e| e.to_string())?;
     match command {
         Command::Serve { admin_user, admin_password_file, .. } => serve(app, config, &admin_user, admin_password_file.as_deref()).await,
@@ -104,6 +121,8 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         }
         Command::User { command } => accounts::user(&app, command).await,
         Command::Group { command } => accounts::group(&app, command).await,
+        Command::Security { command } => security::security(&app, command).await,
+        Command::Audit { command } => security::audit(config, command),
     }
 }
 
@@ -116,13 +135,18 @@ async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Pa
         }
         None => {}
     }
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(c), Some(k)) => Some(crate::http::tls_acceptor(c, k)?),
+        _ => None,
+    };
     let addr = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(address = %local, database = app.db.dialect_name(), "listening");
-    println!("Strongroom listening on http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, database = app.db.dialect_name(), tls = tls.is_some(), "listening");
+    println!("Strongroom listening on {scheme}://{local}");
     crate::maintenance::spawn(app.clone(), config);
-    crate::http::serve(app, listener).await.map_err(|e| e.to_string())
+    crate::http::serve(app, listener, tls).await.map_err(|e| e.to_string())
 }
 
 /// Reads a password from a file (first line, without its line ending).

@@ -1,5 +1,8 @@
 //! Resolves every request to exactly one principal (or anonymous) before any
-//! handler runs. Bad credentials end the request here with 401.
+//! handler runs: HTTP Basic with an app password or the account password, or
+//! a browser session cookie. Bad credentials end the request here with 401;
+//! too many failures from one subnet with 429; a cookie-authenticated request
+//! that changes state without its CSRF token with 412.
 
 use axum::{
     body::Body,
@@ -8,49 +11,76 @@ use axum::{
     response::Response,
 };
 use base64::Engine;
-use http::{HeaderValue, StatusCode, header};
-use strongroom_core::{Error, Principal, User, secret::Secret, tokens::AppToken};
+use http::{HeaderValue, Method, StatusCode, header};
+use strongroom_core::{
+    Error, Principal, User,
+    audit::Event,
+    bruteforce::Verdict,
+    secret::Secret,
+    tokens::AppToken,
+};
+use subtle::ConstantTimeEq;
 
+use super::client::{Client, LAX, SESSION, STRICT, cookie, cookie_name};
 use crate::app::App;
 
 /// Who the request acts as, placed in the request's extensions.
 #[derive(Clone)]
 pub enum Auth {
     Anonymous,
-    /// Authenticated with the account password.
+    /// Authenticated with the account password (HTTP Basic).
     Password(Box<User>),
-    /// Authenticated with an app password.
+    /// Authenticated with an app password (HTTP Basic).
     Token(Box<User>, Box<AppToken>),
+    /// A browser session, found by its cookie.
+    Session(Box<User>, Box<AppToken>),
 }
 
 impl Auth {
     pub fn user(&self) -> Option<&User> {
         match self {
             Auth::Anonymous => None,
-            Auth::Password(u) | Auth::Token(u, _) => Some(u),
+            Auth::Password(u) | Auth::Token(u, _) | Auth::Session(u, _) => Some(u),
         }
     }
 
     pub fn principal(&self) -> Option<(Principal, &User)> {
         self.user().map(|u| (Principal { user_id: u.id, uid: u.uid.clone() }, u))
     }
+
+    /// Whether the password was entered recently enough for sensitive actions.
+    /// A request carrying the password itself (Basic) counts as confirmed.
+    pub fn confirmed(&self, within_secs: i64) -> bool {
+        match self {
+            Auth::Password(_) => true,
+            Auth::Session(_, s) => strongroom_core::now_secs() - s.confirmed_at <= within_secs,
+            Auth::Token(..) | Auth::Anonymous => false,
+        }
+    }
 }
 
 pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    let auth = match req.headers().get(header::AUTHORIZATION) {
-        None => Auth::Anonymous,
-        Some(v) => match basic_credentials(v) {
-            None => return refuse(req, "malformed Authorization header").await,
-            Some((login, password)) => match verify(&app, &login, &password).await {
-                Ok(Some(auth)) => auth,
-                Ok(None) => {
-                    tracing::info!(login = %login, "login failed");
-                    return refuse(req, "invalid credentials").await;
-                }
-                Err(e) => return unavailable(&e),
-            },
-        },
+    let client = Client::of(&app, &req);
+    req.extensions_mut().insert(client.clone());
+    let auth = if let Some(v) = req.headers().get(header::AUTHORIZATION).cloned() {
+        match basic(&app, &client, &v).await {
+            Ok(a) => a,
+            Err(Refusal::Unauthorized(why)) => return refuse(req, why).await,
+            Err(Refusal::Throttled) => return throttled(req).await,
+            Err(Refusal::Unavailable(e)) => return unavailable(&e),
+        }
+    } else {
+        let value = cookie(req.headers(), &cookie_name(SESSION, app.security.tls)).map(str::to_owned);
+        match session(&app, &client, value).await {
+            Ok(a) => a,
+            Err(e) => return unavailable(&e),
+        }
     };
+    if let Auth::Session(_, s) = &auth {
+        if !csrf_ok(&app, &req, s) {
+            return csrf_failed(req).await;
+        }
+    }
     if let Some(u) = auth.user() {
         tracing::Span::current().record("user", u.uid.as_str());
     }
@@ -58,17 +88,159 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-/// An app password is an indexed lookup; anything else is the account password.
-async fn verify(app: &App, login: &str, password: &Secret) -> Result<Option<Auth>, Error> {
-    if let Some((user, token)) = app.tokens.verify(login, password).await? {
-        return Ok(Some(Auth::Token(Box::new(user), Box::new(token))));
+enum Refusal {
+    Unauthorized(&'static str),
+    Throttled,
+    Unavailable(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Unavailable(e)
     }
-    Ok(app.users.verify_password(login, password).await?.map(|u| Auth::Password(Box::new(u))))
+}
+
+/// HTTP Basic: throttled per subnet, then an app password (indexed lookup) or
+/// the account password (Argon2id). Unknown logins cost the same as wrong passwords.
+async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refusal> {
+    let Some((login, password)) = basic_credentials(v) else { return Err(Refusal::Unauthorized("malformed Authorization header")) };
+    let failures_before = guard(app, client, "login", &login).await?;
+    let auth = if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
+        if app.tokens.touch(&token, &client.address.to_string()).await? {
+            let id = token.id.to_string();
+            app.audit.record(&client.origin(), Event::new("token.new_address").actor(&user.uid).target(&id));
+        }
+        Auth::Token(Box::new(user), Box::new(token))
+    } else if let Some(user) = app.users.verify_password(&login, &password).await? {
+        Auth::Password(Box::new(user))
+    } else {
+        failed(app, client, "login", &login, "wrong credentials").await?;
+        return Err(Refusal::Unauthorized("invalid credentials"));
+    };
+    if failures_before {
+        app.throttle.succeeded(client.address, "login", &login).await?;
+    }
+    Ok(auth)
+}
+
+/// Applies brute-force protection before a secret is checked: waits, or
+/// refuses when the subnet has failed too often. True when failures were on record.
+pub async fn guard_action(app: &App, client: &Client, action: &str, who: &str) -> Result<bool, Error> {
+    match app.throttle.check(client.address, action).await? {
+        Verdict::Blocked => {
+            app.audit.record(&client.origin(), Event::new("throttle.blocked").target(who).detail(serde_json::json!({ "action": action })));
+            Err(Error::Busy("too many failed attempts; try again later".into()))
+        }
+        Verdict::Wait(d) => {
+            if !d.is_zero() {
+                tokio::time::sleep(d).await;
+            }
+            Ok(!d.is_zero())
+        }
+    }
+}
+
+async fn guard(app: &App, client: &Client, action: &str, who: &str) -> Result<bool, Refusal> {
+    match guard_action(app, client, action, who).await {
+        Ok(b) => Ok(b),
+        Err(Error::Busy(_)) => Err(Refusal::Throttled),
+        Err(e) => Err(Refusal::Unavailable(e)),
+    }
+}
+
+/// Counts a failure and writes it to the audit log (never the secret).
+pub async fn failed(app: &App, client: &Client, action: &str, who: &str, reason: &str) -> Result<(), Error> {
+    app.throttle.failed(client.address, action, who).await?;
+    let event = Event::new("login.failure").target(who).detail(serde_json::json!({ "action": action, "reason": reason }));
+    app.audit.record(&client.origin(), event);
+    tracing::info!(login = %who, action, "authentication failed");
+    Ok(())
+}
+
+/// A browser session named by its cookie; an unknown or expired one is anonymous.
+async fn session(app: &App, client: &Client, value: Option<String>) -> Result<Auth, Error> {
+    let Some(value) = value else { return Ok(Auth::Anonymous) };
+    Ok(match app.tokens.session(&value, &client.address.to_string()).await? {
+        Some((user, token)) => Auth::Session(Box::new(user), Box::new(token)),
+        None => Auth::Anonymous,
+    })
+}
+
+fn safe_method(m: &Method) -> bool {
+    matches!(m.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND")
+}
+
+/// The CSRF rule for cookie-authenticated requests: a request that may change
+/// state must carry the strict same-site cookie (a cross-site request does
+/// not) and either the session's request token or, on OCS, the
+/// `OCS-APIRequest: true` header (which a cross-site form cannot send).
+fn csrf_ok(app: &App, req: &Request, session: &AppToken) -> bool {
+    if safe_method(req.method()) {
+        return true;
+    }
+    let strict = cookie(req.headers(), &cookie_name(STRICT, app.security.tls)) == Some("true");
+    let lax = cookie(req.headers(), &cookie_name(LAX, app.security.tls)) == Some("true");
+    if !strict || !lax {
+        return false;
+    }
+    let path = req.uri().path();
+    let ocs_header = req.headers().get("ocs-apirequest").is_some_and(|v| v == "true");
+    if ocs_header && (path.starts_with("/ocs/v1.php/") || path.starts_with("/ocs/v2.php/")) {
+        return true;
+    }
+    let given = req
+        .headers()
+        .get("requesttoken")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_param(req.uri().query(), "requesttoken"));
+    match (given, &session.csrf) {
+        (Some(g), Some(want)) => g.as_bytes().ct_eq(want.expose().as_bytes()).into(),
+        _ => false,
+    }
+}
+
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| {
+        percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()
+    })
+}
+
+async fn csrf_failed(req: Request) -> Response {
+    let mut r = Response::new(Body::from(r#"{"message":"CSRF check failed"}"#));
+    *r.status_mut() = StatusCode::PRECONDITION_FAILED;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    strongroom_dav::refuse_unread(req.into_body(), r).await
 }
 
 async fn refuse(req: Request, why: &str) -> Response {
     let r = unauthorized(&req, why);
     strongroom_dav::refuse_unread(req.into_body(), r).await
+}
+
+/// 429, in the OCS envelope for OCS requests.
+async fn throttled(req: Request) -> Response {
+    let path = req.uri().path();
+    let mut r = if let Some(version) = ocs_version(path) {
+        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let format = strongroom_ocs::Format::from_request(req.uri().query(), accept);
+        strongroom_ocs::render(version, format, Err(strongroom_ocs::OcsError::new(429, "Too many failed attempts")))
+    } else {
+        strongroom_dav::error_body(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "too many failed attempts; try again later", "")
+    };
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1800"));
+    strongroom_dav::refuse_unread(req.into_body(), r).await
+}
+
+fn ocs_version(path: &str) -> Option<strongroom_ocs::Version> {
+    if path.starts_with("/ocs/v1.php/") {
+        Some(strongroom_ocs::Version::V1)
+    } else if path.starts_with("/ocs/v2.php/") {
+        Some(strongroom_ocs::Version::V2)
+    } else {
+        None
+    }
 }
 
 /// Splits `Basic base64(login:password)`.
@@ -88,10 +260,17 @@ fn basic_credentials(v: &HeaderValue) -> Option<(String, Secret)> {
 }
 
 /// A 401 with the challenge Nextcloud sends (none that would make a browser
-/// pop up a dialog for XMLHttpRequest callers).
+/// pop up a dialog for XMLHttpRequest callers), in the OCS envelope for OCS.
 pub fn unauthorized(req: &Request, why: &str) -> Response {
     let xhr = req.headers().get("x-requested-with").is_some_and(|v| v == "XMLHttpRequest");
-    let mut r = strongroom_dav::error_body(StatusCode::UNAUTHORIZED, "NotAuthenticated", why, "");
+    let mut r = match ocs_version(req.uri().path()) {
+        Some(version) => {
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let format = strongroom_ocs::Format::from_request(req.uri().query(), accept);
+            strongroom_ocs::render(version, format, Err(strongroom_ocs::OcsError::unauthorised()))
+        }
+        None => strongroom_dav::error_body(StatusCode::UNAUTHORIZED, "NotAuthenticated", why, ""),
+    };
     let challenge = if xhr { "DummyBasic realm=\"Strongroom\"" } else { "Basic realm=\"Strongroom\", charset=\"UTF-8\"" };
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     r

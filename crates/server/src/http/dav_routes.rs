@@ -84,9 +84,18 @@ async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response 
         Auth::Anonymous => Caller::Anonymous,
         Auth::Password(u) => Caller::Password(u),
         Auth::Token(u, t) => Caller::AppToken(u, t),
+        Auth::Session(u, t) => Caller::Session(u, t),
     };
-    let (parts, _) = req.into_parts();
-    strongroom_ocs::handle(&app.ocs, version, rest, &parts, caller).await
+    let origin = req.extensions().get::<super::client::Client>().map(super::client::Client::origin).unwrap_or_default();
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, strongroom_dav::MAX_XML_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = strongroom_ocs::OcsError::new(413, "the request body is too large");
+            return strongroom_ocs::render(version, strongroom_ocs::Format::of(&parts), Err(e));
+        }
+    };
+    strongroom_ocs::handle(&app.ocs, version, rest, &parts, &body, caller, &origin).await
 }
 
 async fn anonymous(req: Request) -> Response {

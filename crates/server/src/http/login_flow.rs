@@ -2,16 +2,20 @@
 //! browser pages where the user logs in and grants access.
 
 use axum::{
-    Form, Json,
+    Extension, Form, Json,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::json;
-use strongroom_core::{Error, secret::Secret};
+use strongroom_core::{Error, audit::Event, secret::Secret};
 
-use super::pages::{escape, page};
+use super::{
+    auth::{failed, guard_action},
+    client::Client,
+    pages::{escape, page},
+};
 use crate::app::App;
 
 /// The URL the client used to reach us, to build the URLs we hand back.
@@ -91,25 +95,41 @@ pub struct GrantForm {
     password: String,
 }
 
-/// `POST /index.php/login/v2/grant`: checks the credentials and grants the flow.
-pub async fn grant(State(app): State<App>, Form(form): Form<GrantForm>) -> Response {
+/// `POST /index.php/login/v2/grant`: checks the credentials (throttled like
+/// every login) and grants the flow.
+pub async fn grant(State(app): State<App>, Extension(client): Extension<Client>, Form(form): Form<GrantForm>) -> Response {
     let flow = match app.flows.by_login_token(&form.token).await {
         Ok(f) if !f.granted => f,
         Ok(_) | Err(Error::NotFound) => return gone(),
         Err(e) => return failure(&e),
     };
+    match guard_action(&app, &client, "login", &form.user).await {
+        Ok(_) => {}
+        Err(Error::Busy(_)) => {
+            let body = page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>");
+            return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+        }
+        Err(e) => return failure(&e),
+    }
     let password = Secret::new(form.password);
     match app.users.verify_password(&form.user, &password).await {
         Ok(Some(user)) => match app.flows.grant(&flow, &user, &form.user).await {
-            Ok(()) => page(
+            Ok(()) => {
+                let _ = app.throttle.succeeded(client.address, "login", &form.user).await;
+                let who = user.uid.clone();
+                app.audit.record(&client.origin(), Event::new("login.success").actor(&who).detail(json!({ "via": "login flow", "client": flow.client_name })));
+                page(
                 "Access granted",
                 &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
-            )
-            .into_response(),
+                )
+                .into_response()
+            }
             Err(e) => failure(&e),
         },
         Ok(None) => {
-            tracing::info!(login = %form.user, "login flow: login failed");
+            if let Err(e) = failed(&app, &client, "login", &form.user, "wrong credentials in login flow").await {
+                return failure(&e);
+            }
             let mut r = login_form(&flow.client_name, &form.token, Some("Wrong user or password.")).into_response();
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r

@@ -5,14 +5,22 @@
 //! principal, or anonymous, per request); then the route.
 
 mod auth;
+mod client;
 mod dav_routes;
+mod devices;
+mod headers;
 mod login_flow;
 mod pages;
 mod requests;
+mod session_pages;
+mod tls;
+mod wipe;
+
+use std::net::SocketAddr;
 
 use axum::{
     Router, middleware,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use tokio::net::TcpListener;
 
@@ -26,20 +34,46 @@ pub fn router(app: App) -> Router {
         .route("/index.php/login/v2/poll", post(login_flow::poll))
         .route("/index.php/login/v2/flow/{token}", get(login_flow::flow_page))
         .route("/index.php/login/v2/grant", post(login_flow::grant))
+        .route("/index.php/core/wipe/check", post(wipe::check))
+        .route("/index.php/core/wipe/success", post(wipe::success))
+        .route("/index.php/login", get(session_pages::form).post(session_pages::login))
+        .route("/index.php/logout", get(session_pages::logout).post(session_pages::logout))
+        .route("/index.php/login/confirm", post(session_pages::confirm))
+        .route("/index.php/csrftoken", get(session_pages::csrf_token))
+        .route("/index.php/settings/personal/authtokens", get(devices::list).post(devices::create))
+        .route("/index.php/settings/personal/authtokens/{id}", put(devices::rename).delete(devices::revoke))
+        .route("/index.php/settings/personal/authtokens/wipe/{id}", post(devices::wipe))
+        .route("/index.php/settings/personal/changepassword", post(devices::change_password))
+        .route("/index.php/settings/user/security", get(devices::security_page))
+        .route("/index.php/settings/user/security/revoke/{id}", post(devices::page_revoke))
+        .route("/index.php/settings/user/security/rename/{id}", post(devices::page_rename))
+        .route("/index.php/settings/user/security/wipe/{id}", post(devices::page_wipe))
+        .route("/index.php/settings/user/security/apppassword", post(devices::page_create))
+        .route("/index.php/settings/user/security/password", post(devices::page_password))
         .fallback(dav_routes::dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), auth::resolve))
+        .layer(middleware::from_fn_with_state(app.clone(), headers::apply))
         .layer(middleware::from_fn(requests::trace))
         .with_state(app)
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
-pub async fn serve(app: App, listener: TcpListener) -> std::io::Result<()> {
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight;
+/// over TLS when a certificate is configured.
+pub async fn serve(app: App, listener: TcpListener, tls: Option<tls::Acceptor>) -> std::io::Result<()> {
+    let routes = router(app);
+    if let Some(acceptor) = tls {
+        return tls::serve(listener, acceptor, routes, shutdown_signal()).await;
+    }
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, routes.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
+
+pub use tls::acceptor as tls_acceptor;
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -26,3 +26,9 @@ pub fn page(title: &str, body: &str) -> Html<String> {
         escape(title)
     ))
 }
+
+/// A Unix time as an HTTP date, for tables.
+pub fn time(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}

@@ -25,8 +25,13 @@ fn request_id(req: &Request) -> String {
 /// the request's future, and a handler dropped between two steps of an upload
 /// would leave work half done. In its own task it always finishes (a body cut
 /// short fails the upload cleanly), and a panic becomes a 500 for this request.
-pub async fn trace(req: Request, next: Next) -> Response {
+/// The request's id, for handlers and audit events.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+pub async fn trace(mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", id = %id, user = tracing::field::Empty);

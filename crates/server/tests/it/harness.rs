@@ -198,6 +198,15 @@ impl Server {
 
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        // Over TLS the plain client cannot ask; an open port is enough.
+        if self.extra_env.iter().any(|(k, _)| k == "STRONGROOM_TLS_CERT") {
+            while Instant::now() < deadline {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         while Instant::now() < deadline {
             if let Ok(r) = self.client.get(format!("{}/status.php", self.base)).send().await {
                 if r.status().is_success() {

@@ -7,8 +7,13 @@ mod clients;
 mod crash;
 mod harness;
 mod litmus;
+mod nc_py_api;
 mod ops;
 mod outage;
+mod provisioning;
 mod regressions;
+mod security;
+mod sync_clients;
+mod sync_fixtures;
 mod webdav;
 

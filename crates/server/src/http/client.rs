@@ -1,0 +1,73 @@
+//! Who is on the other end: the client address (through trusted proxies only),
+//! its user agent and the request id, as audit events record them; and the
+//! cookies this server sets.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request};
+use http::{HeaderMap, header};
+use strongroom_core::{audit::Origin, net::client_address};
+
+use super::requests::RequestId;
+use crate::app::App;
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub address: IpAddr,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+impl Client {
+    pub fn of(app: &App, req: &Request) -> Client {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        let h = req.headers();
+        let text = |name| h.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+        let address = client_address(peer, text("x-forwarded-for"), text("forwarded"), &app.security.trusted_proxies);
+        let user_agent: String = text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        Client { address, user_agent, request_id }
+    }
+
+    pub fn origin(&self) -> Origin {
+        Origin { request_id: self.request_id.clone(), address: self.address.to_string(), user_agent: self.user_agent.clone() }
+    }
+}
+
+/// The value of a cookie sent with the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Names of the cookies: under TLS they carry the `__Host-` prefix, which
+/// browsers accept only from a secure origin, for the whole site.
+pub fn cookie_name(base: &str, tls: bool) -> String {
+    if tls { format!("__Host-{base}") } else { base.to_owned() }
+}
+
+pub const SESSION: &str = "sr_session";
+pub const LAX: &str = "nc_sameSiteCookielax";
+pub const STRICT: &str = "nc_sameSiteCookiestrict";
+pub const LOGIN_CSRF: &str = "sr_login";
+
+/// A `Set-Cookie` value: HttpOnly, path `/`, `Secure` under TLS.
+pub fn set_cookie(name: &str, value: &str, same_site: &str, max_age: Option<i64>, tls: bool) -> String {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if tls {
+        c.push_str("; Secure");
+    }
+    c
+}

@@ -1,0 +1,196 @@
+//! The browser login: the login form, login, logout, password confirmation
+//! and the CSRF token endpoint.
+//!
+//! The login form is protected against cross-site posts by a double-submit
+//! cookie (`SameSite=Strict`): a form posted from elsewhere has no cookie to
+//! match. A login always starts a new session, so an identifier planted
+//! before login is never promoted (session fixation).
+
+use axum::{
+    Extension, Form, Json,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+use strongroom_core::{audit::Event, secret::Secret, tokens::random_secret};
+use subtle::ConstantTimeEq;
+
+use super::{
+    auth::{Auth, failed, guard_action},
+    client::{Client, LAX, LOGIN_CSRF, SESSION, STRICT, cookie, cookie_name, set_cookie},
+    pages::{escape, page},
+};
+use crate::app::App;
+
+/// Where a browser lands after login: the devices and security page.
+pub const HOME: &str = "/index.php/settings/user/security";
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    redirect_url: Option<String>,
+    error: Option<String>,
+}
+
+/// A redirect target is accepted only as a path on this site.
+fn safe_redirect(url: Option<&str>) -> String {
+    match url {
+        Some(u) if u.starts_with('/') && !u.starts_with("//") && !u.contains('\\') && !u.chars().any(char::is_control) => u.to_owned(),
+        _ => HOME.to_owned(),
+    }
+}
+
+pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Query(q): Query<LoginQuery>) -> Response {
+    if auth.user().is_some() {
+        return Redirect::to(&safe_redirect(q.redirect_url.as_deref())).into_response();
+    }
+    let token = random_secret(43);
+    let error = match q.error.as_deref() {
+        Some("throttled") => "<p role=\"alert\">Too many failed attempts. Try again later.</p>",
+        Some(_) => "<p role=\"alert\">Wrong user or password.</p>",
+        None => "",
+    };
+    let remember = if app.security.remember_secs > 0 {
+        "<p><label><input type=\"checkbox\" name=\"remember_login\" value=\"1\"> Stay logged in</label></p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<h1>Log in</h1>{error}<form method=\"post\" action=\"/index.php/login\">\
+         <input type=\"hidden\" name=\"login_token\" value=\"{}\">\
+         <input type=\"hidden\" name=\"redirect_url\" value=\"{}\">\
+         <p><label>User <input name=\"user\" autocomplete=\"username\" required autofocus></label></p>\
+         <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+         {remember}<p><button type=\"submit\">Log in</button></p></form>",
+        escape(token.expose()),
+        escape(&safe_redirect(q.redirect_url.as_deref()))
+    );
+    let mut r = page("Log in", &body).into_response();
+    let c = set_cookie(&cookie_name(LOGIN_CSRF, app.security.tls), token.expose(), "Strict", Some(3600), app.security.tls);
+    add_cookie(&mut r, &c);
+    r
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    login_token: Option<String>,
+    redirect_url: Option<String>,
+    remember_login: Option<String>,
+}
+
+pub async fn login(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let tls = app.security.tls;
+    let expected = cookie(&headers, &cookie_name(LOGIN_CSRF, tls));
+    let matches = match (expected, f.login_token.as_deref()) {
+        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+        _ => false,
+    };
+    if !matches {
+        return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" }))).into_response();
+    }
+    let again = |reason: &str| Redirect::to(&format!("/index.php/login?error={reason}")).into_response();
+    match guard_action(&app, &client, "login", &f.user).await {
+        Ok(_) => {}
+        Err(strongroom_core::Error::Busy(_)) => return again("throttled"),
+        Err(e) => return unavailable(&e),
+    }
+    let password = Secret::new(f.password);
+    let user = match app.users.verify_password(&f.user, &password).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            if let Err(e) = failed(&app, &client, "login", &f.user, "wrong credentials").await {
+                return unavailable(&e);
+            }
+            return again("1");
+        }
+        Err(e) => return unavailable(&e),
+    };
+    let _ = app.throttle.succeeded(client.address, "login", &f.user).await;
+    // A session cookie the browser already had is ended: a new id at every login.
+    if let Some(old) = cookie(&headers, &cookie_name(SESSION, tls)) {
+        let _ = app.tokens.end_session(old).await;
+    }
+    let remember = f.remember_login.is_some() && app.security.remember_secs > 0;
+    let (session, secret) = match app.tokens.start_session(&user, remember, &client.address.to_string(), &client.user_agent).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(&e),
+    };
+    let id = session.id.to_string();
+    app.audit.record(&client.origin(), Event::new("login.success").actor(&user.uid).target(&id).detail(json!({ "via": "web", "remember": remember })));
+    let mut r = Redirect::to(&safe_redirect(f.redirect_url.as_deref())).into_response();
+    let age = remember.then_some(app.security.remember_secs);
+    add_cookie(&mut r, &set_cookie(&cookie_name(SESSION, tls), secret.expose(), "Lax", age, tls));
+    add_cookie(&mut r, &set_cookie(&cookie_name(LAX, tls), "true", "Lax", age, tls));
+    add_cookie(&mut r, &set_cookie(&cookie_name(STRICT, tls), "true", "Strict", age, tls));
+    add_cookie(&mut r, &set_cookie(&cookie_name(LOGIN_CSRF, tls), "", "Strict", Some(0), tls));
+    r
+}
+
+/// Ends the session (POST, or GET with the request token as Nextcloud does).
+pub async fn logout(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, headers: HeaderMap) -> Response {
+    let tls = app.security.tls;
+    if let Auth::Session(user, s) = &auth {
+        if let Some(c) = cookie(&headers, &cookie_name(SESSION, tls)) {
+            let _ = app.tokens.end_session(c).await;
+        }
+        let id = s.id.to_string();
+        app.audit.record(&client.origin(), Event::new("logout").actor(&user.uid).target(&id));
+    }
+    let mut r = Redirect::to("/index.php/login").into_response();
+    for name in [SESSION, LAX, STRICT] {
+        add_cookie(&mut r, &set_cookie(&cookie_name(name, tls), "", "Lax", Some(0), tls));
+    }
+    r
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    password: String,
+}
+
+/// `POST /index.php/login/confirm`: re-enter the password to allow sensitive
+/// actions for a while. Wrong passwords are throttled like logins.
+pub async fn confirm(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<ConfirmForm>) -> Response {
+    let Auth::Session(user, session) = &auth else { return StatusCode::UNAUTHORIZED.into_response() };
+    match guard_action(&app, &client, "sudo", &user.uid).await {
+        Ok(_) => {}
+        Err(strongroom_core::Error::Busy(_)) => return StatusCode::TOO_MANY_REQUESTS.into_response(),
+        Err(e) => return unavailable(&e),
+    }
+    match app.users.verify_password(&user.uid, &Secret::new(f.password)).await {
+        Ok(Some(_)) => {
+            if let Err(e) = app.tokens.confirm(session.id).await {
+                return unavailable(&e);
+            }
+            let _ = app.throttle.succeeded(client.address, "sudo", &user.uid).await;
+            Json(json!({ "lastLogin": strongroom_core::now_secs() })).into_response()
+        }
+        Ok(None) => {
+            let _ = failed(&app, &client, "sudo", &user.uid, "wrong password at confirmation").await;
+            (StatusCode::FORBIDDEN, Json(json!({ "message": "Wrong password" }))).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `GET /index.php/csrftoken`: the session's request token, for scripts of our pages.
+pub async fn csrf_token(Extension(auth): Extension<Auth>) -> Response {
+    match &auth {
+        Auth::Session(_, s) => Json(json!({ "token": s.csrf.as_ref().map(|c| c.expose().to_owned()) })).into_response(),
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+pub fn add_cookie(r: &mut Response, c: &str) {
+    if let Ok(v) = HeaderValue::from_str(c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub fn unavailable(e: &strongroom_core::Error) -> Response {
+    tracing::warn!(error = %e, "request failed");
+    (StatusCode::SERVICE_UNAVAILABLE, page("Unavailable", "<h1>The service is temporarily unavailable</h1>")).into_response()
+}
