@@ -290,6 +290,7 @@ impl Tokens {
     /// next request and, asking why, is told to wipe itself.
     pub async fn request_wipe_all(&self, user_id: i64) -> Result<usize> {
         let n = self.db.exec("UPDATE app_tokens SET wipe = 1 WHERE user_id = ? AND kind = 1", &[user_id.into()]).await?;
+        self.users.notify(user_id, "An administrator asked all your devices to wipe their data.").await?;
         // Browser sessions cannot wipe anything; they simply end.
         self.db.exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0", &[user_id.into()]).await?;
         tracing::info!(target: "strongroom::tokens", user = user_id, devices = n, "remote wipe requested");
@@ -307,6 +308,8 @@ impl Tokens {
         let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(None) };
         self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
         tracing::info!(target: "strongroom::tokens", user = t.user_id, token = t.id, "remote wipe confirmed");
+        let subject = format!("Your device \"{}\" has wiped its data and been signed out.", t.name);
+        self.users.notify(t.user_id, &subject).await?;
         let uid = self.users.get_by_id(t.user_id).await?.map(|u| u.uid).unwrap_or_default();
         Ok(Some((uid, t.id)))
     }

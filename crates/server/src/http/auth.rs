@@ -70,14 +70,14 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             Err(Refusal::Unavailable(e)) => return unavailable(&e),
         }
     } else {
-        let value = cookie(req.headers(), &cookie_name(SESSION, app.security.tls)).map(str::to_owned);
+        let value = cookie(req.headers(), &cookie_name(SESSION, client.secure)).map(str::to_owned);
         match session(&app, &client, value).await {
             Ok(a) => a,
             Err(e) => return unavailable(&e),
         }
     };
     if let Auth::Session(_, s) = &auth {
-        if !csrf_ok(&app, &req, s) {
+        if !csrf_ok(&req, s, client.secure) {
             return csrf_failed(req).await;
         }
     }
@@ -174,12 +174,12 @@ fn safe_method(m: &Method) -> bool {
 /// state must carry the strict same-site cookie (a cross-site request does
 /// not) and either the session's request token or, on OCS, the
 /// `OCS-APIRequest: true` header (which a cross-site form cannot send).
-fn csrf_ok(app: &App, req: &Request, session: &AppToken) -> bool {
+fn csrf_ok(req: &Request, session: &AppToken, secure: bool) -> bool {
     if safe_method(req.method()) {
         return true;
     }
-    let strict = cookie(req.headers(), &cookie_name(STRICT, app.security.tls)) == Some("true");
-    let lax = cookie(req.headers(), &cookie_name(LAX, app.security.tls)) == Some("true");
+    let strict = cookie(req.headers(), &cookie_name(STRICT, secure)) == Some("true");
+    let lax = cookie(req.headers(), &cookie_name(LAX, secure)) == Some("true");
     if !strict || !lax {
         return false;
     }

@@ -237,13 +237,23 @@ pub async fn security_page(State(app): State<App>, Extension(auth): Extension<Au
             escape(t.last_address.as_deref().unwrap_or("")),
         ));
     }
+    let messages = app.users.notifications(user.id, 10).await.unwrap_or_default();
+    let messages: String = if messages.is_empty() {
+        String::new()
+    } else {
+        let items: String = messages
+            .iter()
+            .map(|(t, m)| format!("<li>{}: {}</li>", crate::http::pages::time(*t), escape(m)))
+            .collect();
+        format!("<h2>Notifications</h2><ul>{items}</ul>")
+    };
     let notice = match (q.done.as_deref(), q.token.as_deref()) {
         (_, Some(tok)) => format!("<p role=\"status\">New app password (shown once): <code>{}</code></p>", escape(tok)),
         (Some(d), None) => format!("<p role=\"status\">{}</p>", escape(d)),
         _ => String::new(),
     };
     let body = format!(
-        "<h1>Security</h1><p>Signed in as <strong>{}</strong>.</p>{notice}\
+        "<h1>Security</h1><p>Signed in as <strong>{}</strong>.</p>{notice}{messages}\
          <form method=\"post\" action=\"{}\"><button>Log out</button></form>\
          <h2>Devices and sessions</h2><table><thead><tr><th>Name</th><th>Kind</th><th>Client</th><th>Last activity</th><th>Last address</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
          <h2>New app password</h2><form method=\"post\" action=\"{}\"><p><label>Name <input name=\"name\" required></label></p>\

@@ -18,18 +18,20 @@ use super::{
 };
 use crate::app::App;
 
-/// The URL the client used to reach us, to build the URLs we hand back.
-fn base_url(headers: &HeaderMap) -> String {
+/// The URL the client used to reach us, to build the URLs we hand back
+/// (https when it came over HTTPS, or the desktop client refuses the result).
+fn base_url(headers: &HeaderMap, client: &Client) -> String {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if client.secure { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 /// `POST /index.php/login/v2`: starts a flow named after the client.
-pub async fn start(State(app): State<App>, headers: HeaderMap) -> Response {
+pub async fn start(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap) -> Response {
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
     match app.flows.start(agent).await {
         Ok((poll, login)) => {
-            let base = base_url(&headers);
+            let base = base_url(&headers, &client);
             Json(json!({
                 "poll": { "token": poll.expose(), "endpoint": format!("{base}/index.php/login/v2/poll") },
                 "login": format!("{base}/index.php/login/v2/flow/{}", login.expose()),
@@ -47,10 +49,10 @@ pub struct PollForm {
 
 /// `POST /index.php/login/v2/poll`: 404 `[]` until granted, then the
 /// credentials, exactly once.
-pub async fn poll(State(app): State<App>, headers: HeaderMap, Form(form): Form<PollForm>) -> Response {
+pub async fn poll(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(form): Form<PollForm>) -> Response {
     match app.flows.poll(&form.token).await {
         Ok(Some(grant)) => Json(json!({
-            "server": base_url(&headers),
+            "server": base_url(&headers, &client),
             "loginName": grant.login_name,
             "appPassword": grant.app_password.expose(),
         }))

@@ -41,7 +41,7 @@ fn safe_redirect(url: Option<&str>) -> String {
     }
 }
 
-pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Query(q): Query<LoginQuery>) -> Response {
     if auth.user().is_some() {
         return Redirect::to(&safe_redirect(q.redirect_url.as_deref())).into_response();
     }
@@ -67,7 +67,7 @@ pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Quer
         escape(&safe_redirect(q.redirect_url.as_deref()))
     );
     let mut r = page("Log in", &body).into_response();
-    let c = set_cookie(&cookie_name(LOGIN_CSRF, app.security.tls), token.expose(), "Strict", Some(3600), app.security.tls);
+    let c = set_cookie(&cookie_name(LOGIN_CSRF, client.secure), token.expose(), "Strict", Some(3600), client.secure);
     add_cookie(&mut r, &c);
     r
 }
@@ -82,7 +82,7 @@ pub struct LoginForm {
 }
 
 pub async fn login(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    let tls = app.security.tls;
+    let tls = client.secure;
     let expected = cookie(&headers, &cookie_name(LOGIN_CSRF, tls));
     let matches = match (expected, f.login_token.as_deref()) {
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
@@ -131,7 +131,7 @@ pub async fn login(State(app): State<App>, Extension(client): Extension<Client>,
 
 /// Ends the session (POST, or GET with the request token as Nextcloud does).
 pub async fn logout(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, headers: HeaderMap) -> Response {
-    let tls = app.security.tls;
+    let tls = client.secure;
     if let Auth::Session(user, s) = &auth {
         if let Some(c) = cookie(&headers, &cookie_name(SESSION, tls)) {
             let _ = app.tokens.end_session(c).await;

@@ -392,6 +392,8 @@ async fn devices_are_listed_renamed_revoked_and_wiped_as_the_desktop_client_sees
     assert_eq!(s.client.post(s.url("/index.php/core/wipe/check")).form(&[("token", laptop.as_str())]).send().await.unwrap().status(), 404);
     let list: Value = b.send("GET", "/index.php/settings/personal/authtokens", &[], None).await.json().await.unwrap();
     assert!(!list.to_string().contains("Laptop"), "the wiped device's token is gone");
+    let page = b.send("GET", "/index.php/settings/user/security", &[], None).await.text().await.unwrap();
+    assert!(page.contains("&quot;Laptop&quot; has wiped its data"), "the user is notified: {page}");
     // The admin's wipe of every device of a user (provisioning API).
     s.add_user("vic", "vics-long-passphrase");
     let (_, body) = text(s.client.get(s.url("/ocs/v2.php/core/getapppassword?format=json")).basic_auth("vic", Some("vics-long-passphrase")).header("OCS-APIRequest", "true").send().await.unwrap()).await;
@@ -484,4 +486,39 @@ async fn nodes_sharing_redis_share_their_failure_counts() {
     assert_eq!(r.status(), 207, "a reset on one node holds on the other");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_account_loses_its_sessions_and_app_passwords_at_once() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("xena", "xenas-long-passphrase");
+    let mut b = Browser::new(&s);
+    assert_eq!(b.login("xena", "xenas-long-passphrase", false).await.status(), 303);
+    let (_, body) = text(s.client.get(s.url("/ocs/v2.php/core/getapppassword?format=json")).basic_auth("xena", Some("xenas-long-passphrase")).header("OCS-APIRequest", "true").send().await.unwrap()).await;
+    let app: Value = serde_json::from_str(&body).unwrap();
+    let app = app["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned();
+    assert_eq!(b.send("PROPFIND", "/remote.php/dav/files/xena/", &[("Depth", "0")], None).await.status(), 207);
+    assert!(s.command().args(["user", "disable", "xena"]).output().unwrap().status.success());
+    assert_eq!(b.send("PROPFIND", "/remote.php/dav/files/xena/", &[("Depth", "0")], None).await.status(), 401, "the session");
+    assert_eq!(s.dav("PROPFIND", "xena", &app, "/").send().await.unwrap().status(), 401, "the app password");
+    assert_eq!(s.dav("PROPFIND", "xena", "xenas-long-passphrase", "/").send().await.unwrap().status(), 401, "the password");
+    assert_eq!(Browser::new(&s).login("xena", "xenas-long-passphrase", false).await.headers()["location"], "/index.php/login?error=1");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
+    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let r = s.client.get(s.url("/index.php/login")).header("X-Forwarded-Proto", "https").send().await.unwrap();
+    assert!(r.headers().contains_key("strict-transport-security"));
+    let c = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(c.starts_with("__Host-sr_login=") && c.contains("Secure"), "{c}");
+    let flow: Value = s.client.post(s.url("/index.php/login/v2")).header("X-Forwarded-Proto", "https").send().await.unwrap().json().await.unwrap();
+    assert!(flow["login"].as_str().unwrap().starts_with("https://"), "{flow}");
+    // From an untrusted peer the header means nothing.
+    let plain = Server::start(Backend::Sqlite).await;
+    let r = plain.client.get(plain.url("/index.php/login")).header("X-Forwarded-Proto", "https").send().await.unwrap();
+    assert!(!r.headers().contains_key("strict-transport-security"));
+    s.stop().await;
+    plain.stop().await;
 }
