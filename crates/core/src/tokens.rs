@@ -215,7 +215,9 @@ impl Tokens {
     pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
         let now = now_secs();
         let moved = t.last_address.as_deref().is_some_and(|a| a != address);
-        if now - t.last_used >= TOUCH_INTERVAL || t.last_address.as_deref() != Some(address) {
+        // Often enough that a short idle lifetime is measured from the last use.
+        let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
+        if now - t.last_used >= interval || t.last_address.as_deref() != Some(address) {
             self.db
                 .exec("UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?", &[now.into(), address.into(), t.id.into()])
                 .await?;
@@ -297,9 +299,12 @@ impl Tokens {
         Ok(n as usize)
     }
 
-    /// Whether the device holding `secret` must wipe itself.
-    pub async fn wipe_pending(&self, secret: &Secret) -> Result<bool> {
-        Ok(self.by_secret(secret).await?.is_some_and(|t| t.wipe))
+    /// Whether the device holding `secret` must wipe itself: its account and
+    /// token id when it must, `None` otherwise.
+    pub async fn wipe_pending(&self, secret: &Secret) -> Result<Option<(String, i64)>> {
+        let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(None) };
+        let uid = self.users.get_by_id(t.user_id).await?.map(|u| u.uid).unwrap_or_default();
+        Ok(Some((uid, t.id)))
     }
 
     /// The device confirmed its wipe: its token is deleted. Gives the account

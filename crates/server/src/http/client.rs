@@ -29,7 +29,8 @@ impl Client {
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
         let h = req.headers();
         let text = |name| h.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
-        let address = client_address(peer, text("x-forwarded-for"), text("forwarded"), &app.security.trusted_proxies);
+        let xff: Vec<&str> = h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let address = client_address(peer, &xff, text("forwarded"), &app.security.trusted_proxies);
         let user_agent: String = text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
         let proxied_https = app.security.trusted_proxies.iter().any(|c| c.contains(peer))

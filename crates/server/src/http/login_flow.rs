@@ -12,7 +12,7 @@ use serde_json::json;
 use strongroom_core::{Error, audit::Event, secret::Secret};
 
 use super::{
-    auth::{failed, guard_action},
+    auth::guarded,
     client::Client,
     pages::{escape, page},
 };
@@ -105,36 +105,28 @@ pub async fn grant(State(app): State<App>, Extension(client): Extension<Client>,
         Ok(_) | Err(Error::NotFound) => return gone(),
         Err(e) => return failure(&e),
     };
-    match guard_action(&app, &client, "login", &form.user).await {
-        Ok(_) => {}
-        Err(Error::Busy(_)) => {
-            let body = page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>");
-            return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
-        }
-        Err(e) => return failure(&e),
-    }
     let password = Secret::new(form.password);
-    match app.users.verify_password(&form.user, &password).await {
+    match guarded(&app, &client, "login", &form.user, || app.users.verify_password(&form.user, &password)).await {
         Ok(Some(user)) => match app.flows.grant(&flow, &user, &form.user).await {
             Ok(()) => {
-                let _ = app.throttle.succeeded(client.address, "login", &form.user).await;
                 let who = user.uid.clone();
                 app.audit.record(&client.origin(), Event::new("login.success").actor(&who).detail(json!({ "via": "login flow", "client": flow.client_name })));
                 page(
-                "Access granted",
-                &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
+                    "Access granted",
+                    &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
                 )
                 .into_response()
             }
             Err(e) => failure(&e),
         },
         Ok(None) => {
-            if let Err(e) = failed(&app, &client, "login", &form.user, "wrong credentials in login flow").await {
-                return failure(&e);
-            }
             let mut r = login_form(&flow.client_name, &form.token, Some("Wrong user or password.")).into_response();
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
+        }
+        Err(Error::Busy(_)) => {
+            let body = page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>");
+            (StatusCode::TOO_MANY_REQUESTS, body).into_response()
         }
         Err(e) => failure(&e),
     }
