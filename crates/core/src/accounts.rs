@@ -117,6 +117,26 @@ impl Users {
         Ok(())
     }
 
+    /// Leaves a message for a user about their account.
+    pub async fn notify(&self, user_id: i64, subject: &str) -> Result<()> {
+        self.db
+            .exec(
+                "INSERT INTO notifications (user_id, created_at, subject) VALUES (?, ?, ?)",
+                &[user_id.into(), now_secs().into(), subject.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The user's latest messages, newest first: (time, subject).
+    pub async fn notifications(&self, user_id: i64, limit: usize) -> Result<Vec<(i64, String)>> {
+        let rows = self
+            .db
+            .rows("SELECT created_at, subject FROM notifications WHERE user_id = ? ORDER BY id DESC", &[Val::I64(user_id)])
+            .await?;
+        rows.iter().take(limit).map(|r| Ok((r.i64(0)?, r.str(1)?))).collect()
+    }
+
     /// Groups whose id or display name contains `search`, with member counts.
     pub async fn group_search(&self, search: &str) -> Result<Vec<GroupInfo>> {
         let needle = search.to_lowercase();

@@ -108,6 +108,26 @@ impl Throttle {
         Ok(Verdict::Wait(self.settings.base_delay.saturating_mul(factor).min(self.settings.max_delay)))
     }
 
+    /// Counts an attempt before its secret is checked, and says whether it
+    /// may go on. Recording first means a burst of parallel guesses sees
+    /// itself: each one counts the others, so only the budget gets checked.
+    /// A success then clears the record ([`Throttle::succeeded`]).
+    pub async fn begin_attempt(&self, ip: IpAddr, action: &str, who: &str) -> Result<Verdict> {
+        if self.exempt(ip) {
+            return Ok(Verdict::Wait(Duration::ZERO));
+        }
+        let before = self.check(ip, action).await?;
+        if before == Verdict::Blocked {
+            return Ok(Verdict::Blocked);
+        }
+        self.failed(ip, action, who).await?;
+        let n = self.count(ip, action, now_secs() - BLOCK_SECS).await?;
+        if n > u64::from(self.settings.max_attempts) {
+            return Ok(Verdict::Blocked);
+        }
+        Ok(before)
+    }
+
     /// Records a failure of `action` from `ip` for the login `who`.
     pub async fn failed(&self, ip: IpAddr, action: &str, who: &str) -> Result<()> {
         if self.exempt(ip) {

@@ -61,20 +61,30 @@ pub fn subnet(ip: IpAddr) -> String {
 /// The client's address. Forwarding headers are believed only when the peer is
 /// a trusted proxy; then the address is the right-most one in the chain that is
 /// not itself a trusted proxy (a client can prepend whatever it likes, but not
-/// change what the proxies appended).
-pub fn client_address(peer: IpAddr, xff: Option<&str>, forwarded: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+/// change what the proxies appended). `xff` holds every `X-Forwarded-For` line
+/// in order; `Forwarded` is read only when there is none, because proxies that
+/// append to one header pass a client's other header through untouched.
+pub fn client_address(peer: IpAddr, xff: &[&str], forwarded: Option<&str>, trusted: &[Cidr]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     let peer = unmap(peer);
     if !is_trusted(peer) {
         return peer;
     }
-    let mut chain: Vec<IpAddr> = Vec::new();
-    if let Some(f) = forwarded {
-        chain.extend(f.split(',').filter_map(forwarded_for));
-    } else if let Some(x) = xff {
-        chain.extend(x.split(',').filter_map(|p| parse_host(p.trim())));
+    let mut chain: Vec<Option<IpAddr>> = Vec::new();
+    if !xff.is_empty() {
+        chain.extend(xff.iter().flat_map(|l| l.split(',')).map(|p| parse_host(p.trim())));
+    } else if let Some(f) = forwarded {
+        chain.extend(f.split(',').map(forwarded_for));
     }
-    chain.into_iter().rev().map(unmap).find(|ip| !is_trusted(*ip)).unwrap_or(peer)
+    // An entry that is not an address ends the walk: nothing left of it is believed.
+    for entry in chain.into_iter().rev() {
+        match entry.map(unmap) {
+            Some(ip) if is_trusted(ip) => continue,
+            Some(ip) => return ip,
+            None => return peer,
+        }
+    }
+    peer
 }
 
 /// The `for=` of one `Forwarded` element.
@@ -119,12 +129,14 @@ mod tests {
     fn forwarding_headers_only_from_trusted_proxies() {
         let proxies = [Cidr::parse("10.0.0.5").unwrap()];
         // Not a trusted peer: headers ignored.
-        assert_eq!(client_address(ip("10.0.0.99"), Some("203.0.113.7"), None, &proxies), ip("10.0.0.99"));
+        assert_eq!(client_address(ip("10.0.0.99"), &["203.0.113.7"], None, &proxies), ip("10.0.0.99"));
         // Trusted: the right-most untrusted entry, never the client-supplied first one.
-        assert_eq!(client_address(ip("10.0.0.5"), Some("1.2.3.4, 203.0.113.7"), None, &proxies), ip("203.0.113.7"));
-        assert_eq!(client_address(ip("10.0.0.5"), Some("203.0.113.7, 10.0.0.5"), None, &proxies), ip("203.0.113.7"));
-        assert_eq!(client_address(ip("10.0.0.5"), None, Some("for=198.51.100.1, for=\"[2001:db8::9]:443\""), &proxies), ip("2001:db8::9"));
-        assert_eq!(client_address(ip("10.0.0.5"), Some("garbage"), None, &proxies), ip("10.0.0.5"));
+        assert_eq!(client_address(ip("10.0.0.5"), &["1.2.3.4, 203.0.113.7"], None, &proxies), ip("203.0.113.7"));
+        assert_eq!(client_address(ip("10.0.0.5"), &["203.0.113.7, 10.0.0.5"], None, &proxies), ip("203.0.113.7"));
+        // Several header lines are one list; a client's Forwarded header does not count.
+        assert_eq!(client_address(ip("10.0.0.5"), &["192.0.2.1", "203.0.113.9"], Some("for=198.51.100.7"), &proxies), ip("203.0.113.9"));
+        assert_eq!(client_address(ip("10.0.0.5"), &[], Some("for=198.51.100.1, for=\"[2001:db8::9]:443\""), &proxies), ip("2001:db8::9"));
+        assert_eq!(client_address(ip("10.0.0.5"), &["garbage"], None, &proxies), ip("10.0.0.5"));
     }
 
     #[test]

@@ -215,7 +215,9 @@ impl Tokens {
     pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
         let now = now_secs();
         let moved = t.last_address.as_deref().is_some_and(|a| a != address);
-        if now - t.last_used >= TOUCH_INTERVAL || t.last_address.as_deref() != Some(address) {
+        // Often enough that a short idle lifetime is measured from the last use.
+        let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
+        if now - t.last_used >= interval || t.last_address.as_deref() != Some(address) {
             self.db
                 .exec("UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?", &[now.into(), address.into(), t.id.into()])
                 .await?;
@@ -290,15 +292,19 @@ impl Tokens {
     /// next request and, asking why, is told to wipe itself.
     pub async fn request_wipe_all(&self, user_id: i64) -> Result<usize> {
         let n = self.db.exec("UPDATE app_tokens SET wipe = 1 WHERE user_id = ? AND kind = 1", &[user_id.into()]).await?;
+        self.users.notify(user_id, "An administrator asked all your devices to wipe their data.").await?;
         // Browser sessions cannot wipe anything; they simply end.
         self.db.exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0", &[user_id.into()]).await?;
         tracing::info!(target: "strongroom::tokens", user = user_id, devices = n, "remote wipe requested");
         Ok(n as usize)
     }
 
-    /// Whether the device holding `secret` must wipe itself.
-    pub async fn wipe_pending(&self, secret: &Secret) -> Result<bool> {
-        Ok(self.by_secret(secret).await?.is_some_and(|t| t.wipe))
+    /// Whether the device holding `secret` must wipe itself: its account and
+    /// token id when it must, `None` otherwise.
+    pub async fn wipe_pending(&self, secret: &Secret) -> Result<Option<(String, i64)>> {
+        let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(None) };
+        let uid = self.users.get_by_id(t.user_id).await?.map(|u| u.uid).unwrap_or_default();
+        Ok(Some((uid, t.id)))
     }
 
     /// The device confirmed its wipe: its token is deleted. Gives the account
@@ -307,6 +313,8 @@ impl Tokens {
         let Some(t) = self.by_secret(secret).await?.filter(|t| t.wipe) else { return Ok(None) };
         self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
         tracing::info!(target: "strongroom::tokens", user = t.user_id, token = t.id, "remote wipe confirmed");
+        let subject = format!("Your device \"{}\" has wiped its data and been signed out.", t.name);
+        self.users.notify(t.user_id, &subject).await?;
         let uid = self.users.get_by_id(t.user_id).await?.map(|u| u.uid).unwrap_or_default();
         Ok(Some((uid, t.id)))
     }

@@ -291,6 +291,23 @@ impl Users {
         Ok((ok && user.enabled).then_some(user))
     }
 
+    /// The account when `password` was verified for it a moment ago (kept as a
+    /// keyed digest), without any Argon2 work; `None` otherwise.
+    pub async fn verify_cached(&self, uid: &str, password: &Secret) -> Result<Option<User>> {
+        let Some(user) = self.get(uid).await? else { return Ok(None) };
+        let hit = self.cache.hit(&self.cache.digest(&user, password));
+        Ok((hit && user.enabled).then_some(user))
+    }
+
+    /// Ends every browser session of an account (password reset, account
+    /// disabled), except `keep`.
+    pub async fn end_sessions(&self, user_id: i64, keep: Option<i64>) -> Result<()> {
+        self.db
+            .exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0 AND id <> ?", &[user_id.into(), keep.unwrap_or(-1).into()])
+            .await?;
+        Ok(())
+    }
+
     async fn hash(&self, password: &Secret) -> Result<String> {
         let _permit = self.hashing.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
         let pw = password.clone();

@@ -28,6 +28,8 @@ pub struct Ocs {
     pub files: Files,
     pub tokens: Tokens,
     pub audit: Audit,
+    /// How long a browser session's password confirmation allows changes (seconds).
+    pub confirm_secs: i64,
 }
 
 /// Who is calling, as the authentication middleware resolved it.

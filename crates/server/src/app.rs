@@ -76,7 +76,13 @@ impl App {
         let tokens = Tokens::new(db.clone(), users.clone(), lifetimes);
         let audit = open_audit(config)?;
         let dav = Dav { files: files.clone(), instance_id };
-        let ocs = Ocs { users: users.clone(), files: files.clone(), tokens: tokens.clone(), audit: audit.clone() };
+        let ocs = Ocs {
+            users: users.clone(),
+            files: files.clone(),
+            tokens: tokens.clone(),
+            audit: audit.clone(),
+            confirm_secs: config.session.confirm_secs as i64,
+        };
         let flows = LoginFlows::new(db.clone(), users.clone(), tokens.clone());
         let throttle = open_throttle(config, &db).await?;
         let cidrs = |l: &[String]| l.iter().filter_map(|c| Cidr::parse(c)).collect::<Vec<_>>();
@@ -140,13 +146,13 @@ async fn open_throttle(config: &Config, db: &Db) -> Result<Throttle, OpenError> 
 /// Creates a folder readable by the server's user only; errors name the key.
 fn prepare_dir(dir: &Path, key: &str) -> Result<(), OpenError> {
     let err = |e| OpenError::DataDir(format!("{} (key `{key}`)", dir.display()), e);
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-        }
+    std::fs::create_dir_all(dir).map_err(err)?;
+    // Only the server's own account may look inside, even in a folder that
+    // existed before (it holds the database, the audit log and content).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
     }
     Ok(())
 }

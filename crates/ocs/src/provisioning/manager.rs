@@ -12,6 +12,8 @@ pub struct Manager<'a> {
     pub admin: bool,
     /// Groups the caller administers (empty for admins: they need none).
     pub groups: Vec<String>,
+    /// The caller's browser session, when the call came through one.
+    pub session: Option<i64>,
 }
 
 /// A target account with what decides who may manage it.
@@ -22,10 +24,10 @@ pub struct Target {
 }
 
 impl<'a> Manager<'a> {
-    pub async fn of(ocs: &Ocs, me: &'a User) -> Result<Manager<'a>, OcsError> {
+    pub async fn of(ocs: &Ocs, me: &'a User, session: Option<i64>) -> Result<Manager<'a>, OcsError> {
         let admin = ocs.users.is_admin(me.id).await.map_err(fail(996))?;
         let groups = if admin { Vec::new() } else { ocs.users.administered_groups(me.id).await.map_err(fail(996))? };
-        Ok(Manager { me, admin, groups })
+        Ok(Manager { me, admin, groups, session })
     }
 
     /// Admin or administrator of at least one group.

@@ -31,9 +31,16 @@ pub async fn route(
     if !known {
         return None;
     }
+    let action = audit_action(method, &segs[1..], params);
+    // A browser session changes accounts only with a fresh password confirmation.
+    if let (Some(_), Caller::Session(_, s)) = (action, caller) {
+        if strongroom_core::now_secs() - s.confirmed_at > ocs.confirm_secs {
+            return Some(Err(OcsError::new(403, "Password confirmation is required")));
+        }
+    }
     let result = dispatch(ocs, method, &segs[1..], params, caller).await;
-    if let Some(action) = audit_action(method, &segs[1..], params) {
-        audit(ocs, origin, caller, action, &segs[1..], &result);
+    if let Some(action) = action {
+        audit(ocs, origin, caller, action, &segs[1..], params, &result);
     }
     Some(result)
 }
@@ -59,16 +66,25 @@ fn audit_action(method: &Method, segs: &[&str], p: &Params) -> Option<&'static s
     })
 }
 
-fn audit(ocs: &Ocs, origin: &Origin, caller: &Caller<'_>, action: &str, segs: &[&str], result: &Result<Value, OcsError>) {
+fn audit(ocs: &Ocs, origin: &Origin, caller: &Caller<'_>, action: &str, segs: &[&str], p: &Params, result: &Result<Value, OcsError>) {
     let actor = caller.user().map(|u| u.uid.as_str());
     let target = match segs {
         ["users", id, ..] | ["groups", id, ..] => Some(*id),
+        ["users"] => p.get("userid"),
+        ["groups"] => p.get("groupid"),
         _ => None,
     };
-    let detail = match result {
+    let mut detail = match result {
         Ok(_) => serde_json::json!({ "outcome": "success" }),
         Err(e) => serde_json::json!({ "outcome": "refused", "code": e.code, "reason": e.message }),
     };
+    // What was changed, never to what value (it may be a password).
+    if let Some(g) = p.get("groupid").filter(|_| segs.len() > 1) {
+        detail["group"] = serde_json::json!(g);
+    }
+    if let Some(k) = p.get("key") {
+        detail["key"] = serde_json::json!(k);
+    }
     let mut ev = Event::new(action).detail(detail);
     ev.actor = actor;
     ev.target = target;
@@ -77,7 +93,11 @@ fn audit(ocs: &Ocs, origin: &Origin, caller: &Caller<'_>, action: &str, segs: &[
 
 async fn dispatch(ocs: &Ocs, method: &Method, segs: &[&str], p: &Params, caller: &Caller<'_>) -> Result<Value, OcsError> {
     let me = caller.user().ok_or_else(OcsError::unauthorised)?;
-    let m = Manager::of(ocs, me).await?;
+    let session = match caller {
+        Caller::Session(_, s) => Some(s.id),
+        _ => None,
+    };
+    let m = Manager::of(ocs, me, session).await?;
     let get = method == Method::GET;
     let post = method == Method::POST;
     let put = method == Method::PUT;

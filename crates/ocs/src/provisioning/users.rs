@@ -17,6 +17,11 @@ const SELF_KEYS: &[&str] = &[
     "fediverse", "organisation", "role", "headline", "biography", "profile_enabled", "notify_email",
 ];
 
+/// The caller's own browser session, if the call came through one.
+fn caller_session(m: &Manager<'_>) -> Option<i64> {
+    m.session
+}
+
 fn not_found() -> OcsError {
     OcsError::not_found("User does not exist")
 }
@@ -68,7 +73,10 @@ pub async fn create(ocs: &Ocs, m: &Manager<'_>, p: &Params) -> Result<Value, Ocs
     if let Some(k) = p.unknown_body_key(CREATE_KEYS) {
         return Err(OcsError::new(101, format!("Unknown parameter {k}")));
     }
-    let uid = p.get("userid").unwrap_or("").trim().to_owned();
+    if p.list("userid").len() > 1 {
+        return Err(OcsError::new(101, "userid must be a single value"));
+    }
+    let uid = p.get("userid").unwrap_or("").to_owned();
     if ocs.users.get(&uid).await.map_err(fail(996))?.is_some() {
         return Err(OcsError::new(102, "User already exists"));
     }
@@ -172,10 +180,9 @@ fn allowed_keys(m: &Manager<'_>, own: bool, managed: bool) -> Vec<&'static str> 
     if own || managed {
         keys.extend(SELF_KEYS);
     }
-    if managed {
-        keys.extend(["quota", "manager"]);
-    }
-    if own && !managed && m.admin {
+    // Quota and manager are set by those who manage the account, never by the
+    // account itself (a group administrator is a member of their group), unless admin.
+    if (managed && !own) || (own && m.admin) {
         keys.extend(["quota", "manager"]);
     }
     keys
@@ -218,7 +225,16 @@ pub async fn edit(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<V
             if value.len() > strongroom_core::password::MAX_LENGTH {
                 return Err(OcsError::new(102, "Invalid password value"));
             }
-            u.set_password(&t.user.uid, &Secret::new(value)).await.map_err(|e| OcsError::new(107, e.to_string()))?
+            u.set_password(&t.user.uid, &Secret::new(value)).await.map_err(|e| OcsError::new(107, e.to_string()))?;
+            // A new password ends the account's browser sessions (not its own, if it is the caller).
+            let keep = match caller_session(m) { Some(id) if own => Some(id), _ => None };
+            u.end_sessions(t.user.id, keep).await.map_err(fail(996))?
+        }
+        "locale" => {
+            if !value.is_empty() {
+                check_language(value)?;
+            }
+            u.set_prop(t.user.id, "locale", value).await.map_err(fail(102))?
         }
         "quota" => {
             let q = parse_size(value).map_err(|_| OcsError::new(102, format!("Invalid quota value: {value}")))?;
@@ -267,6 +283,9 @@ pub async fn set_enabled(ocs: &Ocs, m: &Manager<'_>, uid: &str, enabled: bool) -
         Some(t) => t,
     };
     ocs.users.set_enabled(&t.user.uid, enabled).await.map_err(fail(101))?;
+    if !enabled {
+        ocs.users.end_sessions(t.user.id, None).await.map_err(fail(996))?;
+    }
     tracing::info!(target: "strongroom::provisioning", by = %m.me.uid, user = %t.user.uid, enabled, "user state changed");
     Ok(json!([]))
 }

@@ -123,6 +123,9 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Passwd { uid, password_file } => {
             let pw = password(password_file)?;
             u.set_password(&uid, &pw).await.map_err(|e| not_found(e, "user", &uid))?;
+            if let Some(user) = u.get(&uid).await.map_err(|e| e.to_string())? {
+                u.end_sessions(user.id, None).await.map_err(|e| e.to_string())?;
+            }
             audit(app, "password.changed", &uid);
             println!("password of {uid} changed");
         }
@@ -133,6 +136,9 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
         }
         UserCommand::Disable { uid } => {
             u.set_enabled(&uid, false).await.map_err(|e| not_found(e, "user", &uid))?;
+            if let Some(user) = u.get(&uid).await.map_err(|e| e.to_string())? {
+                u.end_sessions(user.id, None).await.map_err(|e| e.to_string())?;
+            }
             audit(app, "user.disabled", &uid);
             println!("user {uid} disabled");
         }

@@ -70,14 +70,14 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             Err(Refusal::Unavailable(e)) => return unavailable(&e),
         }
     } else {
-        let value = cookie(req.headers(), &cookie_name(SESSION, app.security.tls)).map(str::to_owned);
+        let value = cookie(req.headers(), &cookie_name(SESSION, client.secure)).map(str::to_owned);
         match session(&app, &client, value).await {
             Ok(a) => a,
             Err(e) => return unavailable(&e),
         }
     };
     if let Auth::Session(_, s) = &auth {
-        if !csrf_ok(&app, &req, s) {
+        if !csrf_ok(&req, s, client.secure) {
             return csrf_failed(req).await;
         }
     }
@@ -100,61 +100,61 @@ impl From<Error> for Refusal {
     }
 }
 
-/// HTTP Basic: throttled per subnet, then an app password (indexed lookup) or
-/// the account password (Argon2id). Unknown logins cost the same as wrong passwords.
+/// HTTP Basic: an app password (an indexed lookup; 72 random characters
+/// cannot be guessed), or the account password remembered from a moment ago,
+/// pass at once. Anything else is a guess until proven otherwise: it is counted
+/// before Argon2 checks it (so parallel guesses see each other), delayed or
+/// refused past the budget, and the count is cleared only on success.
+/// Unknown logins cost the same as wrong passwords.
 async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refusal> {
     let Some((login, password)) = basic_credentials(v) else { return Err(Refusal::Unauthorized("malformed Authorization header")) };
-    let failures_before = guard(app, client, "login", &login).await?;
-    let auth = if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
+    if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
         if app.tokens.touch(&token, &client.address.to_string()).await? {
             let id = token.id.to_string();
             app.audit.record(&client.origin(), Event::new("token.new_address").actor(&user.uid).target(&id));
         }
-        Auth::Token(Box::new(user), Box::new(token))
-    } else if let Some(user) = app.users.verify_password(&login, &password).await? {
-        Auth::Password(Box::new(user))
-    } else {
-        failed(app, client, "login", &login, "wrong credentials").await?;
-        return Err(Refusal::Unauthorized("invalid credentials"));
-    };
-    if failures_before {
-        app.throttle.succeeded(client.address, "login", &login).await?;
+        return Ok(Auth::Token(Box::new(user), Box::new(token)));
     }
-    Ok(auth)
-}
-
-/// Applies brute-force protection before a secret is checked: waits, or
-/// refuses when the subnet has failed too often. True when failures were on record.
-pub async fn guard_action(app: &App, client: &Client, action: &str, who: &str) -> Result<bool, Error> {
-    match app.throttle.check(client.address, action).await? {
-        Verdict::Blocked => {
-            app.audit.record(&client.origin(), Event::new("throttle.blocked").target(who).detail(serde_json::json!({ "action": action })));
-            Err(Error::Busy("too many failed attempts; try again later".into()))
-        }
-        Verdict::Wait(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(!d.is_zero())
-        }
+    if let Some(user) = app.users.verify_cached(&login, &password).await? {
+        return Ok(Auth::Password(Box::new(user)));
     }
-}
-
-async fn guard(app: &App, client: &Client, action: &str, who: &str) -> Result<bool, Refusal> {
-    match guard_action(app, client, action, who).await {
-        Ok(b) => Ok(b),
+    match guarded(app, client, "login", &login, || app.users.verify_password(&login, &password)).await {
+        Ok(Some(user)) => {
+            app.audit.record(&client.origin(), Event::new("login.success").actor(&user.uid).detail(serde_json::json!({ "via": "basic" })));
+            Ok(Auth::Password(Box::new(user)))
+        }
+        Ok(None) => Err(Refusal::Unauthorized("invalid credentials")),
         Err(Error::Busy(_)) => Err(Refusal::Throttled),
         Err(e) => Err(Refusal::Unavailable(e)),
     }
 }
 
-/// Counts a failure and writes it to the audit log (never the secret).
-pub async fn failed(app: &App, client: &Client, action: &str, who: &str, reason: &str) -> Result<(), Error> {
-    app.throttle.failed(client.address, action, who).await?;
-    let event = Event::new("login.failure").target(who).detail(serde_json::json!({ "action": action, "reason": reason }));
-    app.audit.record(&client.origin(), event);
-    tracing::info!(login = %who, action, "authentication failed");
-    Ok(())
+/// Checks a secret under brute-force protection: the attempt is counted
+/// first, waits its delay (or is refused with `Error::Busy`), and is
+/// forgotten only if `verify` succeeds. A failure is written to the audit log.
+pub async fn guarded<T, F, Fut>(app: &App, client: &Client, action: &str, who: &str, verify: F) -> Result<Option<T>, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Error>>,
+{
+    match app.throttle.begin_attempt(client.address, action, who).await? {
+        Verdict::Blocked => {
+            let ev = Event::new("throttle.blocked").target(who).detail(serde_json::json!({ "action": action }));
+            app.audit.record(&client.origin(), ev);
+            return Err(Error::Busy("too many failed attempts; try again later".into()));
+        }
+        Verdict::Wait(d) if !d.is_zero() => tokio::time::sleep(d).await,
+        Verdict::Wait(_) => {}
+    }
+    let result = verify().await?;
+    if result.is_some() {
+        app.throttle.succeeded(client.address, action, who).await?;
+    } else {
+        let ev = Event::new("login.failure").target(who).detail(serde_json::json!({ "action": action, "reason": "wrong credentials" }));
+        app.audit.record(&client.origin(), ev);
+        tracing::info!(login = %who, action, "authentication failed");
+    }
+    Ok(result)
 }
 
 /// A browser session named by its cookie; an unknown or expired one is anonymous.
@@ -174,12 +174,12 @@ fn safe_method(m: &Method) -> bool {
 /// state must carry the strict same-site cookie (a cross-site request does
 /// not) and either the session's request token or, on OCS, the
 /// `OCS-APIRequest: true` header (which a cross-site form cannot send).
-fn csrf_ok(app: &App, req: &Request, session: &AppToken) -> bool {
+fn csrf_ok(req: &Request, session: &AppToken, secure: bool) -> bool {
     if safe_method(req.method()) {
         return true;
     }
-    let strict = cookie(req.headers(), &cookie_name(STRICT, app.security.tls)) == Some("true");
-    let lax = cookie(req.headers(), &cookie_name(LAX, app.security.tls)) == Some("true");
+    let strict = cookie(req.headers(), &cookie_name(STRICT, secure)) == Some("true");
+    let lax = cookie(req.headers(), &cookie_name(LAX, secure)) == Some("true");
     if !strict || !lax {
         return false;
     }
@@ -221,6 +221,7 @@ async fn refuse(req: Request, why: &str) -> Response {
 /// 429, in the OCS envelope for OCS requests.
 async fn throttled(req: Request) -> Response {
     let path = req.uri().path();
+    // OCS v1 reports failures in the envelope with HTTP 200; v2 and DAV say 429.
     let mut r = if let Some(version) = ocs_version(path) {
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let format = strongroom_ocs::Format::from_request(req.uri().query(), accept);
@@ -228,7 +229,6 @@ async fn throttled(req: Request) -> Response {
     } else {
         strongroom_dav::error_body(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "too many failed attempts; try again later", "")
     };
-    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1800"));
     strongroom_dav::refuse_unread(req.into_body(), r).await
 }

@@ -16,6 +16,9 @@ pub struct Client {
     pub address: IpAddr,
     pub user_agent: String,
     pub request_id: String,
+    /// The client reached us over HTTPS: served by this process, or by a
+    /// trusted proxy that says so (`X-Forwarded-Proto: https`).
+    pub secure: bool,
 }
 
 impl Client {
@@ -26,10 +29,14 @@ impl Client {
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
         let h = req.headers();
         let text = |name| h.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
-        let address = client_address(peer, text("x-forwarded-for"), text("forwarded"), &app.security.trusted_proxies);
+        let xff: Vec<&str> = h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let address = client_address(peer, &xff, text("forwarded"), &app.security.trusted_proxies);
         let user_agent: String = text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        Client { address, user_agent, request_id }
+        let proxied_https = app.security.trusted_proxies.iter().any(|c| c.contains(peer))
+            && text("x-forwarded-proto").and_then(|v| v.split(',').next()).is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+        let secure = app.security.tls || proxied_https;
+        Client { address, user_agent, request_id, secure }
     }
 
     pub fn origin(&self) -> Origin {
@@ -49,10 +56,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Names of the cookies: under TLS they carry the `__Host-` prefix, which
+/// Names of the cookies: over HTTPS they carry the `__Host-` prefix, which
 /// browsers accept only from a secure origin, for the whole site.
-pub fn cookie_name(base: &str, tls: bool) -> String {
-    if tls { format!("__Host-{base}") } else { base.to_owned() }
+pub fn cookie_name(base: &str, secure: bool) -> String {
+    if secure { format!("__Host-{base}") } else { base.to_owned() }
 }
 
 pub const SESSION: &str = "sr_session";
@@ -60,13 +67,13 @@ pub const LAX: &str = "nc_sameSiteCookielax";
 pub const STRICT: &str = "nc_sameSiteCookiestrict";
 pub const LOGIN_CSRF: &str = "sr_login";
 
-/// A `Set-Cookie` value: HttpOnly, path `/`, `Secure` under TLS.
-pub fn set_cookie(name: &str, value: &str, same_site: &str, max_age: Option<i64>, tls: bool) -> String {
+/// A `Set-Cookie` value: HttpOnly, path `/`, `Secure` over HTTPS.
+pub fn set_cookie(name: &str, value: &str, same_site: &str, max_age: Option<i64>, secure: bool) -> String {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }
-    if tls {
+    if secure {
         c.push_str("; Secure");
     }
     c

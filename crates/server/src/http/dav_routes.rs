@@ -104,6 +104,7 @@ async fn anonymous(req: Request) -> Response {
 }
 
 fn not_found() -> Response {
-    strongroom_dav::error_body(StatusCode::NOT_FOUND, "NotFound", "no such resource", "")
+    // The same words as any other missing resource: whether an account exists is not told.
+    strongroom_dav::error_body(StatusCode::NOT_FOUND, "NotFound", "The resource does not exist", "")
 }
 

@@ -22,7 +22,7 @@ use strongroom_core::{
 };
 
 use super::{
-    auth::{Auth, failed, guard_action},
+    auth::{Auth, guarded},
     client::Client,
     pages::{escape, page},
     session_pages::unavailable,
@@ -168,25 +168,19 @@ pub async fn change_password(State(app): State<App>, Extension(auth): Extension<
 
 async fn password_change(app: &App, client: &Client, user: &User, current: Option<i64>, f: &PasswordChange) -> Result<(), (StatusCode, String)> {
     let busy = |e: strongroom_core::Error| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    match guard_action(app, client, "sudo", &user.uid).await {
-        Ok(_) => {}
+    let old = Secret::new(f.oldpassword.clone());
+    match guarded(app, client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &old)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err((StatusCode::FORBIDDEN, "Wrong password".into())),
         Err(strongroom_core::Error::Busy(m)) => return Err((StatusCode::TOO_MANY_REQUESTS, m)),
         Err(e) => return Err(busy(e)),
-    }
-    if app.users.verify_password(&user.uid, &Secret::new(f.oldpassword.clone())).await.map_err(busy)?.is_none() {
-        let _ = failed(app, client, "sudo", &user.uid, "wrong old password").await;
-        return Err((StatusCode::FORBIDDEN, "Wrong password".into()));
     }
     match app.users.set_password(&user.uid, &Secret::new(f.newpassword.clone())).await {
         Ok(()) => {}
         Err(strongroom_core::Error::BadRequest(m)) => return Err((StatusCode::BAD_REQUEST, m)),
         Err(e) => return Err(busy(e)),
     }
-    for t in app.tokens.list(user.id).await.map_err(busy)? {
-        if t.kind == TokenKind::Session && Some(t.id) != current {
-            let _ = app.tokens.delete(user.id, t.id).await;
-        }
-    }
+    app.users.end_sessions(user.id, current).await.map_err(busy)?;
     app.audit.record(&client.origin(), Event::new("password.changed").actor(&user.uid).target(&user.uid));
     Ok(())
 }
@@ -194,12 +188,66 @@ async fn password_change(app: &App, client: &Client, user: &User, current: Optio
 #[derive(Deserialize)]
 pub struct PageQuery {
     done: Option<String>,
-    token: Option<String>,
+}
+
+/// The outcomes a page action reports back; only these fixed texts are ever
+/// shown, whatever a link's query says.
+#[derive(Clone, Copy)]
+enum Notice {
+    Revoked,
+    Renamed,
+    WrongPassword,
+    WipeRequested,
+    WipeRefused,
+    PasswordChanged,
+    PasswordRefused,
+}
+
+impl Notice {
+    const ALL: [Notice; 7] = [
+        Notice::Revoked,
+        Notice::Renamed,
+        Notice::WrongPassword,
+        Notice::WipeRequested,
+        Notice::WipeRefused,
+        Notice::PasswordChanged,
+        Notice::PasswordRefused,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            Notice::Revoked => "revoked",
+            Notice::Renamed => "renamed",
+            Notice::WrongPassword => "wrong-password",
+            Notice::WipeRequested => "wipe-requested",
+            Notice::WipeRefused => "wipe-refused",
+            Notice::PasswordChanged => "password-changed",
+            Notice::PasswordRefused => "password-refused",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Notice::Revoked => "Device revoked.",
+            Notice::Renamed => "Device renamed.",
+            Notice::WrongPassword => "Wrong password.",
+            Notice::WipeRequested => "The device will be wiped at its next connection.",
+            Notice::WipeRefused => "This device cannot be wiped.",
+            Notice::PasswordChanged => "Password changed. Your other browser sessions were ended.",
+            Notice::PasswordRefused => "The password was not changed: check the current password; the new one needs 10 characters or more, must not be your user id nor a common password.",
+        }
+    }
 }
 
 /// `GET /index.php/settings/user/security`: the devices page.
 pub async fn security_page(State(app): State<App>, Extension(auth): Extension<Auth>, Query(q): Query<PageQuery>) -> Response {
-    let Auth::Session(user, session) = &auth else {
+    let notice = q.done.as_deref().and_then(|d| Notice::ALL.into_iter().find(|n| n.code() == d));
+    let notice = notice.map(|n| format!("<p role=\"status\">{}</p>", n.text())).unwrap_or_default();
+    render_page(&app, &auth, &notice).await
+}
+
+async fn render_page(app: &App, auth: &Auth, notice: &str) -> Response {
+    let Auth::Session(user, session) = auth else {
         return Redirect::to("/index.php/login?redirect_url=/index.php/settings/user/security").into_response();
     };
     let tokens = match app.tokens.list(user.id).await {
@@ -237,13 +285,18 @@ pub async fn security_page(State(app): State<App>, Extension(auth): Extension<Au
             escape(t.last_address.as_deref().unwrap_or("")),
         ));
     }
-    let notice = match (q.done.as_deref(), q.token.as_deref()) {
-        (_, Some(tok)) => format!("<p role=\"status\">New app password (shown once): <code>{}</code></p>", escape(tok)),
-        (Some(d), None) => format!("<p role=\"status\">{}</p>", escape(d)),
-        _ => String::new(),
+    let messages = app.users.notifications(user.id, 10).await.unwrap_or_default();
+    let messages: String = if messages.is_empty() {
+        String::new()
+    } else {
+        let items: String = messages
+            .iter()
+            .map(|(t, m)| format!("<li>{}: {}</li>", crate::http::pages::time(*t), escape(m)))
+            .collect();
+        format!("<h2>Notifications</h2><ul>{items}</ul>")
     };
     let body = format!(
-        "<h1>Security</h1><p>Signed in as <strong>{}</strong>.</p>{notice}\
+        "<h1>Security</h1><p>Signed in as <strong>{}</strong>.</p>{notice}{messages}\
          <form method=\"post\" action=\"{}\"><button>Log out</button></form>\
          <h2>Devices and sessions</h2><table><thead><tr><th>Name</th><th>Kind</th><th>Client</th><th>Last activity</th><th>Last address</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
          <h2>New app password</h2><form method=\"post\" action=\"{}\"><p><label>Name <input name=\"name\" required></label></p>\
@@ -258,18 +311,18 @@ pub async fn security_page(State(app): State<App>, Extension(auth): Extension<Au
     page("Security", &body).into_response()
 }
 
-fn back(done: &str) -> Response {
-    Redirect::to(&format!("/index.php/settings/user/security?done={}", percent_encoding::utf8_percent_encode(done, percent_encoding::NON_ALPHANUMERIC))).into_response()
+fn back(n: Notice) -> Response {
+    Redirect::to(&format!("/index.php/settings/user/security?done={}", n.code())).into_response()
 }
 
 pub async fn page_revoke(app: State<App>, auth: Extension<Auth>, client: Extension<Client>, id: Path<i64>) -> Response {
     let r = revoke(app, auth, client, id).await;
-    if r.status().is_success() { back("Device revoked.") } else { r }
+    if r.status().is_success() { back(Notice::Revoked) } else { r }
 }
 
 pub async fn page_rename(app: State<App>, auth: Extension<Auth>, id: Path<i64>, form: Form<NameForm>) -> Response {
     let r = rename(app, auth, id, form).await;
-    if r.status().is_success() { back("Device renamed.") } else { r }
+    if r.status().is_success() { back(Notice::Renamed) } else { r }
 }
 
 #[derive(Deserialize)]
@@ -281,20 +334,14 @@ pub struct ConfirmedName {
 /// Page actions that need the password enter it in the same form.
 async fn confirm_inline(app: &App, auth: &Auth, client: &Client, password: &str) -> Result<(), Response> {
     let Auth::Session(user, session) = auth else { return Err(StatusCode::UNAUTHORIZED.into_response()) };
-    match guard_action(app, client, "sudo", &user.uid).await {
-        Ok(_) => {}
-        Err(strongroom_core::Error::Busy(_)) => return Err(StatusCode::TOO_MANY_REQUESTS.into_response()),
-        Err(e) => return Err(unavailable(&e)),
-    }
-    match app.users.verify_password(&user.uid, &Secret::new(password)).await {
+    let password = Secret::new(password);
+    match guarded(app, client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &password)).await {
         Ok(Some(_)) => {
             app.tokens.confirm(session.id).await.map_err(|e| unavailable(&e))?;
             Ok(())
         }
-        Ok(None) => {
-            let _ = failed(app, client, "sudo", &user.uid, "wrong password at confirmation").await;
-            Err(back("Wrong password."))
-        }
+        Ok(None) => Err(back(Notice::WrongPassword)),
+        Err(strongroom_core::Error::Busy(_)) => Err(StatusCode::TOO_MANY_REQUESTS.into_response()),
         Err(e) => Err(unavailable(&e)),
     }
 }
@@ -308,7 +355,9 @@ pub async fn page_create(State(app): State<App>, Extension(auth): Extension<Auth
         Ok((token, secret)) => {
             let id = token.id.to_string();
             app.audit.record(&client.origin(), Event::new("token.created").actor(&user.uid).target(&id).detail(json!({ "name": token.name })));
-            Redirect::to(&format!("/index.php/settings/user/security?token={}", secret.expose())).into_response()
+            // Shown once, in this response only: never in a URL.
+            let notice = format!("<p role=\"status\">New app password (shown once): <code>{}</code></p>", escape(secret.expose()));
+            render_page(&app, &auth, &notice).await
         }
         Err(e) => unavailable(&e),
     }
@@ -323,16 +372,16 @@ pub async fn page_wipe(State(app): State<App>, Extension(auth): Extension<Auth>,
         Ok(()) => {
             let target = id.to_string();
             app.audit.record(&client.origin(), Event::new("wipe.requested").actor(&user.uid).target(&target));
-            back("The device will be wiped at its next connection.")
+            back(Notice::WipeRequested)
         }
-        Err(_) => back("This device cannot be wiped."),
+        Err(_) => back(Notice::WipeRefused),
     }
 }
 
 pub async fn page_password(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<PasswordChange>) -> Response {
     let Auth::Session(user, s) = &auth else { return StatusCode::UNAUTHORIZED.into_response() };
     match password_change(&app, &client, user, Some(s.id), &f).await {
-        Ok(()) => back("Password changed. Your other browser sessions were ended."),
-        Err((_, m)) => back(&m),
+        Ok(()) => back(Notice::PasswordChanged),
+        Err(_) => back(Notice::PasswordRefused),
     }
 }

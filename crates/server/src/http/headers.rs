@@ -1,7 +1,8 @@
 //! Security headers on every response: a Content-Security-Policy with a nonce
 //! fresh for each response (pages carry no inline script or style, so the
 //! nonce only admits what a page explicitly marks), no framing, no sniffing,
-//! no referrer, no indexing, and HSTS when the server speaks TLS itself.
+//! no referrer, no indexing, and HSTS over HTTPS (served here or by a
+//! trusted proxy).
 //! A response that brings its own stricter policy (downloads) keeps it.
 
 use axum::{extract::{Request, State}, middleware::Next, response::Response};
@@ -12,6 +13,7 @@ use crate::app::App;
 
 pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response {
     let nonce = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 18]>());
+    let secure = super::client::Client::of(&app, &req).secure;
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -28,7 +30,7 @@ pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert("X-Robots-Tag", HeaderValue::from_static("noindex, nofollow"));
     h.insert("X-Permitted-Cross-Domain-Policies", HeaderValue::from_static("none"));
-    if app.security.tls {
+    if secure {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }
     // Pages carry a per-response nonce and personal data: never cached.

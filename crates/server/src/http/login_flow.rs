@@ -12,24 +12,26 @@ use serde_json::json;
 use strongroom_core::{Error, audit::Event, secret::Secret};
 
 use super::{
-    auth::{failed, guard_action},
+    auth::guarded,
     client::Client,
     pages::{escape, page},
 };
 use crate::app::App;
 
-/// The URL the client used to reach us, to build the URLs we hand back.
-fn base_url(headers: &HeaderMap) -> String {
+/// The URL the client used to reach us, to build the URLs we hand back
+/// (https when it came over HTTPS, or the desktop client refuses the result).
+fn base_url(headers: &HeaderMap, client: &Client) -> String {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if client.secure { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 /// `POST /index.php/login/v2`: starts a flow named after the client.
-pub async fn start(State(app): State<App>, headers: HeaderMap) -> Response {
+pub async fn start(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap) -> Response {
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
     match app.flows.start(agent).await {
         Ok((poll, login)) => {
-            let base = base_url(&headers);
+            let base = base_url(&headers, &client);
             Json(json!({
                 "poll": { "token": poll.expose(), "endpoint": format!("{base}/index.php/login/v2/poll") },
                 "login": format!("{base}/index.php/login/v2/flow/{}", login.expose()),
@@ -47,10 +49,10 @@ pub struct PollForm {
 
 /// `POST /index.php/login/v2/poll`: 404 `[]` until granted, then the
 /// credentials, exactly once.
-pub async fn poll(State(app): State<App>, headers: HeaderMap, Form(form): Form<PollForm>) -> Response {
+pub async fn poll(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(form): Form<PollForm>) -> Response {
     match app.flows.poll(&form.token).await {
         Ok(Some(grant)) => Json(json!({
-            "server": base_url(&headers),
+            "server": base_url(&headers, &client),
             "loginName": grant.login_name,
             "appPassword": grant.app_password.expose(),
         }))
@@ -103,36 +105,28 @@ pub async fn grant(State(app): State<App>, Extension(client): Extension<Client>,
         Ok(_) | Err(Error::NotFound) => return gone(),
         Err(e) => return failure(&e),
     };
-    match guard_action(&app, &client, "login", &form.user).await {
-        Ok(_) => {}
-        Err(Error::Busy(_)) => {
-            let body = page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>");
-            return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
-        }
-        Err(e) => return failure(&e),
-    }
     let password = Secret::new(form.password);
-    match app.users.verify_password(&form.user, &password).await {
+    match guarded(&app, &client, "login", &form.user, || app.users.verify_password(&form.user, &password)).await {
         Ok(Some(user)) => match app.flows.grant(&flow, &user, &form.user).await {
             Ok(()) => {
-                let _ = app.throttle.succeeded(client.address, "login", &form.user).await;
                 let who = user.uid.clone();
                 app.audit.record(&client.origin(), Event::new("login.success").actor(&who).detail(json!({ "via": "login flow", "client": flow.client_name })));
                 page(
-                "Access granted",
-                &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
+                    "Access granted",
+                    &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
                 )
                 .into_response()
             }
             Err(e) => failure(&e),
         },
         Ok(None) => {
-            if let Err(e) = failed(&app, &client, "login", &form.user, "wrong credentials in login flow").await {
-                return failure(&e);
-            }
             let mut r = login_form(&flow.client_name, &form.token, Some("Wrong user or password.")).into_response();
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
+        }
+        Err(Error::Busy(_)) => {
+            let body = page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>");
+            (StatusCode::TOO_MANY_REQUESTS, body).into_response()
         }
         Err(e) => failure(&e),
     }

@@ -29,11 +29,19 @@ fn request_id(req: &Request) -> String {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The path as logged: secrets that travel in URLs (Login Flow tokens) are cut out.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/index.php/login/v2/flow/") {
+        Some(_) => "/index.php/login/v2/flow/…".to_owned(),
+        None => path.to_owned(),
+    }
+}
+
 pub async fn trace(mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = loggable_path(req.uri().path());
     let span = tracing::info_span!("request", id = %id, user = tracing::field::Empty);
     let started = Instant::now();
     // The access line is written inside the task, so it is there even when the

@@ -18,7 +18,7 @@ use strongroom_core::{audit::Event, secret::Secret, tokens::random_secret};
 use subtle::ConstantTimeEq;
 
 use super::{
-    auth::{Auth, failed, guard_action},
+    auth::{Auth, guarded},
     client::{Client, LAX, LOGIN_CSRF, SESSION, STRICT, cookie, cookie_name, set_cookie},
     pages::{escape, page},
 };
@@ -41,7 +41,7 @@ fn safe_redirect(url: Option<&str>) -> String {
     }
 }
 
-pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Query(q): Query<LoginQuery>) -> Response {
     if auth.user().is_some() {
         return Redirect::to(&safe_redirect(q.redirect_url.as_deref())).into_response();
     }
@@ -67,7 +67,7 @@ pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Quer
         escape(&safe_redirect(q.redirect_url.as_deref()))
     );
     let mut r = page("Log in", &body).into_response();
-    let c = set_cookie(&cookie_name(LOGIN_CSRF, app.security.tls), token.expose(), "Strict", Some(3600), app.security.tls);
+    let c = set_cookie(&cookie_name(LOGIN_CSRF, client.secure), token.expose(), "Strict", Some(3600), client.secure);
     add_cookie(&mut r, &c);
     r
 }
@@ -82,7 +82,7 @@ pub struct LoginForm {
 }
 
 pub async fn login(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    let tls = app.security.tls;
+    let tls = client.secure;
     let expected = cookie(&headers, &cookie_name(LOGIN_CSRF, tls));
     let matches = match (expected, f.login_token.as_deref()) {
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
@@ -92,23 +92,13 @@ pub async fn login(State(app): State<App>, Extension(client): Extension<Client>,
         return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" }))).into_response();
     }
     let again = |reason: &str| Redirect::to(&format!("/index.php/login?error={reason}")).into_response();
-    match guard_action(&app, &client, "login", &f.user).await {
-        Ok(_) => {}
+    let password = Secret::new(f.password);
+    let user = match guarded(&app, &client, "login", &f.user, || app.users.verify_password(&f.user, &password)).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return again("1"),
         Err(strongroom_core::Error::Busy(_)) => return again("throttled"),
         Err(e) => return unavailable(&e),
-    }
-    let password = Secret::new(f.password);
-    let user = match app.users.verify_password(&f.user, &password).await {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            if let Err(e) = failed(&app, &client, "login", &f.user, "wrong credentials").await {
-                return unavailable(&e);
-            }
-            return again("1");
-        }
-        Err(e) => return unavailable(&e),
     };
-    let _ = app.throttle.succeeded(client.address, "login", &f.user).await;
     // A session cookie the browser already had is ended: a new id at every login.
     if let Some(old) = cookie(&headers, &cookie_name(SESSION, tls)) {
         let _ = app.tokens.end_session(old).await;
@@ -129,10 +119,25 @@ pub async fn login(State(app): State<App>, Extension(client): Extension<Client>,
     r
 }
 
-/// Ends the session (POST, or GET with the request token as Nextcloud does).
-pub async fn logout(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, headers: HeaderMap) -> Response {
-    let tls = app.security.tls;
+/// Ends the session (POST, or GET with the request token as Nextcloud does;
+/// a GET without it, as a link on another site would send, ends nothing).
+pub async fn logout(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let tls = client.secure;
     if let Auth::Session(user, s) = &auth {
+        if method == http::Method::GET {
+            let given = super::auth::query_param(uri.query(), "requesttoken").unwrap_or_default();
+            let want = s.csrf.as_ref().map(|c| c.expose().to_owned()).unwrap_or_default();
+            if want.is_empty() || !bool::from(given.as_bytes().ct_eq(want.as_bytes())) {
+                return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" }))).into_response();
+            }
+        }
         if let Some(c) = cookie(&headers, &cookie_name(SESSION, tls)) {
             let _ = app.tokens.end_session(c).await;
         }
@@ -155,23 +160,16 @@ pub struct ConfirmForm {
 /// actions for a while. Wrong passwords are throttled like logins.
 pub async fn confirm(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<ConfirmForm>) -> Response {
     let Auth::Session(user, session) = &auth else { return StatusCode::UNAUTHORIZED.into_response() };
-    match guard_action(&app, &client, "sudo", &user.uid).await {
-        Ok(_) => {}
-        Err(strongroom_core::Error::Busy(_)) => return StatusCode::TOO_MANY_REQUESTS.into_response(),
-        Err(e) => return unavailable(&e),
-    }
-    match app.users.verify_password(&user.uid, &Secret::new(f.password)).await {
+    let password = Secret::new(f.password);
+    match guarded(&app, &client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &password)).await {
         Ok(Some(_)) => {
             if let Err(e) = app.tokens.confirm(session.id).await {
                 return unavailable(&e);
             }
-            let _ = app.throttle.succeeded(client.address, "sudo", &user.uid).await;
             Json(json!({ "lastLogin": strongroom_core::now_secs() })).into_response()
         }
-        Ok(None) => {
-            let _ = failed(&app, &client, "sudo", &user.uid, "wrong password at confirmation").await;
-            (StatusCode::FORBIDDEN, Json(json!({ "message": "Wrong password" }))).into_response()
-        }
+        Ok(None) => (StatusCode::FORBIDDEN, Json(json!({ "message": "Wrong password" }))).into_response(),
+        Err(strongroom_core::Error::Busy(_)) => StatusCode::TOO_MANY_REQUESTS.into_response(),
         Err(e) => unavailable(&e),
     }
 }

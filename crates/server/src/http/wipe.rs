@@ -26,11 +26,12 @@ fn nothing() -> Response {
 
 pub async fn check(State(app): State<App>, Extension(client): Extension<Client>, Form(f): Form<TokenForm>) -> Response {
     match app.tokens.wipe_pending(&Secret::new(f.token)).await {
-        Ok(true) => {
-            app.audit.record(&client.origin(), Event::new("wipe.started"));
+        Ok(Some((uid, token))) => {
+            let id = token.to_string();
+            app.audit.record(&client.origin(), Event::new("wipe.started").actor(&uid).target(&id));
             Json(json!({ "wipe": true })).into_response()
         }
-        Ok(false) => nothing(),
+        Ok(None) => nothing(),
         Err(e) => {
             tracing::warn!(error = %e, "wipe check failed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()

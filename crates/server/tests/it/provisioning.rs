@@ -81,6 +81,8 @@ async fn every_refusal_has_nextclouds_code_in_both_versions() {
         expect(&s, sam, "PUT", "/cloud/users/uma", &[("key", "displayname"), ("value", "x")], 998).await;
         expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "colour"), ("value", "x")], 113).await;
         expect(&s, uma, "PUT", "/cloud/users/uma", &[("key", "quota"), ("value", "1 GB")], 113).await;
+        expect(&s, sam, "PUT", "/cloud/users/sam", &[("key", "quota"), ("value", "none")], 113).await;
+        expect(&s, admin, "POST", "/cloud/users", &[("userid", " padded"), ("password", "x-long-passphrase")], 101).await;
         expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "quota"), ("value", "x")], 102).await;
         expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "password"), ("value", "tess")], 107).await;
         expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "email"), ("value", "x@")], 101).await;

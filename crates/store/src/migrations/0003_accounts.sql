@@ -44,3 +44,13 @@ ALTER TABLE app_tokens ADD COLUMN csrf_secret VARCHAR(64) NULL;
 ALTER TABLE app_tokens ADD COLUMN confirmed_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE app_tokens ADD COLUMN last_address VARCHAR(64) NULL;
 ALTER TABLE app_tokens ADD COLUMN user_agent VARCHAR(255) NULL
+;
+
+-- Messages for a user about their account (a device was wiped, …).
+CREATE TABLE notifications (
+    id {id},
+    user_id BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    subject {text} NOT NULL
+) {opts};
+CREATE INDEX notifications_user ON notifications (user_id)
