@@ -49,7 +49,10 @@ impl Body for ReqBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         Poll::Ready(match this {
             ReqBody::Empty => None,
@@ -89,13 +92,19 @@ impl Target {
         Arc::new(Target {
             addr,
             host: HeaderValue::from_str(&addr.to_string()).expect("address is a header value"),
-            auth: Some(HeaderValue::from_str(&format!("Basic {token}")).expect("token is a header value")),
+            auth: Some(
+                HeaderValue::from_str(&format!("Basic {token}")).expect("token is a header value"),
+            ),
         })
     }
 
     /// Requests without credentials.
     pub fn anonymous(addr: SocketAddr) -> Arc<Target> {
-        Arc::new(Target { addr, host: HeaderValue::from_str(&addr.to_string()).expect("address is a header value"), auth: None })
+        Arc::new(Target {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).expect("address is a header value"),
+            auth: None,
+        })
     }
 }
 
@@ -277,9 +286,13 @@ impl Samples {
             Ok(a) if req.ok.contains(&a.status) => {
                 self.bytes += a.len;
                 if let Some(want) = req.expect_len
-                    && a.len != want {
-                        self.error(format!("{} {}: {} body bytes, expected {want}", req.method, req.path, a.len));
-                    }
+                    && a.len != want
+                {
+                    self.error(format!(
+                        "{} {}: {} body bytes, expected {want}",
+                        req.method, req.path, a.len
+                    ));
+                }
             }
             Ok(a) => self.error(format!("{} {} -> {}", req.method, req.path, a.status)),
             Err(e) => self.error(format!("{} {}: {e}", req.method, req.path)),

@@ -28,10 +28,14 @@ use crate::{
     workloads::{Peer, Run},
 };
 
-const ALL: &str = "put-small,get-small,get-small-auth,propfind,propfind-1m,put-large,get-large,mixed-sync";
+const ALL: &str =
+    "put-small,get-small,get-small-auth,propfind,propfind-1m,put-large,get-large,mixed-sync";
 
 #[derive(Parser, Debug)]
-#[command(name = "strongroom-bench", about = "Strongroom against Apache httpd + mod_dav, interleaved, on loopback")]
+#[command(
+    name = "strongroom-bench",
+    about = "Strongroom against Apache httpd + mod_dav, interleaved, on loopback"
+)]
 struct Args {
     /// Interleaved rounds (the medians are over these).
     #[arg(long, default_value_t = 3)]
@@ -94,7 +98,10 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let work = args.work_dir.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         PathBuf::from(format!("/var/tmp/strongroom-bench-{t}"))
     });
     let result = rt.block_on(async {
@@ -143,7 +150,15 @@ fn build_server() -> Result<PathBuf, String> {
     }
     let out = cmd
         .current_dir(&root)
-        .args(["build", "--release", "-p", "strongroom", "--bin", "strongroom", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "strongroom",
+            "--bin",
+            "strongroom",
+            "--message-format=json-render-diagnostics",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cargo: {e}"))?;
@@ -180,7 +195,8 @@ impl Log {
 }
 
 async fn run(args: &Args, work: &Path) -> Result<bool, String> {
-    let wanted: Vec<&str> = args.workloads.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let wanted: Vec<&str> =
+        args.workloads.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     for w in &wanted {
         if !ALL.split(',').any(|a| a == *w) {
             return Err(format!("unknown workload {w}; one of {ALL}"));
@@ -197,7 +213,8 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
         return Err("--rounds must be at least 1".into());
     }
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
-    std::fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => build_server()?,
@@ -207,7 +224,10 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
 
     // The peers.
     let apache = Apache::start(&work.join("apache"), args.apache_hash).await?;
-    say(&format!("# apache on {} (pid {}, htpasswd {:?})", apache.addr, apache.proc.pid, args.apache_hash));
+    say(&format!(
+        "# apache on {} (pid {}, htpasswd {:?})",
+        apache.addr, apache.proc.pid, args.apache_hash
+    ));
     let sr = Strongroom::start(&bin, &work.join("strongroom")).await?;
     say(&format!("# strongroom on {} (pid {})", sr.addr, sr.proc.pid));
     let big = if has("propfind-1m") && args.perf.is_none() && !args.hold {
@@ -231,9 +251,20 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
         None
     };
 
-    let p_sr = Peer { name: "strongroom".into(), target: sr.target(), root: sr.root(), pid: sr.proc.pid };
-    let p_ap = Peer { name: "apache".into(), target: apache.target(), root: apache.root(), pid: apache.proc.pid };
-    let p_big = big.as_ref().map(|s| Peer { name: "strongroom-1m".into(), target: s.target(), root: s.root(), pid: s.proc.pid });
+    let p_sr =
+        Peer { name: "strongroom".into(), target: sr.target(), root: sr.root(), pid: sr.proc.pid };
+    let p_ap = Peer {
+        name: "apache".into(),
+        target: apache.target(),
+        root: apache.root(),
+        pid: apache.proc.pid,
+    };
+    let p_big = big.as_ref().map(|s| Peer {
+        name: "strongroom-1m".into(),
+        target: s.target(),
+        root: s.root(),
+        pid: s.proc.pid,
+    });
     let p_ceiling = Peer { name: "ceiling".into(), ..p_ap.clone() };
 
     if args.hold {
@@ -276,8 +307,14 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
     for round in 1..=args.rounds {
         // A, B in odd rounds, B, A in even ones.
         let pair: Vec<&Peer> = if round % 2 == 1 { vec![&p_sr, &p_ap] } else { vec![&p_ap, &p_sr] };
-        say(&format!("# round {round}/{}: order {}", args.rounds, pair.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")));
-        log.add(workloads::ceiling(&p_ceiling, &apache.static_path(), round, args.ceiling_secs).await?);
+        say(&format!(
+            "# round {round}/{}: order {}",
+            args.rounds,
+            pair.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        log.add(
+            workloads::ceiling(&p_ceiling, &apache.static_path(), round, args.ceiling_secs).await?,
+        );
         for w in &wanted {
             match *w {
                 "put-small" => {
@@ -293,21 +330,30 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
                 "get-small-auth" => {
                     for p in &pair {
                         // Strongroom: the real password (Argon2id, then its cache); Apache has only one.
-                        let t = if p.name == "strongroom" { sr.target_real_password() } else { p.target.clone() };
+                        let t = if p.name == "strongroom" {
+                            sr.target_real_password()
+                        } else {
+                            p.target.clone()
+                        };
                         log.add(workloads::get_small(p, &t, "get-small-auth", round).await?);
                     }
                 }
                 "propfind" => {
                     for p in &pair {
-                        log.add(workloads::propfind_run(p, "propfind", round, args.propfind_secs).await?);
+                        log.add(
+                            workloads::propfind_run(p, "propfind", round, args.propfind_secs)
+                                .await?,
+                        );
                     }
                 }
                 "propfind-1m" => {
                     // Interleaved with a plain Apache propfind so the ratio has its own baseline.
                     let big = p_big.as_ref().expect("seeded server");
-                    let order: Vec<&Peer> = if round % 2 == 1 { vec![big, &p_ap] } else { vec![&p_ap, big] };
+                    let order: Vec<&Peer> =
+                        if round % 2 == 1 { vec![big, &p_ap] } else { vec![&p_ap, big] };
                     for p in order {
-                        let name = if p.name == "apache" { "propfind-1m-base" } else { "propfind-1m" };
+                        let name =
+                            if p.name == "apache" { "propfind-1m-base" } else { "propfind-1m" };
                         log.add(workloads::propfind_run(p, name, round, args.propfind_secs).await?);
                     }
                 }
@@ -354,12 +400,16 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
 /// Idle RSS after start and peak RSS during put-small at `memory_conc`
 /// connections, on fresh servers.
 async fn memory(args: &Args, bin: &Path, work: &Path, log: &mut Log) -> Result<(), String> {
-    say(&format!("\n# memory: fresh servers, idle RSS 3 s after start, then put-small at {} connections", args.memory_conc));
+    say(&format!(
+        "\n# memory: fresh servers, idle RSS 3 s after start, then put-small at {} connections",
+        args.memory_conc
+    ));
     let sr = Strongroom::start(bin, &work.join("strongroom-mem")).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let sr_idle = measure::tree_rss_kib(sr.proc.pid);
     let sr_start = sr.rss_at_start_kib;
-    let p_sr = Peer { name: "strongroom".into(), target: sr.target(), root: sr.root(), pid: sr.proc.pid };
+    let p_sr =
+        Peer { name: "strongroom".into(), target: sr.target(), root: sr.root(), pid: sr.proc.pid };
     workloads::prepare_prefix(&p_sr).await?;
     let (mut run, sampled) = workloads::put_small_memory(&p_sr, args.memory_conc).await?;
     let hwm = measure::status_kib(sr.proc.pid, "VmHWM").unwrap_or(0);
@@ -371,7 +421,8 @@ async fn memory(args: &Args, bin: &Path, work: &Path, log: &mut Log) -> Result<(
     let ap = Apache::start(&work.join("apache-mem"), args.apache_hash).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ap_idle = measure::tree_rss_kib(ap.proc.pid);
-    let p_ap = Peer { name: "apache".into(), target: ap.target(), root: ap.root(), pid: ap.proc.pid };
+    let p_ap =
+        Peer { name: "apache".into(), target: ap.target(), root: ap.root(), pid: ap.proc.pid };
     workloads::prepare_prefix(&p_ap).await?;
     let (mut run, ap_peak) = workloads::put_small_memory(&p_ap, args.memory_conc).await?;
     run.workload = format!("put-small@{}", args.memory_conc);
@@ -392,8 +443,15 @@ async fn memory(args: &Args, bin: &Path, work: &Path, log: &mut Log) -> Result<(
         if mib(sr_start) <= 30.0 { "met" } else { "MISSED" },
         if mib(sr_peak) <= 200.0 { "met" } else { "MISSED" }
     ));
-    say(&format!("| apache (all processes) | {:.1} | {:.1} | {:.1} | (reference) |", mib(ap_idle), mib(ap_idle), mib(ap_peak)));
-    say("(after start: 2 s after the first answer; after set-up: 3 s after the bench user and its app password were made,");
+    say(&format!(
+        "| apache (all processes) | {:.1} | {:.1} | {:.1} | (reference) |",
+        mib(ap_idle),
+        mib(ap_idle),
+        mib(ap_peak)
+    ));
+    say(
+        "(after start: 2 s after the first answer; after set-up: 3 s after the bench user and its app password were made,",
+    );
     say("which cost one Argon2id verification of the real password in the server)");
     Ok(())
 }
@@ -455,10 +513,18 @@ fn summary(runs: &[Run]) {
         by.entry((r.workload.clone(), r.peer.clone())).or_default().push(r);
     }
     let f = |x: Option<f64>, d: usize| x.map_or("-".to_owned(), |v| format!("{v:.d$}"));
-    say("\nMedians over the rounds. ratio = strongroom / apache on the headline metric (MB/s for the large");
-    say("transfers, ops/s otherwise; > 1 is faster); CPU ratio = server CPU per request, strongroom / apache (< 1 is cheaper).");
-    say("other CPU s = CPU time of everything else on the machine during the run (noise from other processes).");
-    say("\n| workload | peer | runs | ops/s | p50 ms | p99 ms | MB/s | server CPU ms/req | client CPU s | other CPU s | ratio | CPU ratio | target |");
+    say(
+        "\nMedians over the rounds. ratio = strongroom / apache on the headline metric (MB/s for the large",
+    );
+    say(
+        "transfers, ops/s otherwise; > 1 is faster); CPU ratio = server CPU per request, strongroom / apache (< 1 is cheaper).",
+    );
+    say(
+        "other CPU s = CPU time of everything else on the machine during the run (noise from other processes).",
+    );
+    say(
+        "\n| workload | peer | runs | ops/s | p50 ms | p99 ms | MB/s | server CPU ms/req | client CPU s | other CPU s | ratio | CPU ratio | target |",
+    );
     say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for w in &order {
         let headline = |m: &Med| if w.ends_with("-large") { m.mb_s } else { m.ops_s };
@@ -485,7 +551,9 @@ fn summary(runs: &[Run]) {
                 (None, None)
             };
             let goal = match (peer, target(w), ratio) {
-                ("strongroom", Some(t), Some(r)) => format!("≥ {t}: {}", if r >= t { "met" } else { "MISSED" }),
+                ("strongroom", Some(t), Some(r)) => {
+                    format!("≥ {t}: {}", if r >= t { "met" } else { "MISSED" })
+                }
                 _ => String::new(),
             };
             let errs = if m.errors > 0 { format!(" ({} errors)", m.errors) } else { String::new() };
@@ -508,23 +576,25 @@ fn summary(runs: &[Run]) {
     let pf = by.get(&("propfind".to_owned(), "strongroom".to_owned())).map(|v| medians(v));
     let big = by.get(&("propfind-1m".to_owned(), "strongroom-1m".to_owned())).map(|v| medians(v));
     if let (Some(a), Some(b)) = (pf, big)
-        && let (Some(x), Some(y)) = (a.ops_s, b.ops_s) {
-            let slow = x / y;
-            say(&format!(
-                "\npropfind: {y:.1} ops/s with the seeded database, {x:.1} with a fresh one; time per request seeded/fresh = {slow:.2} (target: at most 2: {})",
-                if slow <= 2.0 { "met" } else { "MISSED" }
-            ));
-        }
+        && let (Some(x), Some(y)) = (a.ops_s, b.ops_s)
+    {
+        let slow = x / y;
+        say(&format!(
+            "\npropfind: {y:.1} ops/s with the seeded database, {x:.1} with a fresh one; time per request seeded/fresh = {slow:.2} (target: at most 2: {})",
+            if slow <= 2.0 { "met" } else { "MISSED" }
+        ));
+    }
     // Server CPU per small request against Apache.
     for w in ["put-small", "get-small", "propfind", "mixed-sync"] {
         let a = by.get(&(w.to_owned(), "strongroom".to_owned())).map(|v| medians(v));
         let b = by.get(&(w.to_owned(), "apache".to_owned())).map(|v| medians(v));
         if let (Some(a), Some(b)) = (a, b)
-            && let (Some(x), Some(y)) = (a.srv_ms, b.srv_ms) {
-                say(&format!(
-                    "server CPU per request, {w}: strongroom {x:.3} ms, apache {y:.3} ms (target ≤ apache: {})",
-                    if x <= y { "met" } else { "MISSED" }
-                ));
-            }
+            && let (Some(x), Some(y)) = (a.srv_ms, b.srv_ms)
+        {
+            say(&format!(
+                "server CPU per request, {w}: strongroom {x:.3} ms, apache {y:.3} ms (target ≤ apache: {})",
+                if x <= y { "met" } else { "MISSED" }
+            ));
+        }
     }
 }

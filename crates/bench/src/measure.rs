@@ -24,9 +24,10 @@ fn all_processes() -> HashMap<u32, (u32, u64)> {
     if let Ok(dir) = fs::read_dir("/proc") {
         for e in dir.flatten() {
             if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
-                && let Some(st) = stat_of(pid) {
-                    out.insert(pid, st);
-                }
+                && let Some(st) = stat_of(pid)
+            {
+                out.insert(pid, st);
+            }
         }
     }
     out
@@ -43,7 +44,13 @@ fn tree_in(procs: &HashMap<u32, (u32, u64)>, root: u32) -> Vec<u32> {
     let mut i = 0;
     while i < want.len() {
         let p = want[i];
-        want.extend(procs.iter().filter(|(c, (pp, _))| *pp == p && !want.contains(c)).map(|(c, _)| *c).collect::<Vec<_>>());
+        want.extend(
+            procs
+                .iter()
+                .filter(|(c, (pp, _))| *pp == p && !want.contains(c))
+                .map(|(c, _)| *c)
+                .collect::<Vec<_>>(),
+        );
         i += 1;
     }
     want.retain(|p| procs.contains_key(p));
@@ -65,7 +72,15 @@ pub fn self_cpu() -> f64 {
 /// (busy, total) ticks of the whole machine, all cores, from /proc/stat.
 pub fn machine() -> (u64, u64) {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).take(8).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let total: u64 = v.iter().sum();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (total - idle, total)

@@ -95,7 +95,12 @@ fn tail(path: &Path) -> String {
 }
 
 /// Polls `path` until it answers 200, or the process ends, or 30 s pass.
-async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str, log: &Path) -> Result<(), String> {
+async fn wait_ready(
+    proc: &mut Proc,
+    addr: SocketAddr,
+    path: &str,
+    log: &Path,
+) -> Result<(), String> {
     let target = Target::anonymous(addr);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -103,9 +108,10 @@ async fn wait_ready(proc: &mut Proc, addr: SocketAddr, path: &str, log: &Path) -
             return Err(format!("{} exited ({st}) while starting:\n{}", proc.name, tail(log)));
         }
         if let Ok(a) = client::once(&target, &Req::new("GET", path)).await
-            && a.status == 200 {
-                return Ok(());
-            }
+            && a.status == 200
+        {
+            return Ok(());
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(format!("{} did not answer {path} within 30 s:\n{}", proc.name, tail(log)))
@@ -181,7 +187,8 @@ impl Strongroom {
         }
 
         let real = Target::new(addr, USER, &password);
-        let req = Req::new("GET", "/ocs/v2.php/core/getapppassword?format=json").header("OCS-APIRequest", "true");
+        let req = Req::new("GET", "/ocs/v2.php/core/getapppassword?format=json")
+            .header("OCS-APIRequest", "true");
         let a = client::once(&real, &req).await.map_err(|e| format!("getapppassword: {e}"))?;
         let json: serde_json::Value = serde_json::from_slice(&a.body)
             .map_err(|e| format!("getapppassword answered {} with no JSON ({e})", a.status))?;
@@ -245,7 +252,11 @@ pub fn ensure_apache() -> Result<(), String> {
 fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().nth(1) == Some("0"))))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:").map(|v| v.split_whitespace().nth(1) == Some("0"))
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -263,7 +274,11 @@ impl Apache {
         // As root, Apache's workers run as www-data, which must own what DAV writes.
         let user = if running_as_root() {
             for sub in ["htdocs/dav", "lock"] {
-                let st = Command::new("chown").args(["-R", "www-data:www-data"]).arg(dir.join(sub)).status().map_err(io)?;
+                let st = Command::new("chown")
+                    .args(["-R", "www-data:www-data"])
+                    .arg(dir.join(sub))
+                    .status()
+                    .map_err(io)?;
                 if !st.success() {
                     return Err(format!("chown www-data {}", dir.join(sub).display()));
                 }
@@ -289,7 +304,12 @@ impl Apache {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("htpasswd: {e}"))?;
-        child.stdin.take().expect("piped").write_all(password.as_bytes()).map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(password.as_bytes())
+            .map_err(|e| e.to_string())?;
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!("htpasswd: {}", String::from_utf8_lossy(&out.stderr)));
@@ -299,7 +319,10 @@ impl Apache {
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
         let root = dir.to_str().ok_or("the work folder's path is not UTF-8")?;
-        let conf = APACHE_CONF.replace("@ROOT@", root).replace("@PORT@", &port.to_string()).replace("@USER@", user);
+        let conf = APACHE_CONF
+            .replace("@ROOT@", root)
+            .replace("@PORT@", &port.to_string())
+            .replace("@USER@", user);
         let conf_path = dir.join("httpd.conf");
         fs::write(&conf_path, conf).map_err(io)?;
         let mut cmd = Command::new("/usr/sbin/apache2");

@@ -35,13 +35,20 @@ fn report(data: &Path, extra: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|e| format!("perf report: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).take(45).collect::<Vec<_>>().join("\n"))
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .take(45)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 pub async fn run(workload: &str, secs: u64, peer: &Peer, work: &Path) -> Result<bool, String> {
     ensure_perf()?;
     if !["put-small", "get-small", "propfind", "mixed-sync"].contains(&workload) {
-        return Err(format!("--perf takes put-small, get-small, propfind or mixed-sync, not {workload}"));
+        return Err(format!(
+            "--perf takes put-small, get-small, propfind or mixed-sync, not {workload}"
+        ));
     }
     if workload == "get-small" {
         workloads::put_small(peer, 1, 8, "").await?;

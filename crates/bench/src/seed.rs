@@ -122,7 +122,10 @@ SELECT (SELECT COUNT(*) FROM users) || ' users, ' || (SELECT COUNT(*) FROM nodes
 /// Returns a one-line summary.
 pub fn seed(db: &Path, shape: &Shape) -> Result<String, String> {
     ensure_sqlite3()?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let t = Instant::now();
     let mut child = Command::new("sqlite3")
         .args(["-batch", "-bail"])
@@ -132,7 +135,12 @@ pub fn seed(db: &Path, shape: &Shape) -> Result<String, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("sqlite3: {e}"))?;
-    child.stdin.take().expect("piped").write_all(sql(shape, now).as_bytes()).map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(sql(shape, now).as_bytes())
+        .map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!("seeding failed: {}", String::from_utf8_lossy(&out.stderr)));

@@ -62,7 +62,14 @@ pub struct Run {
 }
 
 impl Run {
-    fn new(workload: &str, peer: &Peer, round: usize, s: Samples, cpu: Cpu, payload: Option<u64>) -> Run {
+    fn new(
+        workload: &str,
+        peer: &Peer,
+        round: usize,
+        s: Samples,
+        cpu: Cpu,
+        payload: Option<u64>,
+    ) -> Run {
         let mut lat = s.lat.clone();
         lat.sort();
         let pct = |p: f64| -> f64 {
@@ -135,7 +142,12 @@ fn random_bytes(n: usize) -> Bytes {
     Bytes::from(v)
 }
 
-async fn setup(peer: &Peer, target: &Arc<Target>, reqs: Vec<Req>, conc: usize) -> Result<(), String> {
+async fn setup(
+    peer: &Peer,
+    target: &Arc<Target>,
+    reqs: Vec<Req>,
+    conc: usize,
+) -> Result<(), String> {
     let s = client::pool(target, conc, Arc::new(reqs)).await;
     if s.errors > 0 {
         return Err(format!("{}: set-up failed: {}", peer.name, s.error_samples.join("; ")));
@@ -176,13 +188,28 @@ pub async fn prepare_prefix(peer: &Peer) -> Result<(), String> {
 /// `propfind`, and 20 folders of 50 files of 16 KiB for `mixed-sync`.
 pub async fn prepare(peer: &Peer) -> Result<(), String> {
     let t = &peer.target;
-    setup(peer, t, vec![mkcol(format!("{}{PREFIX}/", peer.root)), mkcol(peer.path("pf1000/")), mkcol(peer.path("sync/"))], 1).await?;
+    setup(
+        peer,
+        t,
+        vec![
+            mkcol(format!("{}{PREFIX}/", peer.root)),
+            mkcol(peer.path("pf1000/")),
+            mkcol(peer.path("sync/")),
+        ],
+        1,
+    )
+    .await?;
     let four = random_bytes(4096);
     let files: Vec<Req> = (0..1000)
-        .map(|i| Req::new("PUT", peer.path(&format!("pf1000/f{i:04}.bin"))).body(ReqBody::full(four.clone())).ok(PUT_OK))
+        .map(|i| {
+            Req::new("PUT", peer.path(&format!("pf1000/f{i:04}.bin")))
+                .body(ReqBody::full(four.clone()))
+                .ok(PUT_OK)
+        })
         .collect();
     setup(peer, t, files, 8).await?;
-    setup(peer, t, (0..20).map(|d| mkcol(peer.path(&format!("sync/d{d:02}/")))).collect(), 1).await?;
+    setup(peer, t, (0..20).map(|d| mkcol(peer.path(&format!("sync/d{d:02}/")))).collect(), 1)
+        .await?;
     let sixteen = random_bytes(16384);
     let files: Vec<Req> = (0..1000)
         .map(|i| {
@@ -192,16 +219,22 @@ pub async fn prepare(peer: &Peer) -> Result<(), String> {
         })
         .collect();
     setup(peer, t, files, 8).await?;
-    let a = client::once(t, &propfind(peer.path("pf1000/"), "1")).await.map_err(|e| e.to_string())?;
+    let a =
+        client::once(t, &propfind(peer.path("pf1000/"), "1")).await.map_err(|e| e.to_string())?;
     let n = count_responses(&a.body);
     if a.status != 207 || n != 1001 {
-        return Err(format!("{}: PROPFIND of pf1000/ answered {} with {n} entries, expected 207 with 1001", peer.name, a.status));
+        return Err(format!(
+            "{}: PROPFIND of pf1000/ answered {} with {n} entries, expected 207 with 1001",
+            peer.name, a.status
+        ));
     }
     Ok(())
 }
 
 fn small_paths(peer: &Peer, round: usize, tag: &str) -> Vec<String> {
-    (0..2000).map(|i| peer.path(&format!("small-{tag}r{round}/d{:02}/f{:03}.bin", i % 20, i / 20))).collect()
+    (0..2000)
+        .map(|i| peer.path(&format!("small-{tag}r{round}/d{:02}/f{:03}.bin", i % 20, i / 20)))
+        .collect()
 }
 
 /// put-small: 2,000 PUTs of 4 KiB into 20 new folders (the 21 MKCOLs untimed).
@@ -223,8 +256,16 @@ pub async fn put_small(peer: &Peer, round: usize, conc: usize, tag: &str) -> Res
 
 /// get-small: GET of the 2,000 files of this round's put-small; with
 /// `target` the credentials can be swapped (the real-password variant).
-pub async fn get_small(peer: &Peer, target: &Arc<Target>, name: &str, round: usize) -> Result<Run, String> {
-    let jobs: Vec<Req> = small_paths(peer, round, "").into_iter().map(|p| Req::new("GET", p).expect_len(4096)).collect();
+pub async fn get_small(
+    peer: &Peer,
+    target: &Arc<Target>,
+    name: &str,
+    round: usize,
+) -> Result<Run, String> {
+    let jobs: Vec<Req> = small_paths(peer, round, "")
+        .into_iter()
+        .map(|p| Req::new("GET", p).expect_len(4096))
+        .collect();
     let m = Meter::start(Some(peer.pid));
     let s = client::pool(target, 8, Arc::new(jobs)).await;
     let cpu = m.stop();
@@ -273,7 +314,8 @@ pub async fn get_large(peer: &Peer, round: usize, mib: u64) -> Result<Run, Strin
 /// concurrent (221 requests, all timed together).
 pub async fn mixed_sync(peer: &Peer, round: usize) -> Result<Run, String> {
     let t = &peer.target;
-    let folders: Vec<Req> = (0..20).map(|d| propfind(peer.path(&format!("sync/d{d:02}/")), "1")).collect();
+    let folders: Vec<Req> =
+        (0..20).map(|d| propfind(peer.path(&format!("sync/d{d:02}/")), "1")).collect();
     let payload = random_bytes(16384);
     let puts: Vec<Req> = (0..200)
         .map(|i| {

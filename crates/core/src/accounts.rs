@@ -17,8 +17,19 @@ pub const ADMIN_GROUP: &str = "admin";
 
 /// Properties an account may carry besides its row in `users`.
 pub const PROPERTIES: &[&str] = &[
-    "language", "locale", "phone", "address", "website", "twitter", "fediverse", "organisation", "role", "headline",
-    "biography", "profile_enabled", "notify_email",
+    "language",
+    "locale",
+    "phone",
+    "address",
+    "website",
+    "twitter",
+    "fediverse",
+    "organisation",
+    "role",
+    "headline",
+    "biography",
+    "profile_enabled",
+    "notify_email",
 ];
 
 /// A group with its display name and member count.
@@ -52,7 +63,8 @@ impl Users {
 
     /// Bytes of files in the account (trash and versions not included).
     pub async fn used_bytes(&self, user: &User) -> Result<i64> {
-        let row = self.db.row("SELECT size FROM nodes WHERE id = ?", &[user.root_id.into()]).await?;
+        let row =
+            self.db.row("SELECT size FROM nodes WHERE id = ?", &[user.root_id.into()]).await?;
         Ok(row.map(|r| r.i64(0)).transpose()?.unwrap_or(0))
     }
 
@@ -70,10 +82,15 @@ impl Users {
     pub async fn set_display_name(&self, user: &User, name: Option<&str>) -> Result<()> {
         if let Some(n) = name {
             if n.chars().count() > 255 || n.chars().any(char::is_control) {
-                return Err(Error::BadRequest("the display name must be at most 255 characters, without control characters".into()));
+                return Err(Error::BadRequest(
+                    "the display name must be at most 255 characters, without control characters"
+                        .into(),
+                ));
             }
         }
-        self.db.exec("UPDATE users SET display_name = ? WHERE id = ?", &[name.into(), user.id.into()]).await?;
+        self.db
+            .exec("UPDATE users SET display_name = ? WHERE id = ?", &[name.into(), user.id.into()])
+            .await?;
         Ok(())
     }
 
@@ -81,12 +98,17 @@ impl Users {
         if let Some(e) = email {
             check_email(e)?;
         }
-        self.db.exec("UPDATE users SET email = ? WHERE id = ?", &[email.into(), user.id.into()]).await?;
+        self.db
+            .exec("UPDATE users SET email = ? WHERE id = ?", &[email.into(), user.id.into()])
+            .await?;
         Ok(())
     }
 
     pub async fn props(&self, user_id: i64) -> Result<HashMap<String, String>> {
-        let rows = self.db.rows("SELECT name, value FROM account_props WHERE user_id = ?", &[Val::I64(user_id)]).await?;
+        let rows = self
+            .db
+            .rows("SELECT name, value FROM account_props WHERE user_id = ?", &[Val::I64(user_id)])
+            .await?;
         rows.iter().map(|r| Ok((r.str(0)?, r.str(1)?))).collect()
     }
 
@@ -99,10 +121,17 @@ impl Users {
             return Err(Error::BadRequest(format!("invalid value for {name}")));
         }
         let mut tx = self.db.begin().await?;
-        tx.exec("DELETE FROM account_props WHERE user_id = ? AND name = ?", &[user_id.into(), name.into()]).await?;
+        tx.exec(
+            "DELETE FROM account_props WHERE user_id = ? AND name = ?",
+            &[user_id.into(), name.into()],
+        )
+        .await?;
         if !value.is_empty() {
-            tx.exec("INSERT INTO account_props (user_id, name, value) VALUES (?, ?, ?)", &[user_id.into(), name.into(), value.into()])
-                .await?;
+            tx.exec(
+                "INSERT INTO account_props (user_id, name, value) VALUES (?, ?, ?)",
+                &[user_id.into(), name.into(), value.into()],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -112,7 +141,12 @@ impl Users {
     pub async fn record_login(&self, user: &User) -> Result<()> {
         let now_ms = now_secs() * 1000;
         if now_ms - user.last_login >= 60_000 {
-            self.db.exec("UPDATE users SET last_login = ? WHERE id = ?", &[now_ms.into(), user.id.into()]).await?;
+            self.db
+                .exec(
+                    "UPDATE users SET last_login = ? WHERE id = ?",
+                    &[now_ms.into(), user.id.into()],
+                )
+                .await?;
         }
         Ok(())
     }
@@ -132,7 +166,10 @@ impl Users {
     pub async fn notifications(&self, user_id: i64, limit: usize) -> Result<Vec<(i64, String)>> {
         let rows = self
             .db
-            .rows("SELECT created_at, subject FROM notifications WHERE user_id = ? ORDER BY id DESC", &[Val::I64(user_id)])
+            .rows(
+                "SELECT created_at, subject FROM notifications WHERE user_id = ? ORDER BY id DESC",
+                &[Val::I64(user_id)],
+            )
             .await?;
         rows.iter().take(limit).map(|r| Ok((r.i64(0)?, r.str(1)?))).collect()
     }
@@ -152,7 +189,10 @@ impl Users {
         for r in rows {
             let gid = r.str(0)?;
             let display_name = r.opt_str(1)?.unwrap_or_else(|| gid.clone());
-            if needle.is_empty() || gid.to_lowercase().contains(&needle) || display_name.to_lowercase().contains(&needle) {
+            if needle.is_empty()
+                || gid.to_lowercase().contains(&needle)
+                || display_name.to_lowercase().contains(&needle)
+            {
                 out.push(GroupInfo { gid, display_name, members: r.i64(2)? as usize });
             }
         }
@@ -179,10 +219,15 @@ impl Users {
 
     pub async fn group_set_display_name(&self, gid: &str, name: &str) -> Result<()> {
         let id = self.group_id(gid).await?;
-        if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        if name.trim().is_empty()
+            || name.chars().count() > 255
+            || name.chars().any(char::is_control)
+        {
             return Err(Error::BadRequest("invalid display name".into()));
         }
-        self.db.exec("UPDATE user_groups SET display_name = ? WHERE id = ?", &[name.into(), id.into()]).await?;
+        self.db
+            .exec("UPDATE user_groups SET display_name = ? WHERE id = ?", &[name.into(), id.into()])
+            .await?;
         Ok(())
     }
 
@@ -216,7 +261,11 @@ impl Users {
         let id = self.group_id(gid).await?;
         let mut tx = self.db.begin().await?;
         let args = [Val::I64(id), Val::I64(user.id)];
-        if tx.row("SELECT 1 FROM group_admins WHERE group_id = ? AND user_id = ?", &args).await?.is_none() {
+        if tx
+            .row("SELECT 1 FROM group_admins WHERE group_id = ? AND user_id = ?", &args)
+            .await?
+            .is_none()
+        {
             tx.exec("INSERT INTO group_admins (group_id, user_id) VALUES (?, ?)", &args).await?;
         }
         tx.commit().await?;
@@ -225,7 +274,13 @@ impl Users {
 
     pub async fn remove_group_admin(&self, gid: &str, user: &User) -> Result<()> {
         let id = self.group_id(gid).await?;
-        let n = self.db.exec("DELETE FROM group_admins WHERE group_id = ? AND user_id = ?", &[id.into(), user.id.into()]).await?;
+        let n = self
+            .db
+            .exec(
+                "DELETE FROM group_admins WHERE group_id = ? AND user_id = ?",
+                &[id.into(), user.id.into()],
+            )
+            .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
 }
@@ -267,7 +322,9 @@ pub fn check_email(e: &str) -> Result<()> {
     let domain_ok = domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
     if local.is_empty() || domain.contains('@') || !domain_ok {
         return bad();
     }

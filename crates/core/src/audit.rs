@@ -186,7 +186,9 @@ fn write_stream(sink: &mut Sink, line: &str) -> std::io::Result<()> {
         Sink::File(f) => f.write_all(line.as_bytes()),
         Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
         // Priority 86: facility authpriv (10), severity info (6).
-        Sink::Syslog(s) => s.send(format!("<86>strongroom-audit: {}", line.trim_end()).as_bytes()).map(drop),
+        Sink::Syslog(s) => {
+            s.send(format!("<86>strongroom-audit: {}", line.trim_end()).as_bytes()).map(drop)
+        }
     }
 }
 
@@ -208,9 +210,14 @@ fn split_line(line: &str) -> Option<(String, &str)> {
 /// The result of checking an audit file.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Intact { lines: usize },
+    Intact {
+        lines: usize,
+    },
     /// The first line (1-based) whose chain does not follow from the lines before it.
-    Broken { line: usize, reason: String },
+    Broken {
+        line: usize,
+        reason: String,
+    },
 }
 
 /// Recomputes the chain of an audit file.
@@ -248,10 +255,19 @@ mod tests {
     fn the_chain_detects_edits_and_removals() {
         let p = temp();
         let a = Audit::to_file(&p).unwrap();
-        let o = Origin { request_id: "r1".into(), address: "192.0.2.1".into(), user_agent: "ua\n\"x".into() };
+        let o = Origin {
+            request_id: "r1".into(),
+            address: "192.0.2.1".into(),
+            user_agent: "ua\n\"x".into(),
+        };
         for i in 0..5 {
             let t = format!("user{i}");
-            a.record(&o, Event::new("login.failure").actor(&t).detail(serde_json::json!({"reason": "wrong password"})));
+            a.record(
+                &o,
+                Event::new("login.failure")
+                    .actor(&t)
+                    .detail(serde_json::json!({"reason": "wrong password"})),
+            );
         }
         // A second writer, open at the same time, continues the same chain.
         Audit::to_file(&p).unwrap().record(&o, Event::new("logout").actor("x"));

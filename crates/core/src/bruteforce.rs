@@ -100,12 +100,17 @@ impl Throttle {
         if n == 0 {
             return Ok(Verdict::Wait(Duration::ZERO));
         }
-        if n > u64::from(self.settings.max_attempts) && self.count(ip, action, now - BLOCK_SECS).await? > u64::from(self.settings.max_attempts) {
+        if n > u64::from(self.settings.max_attempts)
+            && self.count(ip, action, now - BLOCK_SECS).await?
+                > u64::from(self.settings.max_attempts)
+        {
             return Ok(Verdict::Blocked);
         }
         // The first failure waits the base delay; each further one doubles it.
         let factor = 1u32 << (n - 1).min(30);
-        Ok(Verdict::Wait(self.settings.base_delay.saturating_mul(factor).min(self.settings.max_delay)))
+        Ok(Verdict::Wait(
+            self.settings.base_delay.saturating_mul(factor).min(self.settings.max_delay),
+        ))
     }
 
     /// Counts an attempt before its secret is checked, and says whether it
@@ -139,7 +144,11 @@ impl Throttle {
         tracing::info!(address = %ip, action, "failed attempt counted for brute-force protection");
         match &self.store {
             Store::Db(db) => {
-                db.exec("DELETE FROM bruteforce_attempts WHERE occurred < ?", &[(now - MEMORY_SECS).into()]).await?;
+                db.exec(
+                    "DELETE FROM bruteforce_attempts WHERE occurred < ?",
+                    &[(now - MEMORY_SECS).into()],
+                )
+                .await?;
                 db.exec(
                     "INSERT INTO bruteforce_attempts (action, subnet, who, occurred) VALUES (?, ?, ?, ?)",
                     &[action.into(), net.into(), who.into(), now.into()],
@@ -182,7 +191,10 @@ impl Throttle {
                 let mut c = c.clone();
                 let key = redis_key(action, &net);
                 let members: Vec<String> = c.zrange(&key, 0, -1).await.map_err(redis_err)?;
-                let mine: Vec<&String> = members.iter().filter(|m| m.splitn(3, ':').nth(2) == Some(who.as_str())).collect();
+                let mine: Vec<&String> = members
+                    .iter()
+                    .filter(|m| m.splitn(3, ':').nth(2) == Some(who.as_str()))
+                    .collect();
                 if !mine.is_empty() {
                     let _: () = c.zrem(&key, mine).await.map_err(redis_err)?;
                 }
@@ -207,11 +219,15 @@ impl Throttle {
             }
             Store::Redis(c) => {
                 let mut c = c.clone();
-                let keys: Vec<String> = c.keys(format!("strongroom:bf:*:{net}")).await.map_err(redis_err)?;
+                let keys: Vec<String> =
+                    c.keys(format!("strongroom:bf:*:{net}")).await.map_err(redis_err)?;
                 let mut out = Vec::new();
                 for k in keys {
                     let n: u64 = c.zcount(&k, since + 1, "+inf").await.map_err(redis_err)?;
-                    let action = k.trim_start_matches("strongroom:bf:").trim_end_matches(&format!(":{net}")).to_owned();
+                    let action = k
+                        .trim_start_matches("strongroom:bf:")
+                        .trim_end_matches(&format!(":{net}"))
+                        .to_owned();
                     out.push((action, n));
                 }
                 out.sort();
@@ -225,11 +241,13 @@ impl Throttle {
         let net = subnet(ip);
         match &self.store {
             Store::Db(db) => {
-                db.exec("DELETE FROM bruteforce_attempts WHERE subnet = ?", &[Val::from(net)]).await?;
+                db.exec("DELETE FROM bruteforce_attempts WHERE subnet = ?", &[Val::from(net)])
+                    .await?;
             }
             Store::Redis(c) => {
                 let mut c = c.clone();
-                let keys: Vec<String> = c.keys(format!("strongroom:bf:*:{net}")).await.map_err(redis_err)?;
+                let keys: Vec<String> =
+                    c.keys(format!("strongroom:bf:*:{net}")).await.map_err(redis_err)?;
                 if !keys.is_empty() {
                     let _: () = c.del(keys).await.map_err(redis_err)?;
                 }

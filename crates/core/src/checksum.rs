@@ -45,7 +45,11 @@ pub struct Expected {
 
 /// Parses `OC-Checksum: TYPE:hex`. Unknown types and malformed values are refused.
 pub fn parse_header(v: &str) -> Result<Expected> {
-    let bad = || Error::BadRequest(format!("unsupported or malformed OC-Checksum {v:?} (use SHA1, MD5, ADLER32 or SHA256)"));
+    let bad = || {
+        Error::BadRequest(format!(
+            "unsupported or malformed OC-Checksum {v:?} (use SHA1, MD5, ADLER32 or SHA256)"
+        ))
+    };
     let (t, hex) = v.trim().split_once(':').ok_or_else(bad)?;
     let algo = Algo::parse(t).ok_or_else(bad)?;
     let hex = hex.trim().to_ascii_lowercase();
@@ -170,7 +174,10 @@ mod tests {
     #[test]
     fn known_answers() {
         assert_eq!(sum(Algo::Sha1, b"abc"), "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(sum(Algo::Md5, b"abc"), "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d MD5:900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            sum(Algo::Md5, b"abc"),
+            "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d MD5:900150983cd24fb0d6963f7d28e17f72"
+        );
         assert!(sum(Algo::Adler32, b"Wikipedia").ends_with("ADLER32:11e60398"));
         let mut a = Adler32::default();
         a.update(&vec![0xff; 100_000]);

@@ -61,7 +61,8 @@ pub enum Guard {
     Remove,
 }
 
-const LOCK_COLUMNS: &str = "token, path, deep, shared, holder_id, owner_xml, timeout_secs, expires_at";
+const LOCK_COLUMNS: &str =
+    "token, path, deep, shared, holder_id, owner_xml, timeout_secs, expires_at";
 
 /// The lock service.
 #[derive(Clone)]
@@ -104,7 +105,13 @@ impl Locks {
 
     /// Refuses the change unless the request submitted a token of every lock
     /// that protects what it changes.
-    pub(crate) async fn check<C: Conn>(&self, c: &mut C, cx: &Ctx<'_>, path: &TreePath, guard: Guard) -> Result<()> {
+    pub(crate) async fn check<C: Conn>(
+        &self,
+        c: &mut C,
+        cx: &Ctx<'_>,
+        path: &TreePath,
+        guard: Guard,
+    ) -> Result<()> {
         let locks = self.active(c, cx.owner.id).await?;
         if locks.is_empty() {
             return Ok(());
@@ -117,14 +124,18 @@ impl Locks {
             on_target || on_parent || below
         });
         for lock in protecting {
-            let held = lock.holder_id == cx.who.user_id && cx.tokens.iter().any(|t| *t == lock.token);
+            let held =
+                lock.holder_id == cx.who.user_id && cx.tokens.iter().any(|t| *t == lock.token);
             if held {
                 continue;
             }
             // A shared lock is satisfied by any shared lock on the same root the request holds.
             let shared_ok = lock.shared
                 && locks.iter().any(|o| {
-                    o.shared && o.path == lock.path && o.holder_id == cx.who.user_id && cx.tokens.contains(&o.token)
+                    o.shared
+                        && o.path == lock.path
+                        && o.holder_id == cx.who.user_id
+                        && cx.tokens.contains(&o.token)
                 });
             if !shared_ok {
                 return Err(Error::Locked(lock.path.to_key()));
@@ -160,13 +171,24 @@ impl Locks {
             timeout_secs: req.timeout_secs,
             expires_at: now_secs() + req.timeout_secs,
         };
-        tx.exec("DELETE FROM locks WHERE owner_id = ? AND expires_at <= ?", &[cx.owner.id.into(), now_secs().into()])
-            .await?;
         tx.exec(
-            &format!("INSERT INTO locks ({LOCK_COLUMNS}, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            "DELETE FROM locks WHERE owner_id = ? AND expires_at <= ?",
+            &[cx.owner.id.into(), now_secs().into()],
+        )
+        .await?;
+        tx.exec(
+            &format!(
+                "INSERT INTO locks ({LOCK_COLUMNS}, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
             &[
-                lock.token.as_str().into(), path.to_key().into(), i64::from(lock.deep).into(), i64::from(lock.shared).into(),
-                lock.holder_id.into(), lock.owner_xml.clone().into(), lock.timeout_secs.into(), lock.expires_at.into(),
+                lock.token.as_str().into(),
+                path.to_key().into(),
+                i64::from(lock.deep).into(),
+                i64::from(lock.shared).into(),
+                lock.holder_id.into(),
+                lock.owner_xml.clone().into(),
+                lock.timeout_secs.into(),
+                lock.expires_at.into(),
                 cx.owner.id.into(),
             ],
         )
@@ -181,8 +203,12 @@ impl Locks {
         let locks = self.active(&mut db, cx.owner.id).await?;
         let mut lock = locks
             .into_iter()
-            .find(|l| l.covers(path) && l.holder_id == cx.who.user_id && cx.tokens.contains(&l.token))
-            .ok_or_else(|| Error::PreconditionFailed("no lock of this request covers the resource".into()))?;
+            .find(|l| {
+                l.covers(path) && l.holder_id == cx.who.user_id && cx.tokens.contains(&l.token)
+            })
+            .ok_or_else(|| {
+                Error::PreconditionFailed("no lock of this request covers the resource".into())
+            })?;
         lock.timeout_secs = timeout_secs;
         lock.expires_at = now_secs() + timeout_secs;
         self.db
@@ -202,7 +228,9 @@ impl Locks {
             Error::Conflict("the lock token does not match a lock on this resource".into())
         })?;
         if !lock.covers(path) {
-            return Err(Error::Conflict("the lock token does not match a lock on this resource".into()));
+            return Err(Error::Conflict(
+                "the lock token does not match a lock on this resource".into(),
+            ));
         }
         if lock.holder_id != cx.who.user_id {
             return Err(Error::Forbidden("the lock belongs to someone else".into()));
@@ -212,7 +240,12 @@ impl Locks {
     }
 
     /// Drops the locks on `path` and below (the resources went away).
-    pub(crate) async fn forget_below(&self, tx: &mut Tx, owner_id: i64, path: &TreePath) -> Result<()> {
+    pub(crate) async fn forget_below(
+        &self,
+        tx: &mut Tx,
+        owner_id: i64,
+        path: &TreePath,
+    ) -> Result<()> {
         let locks = self.active(tx, owner_id).await?;
         for l in locks.iter().filter(|l| l.path.starts_with(path)) {
             tx.exec("DELETE FROM locks WHERE token = ?", &[Val::Str(l.token.clone())]).await?;

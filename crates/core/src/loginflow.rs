@@ -58,7 +58,9 @@ impl LoginFlows {
         let name: String = client_name.chars().filter(|c| !c.is_control()).take(120).collect();
         let name = if name.trim().is_empty() { "unknown client".to_owned() } else { name };
         let now = now_secs();
-        self.db.exec("DELETE FROM login_flows WHERE created_at < ?", &[(now - LIFETIME).into()]).await?;
+        self.db
+            .exec("DELETE FROM login_flows WHERE created_at < ?", &[(now - LIFETIME).into()])
+            .await?;
         self.db
             .exec(
                 "INSERT INTO login_flows (poll_hash, login_hash, client_name, created_at) VALUES (?, ?, ?, ?)",
@@ -107,7 +109,8 @@ impl LoginFlows {
             )
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let (id, client, user_id, login_name) = (r.i64(0)?, r.str(1)?, r.opt_i64(2)?, r.opt_str(3)?);
+        let (id, client, user_id, login_name) =
+            (r.i64(0)?, r.str(1)?, r.opt_i64(2)?, r.opt_str(3)?);
         let (Some(user_id), Some(login_name)) = (user_id, login_name) else { return Ok(None) };
         // Deleting first makes a second, concurrent poll find nothing.
         if tx.exec("DELETE FROM login_flows WHERE id = ?", &[Val::I64(id)]).await? == 0 {

@@ -64,7 +64,12 @@ pub fn subnet(ip: IpAddr) -> String {
 /// change what the proxies appended). `xff` holds every `X-Forwarded-For` line
 /// in order; `Forwarded` is read only when there is none, because proxies that
 /// append to one header pass a client's other header through untouched.
-pub fn client_address(peer: IpAddr, xff: &[&str], forwarded: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+pub fn client_address(
+    peer: IpAddr,
+    xff: &[&str],
+    forwarded: Option<&str>,
+    trusted: &[Cidr],
+) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     let peer = unmap(peer);
     if !is_trusted(peer) {
@@ -129,13 +134,38 @@ mod tests {
     fn forwarding_headers_only_from_trusted_proxies() {
         let proxies = [Cidr::parse("10.0.0.5").unwrap()];
         // Not a trusted peer: headers ignored.
-        assert_eq!(client_address(ip("10.0.0.99"), &["203.0.113.7"], None, &proxies), ip("10.0.0.99"));
+        assert_eq!(
+            client_address(ip("10.0.0.99"), &["203.0.113.7"], None, &proxies),
+            ip("10.0.0.99")
+        );
         // Trusted: the right-most untrusted entry, never the client-supplied first one.
-        assert_eq!(client_address(ip("10.0.0.5"), &["1.2.3.4, 203.0.113.7"], None, &proxies), ip("203.0.113.7"));
-        assert_eq!(client_address(ip("10.0.0.5"), &["203.0.113.7, 10.0.0.5"], None, &proxies), ip("203.0.113.7"));
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["1.2.3.4, 203.0.113.7"], None, &proxies),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.5"), &["203.0.113.7, 10.0.0.5"], None, &proxies),
+            ip("203.0.113.7")
+        );
         // Several header lines are one list; a client's Forwarded header does not count.
-        assert_eq!(client_address(ip("10.0.0.5"), &["192.0.2.1", "203.0.113.9"], Some("for=198.51.100.7"), &proxies), ip("203.0.113.9"));
-        assert_eq!(client_address(ip("10.0.0.5"), &[], Some("for=198.51.100.1, for=\"[2001:db8::9]:443\""), &proxies), ip("2001:db8::9"));
+        assert_eq!(
+            client_address(
+                ip("10.0.0.5"),
+                &["192.0.2.1", "203.0.113.9"],
+                Some("for=198.51.100.7"),
+                &proxies
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_address(
+                ip("10.0.0.5"),
+                &[],
+                Some("for=198.51.100.1, for=\"[2001:db8::9]:443\""),
+                &proxies
+            ),
+            ip("2001:db8::9")
+        );
         assert_eq!(client_address(ip("10.0.0.5"), &["garbage"], None, &proxies), ip("10.0.0.5"));
     }
 

@@ -37,9 +37,7 @@ impl TreePath {
             check_name(&s)?;
             total += s.len() + 1;
             if total > MAX_PATH_BYTES {
-                return Err(Error::BadRequest(format!(
-                    "path longer than {MAX_PATH_BYTES} bytes"
-                )));
+                return Err(Error::BadRequest(format!("path longer than {MAX_PATH_BYTES} bytes")));
             }
             out.push(s);
         }

@@ -55,8 +55,7 @@ pub struct AppToken {
     pub csrf: Option<Secret>,
 }
 
-const TOKEN_COLUMNS: &str =
-    "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret";
+const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret";
 
 impl AppToken {
     fn from_row(r: &Row) -> Result<AppToken> {
@@ -93,9 +92,13 @@ impl Default for Lifetimes {
 
 /// A readable device name from a browser's user agent.
 fn browser_name(agent: &str) -> String {
-    let browser = ["Firefox", "Edg", "Chrome", "Safari"].into_iter().find(|b| agent.contains(b)).unwrap_or("Browser");
+    let browser = ["Firefox", "Edg", "Chrome", "Safari"]
+        .into_iter()
+        .find(|b| agent.contains(b))
+        .unwrap_or("Browser");
     let browser = if browser == "Edg" { "Edge" } else { browser };
-    let os = ["Windows", "Mac OS", "Android", "iPhone", "Linux"].into_iter().find(|o| agent.contains(o));
+    let os =
+        ["Windows", "Mac OS", "Android", "iPhone", "Linux"].into_iter().find(|o| agent.contains(o));
     match os {
         Some(o) => format!("{browser} on {o}"),
         None => browser.to_owned(),
@@ -113,7 +116,11 @@ fn digest(secret: &str) -> String {
 
 /// A fresh random secret of `len` characters from the token alphabet.
 pub fn random_secret(len: usize) -> Secret {
-    Secret::new((0..len).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect::<String>())
+    Secret::new(
+        (0..len)
+            .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+            .collect::<String>(),
+    )
 }
 
 #[derive(Clone)]
@@ -136,7 +143,17 @@ impl Tokens {
     /// Creates an app password named after the client; returns it once.
     pub async fn create(&self, user: &User, name: &str) -> Result<(AppToken, Secret)> {
         let secret = random_secret(TOKEN_LEN);
-        let token = self.insert(user, TokenKind::AppPassword, &clean_name(name, "unnamed client"), &secret, false, None, None).await?;
+        let token = self
+            .insert(
+                user,
+                TokenKind::AppPassword,
+                &clean_name(name, "unnamed client"),
+                &secret,
+                false,
+                None,
+                None,
+            )
+            .await?;
         tracing::info!(target: "strongroom::tokens", user = %user.uid, token = token.id, "app password created");
         Ok((token, secret))
     }
@@ -154,7 +171,8 @@ impl Tokens {
     ) -> Result<AppToken> {
         let now = now_secs();
         let csrf = (kind == TokenKind::Session).then(|| random_secret(43));
-        let agent: Option<String> = agent.map(|a| a.chars().filter(|c| !c.is_control()).take(250).collect());
+        let agent: Option<String> =
+            agent.map(|a| a.chars().filter(|c| !c.is_control()).take(250).collect());
         let mut tx = self.db.begin().await?;
         let id = tx
             .insert(
@@ -186,10 +204,18 @@ impl Tokens {
     }
 
     /// Starts a browser session for `user`; returns the cookie value once.
-    pub async fn start_session(&self, user: &User, remember: bool, address: &str, agent: &str) -> Result<(AppToken, Secret)> {
+    pub async fn start_session(
+        &self,
+        user: &User,
+        remember: bool,
+        address: &str,
+        agent: &str,
+    ) -> Result<(AppToken, Secret)> {
         let secret = random_secret(64);
         let name = clean_name(&browser_name(agent), "browser");
-        let token = self.insert(user, TokenKind::Session, &name, &secret, remember, Some(address), Some(agent)).await?;
+        let token = self
+            .insert(user, TokenKind::Session, &name, &secret, remember, Some(address), Some(agent))
+            .await?;
         Ok((token, secret))
     }
 
@@ -197,15 +223,28 @@ impl Tokens {
     /// (idle, or past their absolute lifetime) are deleted and give `None`.
     pub async fn session(&self, cookie: &str, address: &str) -> Result<Option<(User, AppToken)>> {
         let secret = Secret::new(cookie);
-        let Some(t) = self.by_secret(&secret).await?.filter(|t| t.kind == TokenKind::Session) else { return Ok(None) };
+        let Some(t) = self.by_secret(&secret).await?.filter(|t| t.kind == TokenKind::Session)
+        else {
+            return Ok(None);
+        };
         let now = now_secs();
-        let idle = if t.remember { self.lifetimes.remember.max(self.lifetimes.idle) } else { self.lifetimes.idle };
-        let absolute = if t.remember { self.lifetimes.remember.max(self.lifetimes.absolute) } else { self.lifetimes.absolute };
+        let idle = if t.remember {
+            self.lifetimes.remember.max(self.lifetimes.idle)
+        } else {
+            self.lifetimes.idle
+        };
+        let absolute = if t.remember {
+            self.lifetimes.remember.max(self.lifetimes.absolute)
+        } else {
+            self.lifetimes.absolute
+        };
         if t.wipe || now - t.last_used > idle || now - t.created_at > absolute {
             self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
             return Ok(None);
         }
-        let Some(user) = self.users.get_by_id(t.user_id).await?.filter(|u| u.enabled) else { return Ok(None) };
+        let Some(user) = self.users.get_by_id(t.user_id).await?.filter(|u| u.enabled) else {
+            return Ok(None);
+        };
         self.touch(&t, address).await?;
         Ok(Some((user, t)))
     }
@@ -219,7 +258,10 @@ impl Tokens {
         let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
         if now - t.last_used >= interval || t.last_address.as_deref() != Some(address) {
             self.db
-                .exec("UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?", &[now.into(), address.into(), t.id.into()])
+                .exec(
+                    "UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?",
+                    &[now.into(), address.into(), t.id.into()],
+                )
                 .await?;
         }
         Ok(moved)
@@ -228,14 +270,22 @@ impl Tokens {
     /// Ends the session a cookie names.
     pub async fn end_session(&self, cookie: &str) -> Result<()> {
         self.db
-            .exec("DELETE FROM app_tokens WHERE token_hash = ? AND kind = 0", &[digest(cookie).into()])
+            .exec(
+                "DELETE FROM app_tokens WHERE token_hash = ? AND kind = 0",
+                &[digest(cookie).into()],
+            )
             .await?;
         Ok(())
     }
 
     /// Records a password confirmation in a session.
     pub async fn confirm(&self, token_id: i64) -> Result<()> {
-        self.db.exec("UPDATE app_tokens SET confirmed_at = ? WHERE id = ?", &[now_secs().into(), token_id.into()]).await?;
+        self.db
+            .exec(
+                "UPDATE app_tokens SET confirmed_at = ? WHERE id = ?",
+                &[now_secs().into(), token_id.into()],
+            )
+            .await?;
         Ok(())
     }
 
@@ -245,7 +295,13 @@ impl Tokens {
         if name.is_empty() {
             return Err(Error::BadRequest("a device needs a name".into()));
         }
-        let n = self.db.exec("UPDATE app_tokens SET name = ? WHERE id = ? AND user_id = ?", &[name.into(), token_id.into(), user_id.into()]).await?;
+        let n = self
+            .db
+            .exec(
+                "UPDATE app_tokens SET name = ? WHERE id = ? AND user_id = ?",
+                &[name.into(), token_id.into(), user_id.into()],
+            )
+            .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
 
@@ -253,7 +309,10 @@ impl Tokens {
     pub async fn request_wipe(&self, user_id: i64, token_id: i64) -> Result<()> {
         let n = self
             .db
-            .exec("UPDATE app_tokens SET wipe = 1 WHERE id = ? AND user_id = ? AND kind = 1", &[token_id.into(), user_id.into()])
+            .exec(
+                "UPDATE app_tokens SET wipe = 1 WHERE id = ? AND user_id = ? AND kind = 1",
+                &[token_id.into(), user_id.into()],
+            )
             .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
@@ -291,10 +350,20 @@ impl Tokens {
     /// Marks every device of a user for remote wipe: each is refused at its
     /// next request and, asking why, is told to wipe itself.
     pub async fn request_wipe_all(&self, user_id: i64) -> Result<usize> {
-        let n = self.db.exec("UPDATE app_tokens SET wipe = 1 WHERE user_id = ? AND kind = 1", &[user_id.into()]).await?;
-        self.users.notify(user_id, "An administrator asked all your devices to wipe their data.").await?;
+        let n = self
+            .db
+            .exec(
+                "UPDATE app_tokens SET wipe = 1 WHERE user_id = ? AND kind = 1",
+                &[user_id.into()],
+            )
+            .await?;
+        self.users
+            .notify(user_id, "An administrator asked all your devices to wipe their data.")
+            .await?;
         // Browser sessions cannot wipe anything; they simply end.
-        self.db.exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0", &[user_id.into()]).await?;
+        self.db
+            .exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0", &[user_id.into()])
+            .await?;
         tracing::info!(target: "strongroom::tokens", user = user_id, devices = n, "remote wipe requested");
         Ok(n as usize)
     }
@@ -321,7 +390,13 @@ impl Tokens {
 
     /// Revokes one of the user's app passwords; it fails on the very next request.
     pub async fn delete(&self, user_id: i64, token_id: i64) -> Result<()> {
-        let n = self.db.exec("DELETE FROM app_tokens WHERE id = ? AND user_id = ?", &[token_id.into(), user_id.into()]).await?;
+        let n = self
+            .db
+            .exec(
+                "DELETE FROM app_tokens WHERE id = ? AND user_id = ?",
+                &[token_id.into(), user_id.into()],
+            )
+            .await?;
         if n == 0 {
             return Err(Error::NotFound);
         }

@@ -28,8 +28,7 @@ use crate::{
     util::{new_etag, now_secs},
 };
 
-const USER_COLUMNS: &str =
-    "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at, trash_root_id, last_login";
+const USER_COLUMNS: &str = "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at, trash_root_id, last_login";
 
 /// An account.
 #[derive(Debug, Clone)]
@@ -130,7 +129,11 @@ pub struct Users {
 }
 
 /// A folder outside the user's visible tree (no parent), such as the trash root.
-pub(crate) async fn insert_hidden_root(tx: &mut strongroom_store::Tx, user_id: i64, now: i64) -> Result<i64> {
+pub(crate) async fn insert_hidden_root(
+    tx: &mut strongroom_store::Tx,
+    user_id: i64,
+    now: i64,
+) -> Result<i64> {
     Ok(tx
         .insert(
             "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) VALUES (?, NULL, '', ?, 0, ?, ?, ?)",
@@ -203,7 +206,12 @@ impl Users {
     }
 
     /// Creates an account with its (empty) home folder.
-    pub async fn create(&self, uid: &str, password: &Secret, display_name: Option<&str>) -> Result<User> {
+    pub async fn create(
+        &self,
+        uid: &str,
+        password: &Secret,
+        display_name: Option<&str>,
+    ) -> Result<User> {
         check_uid(uid)?;
         check_password(uid, password)?;
         let hash = self.hash(password).await?;
@@ -217,7 +225,13 @@ impl Users {
             .insert(
                 "INSERT INTO users (uid, uid_lower, display_name, email, password_hash, enabled, \
                  quota, created_at) VALUES (?, ?, ?, NULL, ?, 1, -1, ?)",
-                &[uid.into(), uid.to_lowercase().into(), display_name.into(), hash.into(), now.into()],
+                &[
+                    uid.into(),
+                    uid.to_lowercase().into(),
+                    display_name.into(),
+                    hash.into(),
+                    now.into(),
+                ],
             )
             .await
             .map_err(|e| match e {
@@ -230,11 +244,21 @@ impl Users {
             .insert(
                 "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
                  VALUES (?, NULL, '', ?, 0, ?, ?, ?)",
-                &[id.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
+                &[
+                    id.into(),
+                    NodeKind::Folder.code().into(),
+                    now.into(),
+                    now.into(),
+                    new_etag().into(),
+                ],
             )
             .await?;
         let trash = insert_hidden_root(&mut tx, id, now).await?;
-        tx.exec("UPDATE users SET root_id = ?, trash_root_id = ? WHERE id = ?", &[root.into(), trash.into(), id.into()]).await?;
+        tx.exec(
+            "UPDATE users SET root_id = ?, trash_root_id = ? WHERE id = ?",
+            &[root.into(), trash.into(), id.into()],
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(target: "strongroom::users", user = uid, "user created");
         self.get_by_id(id).await?.ok_or_else(|| Error::Internal("user vanished".into()))
@@ -244,14 +268,19 @@ impl Users {
         let user = self.get(uid).await?.ok_or(Error::NotFound)?;
         check_password(&user.uid, password)?;
         let hash = self.hash(password).await?;
-        self.db.exec("UPDATE users SET password_hash = ? WHERE id = ?", &[hash.into(), user.id.into()]).await?;
+        self.db
+            .exec("UPDATE users SET password_hash = ? WHERE id = ?", &[hash.into(), user.id.into()])
+            .await?;
         Ok(())
     }
 
     pub async fn set_enabled(&self, uid: &str, enabled: bool) -> Result<()> {
         let n = self
             .db
-            .exec("UPDATE users SET enabled = ? WHERE uid_lower = ?", &[i64::from(enabled).into(), uid.to_lowercase().into()])
+            .exec(
+                "UPDATE users SET enabled = ? WHERE uid_lower = ?",
+                &[i64::from(enabled).into(), uid.to_lowercase().into()],
+            )
             .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
@@ -260,7 +289,10 @@ impl Users {
     pub async fn set_quota(&self, uid: &str, quota: i64) -> Result<()> {
         let n = self
             .db
-            .exec("UPDATE users SET quota = ? WHERE uid_lower = ?", &[quota.into(), uid.to_lowercase().into()])
+            .exec(
+                "UPDATE users SET quota = ? WHERE uid_lower = ?",
+                &[quota.into(), uid.to_lowercase().into()],
+            )
             .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
@@ -279,7 +311,8 @@ impl Users {
             true
         } else {
             let stored = user.password_hash.clone().unwrap_or_else(|| self.decoy_hash.to_string());
-            let ok = self.verify_hash(stored, password.clone()).await? && user.password_hash.is_some();
+            let ok =
+                self.verify_hash(stored, password.clone()).await? && user.password_hash.is_some();
             if ok {
                 self.cache.insert(digest);
                 if user.enabled {
@@ -303,7 +336,10 @@ impl Users {
     /// disabled), except `keep`.
     pub async fn end_sessions(&self, user_id: i64, keep: Option<i64>) -> Result<()> {
         self.db
-            .exec("DELETE FROM app_tokens WHERE user_id = ? AND kind = 0 AND id <> ?", &[user_id.into(), keep.unwrap_or(-1).into()])
+            .exec(
+                "DELETE FROM app_tokens WHERE user_id = ? AND kind = 0 AND id <> ?",
+                &[user_id.into(), keep.unwrap_or(-1).into()],
+            )
             .await?;
         Ok(())
     }
@@ -356,7 +392,11 @@ impl Users {
     pub async fn group_create_named(&self, gid: &str, display_name: Option<&str>) -> Result<()> {
         check_uid(gid).map_err(|_| Error::BadRequest(format!("invalid group id {gid:?}")))?;
         let mut tx = self.db.begin().await?;
-        if tx.row("SELECT id FROM user_groups WHERE gid_lower = ?", &[gid.to_lowercase().into()]).await?.is_some() {
+        if tx
+            .row("SELECT id FROM user_groups WHERE gid_lower = ?", &[gid.to_lowercase().into()])
+            .await?
+            .is_some()
+        {
             return Err(Error::AlreadyExists(format!("the group {gid:?} already exists")));
         }
         tx.insert(
@@ -369,7 +409,10 @@ impl Users {
     }
 
     pub(crate) async fn group_id(&self, gid: &str) -> Result<i64> {
-        let row = self.db.row("SELECT id FROM user_groups WHERE gid_lower = ?", &[gid.to_lowercase().into()]).await?;
+        let row = self
+            .db
+            .row("SELECT id FROM user_groups WHERE gid_lower = ?", &[gid.to_lowercase().into()])
+            .await?;
         row.ok_or(Error::NotFound)?.i64(0).map_err(Into::into)
     }
 
@@ -388,7 +431,11 @@ impl Users {
         let user = self.get(uid).await?.ok_or(Error::NotFound)?;
         let mut tx = self.db.begin().await?;
         let args = [group.into(), user.id.into()];
-        if tx.row("SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?", &args).await?.is_none() {
+        if tx
+            .row("SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?", &args)
+            .await?
+            .is_none()
+        {
             tx.exec("INSERT INTO group_members (group_id, user_id) VALUES (?, ?)", &args).await?;
         }
         tx.commit().await?;
@@ -400,7 +447,10 @@ impl Users {
         let user = self.get(uid).await?.ok_or(Error::NotFound)?;
         let n = self
             .db
-            .exec("DELETE FROM group_members WHERE group_id = ? AND user_id = ?", &[group.into(), user.id.into()])
+            .exec(
+                "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
+                &[group.into(), user.id.into()],
+            )
             .await?;
         if n == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
@@ -452,5 +502,4 @@ mod tests {
             assert!(check_uid(bad).is_err(), "{bad}");
         }
     }
-
 }

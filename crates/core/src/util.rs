@@ -30,7 +30,10 @@ where
         match step().await {
             Err(crate::Error::Retry) => {
                 let ceiling = 2u64 << attempt.min(6);
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..=ceiling))).await;
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                    1..=ceiling,
+                )))
+                .await;
             }
             other => return other,
         }

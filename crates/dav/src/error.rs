@@ -15,14 +15,20 @@ pub fn response(e: &Error, prefix: &str) -> Response {
         Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
         Error::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
-        Error::AlreadyExists(_) | Error::NotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+        Error::AlreadyExists(_) | Error::NotAllowed(_) => {
+            (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed")
+        }
         Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
         Error::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "PreconditionFailed"),
         Error::Locked(_) | Error::Busy(_) => (StatusCode::LOCKED, "Locked"),
         Error::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "InsufficientStorage"),
-        Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+        Error::UnsupportedMediaType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
+        }
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "BadRequest"),
-        Error::Unavailable(_) | Error::Retry => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+        Error::Unavailable(_) | Error::Retry => {
+            (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+        }
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Exception"),
     };
     let message = match e {
@@ -41,7 +47,10 @@ pub fn response(e: &Error, prefix: &str) -> Response {
         Error::Locked(root) => {
             let root = strongroom_core::TreePath::from_key(root).unwrap_or_default();
             let href = crate::paths::href(prefix, &root, false);
-            format!("<d:lock-token-submitted><d:href>{}</d:href></d:lock-token-submitted>", escape(&href))
+            format!(
+                "<d:lock-token-submitted><d:href>{}</d:href></d:lock-token-submitted>",
+                escape(&href)
+            )
         }
         _ => String::new(),
     };

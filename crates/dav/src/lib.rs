@@ -69,7 +69,11 @@ impl Call<'_> {
     /// headers: the mount itself, the owner's files URL, and the legacy alias
     /// when the tree is the caller's own.
     pub fn tree_prefixes(&self) -> Vec<String> {
-        let files = paths::href("/remote.php/dav/files", &TreePath::from_segments([self.owner.uid.as_str()]).unwrap_or_default(), false);
+        let files = paths::href(
+            "/remote.php/dav/files",
+            &TreePath::from_segments([self.owner.uid.as_str()]).unwrap_or_default(),
+            false,
+        );
         let mut v = vec![self.prefix.to_owned(), files];
         if self.who.user_id == self.owner.id {
             v.push("/remote.php/webdav".to_owned());
@@ -140,7 +144,18 @@ async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
 pub fn is_dav_method(m: &Method) -> bool {
     matches!(
         m.as_str(),
-        "OPTIONS" | "GET" | "HEAD" | "PUT" | "DELETE" | "MKCOL" | "PROPFIND" | "PROPPATCH" | "COPY" | "MOVE"
-            | "LOCK" | "UNLOCK" | "PATCH"
+        "OPTIONS"
+            | "GET"
+            | "HEAD"
+            | "PUT"
+            | "DELETE"
+            | "MKCOL"
+            | "PROPFIND"
+            | "PROPPATCH"
+            | "COPY"
+            | "MOVE"
+            | "LOCK"
+            | "UNLOCK"
+            | "PATCH"
     )
 }

@@ -78,7 +78,11 @@ pub enum Destination {
 /// Interprets a `Destination` header (a full URL or an absolute path) against
 /// the URL prefixes that name the tree the request works in. Prefixes compare
 /// case-insensitively (user ids do); the part below is taken as it is.
-pub fn destination(value: &str, host: Option<&str>, prefixes: &[String]) -> Result<Destination, Error> {
+pub fn destination(
+    value: &str,
+    host: Option<&str>,
+    prefixes: &[String],
+) -> Result<Destination, Error> {
     let lower = value.get(..8).unwrap_or(value).to_ascii_lowercase();
     let path = if lower.starts_with("http://") || lower.starts_with("https://") {
         let rest = &value[value.find("://").map_or(0, |i| i + 3)..];
@@ -98,7 +102,10 @@ pub fn destination(value: &str, host: Option<&str>, prefixes: &[String]) -> Resu
         let base = decode(prefix)?;
         let n = base.segments().len();
         let same = full.segments().len() >= n
-            && full.segments()[..n].iter().zip(base.segments()).all(|(a, b)| a.eq_ignore_ascii_case(b));
+            && full.segments()[..n]
+                .iter()
+                .zip(base.segments())
+                .all(|(a, b)| a.eq_ignore_ascii_case(b));
         if same {
             return Ok(Destination::Here(TreePath::from_segments(full.segments()[n..].to_vec())?));
         }
@@ -132,9 +139,16 @@ mod tests {
     #[test]
     fn destinations_stay_in_the_tree() {
         let pre = ["/remote.php/dav/files/alice".to_owned(), "/remote.php/webdav".to_owned()];
-        let here = |d: Destination, want: &str| matches!(d, Destination::Here(p) if p.to_key() == want);
-        assert!(here(destination("http://h:1/remote.php/dav/files/alice/x", Some("h:1"), &pre).unwrap(), "/x"));
-        assert!(here(destination("HTTP://h:1/remote.php/dav/files/ALICE/x?q=1", Some("h:1"), &pre).unwrap(), "/x"));
+        let here =
+            |d: Destination, want: &str| matches!(d, Destination::Here(p) if p.to_key() == want);
+        assert!(here(
+            destination("http://h:1/remote.php/dav/files/alice/x", Some("h:1"), &pre).unwrap(),
+            "/x"
+        ));
+        assert!(here(
+            destination("HTTP://h:1/remote.php/dav/files/ALICE/x?q=1", Some("h:1"), &pre).unwrap(),
+            "/x"
+        ));
         assert!(here(destination("/remote.php/webdav/d/x", None, &pre).unwrap(), "/d/x"));
         assert!(here(destination("/remote.php/dav/files/alice/Ünï", None, &pre).unwrap(), "/Ünï"));
         let d = destination("http://evil/remote.php/dav/files/alice/x", Some("h:1"), &pre).unwrap();

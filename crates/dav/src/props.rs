@@ -44,20 +44,41 @@ pub fn is_protected(ns: &str, name: &str) -> bool {
         ),
         OC => matches!(
             name,
-            "id" | "fileid" | "permissions" | "size" | "checksums" | "share-types" | "owner-id"
-                | "owner-display-name" | "data-fingerprint"
+            "id" | "fileid"
+                | "permissions"
+                | "size"
+                | "checksums"
+                | "share-types"
+                | "owner-id"
+                | "owner-display-name"
+                | "data-fingerprint"
         ),
-        NC => matches!(name, "has-preview" | "mount-type" | "is-encrypted" | "creation_time" | "upload_time"),
+        NC => matches!(
+            name,
+            "has-preview" | "mount-type" | "is-encrypted" | "creation_time" | "upload_time"
+        ),
         _ => false,
     }
 }
 
 /// The value (inner XML) of a live property, or `None` when it is not a live
 /// property of this node.
-pub fn live(cx: &LiveCtx<'_>, node: &Node, path: &TreePath, ns: &str, name: &str) -> Option<String> {
+pub fn live(
+    cx: &LiveCtx<'_>,
+    node: &Node,
+    path: &TreePath,
+    ns: &str,
+    name: &str,
+) -> Option<String> {
     let file = !node.is_folder();
     let v = match (ns, name) {
-        (DAV, "resourcetype") => if file { String::new() } else { "<d:collection/>".into() },
+        (DAV, "resourcetype") => {
+            if file {
+                String::new()
+            } else {
+                "<d:collection/>".into()
+            }
+        }
         (DAV, "creationdate") => rfc3339(node.ctime),
         (DAV, "getlastmodified") => http_date(node.mtime),
         (DAV, "getcontentlength") if file => node.size.to_string(),
@@ -69,11 +90,21 @@ pub fn live(cx: &LiveCtx<'_>, node: &Node, path: &TreePath, ns: &str, name: &str
         (DAV, "supportedlock") => SUPPORTED_LOCK.to_owned(),
         (DAV, "quota-used-bytes") if !file => cx.usage.0.to_string(),
         (DAV, "quota-available-bytes") if !file => {
-            if cx.usage.1 < 0 { "-3".into() } else { (cx.usage.1 - cx.usage.0).max(0).to_string() }
+            if cx.usage.1 < 0 {
+                "-3".into()
+            } else {
+                (cx.usage.1 - cx.usage.0).max(0).to_string()
+            }
         }
         (OC, "id") => oc_id(node.id, cx.instance_id),
         (OC, "fileid") => node.id.to_string(),
-        (OC, "permissions") => if file { "RGDNVW".into() } else { "RGDNVCK".into() },
+        (OC, "permissions") => {
+            if file {
+                "RGDNVW".into()
+            } else {
+                "RGDNVCK".into()
+            }
+        }
         (OC, "size") => node.size.to_string(),
         (OC, "checksums") if file => match &node.checksum {
             Some(c) => format!("<oc:checksum>{}</oc:checksum>", escape(c)),
@@ -110,7 +141,8 @@ fn lockdiscovery(cx: &LiveCtx<'_>, path: &TreePath) -> String {
 pub fn activelock(prefix: &str, l: &Lock) -> String {
     let scope = if l.shared { "<d:shared/>" } else { "<d:exclusive/>" };
     let depth = if l.deep { "infinity" } else { "0" };
-    let owner = l.owner_xml.as_deref().map(|o| format!("<d:owner>{o}</d:owner>")).unwrap_or_default();
+    let owner =
+        l.owner_xml.as_deref().map(|o| format!("<d:owner>{o}</d:owner>")).unwrap_or_default();
     let remaining = (l.expires_at - strongroom_core::now_secs()).max(0);
     let root = crate::paths::href(prefix, &l.path, false);
     format!(

@@ -87,7 +87,10 @@ fn write_content(out: &mut String, c: &Content) {
                     out.push_str(&format!(" {name}=\"{}\"", crate::xml_out::escape(value)));
                 } else {
                     let ns = crate::xml_out::escape(ns);
-                    out.push_str(&format!(" xmlns:a{i}=\"{ns}\" a{i}:{name}=\"{}\"", crate::xml_out::escape(value)));
+                    out.push_str(&format!(
+                        " xmlns:a{i}=\"{ns}\" a{i}:{name}=\"{}\"",
+                        crate::xml_out::escape(value)
+                    ));
                 }
             }
             if e.children.is_empty() {
@@ -123,7 +126,8 @@ pub fn parse(body: &[u8]) -> Result<Elem, XmlError> {
     let mut root: Option<Elem> = None;
     let mut count = 0;
     loop {
-        let (ns, event) = reader.read_resolved_event().map_err(|e| err(format!("malformed XML: {e}")))?;
+        let (ns, event) =
+            reader.read_resolved_event().map_err(|e| err(format!("malformed XML: {e}")))?;
         let ns = namespace(ns)?;
         match event {
             Event::Start(s) | Event::Empty(s) if root.is_some() => {
@@ -155,7 +159,9 @@ pub fn parse(body: &[u8]) -> Result<Elem, XmlError> {
             }
             Event::GeneralRef(r) => {
                 let s = if r.is_char_ref() {
-                    let c = r.resolve_char_ref().map_err(|e| err(format!("bad character reference: {e}")))?;
+                    let c = r
+                        .resolve_char_ref()
+                        .map_err(|e| err(format!("bad character reference: {e}")))?;
                     c.ok_or_else(|| err("bad character reference"))?.to_string()
                 } else {
                     let name = r.xml10_content();
@@ -178,9 +184,7 @@ pub fn parse(body: &[u8]) -> Result<Elem, XmlError> {
 
 fn namespace(r: ResolveResult<'_>) -> Result<String, XmlError> {
     match r {
-        ResolveResult::Bound(ns) => {
-            Ok(ns.0.to_owned())
-        }
+        ResolveResult::Bound(ns) => Ok(ns.0.to_owned()),
         ResolveResult::Unbound => Ok(String::new()),
         ResolveResult::Unknown(p) => Err(err(format!("undeclared namespace prefix {p:?}"))),
     }

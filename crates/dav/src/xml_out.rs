@@ -92,7 +92,8 @@ pub fn prop(out: &mut String, ns: &str, name: &str, inner: &str) {
 
 /// The `HTTP/1.1 NNN Reason` line used in `d:status`.
 pub fn status_line(code: u16) -> String {
-    let reason = http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let reason =
+        http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     format!("HTTP/1.1 {code} {reason}")
 }
 

@@ -9,14 +9,24 @@ use strongroom_core::{
 
 use crate::{Caller, Ocs, OcsError, VERSION};
 
-pub async fn route(ocs: &Ocs, path: &str, parts: &Parts, caller: &Caller<'_>, origin: &Origin) -> Result<Value, OcsError> {
+pub async fn route(
+    ocs: &Ocs,
+    path: &str,
+    parts: &Parts,
+    caller: &Caller<'_>,
+    origin: &Origin,
+) -> Result<Value, OcsError> {
     let path = path.trim_end_matches('/');
     match (&parts.method, path) {
         (&Method::GET, "/cloud/capabilities") => Ok(capabilities()),
         (&Method::GET, "/cloud/user") => current_user(ocs, caller).await,
-        (&Method::GET, "/core/getapppassword") => get_app_password(ocs, parts, caller, origin).await,
+        (&Method::GET, "/core/getapppassword") => {
+            get_app_password(ocs, parts, caller, origin).await
+        }
         (&Method::DELETE, "/core/apppassword") => delete_app_password(ocs, caller, origin).await,
-        _ => Err(OcsError::not_found("Invalid query, please check the syntax. API specifications are here: https://docs.nextcloud.com")),
+        _ => Err(OcsError::not_found(
+            "Invalid query, please check the syntax. API specifications are here: https://docs.nextcloud.com",
+        )),
     }
 }
 
@@ -55,7 +65,8 @@ async fn current_user(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError>
         json!({ "free": -3, "used": used, "total": -3, "relative": 0, "quota": -3 })
     } else {
         let free = (quota - used).max(0);
-        let relative = if quota > 0 { ((used as f64 / quota as f64) * 10000.0).round() / 100.0 } else { 0.0 };
+        let relative =
+            if quota > 0 { ((used as f64 / quota as f64) * 10000.0).round() / 100.0 } else { 0.0 };
         json!({ "free": free, "used": used, "total": quota, "relative": relative, "quota": quota })
     };
     Ok(json!({
@@ -80,26 +91,49 @@ async fn current_user(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError>
 
 /// Turns a password login into an app password (clients migrating from
 /// stored passwords). Refused when the caller already uses an app password.
-async fn get_app_password(ocs: &Ocs, parts: &Parts, caller: &Caller<'_>, origin: &Origin) -> Result<Value, OcsError> {
+async fn get_app_password(
+    ocs: &Ocs,
+    parts: &Parts,
+    caller: &Caller<'_>,
+    origin: &Origin,
+) -> Result<Value, OcsError> {
     let user = match caller {
         Caller::Anonymous => return Err(OcsError::unauthorised()),
-        Caller::AppToken(..) => return Err(OcsError::new(403, "You are already using an app password")),
+        Caller::AppToken(..) => {
+            return Err(OcsError::new(403, "You are already using an app password"));
+        }
         // A browser session must use the devices page, which asks for the password again.
         Caller::Session(..) => return Err(OcsError::new(403, "Password confirmation is required")),
         Caller::Password(u) => *u,
     };
-    let agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
+    let agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown client");
     let (token, secret) = ocs.tokens.create(user, agent).await.map_err(internal)?;
     let id = token.id.to_string();
-    ocs.audit.record(origin, Event::new("token.created").actor(&user.uid).target(&id).detail(json!({ "name": token.name })));
+    ocs.audit.record(
+        origin,
+        Event::new("token.created")
+            .actor(&user.uid)
+            .target(&id)
+            .detail(json!({ "name": token.name })),
+    );
     Ok(json!({ "apppassword": secret.expose() }))
 }
 
 /// Revokes the app password the request is authenticated with.
-async fn delete_app_password(ocs: &Ocs, caller: &Caller<'_>, origin: &Origin) -> Result<Value, OcsError> {
+async fn delete_app_password(
+    ocs: &Ocs,
+    caller: &Caller<'_>,
+    origin: &Origin,
+) -> Result<Value, OcsError> {
     match caller {
         Caller::Anonymous => Err(OcsError::unauthorised()),
-        Caller::Password(_) | Caller::Session(..) => Err(OcsError::new(403, "Only an app password can be deleted this way")),
+        Caller::Password(_) | Caller::Session(..) => {
+            Err(OcsError::new(403, "Only an app password can be deleted this way"))
+        }
         Caller::AppToken(u, t) => {
             ocs.tokens.delete(u.id, t.id).await.map_err(internal)?;
             let id = t.id.to_string();

@@ -20,7 +20,10 @@ pub enum Format {
 impl Format {
     /// `format=` in the query wins; then an `Accept` naming JSON; else XML.
     pub fn of(parts: &Parts) -> Format {
-        Format::from_request(parts.uri.query(), parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+        Format::from_request(
+            parts.uri.query(),
+            parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+        )
     }
 
     pub fn from_request(query: Option<&str>, accept: Option<&str>) -> Format {
@@ -82,8 +85,12 @@ pub fn render(version: Version, format: Format, result: Result<Value, OcsError>)
         Version::V2 => status.is_success(),
     };
     let (body, ctype) = match format {
-        Format::Json => (json_body(version, ok, code, &message, &data), "application/json; charset=utf-8"),
-        Format::Xml => (xml_body(version, ok, code, &message, &data), "application/xml; charset=utf-8"),
+        Format::Json => {
+            (json_body(version, ok, code, &message, &data), "application/json; charset=utf-8")
+        }
+        Format::Xml => {
+            (xml_body(version, ok, code, &message, &data), "application/xml; charset=utf-8")
+        }
     };
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
@@ -106,7 +113,10 @@ fn json_body(version: Version, ok: bool, code: u16, message: &str, data: &Value)
 fn xml_body(version: Version, ok: bool, code: u16, message: &str, data: &Value) -> String {
     let status = if ok { "ok" } else { "failure" };
     let mut out = String::from("<?xml version=\"1.0\"?>\n<ocs>\n <meta>\n");
-    out.push_str(&format!("  <status>{status}</status>\n  <statuscode>{code}</statuscode>\n  <message>{}</message>\n", escape(message)));
+    out.push_str(&format!(
+        "  <status>{status}</status>\n  <statuscode>{code}</statuscode>\n  <message>{}</message>\n",
+        escape(message)
+    ));
     if version == Version::V1 {
         out.push_str("  <totalitems></totalitems>\n  <itemsperpage></itemsperpage>\n");
     }
@@ -170,17 +180,20 @@ mod tests {
 
     #[tokio::test]
     async fn v1_hides_failures_in_the_body_v2_in_the_status() {
-        let (s, b) = body(render(Version::V1, Format::Json, Err(OcsError::not_found("gone")))).await;
+        let (s, b) =
+            body(render(Version::V1, Format::Json, Err(OcsError::not_found("gone")))).await;
         assert_eq!(s, 200);
         assert!(b.contains(r#""status":"failure","statuscode":998,"message":"gone""#), "{b}");
-        let (s, _) = body(render(Version::V2, Format::Json, Err(OcsError::not_found("gone")))).await;
+        let (s, _) =
+            body(render(Version::V2, Format::Json, Err(OcsError::not_found("gone")))).await;
         assert_eq!(s, 404);
         let (s, _) = body(render(Version::V1, Format::Xml, Err(OcsError::unauthorised()))).await;
         assert_eq!(s, 401);
         let (s, b) = body(render(Version::V2, Format::Xml, Err(OcsError::new(102, "x")))).await;
         assert_eq!(s, 400);
         assert!(b.contains("<statuscode>102</statuscode>") && b.contains("<data/>"));
-        let (s, b) = body(render(Version::V2, Format::Json, Ok(serde_json::json!({"id": "a"})))).await;
+        let (s, b) =
+            body(render(Version::V2, Format::Json, Ok(serde_json::json!({"id": "a"})))).await;
         assert_eq!(s, 200);
         assert!(b.contains(r#""statuscode":200,"#) && b.contains(r#""data":{"id":"a"}"#), "{b}");
     }
@@ -189,6 +202,9 @@ mod tests {
     fn xml_renders_lists_and_booleans() {
         let mut out = String::new();
         xml_value(&mut out, &serde_json::json!({"a": [1, 2], "b": true, "c": false, "d": "<x>"}));
-        assert_eq!(out, "<a><element>1</element><element>2</element></a><b>1</b><c></c><d>&lt;x&gt;</d>");
+        assert_eq!(
+            out,
+            "<a><element>1</element><element>2</element></a><b>1</b><c></c><d>&lt;x&gt;</d>"
+        );
     }
 }

@@ -55,14 +55,24 @@ impl Caller<'_> {
 /// Serves `/ocs/v1.php/…` and `/ocs/v2.php/…`; `path` is the part after the
 /// `.php` (for example `/cloud/capabilities`); `body` the request body (the
 /// caller limits its size).
-pub async fn handle(ocs: &Ocs, version: Version, path: &str, parts: &Parts, body: &[u8], caller: Caller<'_>, origin: &Origin) -> Response {
+pub async fn handle(
+    ocs: &Ocs,
+    version: Version,
+    path: &str,
+    parts: &Parts,
+    body: &[u8],
+    caller: Caller<'_>,
+    origin: &Origin,
+) -> Response {
     let format = Format::of(parts);
     let ctype = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let result = match params::Params::parse(parts.uri.query(), ctype, body) {
-        Ok(params) => match provisioning::route(ocs, &parts.method, path, &params, &caller, origin).await {
-            Some(r) => r,
-            None => endpoints::route(ocs, path, parts, &caller, origin).await,
-        },
+        Ok(params) => {
+            match provisioning::route(ocs, &parts.method, path, &params, &caller, origin).await {
+                Some(r) => r,
+                None => endpoints::route(ocs, path, parts, &caller, origin).await,
+            }
+        }
         Err(e) => Err(e),
     };
     render(version, format, result)

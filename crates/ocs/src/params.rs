@@ -21,7 +21,11 @@ fn decode(s: &str) -> String {
 }
 
 impl Params {
-    pub fn parse(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<Params, OcsError> {
+    pub fn parse(
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Params, OcsError> {
         let mut p = Params::default();
         if let Some(q) = query {
             p.add_urlencoded(q, false);
@@ -31,8 +35,11 @@ impl Params {
         }
         let ctype = content_type.unwrap_or("").to_ascii_lowercase();
         if ctype.starts_with("application/json") {
-            let v: Value = serde_json::from_slice(body).map_err(|e| OcsError::new(400, format!("the JSON body is not valid: {e}")))?;
-            let Value::Object(map) = v else { return Err(OcsError::new(400, "the JSON body must be an object")) };
+            let v: Value = serde_json::from_slice(body)
+                .map_err(|e| OcsError::new(400, format!("the JSON body is not valid: {e}")))?;
+            let Value::Object(map) = v else {
+                return Err(OcsError::new(400, "the JSON body must be an object"));
+            };
             for (k, v) in map {
                 p.body_keys.push(k.clone());
                 let list = match v {
@@ -43,7 +50,8 @@ impl Params {
                 p.values.insert(k, list);
             }
         } else {
-            let text = std::str::from_utf8(body).map_err(|_| OcsError::new(400, "the body is not valid UTF-8"))?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| OcsError::new(400, "the body is not valid UTF-8"))?;
             p.add_urlencoded(text, true);
         }
         Ok(p)
@@ -80,7 +88,10 @@ impl Params {
         let num = |k: &str| -> Result<Option<usize>, OcsError> {
             match self.get(k).filter(|v| !v.is_empty()) {
                 None => Ok(None),
-                Some(v) => v.parse::<i64>().map(|n| (n >= 0).then_some(n as usize)).map_err(|_| OcsError::new(400, format!("{k} must be a number"))),
+                Some(v) => v
+                    .parse::<i64>()
+                    .map(|n| (n >= 0).then_some(n as usize))
+                    .map_err(|_| OcsError::new(400, format!("{k} must be a number"))),
             }
         };
         Ok((num("limit")?, num("offset")?.unwrap_or(0)))
@@ -101,11 +112,21 @@ mod tests {
 
     #[test]
     fn merges_query_form_and_json() {
-        let p = Params::parse(Some("format=json&search=a%20b"), Some("application/x-www-form-urlencoded"), b"groups[]=x&groups[]=y&key=quota").unwrap();
+        let p = Params::parse(
+            Some("format=json&search=a%20b"),
+            Some("application/x-www-form-urlencoded"),
+            b"groups[]=x&groups[]=y&key=quota",
+        )
+        .unwrap();
         assert_eq!(p.get("search"), Some("a b"));
         assert_eq!(p.list("groups"), vec!["x", "y"]);
         assert_eq!(p.unknown_body_key(&["groups", "key"]), None);
-        let p = Params::parse(None, Some("application/json"), br#"{"userid":"dora","groups":["staff"],"quota":5}"#).unwrap();
+        let p = Params::parse(
+            None,
+            Some("application/json"),
+            br#"{"userid":"dora","groups":["staff"],"quota":5}"#,
+        )
+        .unwrap();
         assert_eq!(p.get("userid"), Some("dora"));
         assert_eq!(p.list("groups"), vec!["staff"]);
         assert_eq!(p.get("quota"), Some("5"));

@@ -66,13 +66,18 @@ impl App {
         prepare_dir(&blob_dir, "storage.path")?;
         let db = Db::connect(&config.database_url(), config.max_connections()).await?;
         db.migrate().await?;
-        let blobs = BlobStore::local(&blob_dir).map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
+        let blobs = BlobStore::local(&blob_dir)
+            .map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
         blobs.clean_partial().map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
         let instance_id = instance_id(&db).await?;
         let users = Users::new(db.clone());
         let files = Files::new(db.clone(), blobs);
         let s = &config.session;
-        let lifetimes = Lifetimes { idle: s.idle_secs as i64, absolute: s.absolute_secs as i64, remember: s.remember_secs as i64 };
+        let lifetimes = Lifetimes {
+            idle: s.idle_secs as i64,
+            absolute: s.absolute_secs as i64,
+            remember: s.remember_secs as i64,
+        };
         let tokens = Tokens::new(db.clone(), users.clone(), lifetimes);
         let audit = open_audit(config)?;
         let dav = Dav { files: files.clone(), instance_id };
@@ -97,7 +102,11 @@ impl App {
 
     /// On the very first start, creates the admin account. Returns the
     /// generated password when one was made (for the caller to show once).
-    pub async fn bootstrap_admin(&self, name: &str, password_file: Option<&Path>) -> Result<Option<Secret>, String> {
+    pub async fn bootstrap_admin(
+        &self,
+        name: &str,
+        password_file: Option<&Path>,
+    ) -> Result<Option<Secret>, String> {
         let text = |e: &dyn std::fmt::Display| e.to_string();
         if meta_get(&self.db, "initialized").await.map_err(|e| text(&e))?.is_some() {
             return Ok(None);
@@ -166,7 +175,8 @@ async fn meta_get(db: &Db, key: &str) -> Result<Option<String>, strongroom_store
 
 async fn meta_set(db: &Db, key: &str, value: &str) -> Result<(), strongroom_store::DbError> {
     db.exec("DELETE FROM sr_meta WHERE k = ?", &[key.into()]).await?;
-    db.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[Val::from(key), Val::from(value)]).await?;
+    db.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[Val::from(key), Val::from(value)])
+        .await?;
     Ok(())
 }
 
@@ -177,7 +187,12 @@ async fn instance_id(db: &Db) -> Result<String, strongroom_store::DbError> {
     }
     let id = format!("oc{}", random_chars(10, b"abcdefghijklmnopqrstuvwxyz0123456789"));
     // Two nodes starting at once: the first insert wins, the other reads it.
-    let _ = db.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[Val::from("instance_id"), Val::from(id.as_str())]).await;
+    let _ = db
+        .exec(
+            "INSERT INTO sr_meta (k, v) VALUES (?, ?)",
+            &[Val::from("instance_id"), Val::from(id.as_str())],
+        )
+        .await;
     Ok(meta_get(db, "instance_id").await?.unwrap_or(id))
 }
 

@@ -178,12 +178,23 @@ fn audit_file() -> String {
 
 impl Default for BruteforceConfig {
     fn default() -> Self {
-        BruteforceConfig { enabled: true, max_attempts: 10, base_delay_ms: 200, max_delay_ms: 25_000, allow: Vec::new() }
+        BruteforceConfig {
+            enabled: true,
+            max_attempts: 10,
+            base_delay_ms: 200,
+            max_delay_ms: 25_000,
+            allow: Vec::new(),
+        }
     }
 }
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { idle_secs: day(), absolute_secs: week(), remember_secs: fifteen_days(), confirm_secs: half_hour() }
+        SessionConfig {
+            idle_secs: day(),
+            absolute_secs: week(),
+            remember_secs: fifteen_days(),
+            confirm_secs: half_hour(),
+        }
     }
 }
 impl Default for AuditConfig {
@@ -329,7 +340,9 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError(format!("{}: {}", p.display(), e.to_string().trim())))?
+                text.parse::<toml::Table>().map_err(|e| {
+                    ConfigError(format!("{}: {}", p.display(), e.to_string().trim()))
+                })?
             }
             None => toml::Table::new(),
         };
@@ -338,15 +351,25 @@ impl Config {
             if let Some(v) = env(&var) {
                 let value = match kind {
                     Int(..) => toml::Value::Integer(v.trim().parse::<i64>().map_err(|_| {
-                        ConfigError(format!("key `{key}` (from {var}): expected a number, got {v:?}"))
+                        ConfigError(format!(
+                            "key `{key}` (from {var}): expected a number, got {v:?}"
+                        ))
                     })?),
                     Bool => toml::Value::Boolean(match v.trim() {
                         "true" | "1" | "yes" => true,
                         "false" | "0" | "no" => false,
-                        _ => return Err(ConfigError(format!("key `{key}` (from {var}): expected true or false, got {v:?}"))),
+                        _ => {
+                            return Err(ConfigError(format!(
+                                "key `{key}` (from {var}): expected true or false, got {v:?}"
+                            )));
+                        }
                     }),
                     List => toml::Value::Array(
-                        v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_owned())).collect(),
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| toml::Value::String(s.to_owned()))
+                            .collect(),
                     ),
                     Str => toml::Value::String(v),
                 };
@@ -371,21 +394,35 @@ impl Config {
             return bad("listen", format!("{:?} is not an ADDRESS:PORT", self.listen));
         }
         if let Some(url) = &self.database.url {
-            let ok = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"].iter().any(|s| url.starts_with(s));
+            let ok = ["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"]
+                .iter()
+                .any(|s| url.starts_with(s));
             if !ok {
-                return bad("database.url", "must start with sqlite://, postgres:// or mysql://".into());
+                return bad(
+                    "database.url",
+                    "must start with sqlite://, postgres:// or mysql://".into(),
+                );
             }
         }
-        for (key, list) in [("trusted_proxies", &self.trusted_proxies), ("bruteforce.allow", &self.bruteforce.allow)] {
-            if let Some(bad) = list.iter().find(|c| strongroom_core::net::Cidr::parse(c).is_none()) {
-                return Err(ConfigError(format!("key `{key}`: {bad:?} is not an address or CIDR range")));
+        for (key, list) in [
+            ("trusted_proxies", &self.trusted_proxies),
+            ("bruteforce.allow", &self.bruteforce.allow),
+        ] {
+            if let Some(bad) = list.iter().find(|c| strongroom_core::net::Cidr::parse(c).is_none())
+            {
+                return Err(ConfigError(format!(
+                    "key `{key}`: {bad:?} is not an address or CIDR range"
+                )));
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return bad("tls.cert", "tls.cert and tls.key must be given together".into());
         }
         if !matches!(self.audit.target.as_str(), "file" | "stdout" | "syslog") {
-            return bad("audit.target", format!("{:?} is not one of \"file\", \"stdout\", \"syslog\"", self.audit.target));
+            return bad(
+                "audit.target",
+                format!("{:?} is not one of \"file\", \"stdout\", \"syslog\"", self.audit.target),
+            );
         }
         if let Some(u) = &self.redis.url {
             if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
@@ -393,7 +430,10 @@ impl Config {
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return bad("log.format", format!("{:?} is neither \"text\" nor \"json\"", self.log.format));
+            return bad(
+                "log.format",
+                format!("{:?} is neither \"text\" nor \"json\"", self.log.format),
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", format!("{:?} is not a log filter", self.log.level));
@@ -409,7 +449,9 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(u) => u.clone(),
-            None => format!("sqlite://{}", absolute(&self.data_dir).join("strongroom.db").display()),
+            None => {
+                format!("sqlite://{}", absolute(&self.data_dir).join("strongroom.db").display())
+            }
         }
     }
 
@@ -434,7 +476,11 @@ fn check_keys(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
         if section {
             match v {
                 toml::Value::Table(t) => check_keys(t, &key)?,
-                _ => return Err(ConfigError(format!("key `{key}`: expected a table of settings, got {v}"))),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "key `{key}`: expected a table of settings, got {v}"
+                    )));
+                }
             }
             continue;
         }
@@ -496,7 +542,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
         std::fs::write(&path, file).unwrap();
-        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let env: Vec<(String, String)> =
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         let r = Config::load_with_env(Some(&path), &Overrides::default(), |k| {
             env.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone())
         });
@@ -506,10 +553,10 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let c = load("listen = \"127.0.0.1:1\"\n[database]\nmax_connections = 3\n", &[
-            ("STRONGROOM_LISTEN", "127.0.0.1:2"),
-            ("STRONGROOM_DATABASE_MAX_CONNECTIONS", "7"),
-        ])
+        let c = load(
+            "listen = \"127.0.0.1:1\"\n[database]\nmax_connections = 3\n",
+            &[("STRONGROOM_LISTEN", "127.0.0.1:2"), ("STRONGROOM_DATABASE_MAX_CONNECTIONS", "7")],
+        )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:2");
         assert_eq!(c.database.max_connections, Some(7));

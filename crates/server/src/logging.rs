@@ -12,7 +12,12 @@ pub fn init(cfg: &LogConfig) {
         .unwrap_or_else(|| EnvFilter::new(&cfg.level));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if cfg.format == "json" {
-        let _ = builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init();
+        let _ = builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init();
     } else {
         let _ = builder.with_ansi(false).try_init();
     }

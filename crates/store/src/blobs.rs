@@ -26,7 +26,8 @@ impl BlobKey {
     /// Accepts a key read back from the database, refusing anything that is not
     /// a key this store could have made (it becomes part of a storage path).
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok =
+            s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| BlobKey(s.to_owned()))
     }
 
@@ -54,9 +55,8 @@ impl BlobStore {
     pub fn local(root: &Path) -> std::io::Result<Self> {
         let tmp = root.join(".tmp");
         std::fs::create_dir_all(&tmp)?;
-        let builder = Fs::default()
-            .root(&root.to_string_lossy())
-            .atomic_write_dir(&tmp.to_string_lossy());
+        let builder =
+            Fs::default().root(&root.to_string_lossy()).atomic_write_dir(&tmp.to_string_lossy());
         let op = Operator::new(builder).map_err(std::io::Error::other)?;
         Ok(BlobStore { op, local_root: Some(root.to_owned()) })
     }
@@ -140,7 +140,8 @@ impl BlobWriter {
         };
         w.close().await?;
         self.store.sync_entry(&self.key).await.map_err(|e| {
-            opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder").set_source(e)
+            opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder")
+                .set_source(e)
         })?;
         Ok(self.key.clone())
     }

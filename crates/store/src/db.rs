@@ -213,10 +213,8 @@ macro_rules! on_backend {
                 $body
             }
             Self::Postgres($c) => {
-                let $q = bind_all!(
-                    sqlx::query::<Postgres>(AssertSqlSafe(pg_placeholders($sql))),
-                    $args
-                );
+                let $q =
+                    bind_all!(sqlx::query::<Postgres>(AssertSqlSafe(pg_placeholders($sql))), $args);
                 let $wrap = Row::Postgres;
                 $body
             }
@@ -268,9 +266,11 @@ impl Db {
                 .after_connect(|c, _| {
                     Box::pin(async move {
                         // Strict mode refuses over-long values instead of truncating them.
-                        sqlx::query("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
-                            .execute(&mut *c)
-                            .await?;
+                        sqlx::query(
+                            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+                        )
+                        .execute(&mut *c)
+                        .await?;
                         sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                             .execute(&mut *c)
                             .await?;

@@ -10,5 +10,5 @@ mod db;
 mod migrations;
 
 pub use blobs::{BlobKey, BlobStore, BlobWriter};
-pub use opendal::Error as BlobError;
 pub use db::{Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};
+pub use opendal::Error as BlobError;

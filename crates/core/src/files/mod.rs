@@ -19,9 +19,9 @@ use strongroom_store::{BlobKey, BlobStore, Conn, Db, Val};
 pub use node::{Node, NodeKind};
 pub use props::{DeadProp, PropChange};
 pub use trash::TrashItem;
+pub use tree::Placed;
 pub use uploads::{Chunk, Upload};
 pub use versions::Version;
-pub use tree::Placed;
 pub use write::{PutOptions, PutOutcome};
 
 use crate::{
@@ -67,7 +67,9 @@ impl Files {
     pub async fn stat(&self, cx: &Ctx<'_>, path: &TreePath) -> Result<Option<Node>> {
         cx.allow(Op::Stat)?;
         let mut db = self.db.clone();
-        Ok(resolve(&mut db, cx.owner, path).await?.map(|mut chain| chain.pop().expect("chain has the root")))
+        Ok(resolve(&mut db, cx.owner, path)
+            .await?
+            .map(|mut chain| chain.pop().expect("chain has the root")))
     }
 
     /// The direct children of a folder, by name.
@@ -86,7 +88,8 @@ impl Files {
         cx: &Ctx<'_>,
         file: &Node,
         range: std::ops::Range<u64>,
-    ) -> Result<impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static> {
+    ) -> Result<impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static>
+    {
         cx.allow(Op::Read)?;
         if file.owner_id != cx.owner.id || file.kind != NodeKind::File {
             return Err(Error::NotFound);
@@ -115,7 +118,8 @@ impl Files {
     /// Quota state of the owner: (used bytes, quota or negative for unlimited).
     pub async fn usage(&self, cx: &Ctx<'_>) -> Result<(i64, i64)> {
         cx.allow(Op::Stat)?;
-        let row = self.db.row("SELECT size FROM nodes WHERE id = ?", &[cx.owner.root_id.into()]).await?;
+        let row =
+            self.db.row("SELECT size FROM nodes WHERE id = ?", &[cx.owner.root_id.into()]).await?;
         Ok((row.map(|r| r.i64(0)).transpose()?.unwrap_or(0), cx.owner.quota))
     }
 
@@ -151,8 +155,14 @@ const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.siz
 
 /// Resolves `path` in the owner's tree to the chain of nodes from the root to
 /// the target, or `None` when some segment does not exist.
-pub(crate) async fn resolve<C: Conn>(c: &mut C, owner: &User, path: &TreePath) -> Result<Option<Vec<Node>>> {
-    let root_sql = format!("SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?");
+pub(crate) async fn resolve<C: Conn>(
+    c: &mut C,
+    owner: &User,
+    path: &TreePath,
+) -> Result<Option<Vec<Node>>> {
+    let root_sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?"
+    );
     let root = c.row(&root_sql, &[owner.root_id.into()]).await?;
     let Some(root) = root else { return Err(Error::Internal("user has no home folder".into())) };
     let mut chain = vec![Node::from_row(&root)?];
@@ -170,7 +180,9 @@ pub(crate) async fn resolve<C: Conn>(c: &mut C, owner: &User, path: &TreePath) -
 }
 
 pub(crate) async fn fetch_node<C: Conn>(c: &mut C, id: i64) -> Result<Option<Node>> {
-    let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?");
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?"
+    );
     let row = c.row(&sql, &[Val::I64(id)]).await?;
     row.map(|r| Node::from_row(&r)).transpose()
 }
@@ -193,8 +205,14 @@ pub(crate) async fn children<C: Conn>(c: &mut C, parent: i64) -> Result<Vec<Node
 }
 
 /// Resolves the parent folder chain of `path`, which must exist and be a folder.
-pub(crate) async fn parent_chain<C: Conn>(c: &mut C, owner: &User, path: &TreePath) -> Result<Vec<Node>> {
-    let parent = path.parent().ok_or_else(|| Error::Forbidden("the root folder cannot be replaced".into()))?;
+pub(crate) async fn parent_chain<C: Conn>(
+    c: &mut C,
+    owner: &User,
+    path: &TreePath,
+) -> Result<Vec<Node>> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::Forbidden("the root folder cannot be replaced".into()))?;
     match resolve(c, owner, &parent).await? {
         Some(chain) if chain.last().is_some_and(|n| n.kind == NodeKind::Folder) => Ok(chain),
         _ => Err(Error::Conflict("the parent folder does not exist".into())),

@@ -38,10 +38,15 @@ const MAX_VALUE: usize = 64 * 1024;
 
 impl Files {
     /// The dead properties of the given nodes, by node id.
-    pub async fn dead_props(&self, cx: &Ctx<'_>, nodes: &[&Node]) -> Result<HashMap<i64, Vec<DeadProp>>> {
+    pub async fn dead_props(
+        &self,
+        cx: &Ctx<'_>,
+        nodes: &[&Node],
+    ) -> Result<HashMap<i64, Vec<DeadProp>>> {
         cx.allow(Op::Stat)?;
         let mut out: HashMap<i64, Vec<DeadProp>> = HashMap::new();
-        let ids: Vec<i64> = nodes.iter().filter(|n| n.owner_id == cx.owner.id).map(|n| n.id).collect();
+        let ids: Vec<i64> =
+            nodes.iter().filter(|n| n.owner_id == cx.owner.id).map(|n| n.id).collect();
         for part in ids.chunks(500) {
             let sql = format!(
                 "SELECT node_id, ns, name, value FROM props WHERE node_id IN ({}) ORDER BY ns, name",
@@ -57,7 +62,12 @@ impl Files {
     }
 
     /// Applies all changes in order, or none of them.
-    pub async fn patch_props(&self, cx: &Ctx<'_>, path: &TreePath, changes: &[PropChange]) -> Result<()> {
+    pub async fn patch_props(
+        &self,
+        cx: &Ctx<'_>,
+        path: &TreePath,
+        changes: &[PropChange],
+    ) -> Result<()> {
         cx.allow(Op::Write)?;
         for c in changes {
             let (ns, name) = match c {
@@ -74,29 +84,38 @@ impl Files {
             }
         }
         self.retry(|| async {
-        let mut tx = self.begin_for(cx.owner.id).await?;
-        let node = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?.pop().expect("chain");
-        self.locks.check(&mut tx, cx, path, Guard::Write).await?;
-        for c in changes {
-            let (ns, name) = match c {
-                PropChange::Set(p) => (&p.ns, &p.name),
-                PropChange::Remove { ns, name } => (ns, name),
-            };
-            tx.exec(
-                "DELETE FROM props WHERE node_id = ? AND ns = ? AND name = ?",
-                &[node.id.into(), ns.as_str().into(), name.as_str().into()],
-            )
-            .await?;
-            if let PropChange::Set(p) = c {
+            let mut tx = self.begin_for(cx.owner.id).await?;
+            let node = resolve(&mut tx, cx.owner, path)
+                .await?
+                .ok_or(Error::NotFound)?
+                .pop()
+                .expect("chain");
+            self.locks.check(&mut tx, cx, path, Guard::Write).await?;
+            for c in changes {
+                let (ns, name) = match c {
+                    PropChange::Set(p) => (&p.ns, &p.name),
+                    PropChange::Remove { ns, name } => (ns, name),
+                };
                 tx.exec(
-                    "INSERT INTO props (node_id, ns, name, value) VALUES (?, ?, ?, ?)",
-                    &[node.id.into(), p.ns.as_str().into(), p.name.as_str().into(), p.value.as_str().into()],
+                    "DELETE FROM props WHERE node_id = ? AND ns = ? AND name = ?",
+                    &[node.id.into(), ns.as_str().into(), name.as_str().into()],
                 )
                 .await?;
+                if let PropChange::Set(p) = c {
+                    tx.exec(
+                        "INSERT INTO props (node_id, ns, name, value) VALUES (?, ?, ?, ?)",
+                        &[
+                            node.id.into(),
+                            p.ns.as_str().into(),
+                            p.name.as_str().into(),
+                            p.value.as_str().into(),
+                        ],
+                    )
+                    .await?;
+                }
             }
-        }
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }
@@ -104,7 +123,12 @@ impl Files {
     /// Computes a checksum of a file's content, stores it beside the others and
     /// returns it (`TYPE:hex`). Clients ask for this after changing only the
     /// modification time, to make sure the server holds a checksum.
-    pub async fn recalculate_checksum(&self, cx: &Ctx<'_>, path: &TreePath, algo: crate::checksum::Algo) -> Result<String> {
+    pub async fn recalculate_checksum(
+        &self,
+        cx: &Ctx<'_>,
+        path: &TreePath,
+        algo: crate::checksum::Algo,
+    ) -> Result<String> {
         use futures_util::StreamExt;
         cx.allow(Op::Read)?;
         let node = self.stat(cx, path).await?.ok_or(Error::NotFound)?;
@@ -121,7 +145,11 @@ impl Files {
         self.retry(|| async {
             let mut tx = self.begin_for(cx.owner.id).await?;
             // Only if the content is still the one hashed.
-            tx.exec("UPDATE nodes SET checksum = ? WHERE id = ? AND etag = ?", &[all.as_str().into(), node.id.into(), node.etag.as_str().into()]).await?;
+            tx.exec(
+                "UPDATE nodes SET checksum = ? WHERE id = ? AND etag = ?",
+                &[all.as_str().into(), node.id.into(), node.etag.as_str().into()],
+            )
+            .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -141,7 +169,11 @@ impl Files {
             let mut chain = resolve(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
             let node = chain.pop().expect("chain");
             self.locks.check(&mut tx, cx, path, Guard::Write).await?;
-            tx.exec("UPDATE nodes SET mtime = ?, etag = ? WHERE id = ?", &[mtime.into(), new_etag().into(), node.id.into()]).await?;
+            tx.exec(
+                "UPDATE nodes SET mtime = ?, etag = ? WHERE id = ?",
+                &[mtime.into(), new_etag().into(), node.id.into()],
+            )
+            .await?;
             propagate(&mut tx, &chain_ids(&chain), 0).await?;
             tx.commit().await?;
             Ok(())

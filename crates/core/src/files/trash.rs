@@ -38,12 +38,19 @@ pub(crate) async fn trash_root(tx: &mut Tx, user_id: i64) -> Result<i64> {
         return Ok(id);
     }
     let id = insert_hidden_root(tx, user_id, now_secs()).await?;
-    tx.exec("UPDATE users SET trash_root_id = ? WHERE id = ?", &[id.into(), user_id.into()]).await?;
+    tx.exec("UPDATE users SET trash_root_id = ? WHERE id = ?", &[id.into(), user_id.into()])
+        .await?;
     Ok(id)
 }
 
 /// Moves `node` (whose ancestors are `chain`, root first) from `path` into the trash.
-pub(crate) async fn move_to_trash(tx: &mut Tx, owner_id: i64, chain: &[Node], node: &Node, path: &TreePath) -> Result<()> {
+pub(crate) async fn move_to_trash(
+    tx: &mut Tx,
+    owner_id: i64,
+    chain: &[Node],
+    node: &Node,
+    path: &TreePath,
+) -> Result<()> {
     let root = trash_root(tx, owner_id).await?;
     let now = now_secs();
     let mut stamp = now;
@@ -54,7 +61,11 @@ pub(crate) async fn move_to_trash(tx: &mut Tx, owner_id: i64, chain: &[Node], no
         }
         stamp += 1;
     };
-    tx.exec("UPDATE nodes SET parent_id = ?, name = ? WHERE id = ?", &[root.into(), name.into(), node.id.into()]).await?;
+    tx.exec(
+        "UPDATE nodes SET parent_id = ?, name = ? WHERE id = ?",
+        &[root.into(), name.into(), node.id.into()],
+    )
+    .await?;
     let original = path.segments().join("/");
     tx.exec(
         "INSERT INTO trash (node_id, user_id, original_path, deleted_at) VALUES (?, ?, ?, ?)",
@@ -76,7 +87,9 @@ impl Files {
     /// The top-level items of the owner's trash, newest first.
     pub async fn trash_list(&self, cx: &Ctx<'_>) -> Result<Vec<TrashItem>> {
         cx.allow(Op::Stat)?;
-        let sql = format!("SELECT {TRASH_COLUMNS} FROM trash t WHERE t.user_id = ? ORDER BY t.deleted_at DESC, t.node_id DESC");
+        let sql = format!(
+            "SELECT {TRASH_COLUMNS} FROM trash t WHERE t.user_id = ? ORDER BY t.deleted_at DESC, t.node_id DESC"
+        );
         let mut db = self.db.clone();
         let rows = db.rows(&sql, &[Val::I64(cx.owner.id)]).await?;
         let mut out = Vec::new();
@@ -90,7 +103,12 @@ impl Files {
     }
 
     /// Finds a trash item by its trash name and, below it, `rest`.
-    pub async fn trash_lookup(&self, cx: &Ctx<'_>, item: &str, rest: &[String]) -> Result<(TrashItem, Node)> {
+    pub async fn trash_lookup(
+        &self,
+        cx: &Ctx<'_>,
+        item: &str,
+        rest: &[String],
+    ) -> Result<(TrashItem, Node)> {
         cx.allow(Op::Stat)?;
         let items = self.trash_list(cx).await?;
         let item = items.into_iter().find(|i| i.node.name == item).ok_or(Error::NotFound)?;
@@ -159,8 +177,11 @@ impl Files {
             };
             let parent = chain.last().expect("chain").id;
             let name = free_name(&mut tx, parent, item.original_name()).await?;
-            tx.exec("UPDATE nodes SET parent_id = ?, name = ? WHERE id = ?", &[parent.into(), name.into(), node.id.into()])
-                .await?;
+            tx.exec(
+                "UPDATE nodes SET parent_id = ?, name = ? WHERE id = ?",
+                &[parent.into(), name.into(), node.id.into()],
+            )
+            .await?;
             tx.exec("DELETE FROM trash WHERE node_id = ?", &[node.id.into()]).await?;
             propagate(&mut tx, &[root], -node.size).await?;
             propagate(&mut tx, &chain_ids(&chain), node.size).await?;
@@ -173,7 +194,10 @@ impl Files {
 
     /// Purges trash items deleted before `cutoff` (Unix seconds), in every account.
     pub async fn trash_expire(&self, cutoff: i64) -> Result<usize> {
-        let rows = self.db.rows("SELECT node_id, user_id FROM trash WHERE deleted_at < ?", &[cutoff.into()]).await?;
+        let rows = self
+            .db
+            .rows("SELECT node_id, user_id FROM trash WHERE deleted_at < ?", &[cutoff.into()])
+            .await?;
         let mut purged = 0;
         for r in rows {
             let (node_id, user_id) = (r.i64(0)?, r.i64(1)?);
@@ -188,7 +212,9 @@ impl Files {
             .retry(|| async {
                 let mut tx = self.begin_for(user_id).await?;
                 let root = trash_root(&mut tx, user_id).await?;
-                let Some(node) = super::fetch_node(&mut tx, node_id).await? else { return Ok(None) };
+                let Some(node) = super::fetch_node(&mut tx, node_id).await? else {
+                    return Ok(None);
+                };
                 if node.parent_id != Some(root) {
                     return Ok(None);
                 }

@@ -8,11 +8,11 @@ use super::{Ctx, Files, Node, NodeKind, children, parent_chain, resolve};
 use crate::{
     access::Op,
     error::{Error, Result},
+    files::write::check_quota_in,
     locks::Guard,
     path::TreePath,
     users::User,
     util::{new_etag, now_secs},
-    files::write::check_quota_in,
 };
 
 /// Rows changed per statement when a subtree is handled in bulk.
@@ -47,19 +47,33 @@ impl Files {
 
     /// Copies `from` to `to`. For folders `deep` copies everything below,
     /// otherwise only the folder and its properties.
-    pub async fn copy(&self, cx: &Ctx<'_>, from: &TreePath, to: &TreePath, overwrite: bool, deep: bool) -> Result<Placed> {
+    pub async fn copy(
+        &self,
+        cx: &Ctx<'_>,
+        from: &TreePath,
+        to: &TreePath,
+        overwrite: bool,
+        deep: bool,
+    ) -> Result<Placed> {
         cx.allow(Op::Read)?;
         cx.allow(Op::Create)?;
         check_not_inside(from, to)?;
         let (placed, freed) = self
             .retry(|| async {
                 let mut tx = self.begin_for(cx.owner.id).await?;
-                let src = resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?.pop().expect("chain");
-                let (chain, replaced, freed) = self.clear_destination(&mut tx, cx, to, overwrite).await?;
+                let src = resolve(&mut tx, cx.owner, from)
+                    .await?
+                    .ok_or(Error::NotFound)?
+                    .pop()
+                    .expect("chain");
+                let (chain, replaced, freed) =
+                    self.clear_destination(&mut tx, cx, to, overwrite).await?;
                 let size = if deep || src.kind == NodeKind::File { src.size } else { 0 };
                 check_quota_in(&mut tx, cx, size - replaced.as_ref().map_or(0, |n| n.size)).await?;
                 let parent = chain.last().expect("chain").id;
-                let new_id = copy_subtree(&mut tx, &src, parent, to.name().unwrap_or_default(), deep).await?;
+                let new_id =
+                    copy_subtree(&mut tx, &src, parent, to.name().unwrap_or_default(), deep)
+                        .await?;
                 let delta = size - replaced.as_ref().map_or(0, |n| n.size);
                 propagate(&mut tx, &chain_ids(&chain), delta).await?;
                 let node = node_by_id(&mut tx, new_id).await?;
@@ -72,7 +86,13 @@ impl Files {
     }
 
     /// Moves or renames `from` to `to`; the node keeps its id.
-    pub async fn rename(&self, cx: &Ctx<'_>, from: &TreePath, to: &TreePath, overwrite: bool) -> Result<Placed> {
+    pub async fn rename(
+        &self,
+        cx: &Ctx<'_>,
+        from: &TreePath,
+        to: &TreePath,
+        overwrite: bool,
+    ) -> Result<Placed> {
         cx.allow(Op::Delete)?;
         cx.allow(Op::Create)?;
         if from.is_root() {
@@ -82,10 +102,12 @@ impl Files {
         let (placed, freed) = self
             .retry(|| async {
                 let mut tx = self.begin_for(cx.owner.id).await?;
-                let mut src_chain = resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?;
+                let mut src_chain =
+                    resolve(&mut tx, cx.owner, from).await?.ok_or(Error::NotFound)?;
                 let src = src_chain.pop().expect("chain");
                 self.locks.check(&mut tx, cx, from, Guard::Remove).await?;
-                let (chain, replaced, freed) = self.clear_destination(&mut tx, cx, to, overwrite).await?;
+                let (chain, replaced, freed) =
+                    self.clear_destination(&mut tx, cx, to, overwrite).await?;
                 let parent = chain.last().expect("chain").id;
                 tx.exec(
                     "UPDATE nodes SET parent_id = ?, name = ? WHERE id = ?",
@@ -93,7 +115,12 @@ impl Files {
                 )
                 .await?;
                 propagate(&mut tx, &chain_ids(&src_chain), -src.size).await?;
-                propagate(&mut tx, &chain_ids(&chain), src.size - replaced.as_ref().map_or(0, |n| n.size)).await?;
+                propagate(
+                    &mut tx,
+                    &chain_ids(&chain),
+                    src.size - replaced.as_ref().map_or(0, |n| n.size),
+                )
+                .await?;
                 self.locks.forget_below(&mut tx, cx.owner.id, from).await?;
                 let node = node_by_id(&mut tx, src.id).await?;
                 tx.commit().await?;
@@ -114,13 +141,16 @@ impl Files {
         overwrite: bool,
     ) -> Result<(Vec<Node>, Option<Node>, Vec<String>)> {
         let chain = parent_chain(tx, cx.owner, to).await?;
-        let name = to.name().ok_or_else(|| Error::Forbidden("the root cannot be replaced".into()))?;
+        let name =
+            to.name().ok_or_else(|| Error::Forbidden("the root cannot be replaced".into()))?;
         let existing = super::child(tx, chain.last().expect("chain").id, name).await?;
         let guard = if existing.is_some() { Guard::Remove } else { Guard::Create };
         self.locks.check(tx, cx, to, guard).await?;
         let Some(old) = existing else { return Ok((chain, None, Vec::new())) };
         if !overwrite {
-            return Err(Error::PreconditionFailed("the destination exists and Overwrite is F".into()));
+            return Err(Error::PreconditionFailed(
+                "the destination exists and Overwrite is F".into(),
+            ));
         }
         // What is replaced goes to the trash, like a deletion; nothing is lost.
         super::trash::move_to_trash(tx, cx.owner.id, &chain, &old, to).await?;
@@ -270,7 +300,13 @@ async fn copy_subtree(tx: &mut Tx, src: &Node, parent: i64, name: &str, deep: bo
     Ok(top)
 }
 
-async fn insert_copy(tx: &mut Tx, src: &Node, parent: i64, name: &str, with_size: bool) -> Result<i64> {
+async fn insert_copy(
+    tx: &mut Tx,
+    src: &Node,
+    parent: i64,
+    name: &str,
+    with_size: bool,
+) -> Result<i64> {
     let now = now_secs();
     let size = if with_size { src.size } else { 0 };
     let id = tx

@@ -64,7 +64,9 @@ pub(crate) async fn drop_all(tx: &mut Tx, user_id: i64) -> Result<Vec<String>> {
 }
 
 async fn drop_upload(tx: &mut Tx, upload_id: i64) -> Result<Vec<String>> {
-    let rows = tx.rows("SELECT blob_id FROM upload_chunks WHERE upload_id = ?", &[upload_id.into()]).await?;
+    let rows = tx
+        .rows("SELECT blob_id FROM upload_chunks WHERE upload_id = ?", &[upload_id.into()])
+        .await?;
     let blobs: Vec<i64> = rows.iter().map(|r| r.i64(0)).collect::<std::result::Result<_, _>>()?;
     tx.exec("DELETE FROM upload_chunks WHERE upload_id = ?", &[upload_id.into()]).await?;
     tx.exec("DELETE FROM uploads WHERE id = ?", &[upload_id.into()]).await?;
@@ -81,7 +83,8 @@ fn chunk_order(name: &str) -> Option<u64> {
 /// Checks that the chunks follow each other without a gap: consecutive
 /// indices, or byte ranges `start-end` that touch.
 fn check_contiguous(chunks: &[Chunk]) -> Result<()> {
-    let missing = || Error::BadRequest("a chunk is missing: the chunks do not follow each other".into());
+    let missing =
+        || Error::BadRequest("a chunk is missing: the chunks do not follow each other".into());
     let ranges: Option<Vec<(u64, u64)>> = chunks
         .iter()
         .map(|c| {
@@ -113,7 +116,13 @@ fn check_contiguous(chunks: &[Chunk]) -> Result<()> {
 
 impl Files {
     /// MKCOL of an upload folder.
-    pub async fn upload_create(&self, cx: &Ctx<'_>, name: &str, destination: Option<&str>, total: Option<i64>) -> Result<()> {
+    pub async fn upload_create(
+        &self,
+        cx: &Ctx<'_>,
+        name: &str,
+        destination: Option<&str>,
+        total: Option<i64>,
+    ) -> Result<()> {
         cx.allow(Op::Create)?;
         check_name(name)?;
         if let Some(t) = total {
@@ -121,7 +130,12 @@ impl Files {
         }
         let now = now_secs();
         let mut tx = self.begin_for(cx.owner.id).await?;
-        let exists = tx.row("SELECT id FROM uploads WHERE user_id = ? AND name = ?", &[cx.owner.id.into(), name.into()]).await?;
+        let exists = tx
+            .row(
+                "SELECT id FROM uploads WHERE user_id = ? AND name = ?",
+                &[cx.owner.id.into(), name.into()],
+            )
+            .await?;
         if exists.is_some() {
             return Err(Error::AlreadyExists("the upload folder exists".into()));
         }
@@ -133,7 +147,9 @@ impl Files {
             .await;
         match inserted {
             Ok(_) => {}
-            Err(strongroom_store::DbError::Conflict) => return Err(Error::AlreadyExists("the upload folder exists".into())),
+            Err(strongroom_store::DbError::Conflict) => {
+                return Err(Error::AlreadyExists("the upload folder exists".into()));
+            }
             Err(e) => return Err(e.into()),
         }
         tx.commit().await?;
@@ -167,12 +183,21 @@ impl Files {
             .iter()
             .map(|r| Ok(Chunk { name: r.str(0)?, size: r.i64(1)?, blob_key: r.str(2)? }))
             .collect::<Result<_>>()?;
-        chunks.sort_by(|a, b| chunk_order(&a.name).cmp(&chunk_order(&b.name)).then(a.name.cmp(&b.name)));
+        chunks.sort_by(|a, b| {
+            chunk_order(&a.name).cmp(&chunk_order(&b.name)).then(a.name.cmp(&b.name))
+        });
         Ok(chunks)
     }
 
     /// Stores one chunk; a chunk of the same name is replaced (the last upload wins).
-    pub async fn upload_put_chunk<S>(&self, cx: &Ctx<'_>, upload: &str, chunk: &str, body: S, len: Option<u64>) -> Result<bool>
+    pub async fn upload_put_chunk<S>(
+        &self,
+        cx: &Ctx<'_>,
+        upload: &str,
+        chunk: &str,
+        body: S,
+        len: Option<u64>,
+    ) -> Result<bool>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send,
     {
@@ -199,7 +224,13 @@ impl Files {
         Ok(created)
     }
 
-    async fn commit_chunk(&self, cx: &Ctx<'_>, up: &Upload, chunk: &str, staged: &Staged) -> Result<(bool, Vec<String>)> {
+    async fn commit_chunk(
+        &self,
+        cx: &Ctx<'_>,
+        up: &Upload,
+        chunk: &str,
+        staged: &Staged,
+    ) -> Result<(bool, Vec<String>)> {
         let now = now_secs();
         let mut tx = self.begin_for(cx.owner.id).await?;
         if tx.row("SELECT id FROM uploads WHERE id = ?", &[up.id.into()]).await?.is_none() {
@@ -210,20 +241,33 @@ impl Files {
         let key = staged.key.as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default();
         let key = if key.is_empty() { BlobKey::random().as_str().to_owned() } else { key };
         let blob = tx
-            .insert("INSERT INTO blobs (blob_key, size, refs, created_at) VALUES (?, ?, 1, ?)", &[key.into(), staged.size.into(), now.into()])
+            .insert(
+                "INSERT INTO blobs (blob_key, size, refs, created_at) VALUES (?, ?, 1, ?)",
+                &[key.into(), staged.size.into(), now.into()],
+            )
             .await?;
-        let old = tx.row("SELECT blob_id FROM upload_chunks WHERE upload_id = ? AND name = ?", &[up.id.into(), chunk.into()]).await?;
+        let old = tx
+            .row(
+                "SELECT blob_id FROM upload_chunks WHERE upload_id = ? AND name = ?",
+                &[up.id.into(), chunk.into()],
+            )
+            .await?;
         let mut freed = Vec::new();
         if let Some(r) = &old {
             freed = unref_blobs(&mut tx, &[r.i64(0)?]).await?;
-            tx.exec("DELETE FROM upload_chunks WHERE upload_id = ? AND name = ?", &[up.id.into(), chunk.into()]).await?;
+            tx.exec(
+                "DELETE FROM upload_chunks WHERE upload_id = ? AND name = ?",
+                &[up.id.into(), chunk.into()],
+            )
+            .await?;
         }
         tx.exec(
             "INSERT INTO upload_chunks (upload_id, name, blob_id, size) VALUES (?, ?, ?, ?)",
             &[up.id.into(), chunk.into(), blob.into(), staged.size.into()],
         )
         .await?;
-        tx.exec("UPDATE uploads SET touched_at = ? WHERE id = ?", &[now.into(), up.id.into()]).await?;
+        tx.exec("UPDATE uploads SET touched_at = ? WHERE id = ?", &[now.into(), up.id.into()])
+            .await?;
         tx.commit().await?;
         Ok((old.is_none(), freed))
     }
@@ -250,13 +294,23 @@ impl Files {
 
     /// Assembles the chunks into the file at `dest`. The chunks stay when the
     /// assembly is refused, so the client can resume.
-    pub async fn upload_assemble(&self, cx: &Ctx<'_>, name: &str, dest: &TreePath, total: Option<i64>, opts: PutOptions) -> Result<PutOutcome> {
+    pub async fn upload_assemble(
+        &self,
+        cx: &Ctx<'_>,
+        name: &str,
+        dest: &TreePath,
+        total: Option<i64>,
+        opts: PutOptions,
+    ) -> Result<PutOutcome> {
         cx.allow(Op::Write)?;
         let up = self.upload_get(cx, name).await?;
         self.claim_assembly(&up).await?;
         let result = self.assemble(cx, &up, dest, total, opts).await;
         if result.is_err() {
-            let _ = self.db.exec("UPDATE uploads SET assembling_since = NULL WHERE id = ?", &[up.id.into()]).await;
+            let _ = self
+                .db
+                .exec("UPDATE uploads SET assembling_since = NULL WHERE id = ?", &[up.id.into()])
+                .await;
         }
         result
     }
@@ -277,7 +331,14 @@ impl Files {
         Ok(())
     }
 
-    async fn assemble(&self, cx: &Ctx<'_>, up: &Upload, dest: &TreePath, total: Option<i64>, opts: PutOptions) -> Result<PutOutcome> {
+    async fn assemble(
+        &self,
+        cx: &Ctx<'_>,
+        up: &Upload,
+        dest: &TreePath,
+        total: Option<i64>,
+        opts: PutOptions,
+    ) -> Result<PutOutcome> {
         let chunks = self.upload_chunks(cx, up).await?;
         if chunks.is_empty() {
             return Err(Error::BadRequest("the upload has no chunks".into()));
@@ -286,13 +347,17 @@ impl Files {
         let size: i64 = chunks.iter().map(|c| c.size).sum();
         if let Some(t) = total.or(up.total_length) {
             if t != size {
-                return Err(Error::BadRequest(format!("the chunks hold {size} bytes, the client announced {t}")));
+                return Err(Error::BadRequest(format!(
+                    "the chunks hold {size} bytes, the client announced {t}"
+                )));
             }
         }
         let existing = self.stat(cx, dest).await?;
         self.make_room(cx, size - existing.map_or(0, |n| n.size)).await?;
         let staged = self.concatenate(&chunks, opts.checksum.as_ref()).await?;
-        let outcome = self.place(cx, dest, staged, &PutOptions { expected_len: None, checksum: None, ..opts }).await?;
+        let outcome = self
+            .place(cx, dest, staged, &PutOptions { expected_len: None, checksum: None, ..opts })
+            .await?;
         let mut tx = self.begin_for(cx.owner.id).await?;
         let freed = drop_upload(&mut tx, up.id).await?;
         tx.commit().await?;
@@ -301,12 +366,17 @@ impl Files {
     }
 
     /// Streams the chunks, in order, into one new blob (each byte copied once).
-    async fn concatenate(&self, chunks: &[Chunk], checksum: Option<&crate::checksum::Expected>) -> Result<Staged> {
+    async fn concatenate(
+        &self,
+        chunks: &[Chunk],
+        checksum: Option<&crate::checksum::Expected>,
+    ) -> Result<Staged> {
         let mut hasher = Hasher::new(checksum.map(|c| c.algo));
         let mut writer = self.blobs.create().await?;
         let mut size = 0i64;
         for c in chunks.iter().filter(|c| c.size > 0) {
-            let key = BlobKey::parse(&c.blob_key).ok_or_else(|| Error::Internal("bad chunk blob key".into()))?;
+            let key = BlobKey::parse(&c.blob_key)
+                .ok_or_else(|| Error::Internal("bad chunk blob key".into()))?;
             let mut stream = std::pin::pin!(self.blobs.read(&key, 0..c.size as u64).await?);
             while let Some(part) = stream.next().await {
                 let part = part.map_err(|e| Error::Internal(format!("reading a chunk: {e}")))?;
@@ -361,12 +431,26 @@ mod tests {
 
     #[test]
     fn chunks_must_follow_each_other() {
-        assert!(check_contiguous(&[chunk("0000000000000000", 5), chunk("0000000000000001", 3)]).is_ok());
+        assert!(
+            check_contiguous(&[chunk("0000000000000000", 5), chunk("0000000000000001", 3)]).is_ok()
+        );
         assert!(check_contiguous(&[chunk("1", 5), chunk("2", 3), chunk("3", 1)]).is_ok());
         assert!(check_contiguous(&[chunk("1", 5), chunk("3", 3)]).is_err());
         assert!(check_contiguous(&[chunk("2", 5), chunk("3", 3)]).is_err());
-        assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 10), chunk("000000000000010-000000000000014", 5)]).is_ok());
-        assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 10), chunk("000000000000011-000000000000014", 4)]).is_err());
+        assert!(
+            check_contiguous(&[
+                chunk("000000000000000-000000000000009", 10),
+                chunk("000000000000010-000000000000014", 5)
+            ])
+            .is_ok()
+        );
+        assert!(
+            check_contiguous(&[
+                chunk("000000000000000-000000000000009", 10),
+                chunk("000000000000011-000000000000014", 4)
+            ])
+            .is_err()
+        );
         assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 9)]).is_err());
     }
 

@@ -91,8 +91,16 @@ pub(crate) async fn drop_for(tx: &mut Tx, node_ids: &[i64]) -> Result<Vec<String
     for part in node_ids.chunks(500) {
         let list = strongroom_store::placeholders(part.len());
         let args: Vec<Val> = part.iter().map(|i| Val::I64(*i)).collect();
-        let rows = tx.rows(&format!("SELECT blob_id FROM versions WHERE node_id IN ({list}) AND blob_id IS NOT NULL"), &args).await?;
-        let blobs: Vec<i64> = rows.iter().map(|r| r.i64(0)).collect::<std::result::Result<_, _>>()?;
+        let rows = tx
+            .rows(
+                &format!(
+                    "SELECT blob_id FROM versions WHERE node_id IN ({list}) AND blob_id IS NOT NULL"
+                ),
+                &args,
+            )
+            .await?;
+        let blobs: Vec<i64> =
+            rows.iter().map(|r| r.i64(0)).collect::<std::result::Result<_, _>>()?;
         tx.exec(&format!("DELETE FROM versions WHERE node_id IN ({list})"), &args).await?;
         freed.extend(unref_blobs(tx, &blobs).await?);
     }
@@ -108,7 +116,12 @@ async fn list<C: Conn>(c: &mut C, node_id: i64) -> Result<Vec<Version>> {
 
 impl Files {
     /// A file of the owner's live tree by id, with its ancestors (root first).
-    pub(crate) async fn file_in_tree<C: Conn>(&self, c: &mut C, cx: &Ctx<'_>, file_id: i64) -> Result<(Node, Vec<Node>)> {
+    pub(crate) async fn file_in_tree<C: Conn>(
+        &self,
+        c: &mut C,
+        cx: &Ctx<'_>,
+        file_id: i64,
+    ) -> Result<(Node, Vec<Node>)> {
         let node = fetch_node(c, file_id).await?.ok_or(Error::NotFound)?;
         if node.owner_id != cx.owner.id || node.kind != NodeKind::File {
             return Err(Error::NotFound);
@@ -138,7 +151,12 @@ impl Files {
     }
 
     /// Makes a version the current content; the current content becomes a version.
-    pub async fn restore_version(&self, cx: &Ctx<'_>, file_id: i64, version_id: i64) -> Result<Node> {
+    pub async fn restore_version(
+        &self,
+        cx: &Ctx<'_>,
+        file_id: i64,
+        version_id: i64,
+    ) -> Result<Node> {
         cx.allow(Op::Write)?;
         self.retry(|| async {
             let mut tx = self.begin_for(cx.owner.id).await?;
@@ -203,8 +221,16 @@ impl Files {
         let mut tx = self.begin_for(user_id).await?;
         let list = strongroom_store::placeholders(ids.len());
         let args: Vec<Val> = ids.iter().map(|i| Val::I64(*i)).collect();
-        let rows = tx.rows(&format!("SELECT blob_id FROM versions WHERE id IN ({list}) AND blob_id IS NOT NULL"), &args).await?;
-        let blobs: Vec<i64> = rows.iter().map(|r| r.i64(0)).collect::<std::result::Result<_, _>>()?;
+        let rows = tx
+            .rows(
+                &format!(
+                    "SELECT blob_id FROM versions WHERE id IN ({list}) AND blob_id IS NOT NULL"
+                ),
+                &args,
+            )
+            .await?;
+        let blobs: Vec<i64> =
+            rows.iter().map(|r| r.i64(0)).collect::<std::result::Result<_, _>>()?;
         tx.exec(&format!("DELETE FROM versions WHERE id IN ({list})"), &args).await?;
         let freed = unref_blobs(&mut tx, &blobs).await?;
         tx.commit().await?;
@@ -215,6 +241,7 @@ impl Files {
 
 /// The path of `node` given its ancestors from the root.
 fn path_of(chain: &[Node], node: &Node) -> crate::path::TreePath {
-    let names = chain.iter().skip(1).map(|n| n.name.clone()).chain(std::iter::once(node.name.clone()));
+    let names =
+        chain.iter().skip(1).map(|n| n.name.clone()).chain(std::iter::once(node.name.clone()));
     crate::path::TreePath::from_segments(names).unwrap_or_default()
 }

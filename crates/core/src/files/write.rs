@@ -70,7 +70,8 @@ impl Files {
     /// Creates a folder; the parent must exist and the name be free.
     pub async fn mkdir(&self, cx: &Ctx<'_>, path: &TreePath) -> Result<Node> {
         cx.allow(Op::Create)?;
-        let name = path.name().ok_or_else(|| Error::AlreadyExists("the root folder exists".into()))?;
+        let name =
+            path.name().ok_or_else(|| Error::AlreadyExists("the root folder exists".into()))?;
         self.retry(|| async {
             let mut tx = self.begin_for(cx.owner.id).await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
@@ -83,7 +84,15 @@ impl Files {
             tx.insert(
                 "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
                  VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                &[cx.owner.id.into(), parent.id.into(), name.into(), NodeKind::Folder.code().into(), now.into(), now.into(), new_etag().into()],
+                &[
+                    cx.owner.id.into(),
+                    parent.id.into(),
+                    name.into(),
+                    NodeKind::Folder.code().into(),
+                    now.into(),
+                    now.into(),
+                    new_etag().into(),
+                ],
             )
             .await?;
             propagate(&mut tx, &chain_ids(&chain), 0).await?;
@@ -95,7 +104,13 @@ impl Files {
     }
 
     /// Writes a file from a stream of bytes, creating or replacing it.
-    pub async fn put<S>(&self, cx: &Ctx<'_>, path: &TreePath, body: S, opts: PutOptions) -> Result<PutOutcome>
+    pub async fn put<S>(
+        &self,
+        cx: &Ctx<'_>,
+        path: &TreePath,
+        body: S,
+        opts: PutOptions,
+    ) -> Result<PutOutcome>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send,
     {
@@ -104,7 +119,9 @@ impl Files {
         // Checks that need no content, before receiving any.
         let mut db = self.db.clone();
         let chain = parent_chain(&mut db, cx.owner, path).await?;
-        let existing = super::child(&mut db, chain.last().expect("chain").id, path.name().unwrap_or("")).await?;
+        let existing =
+            super::child(&mut db, chain.last().expect("chain").id, path.name().unwrap_or(""))
+                .await?;
         check_target(existing.as_ref(), &opts)?;
         let guard = if existing.is_some() { Guard::Write } else { Guard::Create };
         self.locks.check(&mut db, cx, path, guard).await?;
@@ -128,7 +145,13 @@ impl Files {
     }
 
     /// Commits staged content at `path`; on failure the blob is removed again.
-    pub(crate) async fn place(&self, cx: &Ctx<'_>, path: &TreePath, staged: Staged, opts: &PutOptions) -> Result<PutOutcome> {
+    pub(crate) async fn place(
+        &self,
+        cx: &Ctx<'_>,
+        path: &TreePath,
+        staged: Staged,
+        opts: &PutOptions,
+    ) -> Result<PutOutcome> {
         let key = staged.key.clone();
         let result = self.commit_put(cx, path, &staged, opts).await;
         if result.is_err() {
@@ -176,7 +199,14 @@ impl Files {
     /// Everything of the owner's that is kept for recovery: versions and trash items.
     async fn history(&self, cx: &Ctx<'_>) -> Result<Vec<Kept>> {
         let mut out = Vec::new();
-        for r in self.db.rows("SELECT id, size, created_at FROM versions WHERE user_id = ?", &[cx.owner.id.into()]).await? {
+        for r in self
+            .db
+            .rows(
+                "SELECT id, size, created_at FROM versions WHERE user_id = ?",
+                &[cx.owner.id.into()],
+            )
+            .await?
+        {
             out.push(Kept { what: History::Version(r.i64(0)?), size: r.i64(1)?, at: r.i64(2)? });
         }
         let trash = self
@@ -190,7 +220,13 @@ impl Files {
     }
 
     /// Streams the body into a new blob, hashing it, and flushes it.
-    pub(crate) async fn stage<S>(&self, body: S, expected: Option<u64>, checksum: Option<&Expected>, limit: Option<u64>) -> Result<Staged>
+    pub(crate) async fn stage<S>(
+        &self,
+        body: S,
+        expected: Option<u64>,
+        checksum: Option<&Expected>,
+        limit: Option<u64>,
+    ) -> Result<Staged>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send,
     {
@@ -207,17 +243,33 @@ impl Files {
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => return fail(writer, Error::BadRequest(format!("the upload was interrupted: {e}"))).await,
+                Err(e) => {
+                    return fail(
+                        writer,
+                        Error::BadRequest(format!("the upload was interrupted: {e}")),
+                    )
+                    .await;
+                }
             };
             if chunk.is_empty() {
                 continue;
             }
             size += chunk.len() as u64;
             if expected.is_some_and(|e| size > e) {
-                return fail(writer, Error::BadRequest("the body is longer than its Content-Length".into())).await;
+                return fail(
+                    writer,
+                    Error::BadRequest("the body is longer than its Content-Length".into()),
+                )
+                .await;
             }
             if limit.is_some_and(|l| size > l) {
-                return fail(writer, Error::InsufficientStorage("insufficient space: the upload exceeds the quota".into())).await;
+                return fail(
+                    writer,
+                    Error::InsufficientStorage(
+                        "insufficient space: the upload exceeds the quota".into(),
+                    ),
+                )
+                .await;
             }
             hasher.update(&chunk);
             if writer.is_none() {
@@ -228,7 +280,11 @@ impl Files {
             }
         }
         if expected.is_some_and(|e| size != e) {
-            return fail(writer, Error::BadRequest("the body is shorter than its Content-Length".into())).await;
+            return fail(
+                writer,
+                Error::BadRequest("the body is shorter than its Content-Length".into()),
+            )
+            .await;
         }
         let checksum = match hasher.finish(checksum) {
             Ok(c) => c,
@@ -259,7 +315,8 @@ impl Files {
             self.locks.check(&mut tx, cx, path, guard).await?;
             let delta = staged.size - existing.as_ref().map_or(0, |n| n.size);
             check_quota_in(&mut tx, cx, delta).await?;
-            let freed = write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, opts).await?;
+            let freed =
+                write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, opts).await?;
             propagate(&mut tx, &chain_ids(&chain), delta).await?;
             let node = super::child(&mut tx, parent_id, name).await?.ok_or(Error::Retry)?;
             tx.commit().await?;
@@ -340,7 +397,9 @@ fn check_target(existing: Option<&Node>, opts: &PutOptions) -> Result<()> {
     if let Some(want) = &opts.if_match {
         match existing {
             Some(n) if n.etag == *want => {}
-            _ => return Err(Error::PreconditionFailed("the file has changed on the server".into())),
+            _ => {
+                return Err(Error::PreconditionFailed("the file has changed on the server".into()));
+            }
         }
     }
     Ok(())

@@ -19,7 +19,11 @@ pub async fn evaluate_if(call: &mut Call<'_>) -> Result<(), Error> {
 
 /// Evaluates the `If` header: untagged lists are about `untagged`, tagged
 /// ones about their URL below one of `prefixes`. Returns the lock tokens it names.
-pub async fn evaluate(call: &Call<'_>, untagged: &TreePath, prefixes: &[String]) -> Result<Vec<String>, Error> {
+pub async fn evaluate(
+    call: &Call<'_>,
+    untagged: &TreePath,
+    prefixes: &[String],
+) -> Result<Vec<String>, Error> {
     let Some(value) = call.header_text("if")?.map(str::to_owned) else { return Ok(Vec::new()) };
     let lists = if_header::parse(&value)?;
     let locks = call.dav.files.locks().all(call.owner.id).await?;
@@ -36,7 +40,13 @@ pub async fn evaluate(call: &Call<'_>, untagged: &TreePath, prefixes: &[String])
     Ok(if_header::tokens(&lists))
 }
 
-async fn list_holds(call: &Call<'_>, list: &List, locks: &[Lock], untagged: &TreePath, prefixes: &[String]) -> Result<bool, Error> {
+async fn list_holds(
+    call: &Call<'_>,
+    list: &List,
+    locks: &[Lock],
+    untagged: &TreePath,
+    prefixes: &[String],
+) -> Result<bool, Error> {
     let path = match &list.tag {
         None => Some(untagged.clone()),
         Some(url) => match paths::destination(url, call.header("host"), prefixes) {

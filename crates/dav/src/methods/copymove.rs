@@ -11,7 +11,9 @@ use crate::{
 };
 
 pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Error> {
-    let dest = call.header_text("destination")?.ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
+    let dest = call
+        .header_text("destination")?
+        .ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
     let to = match paths::destination(dest, call.header("host"), &call.tree_prefixes())? {
         Destination::Here(p) => p,
         Destination::OtherServer => {
@@ -22,7 +24,9 @@ pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Er
                 "",
             ));
         }
-        Destination::OtherTree => return Err(Error::Forbidden("the Destination is outside this user's files".into())),
+        Destination::OtherTree => {
+            return Err(Error::Forbidden("the Destination is outside this user's files".into()));
+        }
     };
     let overwrite = match call.header("overwrite").map(str::trim) {
         None | Some("T") | Some("t") => true,
@@ -44,7 +48,8 @@ pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Er
     } else {
         call.dav.files.copy(&cx, &call.path, &to, overwrite, deep).await?
     };
-    let mut r = with_status(if placed.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
+    let mut r =
+        with_status(if placed.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &placed.node);
     Ok(r)
 }

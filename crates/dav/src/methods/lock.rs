@@ -24,7 +24,9 @@ pub async fn lock(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         // No body: a refresh of a lock named in the If header.
         if call.tokens.is_empty() {
-            return Err(Error::BadRequest("a LOCK without body must name the lock in an If header".into()));
+            return Err(Error::BadRequest(
+                "a LOCK without body must name the lock in an If header".into(),
+            ));
         }
         let lock = call.dav.files.locks().refresh(&cx, &call.path, timeout).await?;
         return Ok(lock_response(call, &lock, StatusCode::OK, false));
@@ -36,9 +38,11 @@ pub async fn lock(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     if existing.is_none() {
         // Locking an unmapped URL creates an empty file (RFC 4918 §7.3).
         let tokens = [lock.token.clone()];
-        let with_token = strongroom_core::files::Ctx { who: call.who, owner: call.owner, tokens: &tokens };
+        let with_token =
+            strongroom_core::files::Ctx { who: call.who, owner: call.owner, tokens: &tokens };
         let empty = stream::empty::<std::io::Result<bytes::Bytes>>();
-        let opts = PutOptions { expected_len: Some(0), if_none_match_any: true, ..Default::default() };
+        let opts =
+            PutOptions { expected_len: Some(0), if_none_match_any: true, ..Default::default() };
         if let Err(e) = call.dav.files.put(&with_token, &call.path, empty, opts).await {
             let _ = call.dav.files.locks().unlock(&with_token, &call.path, &lock.token).await;
             return Err(e);
@@ -49,7 +53,12 @@ pub async fn lock(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     Ok(lock_response(call, &lock, code, true))
 }
 
-fn lock_response(call: &Call<'_>, lock: &strongroom_core::locks::Lock, code: StatusCode, new: bool) -> Response {
+fn lock_response(
+    call: &Call<'_>,
+    lock: &strongroom_core::locks::Lock,
+    code: StatusCode,
+    new: bool,
+) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:prop {ROOT_NS}><d:lockdiscovery>{}</d:lockdiscovery></d:prop>\n",
         activelock(call.prefix, lock)
@@ -70,7 +79,9 @@ fn parse_lockinfo(bytes: &[u8], depth: Option<&str>, timeout: i64) -> Result<Loc
     if !root.is(DAV, "lockinfo") {
         return Err(Error::BadRequest("the body must be a DAV:lockinfo element".into()));
     }
-    let scope = root.child(DAV, "lockscope").ok_or_else(|| Error::BadRequest("lockscope is missing".into()))?;
+    let scope = root
+        .child(DAV, "lockscope")
+        .ok_or_else(|| Error::BadRequest("lockscope is missing".into()))?;
     let shared = if scope.child(DAV, "shared").is_some() {
         true
     } else if scope.child(DAV, "exclusive").is_some() {

@@ -41,7 +41,11 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     let cx = call.cx();
     let node = call.dav.files.stat(&cx, &call.path).await?.ok_or(Error::NotFound)?;
     let mut entries: Vec<(TreePath, Node)> = Vec::new();
-    let children = if deep && node.is_folder() { call.dav.files.children(&cx, &node).await? } else { Vec::new() };
+    let children = if deep && node.is_folder() {
+        call.dav.files.children(&cx, &node).await?
+    } else {
+        Vec::new()
+    };
     entries.push((call.path.clone(), node));
     for c in children {
         let p = call.path.join(&c.name)?;
@@ -51,7 +55,11 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
         Request::Prop(list) => list.iter().any(|(a, b)| a == ns && b == name),
         _ => true,
     };
-    let locks = if wanted(DAV, "lockdiscovery") { call.dav.files.locks().all(call.owner.id).await? } else { Vec::new() };
+    let locks = if wanted(DAV, "lockdiscovery") {
+        call.dav.files.locks().all(call.owner.id).await?
+    } else {
+        Vec::new()
+    };
     let usage = if wanted(DAV, "quota-used-bytes") || wanted(DAV, "quota-available-bytes") {
         call.dav.files.usage(&cx).await?
     } else {
@@ -67,10 +75,21 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     } else {
         HashMap::new()
     };
-    let live_cx = LiveCtx { prefix: call.prefix, owner: call.owner, instance_id: &call.dav.instance_id, locks: &locks, usage };
+    let live_cx = LiveCtx {
+        prefix: call.prefix,
+        owner: call.owner,
+        instance_id: &call.dav.instance_id,
+        locks: &locks,
+        usage,
+    };
     let entries: Vec<Entry> = entries
         .into_iter()
-        .map(|(path, node)| Entry { href: call.href(&path, node.is_folder()), path, node, extra: Vec::new() })
+        .map(|(path, node)| Entry {
+            href: call.href(&path, node.is_folder()),
+            path,
+            node,
+            extra: Vec::new(),
+        })
         .collect();
     Ok(multistatus(render(&live_cx, &request, &entries, &dead)))
 }
@@ -85,10 +104,21 @@ pub(crate) struct Entry {
 }
 
 /// A whole multistatus document for `entries`.
-pub(crate) fn render(cx: &LiveCtx<'_>, request: &Request, entries: &[Entry], dead: &HashMap<i64, Vec<DeadProp>>) -> String {
+pub(crate) fn render(
+    cx: &LiveCtx<'_>,
+    request: &Request,
+    entries: &[Entry],
+    dead: &HashMap<i64, Vec<DeadProp>>,
+) -> String {
     let mut out = xml_out::multistatus_start();
     for e in entries {
-        write_response(&mut out, cx, request, e, dead.get(&e.node.id).map(Vec::as_slice).unwrap_or(&[]));
+        write_response(
+            &mut out,
+            cx,
+            request,
+            e,
+            dead.get(&e.node.id).map(Vec::as_slice).unwrap_or(&[]),
+        );
     }
     xml_out::multistatus_end(&mut out);
     out
@@ -127,11 +157,19 @@ fn is_live_name(ns: &str, name: &str) -> bool {
     crate::props::is_protected(ns, name) || (ns == crate::xml_out::OC && name == "favorite")
 }
 
-fn write_response(out: &mut String, cx: &LiveCtx<'_>, request: &Request, entry: &Entry, dead: &[DeadProp]) {
+fn write_response(
+    out: &mut String,
+    cx: &LiveCtx<'_>,
+    request: &Request,
+    entry: &Entry,
+    dead: &[DeadProp],
+) {
     let (node, path) = (&entry.node, &entry.path);
     let mut found = String::new();
     let mut missing = String::new();
-    let extra = |ns: &str, name: &str| entry.extra.iter().find(|(a, b, _)| *a == ns && *b == name).map(|e| e.2.clone());
+    let extra = |ns: &str, name: &str| {
+        entry.extra.iter().find(|(a, b, _)| *a == ns && *b == name).map(|e| e.2.clone())
+    };
     let find = |ns: &str, name: &str| -> Option<String> {
         extra(ns, name)
             .or_else(|| live(cx, node, path, ns, name))
@@ -156,7 +194,8 @@ fn write_response(out: &mut String, cx: &LiveCtx<'_>, request: &Request, entry: 
                 xml_out::prop(&mut found, &d.ns, &d.name, &d.value);
             }
             for (ns, name) in include {
-                let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name) || dead.iter().any(|d| d.ns == *ns && d.name == *name);
+                let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name)
+                    || dead.iter().any(|d| d.ns == *ns && d.name == *name);
                 if !listed {
                     match live(cx, node, path, ns, name) {
                         Some(v) => xml_out::prop(&mut found, ns, name, &v),

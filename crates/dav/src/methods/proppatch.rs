@@ -2,7 +2,10 @@
 //! nothing; protected live properties make the whole request fail.
 
 use axum::{body::Body, response::Response};
-use strongroom_core::{Error, files::{DeadProp, PropChange}};
+use strongroom_core::{
+    Error,
+    files::{DeadProp, PropChange},
+};
 
 use super::propfind::{multistatus, propstat};
 use crate::{
@@ -25,9 +28,13 @@ pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     for op in root.elems() {
         let set = op.is(DAV, "set");
         if !set && !op.is(DAV, "remove") {
-            return Err(Error::BadRequest("DAV:propertyupdate may only contain set and remove".into()));
+            return Err(Error::BadRequest(
+                "DAV:propertyupdate may only contain set and remove".into(),
+            ));
         }
-        let prop = op.child(DAV, "prop").ok_or_else(|| Error::BadRequest("set/remove without DAV:prop".into()))?;
+        let prop = op
+            .child(DAV, "prop")
+            .ok_or_else(|| Error::BadRequest("set/remove without DAV:prop".into()))?;
         for p in prop.elems() {
             names.push((p.ns.clone(), p.name.clone()));
             if set && p.is(DAV, "lastmodified") {
@@ -35,13 +42,18 @@ pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
                 continue;
             }
             changes.push(if set {
-                PropChange::Set(DeadProp { ns: p.ns.clone(), name: p.name.clone(), value: p.inner_xml() })
+                PropChange::Set(DeadProp {
+                    ns: p.ns.clone(),
+                    name: p.name.clone(),
+                    value: p.inner_xml(),
+                })
             } else {
                 PropChange::Remove { ns: p.ns.clone(), name: p.name.clone() }
             });
         }
     }
-    let refused: Vec<&(String, String)> = names.iter().filter(|(ns, n)| is_protected(ns, n)).collect();
+    let refused: Vec<&(String, String)> =
+        names.iter().filter(|(ns, n)| is_protected(ns, n)).collect();
     let mut out = xml_out::multistatus_start();
     out.push_str("<d:response><d:href>");
     out.push_str(&xml_out::escape(&call.href(&call.path, node.is_folder())));
@@ -82,6 +94,9 @@ fn parse_time(v: &str) -> Result<i64, Error> {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64),
     };
-    t.filter(|t| (0..=strongroom_core::MAX_TIME).contains(t))
-        .ok_or_else(|| Error::BadRequest("lastmodified must be a Unix time or an HTTP date between 1970 and 9999".into()))
+    t.filter(|t| (0..=strongroom_core::MAX_TIME).contains(t)).ok_or_else(|| {
+        Error::BadRequest(
+            "lastmodified must be a Unix time or an HTTP date between 1970 and 9999".into(),
+        )
+    })
 }

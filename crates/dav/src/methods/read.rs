@@ -30,7 +30,8 @@ pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result
         None => None,
     };
     // A Range is ignored when If-Range names another version.
-    let range = range.filter(|_| call.header("if-range").is_none_or(|v| strip_etag(v) == node.etag));
+    let range =
+        range.filter(|_| call.header("if-range").is_none_or(|v| strip_etag(v) == node.etag));
     let (start, end) = range.unwrap_or((0, size));
     let mut r = if with_body && end > start {
         let stream = call.dav.files.read(&call.cx(), &node, start..end).await?;
@@ -43,7 +44,10 @@ pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result
     if range.is_some() {
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;
         let cr = format!("bytes {start}-{}/{size}", end.saturating_sub(1));
-        r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).map_err(|e| Error::Internal(e.to_string()))?);
+        r.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&cr).map_err(|e| Error::Internal(e.to_string()))?,
+        );
     }
     download_headers(&mut r, call, &node);
     Ok(r)
@@ -66,16 +70,26 @@ fn download_headers(r: &mut Response, call: &Call<'_>, node: &Node) {
         }
     }
     // Uploaded content is never interpreted by a browser as part of this site.
-    let name: String = percent_encoding::utf8_percent_encode(&node.name, percent_encoding::NON_ALPHANUMERIC).collect();
+    let name: String =
+        percent_encoding::utf8_percent_encode(&node.name, percent_encoding::NON_ALPHANUMERIC)
+            .collect();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{name}")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
 }
 
 /// Answers conditional GETs: `None` means serve the content.
 fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
-    let failed = || Some(crate::error::response(&Error::PreconditionFailed("the file has changed".into()), call.prefix));
+    let failed = || {
+        Some(crate::error::response(
+            &Error::PreconditionFailed("the file has changed".into()),
+            call.prefix,
+        ))
+    };
     if let Some(v) = call.header("if-match") {
         if !etag_list_matches(v, &node.etag) {
             return failed();
@@ -89,8 +103,11 @@ fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
             identity_headers(&mut r, call.dav, node);
             return Some(r);
         }
-    } else if let Some(since) = call.header("if-modified-since").and_then(|v| httpdate::parse_http_date(v).ok()) {
-        let since = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    } else if let Some(since) =
+        call.header("if-modified-since").and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        let since =
+            since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         if node.mtime <= since {
             let mut r = crate::error::status(StatusCode::NOT_MODIFIED);
             identity_headers(&mut r, call.dav, node);
@@ -102,10 +119,13 @@ fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
 
 /// True when an `If-Unmodified-Since` header names a time before `mtime`.
 pub fn unmodified_since_fails(call: &Call<'_>, mtime: i64) -> bool {
-    let Some(since) = call.header("if-unmodified-since").and_then(|v| httpdate::parse_http_date(v).ok()) else {
+    let Some(since) =
+        call.header("if-unmodified-since").and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
         return false;
     };
-    let since = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let since =
+        since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     mtime > since
 }
 
@@ -132,18 +152,28 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
     let parsed = match (a.is_empty(), b.is_empty()) {
         (true, false) => b.parse::<u64>().ok().map(|n| (size.saturating_sub(n), size)),
         (false, _) => a.parse::<u64>().ok().map(|s| {
-            let e = if b.is_empty() { size } else { b.parse::<u64>().map_or(size, |e| e.saturating_add(1).min(size)) };
+            let e = if b.is_empty() {
+                size
+            } else {
+                b.parse::<u64>().map_or(size, |e| e.saturating_add(1).min(size))
+            };
             (s, e)
         }),
         (true, true) => None,
     };
     // A last position before the first makes the range invalid, so it is ignored.
-    let backwards = !a.is_empty() && !b.is_empty() && matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if y < x);
+    let backwards = !a.is_empty()
+        && !b.is_empty()
+        && matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if y < x);
     match parsed {
         None => RangeSpec::Whole,
         _ if backwards => RangeSpec::Whole,
         Some((s, e)) if s >= size || s >= e => {
-            if size == 0 { RangeSpec::Whole } else { RangeSpec::Unsatisfiable }
+            if size == 0 {
+                RangeSpec::Whole
+            } else {
+                RangeSpec::Unsatisfiable
+            }
         }
         Some((s, e)) => RangeSpec::Part(s, e),
     }

@@ -83,10 +83,16 @@ pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
     if call.header("depth").is_some_and(|d| !d.trim().eq_ignore_ascii_case("infinity")) {
         return Err(Error::BadRequest("DELETE only supports Depth: infinity".into()));
     }
-    let conditional = ["if-match", "if-none-match", "if-unmodified-since"].iter().any(|h| call.header(h).is_some());
+    let conditional = ["if-match", "if-none-match", "if-unmodified-since"]
+        .iter()
+        .any(|h| call.header(h).is_some());
     if conditional {
         let node = call.dav.files.stat(&call.cx(), &call.path).await?.ok_or(Error::NotFound)?;
-        let changed = || Err(Error::PreconditionFailed("the resource does not meet the request's conditions".into()));
+        let changed = || {
+            Err(Error::PreconditionFailed(
+                "the resource does not meet the request's conditions".into(),
+            ))
+        };
         if call.header("if-match").is_some_and(|v| !read::etag_list_matches(v, &node.etag)) {
             return changed();
         }
@@ -102,12 +108,15 @@ pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
 }
 
 pub async fn mkcol(call: &Call<'_>, body: Body) -> Result<Response, Error> {
-    let has_body = call.parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
-        || call.parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let has_body =
+        call.parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+            || call.parts.headers.contains_key(header::TRANSFER_ENCODING);
     if has_body {
         let bytes = crate::methods::read_small_body(body).await?;
         if !bytes.is_empty() {
-            return Err(Error::UnsupportedMediaType("MKCOL with a request body is not supported".into()));
+            return Err(Error::UnsupportedMediaType(
+                "MKCOL with a request body is not supported".into(),
+            ));
         }
     }
     let node = call.dav.files.mkdir(&call.cx(), &call.path).await?;
@@ -122,11 +131,12 @@ pub async fn mkcol(call: &Call<'_>, body: Body) -> Result<Response, Error> {
 /// stores that checksum and returns it in `OC-Checksum` (Nextcloud's extension,
 /// used by rclone after it changed only a modification time).
 pub async fn patch(call: &Call<'_>) -> Result<Response, Error> {
-    let algo = call
-        .header("x-recalculate-hash")
-        .ok_or_else(|| Error::NotAllowed("PATCH is only supported with X-Recalculate-Hash".into()))?;
-    let algo = strongroom_core::checksum::Algo::parse(algo.trim())
-        .ok_or_else(|| Error::BadRequest("X-Recalculate-Hash must be sha1, md5, adler32 or sha256".into()))?;
+    let algo = call.header("x-recalculate-hash").ok_or_else(|| {
+        Error::NotAllowed("PATCH is only supported with X-Recalculate-Hash".into())
+    })?;
+    let algo = strongroom_core::checksum::Algo::parse(algo.trim()).ok_or_else(|| {
+        Error::BadRequest("X-Recalculate-Hash must be sha1, md5, adler32 or sha256".into())
+    })?;
     let sum = call.dav.files.recalculate_checksum(&call.cx(), &call.path, algo).await?;
     let mut r = with_status(StatusCode::NO_CONTENT);
     if let Ok(v) = HeaderValue::from_str(&sum) {

@@ -81,7 +81,12 @@ fn href(call: &Call<'_>, segments: &[&str], folder: bool) -> String {
 }
 
 fn entry(href: String, node: Node) -> Entry {
-    Entry { href, path: TreePath::from_segments(["x"]).unwrap_or_default(), node, extra: Vec::new() }
+    Entry {
+        href,
+        path: TreePath::from_segments(["x"]).unwrap_or_default(),
+        node,
+        extra: Vec::new(),
+    }
 }
 
 /// A PROPFIND answer over prepared entries: the first is the requested
@@ -94,7 +99,13 @@ async fn listing(call: &Call<'_>, body: Body, mut entries: Vec<Entry>) -> Result
         _ => return Err(Error::Forbidden("only Depth 0 and 1 are supported here".into())),
     }
     let request: Request = parse_request(&crate::methods::read_small_body(body).await?)?;
-    let cx = LiveCtx { prefix: call.prefix, owner: call.owner, instance_id: &call.dav.instance_id, locks: &[], usage: (0, -1) };
+    let cx = LiveCtx {
+        prefix: call.prefix,
+        owner: call.owner,
+        instance_id: &call.dav.instance_id,
+        locks: &[],
+        usage: (0, -1),
+    };
     Ok(multistatus(render(&cx, &request, &entries, &Default::default())))
 }
 
@@ -111,10 +122,16 @@ fn not_allowed(call: &Call<'_>) -> Error {
 
 /// The target of a `Destination` header as decoded segments below one of `prefixes`.
 fn destination_below(call: &Call<'_>, prefixes: &[String]) -> Result<TreePath, Error> {
-    let dest = call.header_text("destination")?.ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
+    let dest = call
+        .header_text("destination")?
+        .ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
     match paths::destination(dest, call.header("host"), prefixes)? {
         paths::Destination::Here(p) => Ok(p),
-        paths::Destination::OtherServer => Err(Error::BadRequest("the Destination is on another server".into())),
-        paths::Destination::OtherTree => Err(Error::Forbidden("the Destination is outside this user's space".into())),
+        paths::Destination::OtherServer => {
+            Err(Error::BadRequest("the Destination is on another server".into()))
+        }
+        paths::Destination::OtherTree => {
+            Err(Error::Forbidden("the Destination is outside this user's space".into()))
+        }
     }
 }

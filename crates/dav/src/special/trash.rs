@@ -24,14 +24,23 @@ pub async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
             ];
             listing(call, body, entries).await
         }
-        (["restore"], "PROPFIND") => listing(call, body, vec![entry(href(call, &["restore"], true), virtual_folder(call.owner, "restore"))]).await,
+        (["restore"], "PROPFIND") => {
+            listing(
+                call,
+                body,
+                vec![entry(href(call, &["restore"], true), virtual_folder(call.owner, "restore"))],
+            )
+            .await
+        }
         (["trash"], "PROPFIND") => list_trash(call, body).await,
         (["trash"], "DELETE") => {
             call.dav.files.trash_empty(&call.cx()).await?;
             Ok(with_status(StatusCode::NO_CONTENT))
         }
         (["trash", item, rest @ ..], "PROPFIND") => browse(call, item, rest, body).await,
-        (["trash", item, rest @ ..], "GET" | "HEAD") => download(call, item, rest, method == "GET").await,
+        (["trash", item, rest @ ..], "GET" | "HEAD") => {
+            download(call, item, rest, method == "GET").await
+        }
         (["trash", item], "DELETE") => {
             let (it, _) = call.dav.files.trash_lookup(&call.cx(), item, &[]).await?;
             call.dav.files.trash_purge(&call.cx(), &it).await?;
@@ -47,7 +56,8 @@ pub async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
 /// The trash properties Nextcloud's clients read, plus the deletion time as
 /// the modification time.
 fn trash_entry(call: &Call<'_>, item: &TrashItem) -> Entry {
-    let mut e = entry(href(call, &["trash", &item.node.name], item.node.is_folder()), item.node.clone());
+    let mut e =
+        entry(href(call, &["trash", &item.node.name], item.node.is_folder()), item.node.clone());
     e.extra = vec![
         (NC, "trashbin-filename", escape(item.original_name()).into_owned()),
         (NC, "trashbin-original-location", escape(&item.original_path).into_owned()),
@@ -58,7 +68,8 @@ fn trash_entry(call: &Call<'_>, item: &TrashItem) -> Entry {
 }
 
 async fn list_trash(call: &Call<'_>, body: Body) -> Result<Response, Error> {
-    let mut entries = vec![entry(href(call, &["trash"], true), virtual_folder(call.owner, "trash"))];
+    let mut entries =
+        vec![entry(href(call, &["trash"], true), virtual_folder(call.owner, "trash"))];
     for item in call.dav.files.trash_list(&call.cx()).await? {
         entries.push(trash_entry(call, &item));
     }
@@ -70,7 +81,11 @@ async fn browse(call: &Call<'_>, item: &str, rest: &[&str], body: Body) -> Resul
     let (it, node) = call.dav.files.trash_lookup(&call.cx(), item, &rest_owned).await?;
     let mut base: Vec<&str> = vec!["trash", item];
     base.extend_from_slice(rest);
-    let first = if rest.is_empty() { trash_entry(call, &it) } else { entry(href(call, &base, node.is_folder()), node.clone()) };
+    let first = if rest.is_empty() {
+        trash_entry(call, &it)
+    } else {
+        entry(href(call, &base, node.is_folder()), node.clone())
+    };
     let mut entries = vec![first];
     if node.is_folder() {
         for c in call.dav.files.trash_children(&call.cx(), &node).await? {
@@ -82,7 +97,12 @@ async fn browse(call: &Call<'_>, item: &str, rest: &[&str], body: Body) -> Resul
     listing(call, body, entries).await
 }
 
-async fn download(call: &Call<'_>, item: &str, rest: &[&str], with_body: bool) -> Result<Response, Error> {
+async fn download(
+    call: &Call<'_>,
+    item: &str,
+    rest: &[&str],
+    with_body: bool,
+) -> Result<Response, Error> {
     let rest_owned: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
     let (_, node) = call.dav.files.trash_lookup(&call.cx(), item, &rest_owned).await?;
     read::serve_node(call, &node, with_body).await
@@ -97,4 +117,3 @@ async fn restore(call: &Call<'_>, item: &str) -> Result<Response, Error> {
     identity_headers(&mut r, call.dav, &node);
     Ok(r)
 }
-

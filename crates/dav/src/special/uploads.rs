@@ -34,13 +34,11 @@ pub async fn dispatch(call: &Call<'_>, files_prefix: &str, body: Body) -> Result
 fn total_length(call: &Call<'_>) -> Result<Option<i64>, Error> {
     match call.header("oc-total-length") {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(Some)
-            .ok_or_else(|| Error::BadRequest("OC-Total-Length must be a number of bytes".into())),
+        Some(v) => {
+            v.trim().parse::<i64>().ok().filter(|n| *n >= 0).map(Some).ok_or_else(|| {
+                Error::BadRequest("OC-Total-Length must be a number of bytes".into())
+            })
+        }
     }
 }
 
@@ -53,9 +51,9 @@ async fn create(call: &Call<'_>, id: &str) -> Result<Response, Error> {
 /// Requests of a chunking-v2 upload must name the Destination given at MKCOL.
 fn check_destination(call: &Call<'_>, expected: Option<&str>) -> Result<(), Error> {
     match (expected, call.header("destination")) {
-        (Some(want), Some(got)) if want != got => {
-            Err(Error::BadRequest("the Destination differs from the one given when the upload began".into()))
-        }
+        (Some(want), Some(got)) if want != got => Err(Error::BadRequest(
+            "the Destination differs from the one given when the upload began".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -64,7 +62,12 @@ async fn put_chunk(call: &Call<'_>, id: &str, chunk: &str, body: Body) -> Result
     let upload = call.dav.files.upload_get(&call.cx(), id).await?;
     check_destination(call, upload.destination.as_deref())?;
     let len = match call.parts.headers.get(header::CONTENT_LENGTH) {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| Error::BadRequest("invalid Content-Length".into()))?),
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| Error::BadRequest("invalid Content-Length".into()))?,
+        ),
         None if call.parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
         None => Some(0),
     };

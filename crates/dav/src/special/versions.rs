@@ -60,13 +60,16 @@ async fn find(call: &Call<'_>, id: &str, name: &str) -> Result<(Node, Version), 
 
 async fn one(call: &Call<'_>, id: &str, name: &str, body: Body) -> Result<Response, Error> {
     let (file, v) = find(call, id, name).await?;
-    listing(call, body, vec![entry(href(call, &["versions", id, name], false), v.as_node(&file))]).await
+    listing(call, body, vec![entry(href(call, &["versions", id, name], false), v.as_node(&file))])
+        .await
 }
 
 async fn restore(call: &Call<'_>, id: &str, name: &str) -> Result<Response, Error> {
     let target = destination_below(call, &[call.prefix.to_owned()])?;
     if target.segments() != ["restore", "target"] {
-        return Err(Error::BadRequest("a version is restored by a MOVE to …/restore/target".into()));
+        return Err(Error::BadRequest(
+            "a version is restored by a MOVE to …/restore/target".into(),
+        ));
     }
     let (file, v) = find(call, id, name).await?;
     let node = call.dav.files.restore_version(&call.cx(), file.id, v.id).await?;

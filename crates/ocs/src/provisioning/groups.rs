@@ -7,7 +7,12 @@ use strongroom_core::accounts::{ADMIN_GROUP, page};
 use super::{fail, manager::Manager, user_json};
 use crate::{Ocs, OcsError, params::Params};
 
-pub async fn list(ocs: &Ocs, m: &Manager<'_>, p: &Params, details: bool) -> Result<Value, OcsError> {
+pub async fn list(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    p: &Params,
+    details: bool,
+) -> Result<Value, OcsError> {
     if !m.is_manager() {
         return Err(OcsError::new(403, "Logged in account must be at least a sub admin"));
     }
@@ -28,7 +33,13 @@ pub async fn list(ocs: &Ocs, m: &Manager<'_>, p: &Params, details: bool) -> Resu
     Ok(json!({ "groups": groups.iter().map(|g| g.gid.clone()).collect::<Vec<_>>() }))
 }
 
-pub async fn members(ocs: &Ocs, m: &Manager<'_>, gid: &str, p: &Params, details: bool) -> Result<Value, OcsError> {
+pub async fn members(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    gid: &str,
+    p: &Params,
+    details: bool,
+) -> Result<Value, OcsError> {
     if !ocs.users.group_exists(gid).await.map_err(fail(996))? {
         return Err(OcsError::new(404, "The requested group could not be found"));
     }
@@ -37,7 +48,14 @@ pub async fn members(ocs: &Ocs, m: &Manager<'_>, gid: &str, p: &Params, details:
     }
     let (limit, offset) = p.window()?;
     let search = p.get("search").unwrap_or("").to_lowercase();
-    let uids: Vec<String> = ocs.users.group_members(gid).await.map_err(fail(996))?.into_iter().filter(|u| u.to_lowercase().contains(&search)).collect();
+    let uids: Vec<String> = ocs
+        .users
+        .group_members(gid)
+        .await
+        .map_err(fail(996))?
+        .into_iter()
+        .filter(|u| u.to_lowercase().contains(&search))
+        .collect();
     let uids = page(uids, limit, offset);
     if !details {
         return Ok(json!({ "users": uids }));
@@ -72,7 +90,10 @@ pub async fn edit(ocs: &Ocs, m: &Manager<'_>, gid: &str, p: &Params) -> Result<V
         return Err(OcsError::new(403, "Only admins may rename groups"));
     }
     if p.get("key") != Some("displayname") {
-        return Err(OcsError::new(101, "Only the display name of a group can be changed (key=displayname)"));
+        return Err(OcsError::new(
+            101,
+            "Only the display name of a group can be changed (key=displayname)",
+        ));
     }
     if !ocs.users.group_exists(gid).await.map_err(fail(996))? {
         return Err(OcsError::not_found("The requested group could not be found"));

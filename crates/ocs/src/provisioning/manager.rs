@@ -24,9 +24,17 @@ pub struct Target {
 }
 
 impl<'a> Manager<'a> {
-    pub async fn of(ocs: &Ocs, me: &'a User, session: Option<i64>) -> Result<Manager<'a>, OcsError> {
+    pub async fn of(
+        ocs: &Ocs,
+        me: &'a User,
+        session: Option<i64>,
+    ) -> Result<Manager<'a>, OcsError> {
         let admin = ocs.users.is_admin(me.id).await.map_err(fail(996))?;
-        let groups = if admin { Vec::new() } else { ocs.users.administered_groups(me.id).await.map_err(fail(996))? };
+        let groups = if admin {
+            Vec::new()
+        } else {
+            ocs.users.administered_groups(me.id).await.map_err(fail(996))?
+        };
         Ok(Manager { me, admin, groups, session })
     }
 
@@ -36,7 +44,9 @@ impl<'a> Manager<'a> {
     }
 
     pub fn administers(&self, gid: &str) -> bool {
-        self.admin || (!gid.eq_ignore_ascii_case(ADMIN_GROUP) && self.groups.iter().any(|g| g.eq_ignore_ascii_case(gid)))
+        self.admin
+            || (!gid.eq_ignore_ascii_case(ADMIN_GROUP)
+                && self.groups.iter().any(|g| g.eq_ignore_ascii_case(gid)))
     }
 
     /// May manage `t`: admins anyone; group administrators members of their

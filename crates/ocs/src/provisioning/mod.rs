@@ -25,9 +25,16 @@ pub async fn route(
     caller: &Caller<'_>,
     origin: &Origin,
 ) -> Option<Result<Value, OcsError>> {
-    let segs: Vec<String> = path.trim_matches('/').split('/').map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let known = matches!(segs.as_slice(), ["cloud", "users", ..] | ["cloud", "groups", ..] | ["cloud", "user", "fields", ..]);
+    let known = matches!(
+        segs.as_slice(),
+        ["cloud", "users", ..] | ["cloud", "groups", ..] | ["cloud", "user", "fields", ..]
+    );
     if !known {
         return None;
     }
@@ -66,7 +73,15 @@ fn audit_action(method: &Method, segs: &[&str], p: &Params) -> Option<&'static s
     })
 }
 
-fn audit(ocs: &Ocs, origin: &Origin, caller: &Caller<'_>, action: &str, segs: &[&str], p: &Params, result: &Result<Value, OcsError>) {
+fn audit(
+    ocs: &Ocs,
+    origin: &Origin,
+    caller: &Caller<'_>,
+    action: &str,
+    segs: &[&str],
+    p: &Params,
+    result: &Result<Value, OcsError>,
+) {
     let actor = caller.user().map(|u| u.uid.as_str());
     let target = match segs {
         ["users", id, ..] | ["groups", id, ..] => Some(*id),
@@ -91,7 +106,13 @@ fn audit(ocs: &Ocs, origin: &Origin, caller: &Caller<'_>, action: &str, segs: &[
     ocs.audit.record(origin, ev);
 }
 
-async fn dispatch(ocs: &Ocs, method: &Method, segs: &[&str], p: &Params, caller: &Caller<'_>) -> Result<Value, OcsError> {
+async fn dispatch(
+    ocs: &Ocs,
+    method: &Method,
+    segs: &[&str],
+    p: &Params,
+    caller: &Caller<'_>,
+) -> Result<Value, OcsError> {
     let me = caller.user().ok_or_else(OcsError::unauthorised)?;
     let session = match caller {
         Caller::Session(_, s) => Some(s.id),
@@ -124,7 +145,9 @@ async fn dispatch(ocs: &Ocs, method: &Method, segs: &[&str], p: &Params, caller:
         ["groups"] if get => groups::list(ocs, &m, p, false).await,
         ["groups", "details"] if get => groups::list(ocs, &m, p, true).await,
         ["groups"] if post => groups::create(ocs, &m, p).await,
-        ["groups", gid] | ["groups", gid, "users"] if get => groups::members(ocs, &m, gid, p, false).await,
+        ["groups", gid] | ["groups", gid, "users"] if get => {
+            groups::members(ocs, &m, gid, p, false).await
+        }
         ["groups", gid, "users", "details"] if get => groups::members(ocs, &m, gid, p, true).await,
         ["groups", gid] if put => groups::edit(ocs, &m, gid, p).await,
         ["groups", gid] if delete => groups::delete(ocs, &m, gid).await,
@@ -136,7 +159,9 @@ async fn dispatch(ocs: &Ocs, method: &Method, segs: &[&str], p: &Params, caller:
 /// Maps a domain error of a provisioning step to an OCS failure with `code`.
 fn fail(code: u16) -> impl Fn(strongroom_core::Error) -> OcsError {
     move |e| match e {
-        strongroom_core::Error::Unavailable(_) | strongroom_core::Error::Retry => OcsError::new(503, "The service is temporarily unavailable"),
+        strongroom_core::Error::Unavailable(_) | strongroom_core::Error::Retry => {
+            OcsError::new(503, "The service is temporarily unavailable")
+        }
         strongroom_core::Error::Internal(m) => {
             tracing::error!(error = %m, "provisioning failed");
             OcsError::new(996, "Internal error")

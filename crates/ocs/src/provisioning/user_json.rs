@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 use strongroom_core::accounts::PROPERTIES;
 
-use super::{fail, manager::{Manager, Target}};
+use super::{
+    fail,
+    manager::{Manager, Target},
+};
 use crate::{Ocs, OcsError};
 
 /// The quota object: bytes used and, when limited, free, total and percentage.
@@ -13,7 +16,8 @@ pub async fn quota(ocs: &Ocs, t: &Target) -> Result<Value, OcsError> {
     Ok(if q < 0 {
         json!({ "free": -3, "used": used, "total": -3, "relative": 0, "quota": -3 })
     } else {
-        let relative = if q > 0 { ((used as f64 / q as f64) * 10_000.0).round() / 100.0 } else { 0.0 };
+        let relative =
+            if q > 0 { ((used as f64 / q as f64) * 10_000.0).round() / 100.0 } else { 0.0 };
         json!({ "free": (q - used).max(0), "used": used, "total": q, "relative": relative, "quota": q })
     })
 }
@@ -41,7 +45,11 @@ pub async fn user(ocs: &Ocs, m: &Manager<'_>, t: &Target) -> Result<Value, OcsEr
     });
     for p in PROPERTIES.iter().filter(|p| !matches!(**p, "language" | "locale" | "notify_email")) {
         let v = props.get(*p).cloned().unwrap_or_default();
-        obj[*p] = if *p == "profile_enabled" { json!(if v.is_empty() { "1" } else { &v }) } else { json!(v) };
+        obj[*p] = if *p == "profile_enabled" {
+            json!(if v.is_empty() { "1" } else { &v })
+        } else {
+            json!(v)
+        };
     }
     if m.manages(t) {
         obj["enabled"] = json!(u.enabled);

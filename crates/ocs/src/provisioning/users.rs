@@ -8,13 +8,32 @@ use strongroom_core::{
     tokens::random_secret,
 };
 
-use super::{fail, manager::{Manager, Target}, user_json};
+use super::{
+    fail,
+    manager::{Manager, Target},
+    user_json,
+};
 use crate::{Ocs, OcsError, params::Params};
 
 /// Keys a user may change on their own account.
 const SELF_KEYS: &[&str] = &[
-    "display", "displayname", "email", "password", "language", "locale", "phone", "address", "website", "twitter",
-    "fediverse", "organisation", "role", "headline", "biography", "profile_enabled", "notify_email",
+    "display",
+    "displayname",
+    "email",
+    "password",
+    "language",
+    "locale",
+    "phone",
+    "address",
+    "website",
+    "twitter",
+    "fediverse",
+    "organisation",
+    "role",
+    "headline",
+    "biography",
+    "profile_enabled",
+    "notify_email",
 ];
 
 /// The caller's own browser session, if the call came through one.
@@ -26,7 +45,13 @@ fn not_found() -> OcsError {
     OcsError::not_found("User does not exist")
 }
 
-pub async fn list(ocs: &Ocs, m: &Manager<'_>, p: &Params, details: bool, disabled_only: bool) -> Result<Value, OcsError> {
+pub async fn list(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    p: &Params,
+    details: bool,
+    disabled_only: bool,
+) -> Result<Value, OcsError> {
     if !m.is_manager() {
         return Err(OcsError::new(403, "Logged in account must be at least a sub admin"));
     }
@@ -45,7 +70,9 @@ pub async fn list(ocs: &Ocs, m: &Manager<'_>, p: &Params, details: bool, disable
     }
     let visible = page(visible, limit, offset);
     if !details {
-        return Ok(json!({ "users": visible.iter().map(|t| t.user.uid.clone()).collect::<Vec<_>>() }));
+        return Ok(
+            json!({ "users": visible.iter().map(|t| t.user.uid.clone()).collect::<Vec<_>>() }),
+        );
     }
     let mut map = serde_json::Map::new();
     for t in &visible {
@@ -62,7 +89,18 @@ pub async fn get(ocs: &Ocs, m: &Manager<'_>, uid: &str) -> Result<Value, OcsErro
     user_json::user(ocs, m, &t).await
 }
 
-const CREATE_KEYS: &[&str] = &["userid", "password", "displayName", "displayname", "email", "groups", "subadmin", "quota", "language", "manager"];
+const CREATE_KEYS: &[&str] = &[
+    "userid",
+    "password",
+    "displayName",
+    "displayname",
+    "email",
+    "groups",
+    "subadmin",
+    "quota",
+    "language",
+    "manager",
+];
 
 /// Creates an account, checking in Nextcloud's order so the first failing
 /// rule gives the code a client expects. Nothing is created on a refusal.
@@ -92,7 +130,11 @@ pub async fn create(ocs: &Ocs, m: &Manager<'_>, p: &Params) -> Result<Value, Ocs
     if !m.admin && groups.is_empty() {
         return Err(OcsError::new(106, "No group specified (required for sub admins)"));
     }
-    let subadmin: Vec<String> = p.list("subadmin").into_iter().filter(|s| !matches!(s.as_str(), "" | "true" | "false")).collect();
+    let subadmin: Vec<String> = p
+        .list("subadmin")
+        .into_iter()
+        .filter(|s| !matches!(s.as_str(), "" | "true" | "false"))
+        .collect();
     for g in &subadmin {
         if !ocs.users.group_exists(g).await.map_err(fail(996))? {
             return Err(OcsError::new(102, "Sub admin group does not exist"));
@@ -110,14 +152,19 @@ pub async fn create(ocs: &Ocs, m: &Manager<'_>, p: &Params) -> Result<Value, Ocs
         return Err(OcsError::new(101, "Invalid password value"));
     }
     if password.is_none() && email.is_none() {
-        return Err(OcsError::new(108, "To send a password link to the user an email address is required"));
+        return Err(OcsError::new(
+            108,
+            "To send a password link to the user an email address is required",
+        ));
     }
     strongroom_core::users::check_uid(&uid).map_err(fail(101))?;
     if let Some(e) = email {
         check_email(e).map_err(fail(101))?;
     }
     let quota = match p.get("quota").filter(|q| !q.is_empty()) {
-        Some(q) => Some(parse_size(q).map_err(|_| OcsError::new(102, format!("Invalid quota value: {q}")))?),
+        Some(q) => Some(
+            parse_size(q).map_err(|_| OcsError::new(102, format!("Invalid quota value: {q}")))?,
+        ),
         None => None,
     };
     let language = p.get("language").filter(|l| !l.is_empty());
@@ -130,7 +177,8 @@ pub async fn create(ocs: &Ocs, m: &Manager<'_>, p: &Params) -> Result<Value, Ocs
         Some(pw) => Secret::new(pw),
         None => random_secret(32),
     };
-    strongroom_core::users::check_password(&uid, &secret).map_err(|e| OcsError::new(107, e.to_string()))?;
+    strongroom_core::users::check_password(&uid, &secret)
+        .map_err(|e| OcsError::new(107, e.to_string()))?;
     if let Some(d) = display {
         if d.chars().count() > 255 || d.chars().any(char::is_control) {
             return Err(OcsError::new(101, "Invalid display name"));
@@ -170,7 +218,8 @@ fn check_language(l: &str) -> Result<(), OcsError> {
     let (lang, region) = l.split_once('_').unwrap_or((l, ""));
     let ok = (2..=3).contains(&lang.len())
         && lang.bytes().all(|b| b.is_ascii_lowercase())
-        && (region.is_empty() || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())));
+        && (region.is_empty()
+            || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())));
     if ok { Ok(()) } else { Err(OcsError::new(102, "Invalid language")) }
 }
 
@@ -219,15 +268,25 @@ pub async fn edit(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<V
     }
     let u = &ocs.users;
     match key {
-        "display" | "displayname" => u.set_display_name(&t.user, Some(value).filter(|v| !v.is_empty())).await.map_err(fail(101))?,
-        "email" => u.set_email(&t.user, Some(value).filter(|v| !v.is_empty())).await.map_err(fail(101))?,
+        "display" | "displayname" => u
+            .set_display_name(&t.user, Some(value).filter(|v| !v.is_empty()))
+            .await
+            .map_err(fail(101))?,
+        "email" => {
+            u.set_email(&t.user, Some(value).filter(|v| !v.is_empty())).await.map_err(fail(101))?
+        }
         "password" => {
             if value.len() > strongroom_core::password::MAX_LENGTH {
                 return Err(OcsError::new(102, "Invalid password value"));
             }
-            u.set_password(&t.user.uid, &Secret::new(value)).await.map_err(|e| OcsError::new(107, e.to_string()))?;
+            u.set_password(&t.user.uid, &Secret::new(value))
+                .await
+                .map_err(|e| OcsError::new(107, e.to_string()))?;
             // A new password ends the account's browser sessions (not its own, if it is the caller).
-            let keep = match caller_session(m) { Some(id) if own => Some(id), _ => None };
+            let keep = match caller_session(m) {
+                Some(id) if own => Some(id),
+                _ => None,
+            };
             u.end_sessions(t.user.id, keep).await.map_err(fail(996))?
         }
         "locale" => {
@@ -237,7 +296,8 @@ pub async fn edit(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<V
             u.set_prop(t.user.id, "locale", value).await.map_err(fail(102))?
         }
         "quota" => {
-            let q = parse_size(value).map_err(|_| OcsError::new(102, format!("Invalid quota value: {value}")))?;
+            let q = parse_size(value)
+                .map_err(|_| OcsError::new(102, format!("Invalid quota value: {value}")))?;
             u.set_quota(&t.user.uid, q).await.map_err(fail(102))?
         }
         "language" => {
@@ -245,13 +305,15 @@ pub async fn edit(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<V
             u.set_prop(t.user.id, "language", value).await.map_err(fail(102))?
         }
         "website" => {
-            if !value.is_empty() && !(value.starts_with("https://") || value.starts_with("http://")) {
+            if !value.is_empty() && !(value.starts_with("https://") || value.starts_with("http://"))
+            {
                 return Err(OcsError::new(101, "Invalid website"));
             }
             u.set_prop(t.user.id, "website", value).await.map_err(fail(101))?
         }
         "phone" => {
-            let ok = value.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c)) && value.chars().filter(char::is_ascii_digit).count() <= 20;
+            let ok = value.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c))
+                && value.chars().filter(char::is_ascii_digit).count() <= 20;
             if !ok {
                 return Err(OcsError::new(101, "Invalid phone number"));
             }
@@ -275,10 +337,17 @@ pub async fn edit(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<V
     Ok(json!([]))
 }
 
-pub async fn set_enabled(ocs: &Ocs, m: &Manager<'_>, uid: &str, enabled: bool) -> Result<Value, OcsError> {
+pub async fn set_enabled(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    uid: &str,
+    enabled: bool,
+) -> Result<Value, OcsError> {
     let t = match Manager::target(ocs, uid).await? {
         None => return Err(OcsError::new(101, "User does not exist")),
-        Some(t) if t.user.id == m.me.id => return Err(OcsError::new(101, "You cannot change the state of your own account")),
+        Some(t) if t.user.id == m.me.id => {
+            return Err(OcsError::new(101, "You cannot change the state of your own account"));
+        }
         Some(t) if !m.manages(&t) => return Err(not_found()),
         Some(t) => t,
     };
@@ -321,7 +390,12 @@ pub async fn groups(ocs: &Ocs, m: &Manager<'_>, uid: &str) -> Result<Value, OcsE
     Ok(json!({ "groups": mine }))
 }
 
-async fn group_change_target(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<(Target, String), OcsError> {
+async fn group_change_target(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    uid: &str,
+    p: &Params,
+) -> Result<(Target, String), OcsError> {
     let gid = p.get("groupid").unwrap_or("").to_owned();
     if gid.is_empty() {
         return Err(OcsError::new(101, "Group id is required"));
@@ -329,20 +403,32 @@ async fn group_change_target(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) 
     if !ocs.users.group_exists(&gid).await.map_err(fail(996))? {
         return Err(OcsError::new(102, "Group does not exist"));
     }
-    let t = Manager::target(ocs, uid).await?.ok_or_else(|| OcsError::new(103, "User does not exist"))?;
+    let t = Manager::target(ocs, uid)
+        .await?
+        .ok_or_else(|| OcsError::new(103, "User does not exist"))?;
     if !m.administers(&gid) || !(m.admin || m.manages(&t)) {
         return Err(OcsError::new(104, "Insufficient privileges for this group"));
     }
     Ok((t, gid))
 }
 
-pub async fn add_to_group(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<Value, OcsError> {
+pub async fn add_to_group(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    uid: &str,
+    p: &Params,
+) -> Result<Value, OcsError> {
     let (t, gid) = group_change_target(ocs, m, uid, p).await?;
     ocs.users.group_add_user(&gid, &t.user.uid).await.map_err(fail(101))?;
     Ok(json!([]))
 }
 
-pub async fn remove_from_group(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<Value, OcsError> {
+pub async fn remove_from_group(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    uid: &str,
+    p: &Params,
+) -> Result<Value, OcsError> {
     let (t, gid) = group_change_target(ocs, m, uid, p).await?;
     if t.user.id == m.me.id && (gid.eq_ignore_ascii_case(ADMIN_GROUP) || !m.admin) {
         return Err(OcsError::new(105, "You cannot remove yourself from this group"));
@@ -350,7 +436,10 @@ pub async fn remove_from_group(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params
     if !m.admin {
         let administered = t.groups.iter().filter(|g| m.administers(g)).count();
         if administered <= 1 {
-            return Err(OcsError::new(105, "Not possible to remove the user from their last group you administer"));
+            return Err(OcsError::new(
+                105,
+                "Not possible to remove the user from their last group you administer",
+            ));
         }
     }
     match ocs.users.group_remove_user(&gid, &t.user.uid).await {
@@ -363,15 +452,24 @@ pub async fn subadmin_groups(ocs: &Ocs, m: &Manager<'_>, uid: &str) -> Result<Va
     if !m.admin {
         return Err(OcsError::new(403, "Only admins may list group administrators"));
     }
-    let t = Manager::target(ocs, uid).await?.ok_or_else(|| OcsError::new(101, "User does not exist"))?;
+    let t = Manager::target(ocs, uid)
+        .await?
+        .ok_or_else(|| OcsError::new(101, "User does not exist"))?;
     Ok(json!(ocs.users.administered_groups(t.user.id).await.map_err(fail(996))?))
 }
 
-async fn subadmin_change(ocs: &Ocs, m: &Manager<'_>, uid: &str, p: &Params) -> Result<(Target, String), OcsError> {
+async fn subadmin_change(
+    ocs: &Ocs,
+    m: &Manager<'_>,
+    uid: &str,
+    p: &Params,
+) -> Result<(Target, String), OcsError> {
     if !m.admin {
         return Err(OcsError::new(403, "Only admins may change group administrators"));
     }
-    let t = Manager::target(ocs, uid).await?.ok_or_else(|| OcsError::new(101, "User does not exist"))?;
+    let t = Manager::target(ocs, uid)
+        .await?
+        .ok_or_else(|| OcsError::new(101, "User does not exist"))?;
     let gid = p.get("groupid").unwrap_or("").to_owned();
     if gid.is_empty() || !ocs.users.group_exists(&gid).await.map_err(fail(996))? {
         return Err(OcsError::new(102, "Group does not exist"));

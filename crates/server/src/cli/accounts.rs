@@ -11,7 +11,11 @@ use crate::app::App;
 
 /// Admin commands are audited like API calls, with the command line as origin.
 fn audit(app: &App, action: &str, target: &str) {
-    let origin = Origin { request_id: "cli".into(), address: "local".into(), user_agent: "strongroom command line".into() };
+    let origin = Origin {
+        request_id: "cli".into(),
+        address: "local".into(),
+        user_agent: "strongroom command line".into(),
+    };
     let admin = std::env::var("USER").unwrap_or_else(|_| "local administrator".into());
     app.audit.record(&origin, Event::new(action).actor(&admin).target(target));
 }
@@ -62,19 +66,38 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
-    Add { gid: String },
-    Delete { gid: String },
+    Add {
+        gid: String,
+    },
+    Delete {
+        gid: String,
+    },
     List,
     /// Add a user to a group.
-    Adduser { gid: String, uid: String },
+    Adduser {
+        gid: String,
+        uid: String,
+    },
     /// Remove a user from a group.
-    Removeuser { gid: String, uid: String },
+    Removeuser {
+        gid: String,
+        uid: String,
+    },
     /// Let a user administer the members of a group.
-    Addadmin { gid: String, uid: String },
+    Addadmin {
+        gid: String,
+        uid: String,
+    },
     /// Withdraw a user's administration of a group.
-    Removeadmin { gid: String, uid: String },
+    Removeadmin {
+        gid: String,
+        uid: String,
+    },
     /// Change a group's display name.
-    Rename { gid: String, name: String },
+    Rename {
+        gid: String,
+        name: String,
+    },
 }
 
 fn password(file: Option<PathBuf>) -> Result<Secret, String> {
@@ -109,7 +132,12 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 let groups = u.groups_of(user.id).await.map_err(|e| e.to_string())?;
                 let quota = if user.quota < 0 { "none".to_owned() } else { user.quota.to_string() };
                 let state = if user.enabled { "enabled" } else { "disabled" };
-                println!("{}\t{}\t{state}\tquota={quota}\tgroups={}", user.uid, user.display(), groups.join(","));
+                println!(
+                    "{}\t{}\t{state}\tquota={quota}\tgroups={}",
+                    user.uid,
+                    user.display(),
+                    groups.join(",")
+                );
             }
         }
         UserCommand::Delete { uid, yes } => {
@@ -148,7 +176,11 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
             println!("quota of {uid} set");
         }
         UserCommand::Set { uid, key, value } => {
-            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            let user = u
+                .get(&uid)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no such user: {uid}"))?;
             let v = Some(value.as_str()).filter(|v| !v.is_empty());
             match key.as_str() {
                 "displayname" | "display" => u.set_display_name(&user, v).await,
@@ -160,7 +192,11 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
             println!("{key} of {uid} set");
         }
         UserCommand::Wipe { uid } => {
-            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            let user = u
+                .get(&uid)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no such user: {uid}"))?;
             let n = app.tokens.request_wipe_all(user.id).await.map_err(|e| e.to_string())?;
             audit(app, "wipe.requested", &uid);
             println!("{n} devices of {uid} will be wiped");
@@ -188,24 +224,38 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
             }
         }
         GroupCommand::Adduser { gid, uid } => {
-            u.group_add_user(&gid, &uid).await.map_err(|e| not_found(e, "group or user", &format!("{gid}/{uid}")))?;
+            u.group_add_user(&gid, &uid)
+                .await
+                .map_err(|e| not_found(e, "group or user", &format!("{gid}/{uid}")))?;
             audit(app, "group.member_added", &uid);
             println!("{uid} added to {gid}");
         }
         GroupCommand::Removeuser { gid, uid } => {
-            u.group_remove_user(&gid, &uid).await.map_err(|e| not_found(e, "membership", &format!("{gid}/{uid}")))?;
+            u.group_remove_user(&gid, &uid)
+                .await
+                .map_err(|e| not_found(e, "membership", &format!("{gid}/{uid}")))?;
             audit(app, "group.member_removed", &uid);
             println!("{uid} removed from {gid}");
         }
         GroupCommand::Addadmin { gid, uid } => {
-            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
+            let user = u
+                .get(&uid)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no such user: {uid}"))?;
             u.add_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group", &gid))?;
             audit(app, "group.admin_added", &uid);
             println!("{uid} administers {gid}");
         }
         GroupCommand::Removeadmin { gid, uid } => {
-            let user = u.get(&uid).await.map_err(|e| e.to_string())?.ok_or(format!("no such user: {uid}"))?;
-            u.remove_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group administrator", &format!("{gid}/{uid}")))?;
+            let user = u
+                .get(&uid)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no such user: {uid}"))?;
+            u.remove_group_admin(&gid, &user)
+                .await
+                .map_err(|e| not_found(e, "group administrator", &format!("{gid}/{uid}")))?;
             audit(app, "group.admin_removed", &uid);
             println!("{uid} no longer administers {gid}");
         }

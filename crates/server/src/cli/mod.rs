@@ -20,7 +20,11 @@ use crate::{
 };
 
 #[derive(Parser)]
-#[command(name = "strongroom", version, about = "A file sync-and-share server that speaks Nextcloud's protocols")]
+#[command(
+    name = "strongroom",
+    version,
+    about = "A file sync-and-share server that speaks Nextcloud's protocols"
+)]
 pub struct Cli {
     /// Configuration file (TOML).
     #[arg(long, global = true, env = "STRONGROOM_CONFIG")]
@@ -112,7 +116,9 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
     };
     let app = App::open(config).await.map_err(|e| e.to_string())?;
     match command {
-        Command::Serve { admin_user, admin_password_file, .. } => serve(app, config, &admin_user, admin_password_file.as_deref()).await,
+        Command::Serve { admin_user, admin_password_file, .. } => {
+            serve(app, config, &admin_user, admin_password_file.as_deref()).await
+        }
         Command::Db { command: DbCommand::Migrate } => {
             // App::open has applied them; a second run finds nothing to do.
             let ran = app.db.migrate().await.map_err(|e| e.to_string())?;
@@ -126,7 +132,12 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
     }
 }
 
-async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Path>) -> Result<(), String> {
+async fn serve(
+    app: App,
+    config: &Config,
+    admin: &str,
+    password_file: Option<&Path>,
+) -> Result<(), String> {
     match app.bootstrap_admin(admin, password_file).await? {
         Some(pw) => {
             // Shown once, on standard output, never through the log.
@@ -140,7 +151,9 @@ async fn serve(app: App, config: &Config, admin: &str, password_file: Option<&Pa
         _ => None,
     };
     let addr = config.listen_addr();
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, database = app.db.dialect_name(), tls = tls.is_some(), "listening");
@@ -155,7 +168,8 @@ pub fn read_password_file(path: &Path) -> Result<Secret, String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if meta.is_file() && meta.mode() & 0o077 != 0 {
             return Err(format!(
                 "{} may be read by other users (mode {:o}); make it private with chmod 600",
@@ -164,7 +178,8 @@ pub fn read_password_file(path: &Path) -> Result<Secret, String> {
             ));
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {
         return Err(format!("{} holds no password", path.display()));

@@ -61,6 +61,8 @@ pub fn audit(config: &Config, cmd: AuditCommand) -> Result<(), String> {
             println!("{}: {lines} records, chain intact", path.display());
             Ok(())
         }
-        Verdict::Broken { line, reason } => Err(format!("{}: line {line}: {reason}", path.display())),
+        Verdict::Broken { line, reason } => {
+            Err(format!("{}: line {line}: {reason}", path.display()))
+        }
     }
 }

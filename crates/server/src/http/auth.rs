@@ -13,11 +13,7 @@ use axum::{
 use base64::Engine;
 use http::{HeaderValue, Method, StatusCode, header};
 use strongroom_core::{
-    Error, Principal, User,
-    audit::Event,
-    bruteforce::Verdict,
-    secret::Secret,
-    tokens::AppToken,
+    Error, Principal, User, audit::Event, bruteforce::Verdict, secret::Secret, tokens::AppToken,
 };
 use subtle::ConstantTimeEq;
 
@@ -107,20 +103,32 @@ impl From<Error> for Refusal {
 /// refused past the budget, and the count is cleared only on success.
 /// Unknown logins cost the same as wrong passwords.
 async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refusal> {
-    let Some((login, password)) = basic_credentials(v) else { return Err(Refusal::Unauthorized("malformed Authorization header")) };
+    let Some((login, password)) = basic_credentials(v) else {
+        return Err(Refusal::Unauthorized("malformed Authorization header"));
+    };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
         if app.tokens.touch(&token, &client.address.to_string()).await? {
             let id = token.id.to_string();
-            app.audit.record(&client.origin(), Event::new("token.new_address").actor(&user.uid).target(&id));
+            app.audit.record(
+                &client.origin(),
+                Event::new("token.new_address").actor(&user.uid).target(&id),
+            );
         }
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
     }
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
         return Ok(Auth::Password(Box::new(user)));
     }
-    match guarded(app, client, "login", &login, || app.users.verify_password(&login, &password)).await {
+    match guarded(app, client, "login", &login, || app.users.verify_password(&login, &password))
+        .await
+    {
         Ok(Some(user)) => {
-            app.audit.record(&client.origin(), Event::new("login.success").actor(&user.uid).detail(serde_json::json!({ "via": "basic" })));
+            app.audit.record(
+                &client.origin(),
+                Event::new("login.success")
+                    .actor(&user.uid)
+                    .detail(serde_json::json!({ "via": "basic" })),
+            );
             Ok(Auth::Password(Box::new(user)))
         }
         Ok(None) => Err(Refusal::Unauthorized("invalid credentials")),
@@ -132,14 +140,22 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
 /// Checks a secret under brute-force protection: the attempt is counted
 /// first, waits its delay (or is refused with `Error::Busy`), and is
 /// forgotten only if `verify` succeeds. A failure is written to the audit log.
-pub async fn guarded<T, F, Fut>(app: &App, client: &Client, action: &str, who: &str, verify: F) -> Result<Option<T>, Error>
+pub async fn guarded<T, F, Fut>(
+    app: &App,
+    client: &Client,
+    action: &str,
+    who: &str,
+    verify: F,
+) -> Result<Option<T>, Error>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, Error>>,
 {
     match app.throttle.begin_attempt(client.address, action, who).await? {
         Verdict::Blocked => {
-            let ev = Event::new("throttle.blocked").target(who).detail(serde_json::json!({ "action": action }));
+            let ev = Event::new("throttle.blocked")
+                .target(who)
+                .detail(serde_json::json!({ "action": action }));
             app.audit.record(&client.origin(), ev);
             return Err(Error::Busy("too many failed attempts; try again later".into()));
         }
@@ -150,7 +166,9 @@ where
     if result.is_some() {
         app.throttle.succeeded(client.address, action, who).await?;
     } else {
-        let ev = Event::new("login.failure").target(who).detail(serde_json::json!({ "action": action, "reason": "wrong credentials" }));
+        let ev = Event::new("login.failure")
+            .target(who)
+            .detail(serde_json::json!({ "action": action, "reason": "wrong credentials" }));
         app.audit.record(&client.origin(), ev);
         tracing::info!(login = %who, action, "authentication failed");
     }
@@ -201,9 +219,11 @@ fn csrf_ok(req: &Request, session: &AppToken, secure: bool) -> bool {
 }
 
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| {
-        percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()
-    })
+    query?
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
 }
 
 async fn csrf_failed(req: Request) -> Response {
@@ -225,9 +245,18 @@ async fn throttled(req: Request) -> Response {
     let mut r = if let Some(version) = ocs_version(path) {
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let format = strongroom_ocs::Format::from_request(req.uri().query(), accept);
-        strongroom_ocs::render(version, format, Err(strongroom_ocs::OcsError::new(429, "Too many failed attempts")))
+        strongroom_ocs::render(
+            version,
+            format,
+            Err(strongroom_ocs::OcsError::new(429, "Too many failed attempts")),
+        )
     } else {
-        strongroom_dav::error_body(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "too many failed attempts; try again later", "")
+        strongroom_dav::error_body(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "too many failed attempts; try again later",
+            "",
+        )
     };
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1800"));
     strongroom_dav::refuse_unread(req.into_body(), r).await
@@ -271,7 +300,11 @@ pub fn unauthorized(req: &Request, why: &str) -> Response {
         }
         None => strongroom_dav::error_body(StatusCode::UNAUTHORIZED, "NotAuthenticated", why, ""),
     };
-    let challenge = if xhr { "DummyBasic realm=\"Strongroom\"" } else { "Basic realm=\"Strongroom\", charset=\"UTF-8\"" };
+    let challenge = if xhr {
+        "DummyBasic realm=\"Strongroom\""
+    } else {
+        "Basic realm=\"Strongroom\", charset=\"UTF-8\""
+    };
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     r
 }

@@ -29,18 +29,27 @@ impl Client {
             .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
         let h = req.headers();
         let text = |name| h.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
-        let xff: Vec<&str> = h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let xff: Vec<&str> =
+            h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
         let address = client_address(peer, &xff, text("forwarded"), &app.security.trusted_proxies);
-        let user_agent: String = text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
-        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let user_agent: String =
+            text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
+        let request_id =
+            req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
         let proxied_https = app.security.trusted_proxies.iter().any(|c| c.contains(peer))
-            && text("x-forwarded-proto").and_then(|v| v.split(',').next()).is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+            && text("x-forwarded-proto")
+                .and_then(|v| v.split(',').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
         let secure = app.security.tls || proxied_https;
         Client { address, user_agent, request_id, secure }
     }
 
     pub fn origin(&self) -> Origin {
-        Origin { request_id: self.request_id.clone(), address: self.address.to_string(), user_agent: self.user_agent.clone() }
+        Origin {
+            request_id: self.request_id.clone(),
+            address: self.address.to_string(),
+            user_agent: self.user_agent.clone(),
+        }
     }
 }
 
@@ -68,7 +77,13 @@ pub const STRICT: &str = "nc_sameSiteCookiestrict";
 pub const LOGIN_CSRF: &str = "sr_login";
 
 /// A `Set-Cookie` value: HttpOnly, path `/`, `Secure` over HTTPS.
-pub fn set_cookie(name: &str, value: &str, same_site: &str, max_age: Option<i64>, secure: bool) -> String {
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    same_site: &str,
+    max_age: Option<i64>,
+    secure: bool,
+) -> String {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));

@@ -47,7 +47,14 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     not_found()
 }
 
-async fn files(app: &App, req: Request, special: Option<Special>, kind: &str, user_raw: &str, below: &str) -> Response {
+async fn files(
+    app: &App,
+    req: Request,
+    special: Option<Special>,
+    kind: &str,
+    user_raw: &str,
+    below: &str,
+) -> Response {
     let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
     let Some((who, me)) = auth.principal() else { return anonymous(req).await };
     let Ok(uid) = percent_decode_str(user_raw).decode_utf8() else { return not_found() };
@@ -57,7 +64,14 @@ async fn files(app: &App, req: Request, special: Option<Special>, kind: &str, us
     } else {
         match app.users.get(&uid).await {
             Ok(u) => u,
-            Err(e) => return strongroom_dav::error_body(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", &e.to_string(), ""),
+            Err(e) => {
+                return strongroom_dav::error_body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    &e.to_string(),
+                    "",
+                );
+            }
         }
     };
     let Some(owner) = owner else { return not_found() };
@@ -66,7 +80,17 @@ async fn files(app: &App, req: Request, special: Option<Special>, kind: &str, us
         None => strongroom_dav::handle(&app.dav, &who, &owner, &files_prefix, below, req).await,
         Some(s) => {
             let prefix = format!("{DAV}{kind}/{user_raw}");
-            strongroom_dav::handle_special(&app.dav, s, &who, &owner, &prefix, &files_prefix, below, req).await
+            strongroom_dav::handle_special(
+                &app.dav,
+                s,
+                &who,
+                &owner,
+                &prefix,
+                &files_prefix,
+                below,
+                req,
+            )
+            .await
         }
     }
 }
@@ -86,7 +110,11 @@ async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response 
         Auth::Token(u, t) => Caller::AppToken(u, t),
         Auth::Session(u, t) => Caller::Session(u, t),
     };
-    let origin = req.extensions().get::<super::client::Client>().map(super::client::Client::origin).unwrap_or_default();
+    let origin = req
+        .extensions()
+        .get::<super::client::Client>()
+        .map(super::client::Client::origin)
+        .unwrap_or_default();
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, strongroom_dav::MAX_XML_BODY).await {
         Ok(b) => b,
@@ -107,4 +135,3 @@ fn not_found() -> Response {
     // The same words as any other missing resource: whether an account exists is not told.
     strongroom_dav::error_body(StatusCode::NOT_FOUND, "NotFound", "The resource does not exist", "")
 }
-

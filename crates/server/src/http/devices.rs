@@ -52,13 +52,18 @@ fn browser_user(auth: &Auth) -> Result<(&User, Option<i64>), Response> {
     match auth {
         Auth::Session(u, s) => Ok((u, Some(s.id))),
         Auth::Password(u) => Ok((u, None)),
-        Auth::Token(..) => Err((StatusCode::BAD_REQUEST, Json(json!({ "message": "not possible with an app password" }))).into_response()),
+        Auth::Token(..) => Err((
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "message": "not possible with an app password" })),
+        )
+            .into_response()),
         Auth::Anonymous => Err(StatusCode::UNAUTHORIZED.into_response()),
     }
 }
 
 fn needs_confirmation() -> Response {
-    (StatusCode::FORBIDDEN, Json(json!({ "message": "Password confirmation is required" }))).into_response()
+    (StatusCode::FORBIDDEN, Json(json!({ "message": "Password confirmation is required" })))
+        .into_response()
 }
 
 pub async fn list(State(app): State<App>, Extension(auth): Extension<Auth>) -> Response {
@@ -67,7 +72,9 @@ pub async fn list(State(app): State<App>, Extension(auth): Extension<Auth>) -> R
         Err(r) => return r,
     };
     match app.tokens.list(user.id).await {
-        Ok(tokens) => Json(tokens.iter().map(|t| device_json(t, current)).collect::<Vec<_>>()).into_response(),
+        Ok(tokens) => {
+            Json(tokens.iter().map(|t| device_json(t, current)).collect::<Vec<_>>()).into_response()
+        }
         Err(e) => unavailable(&e),
     }
 }
@@ -78,7 +85,12 @@ pub struct NameForm {
 }
 
 /// Creates an app password; needs a recent password confirmation.
-pub async fn create(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<NameForm>) -> Response {
+pub async fn create(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<NameForm>,
+) -> Response {
     let (user, current) = match browser_user(&auth) {
         Ok(x) => x,
         Err(r) => return r,
@@ -89,14 +101,25 @@ pub async fn create(State(app): State<App>, Extension(auth): Extension<Auth>, Ex
     match app.tokens.create(user, &f.name).await {
         Ok((token, secret)) => {
             let id = token.id.to_string();
-            app.audit.record(&client.origin(), Event::new("token.created").actor(&user.uid).target(&id).detail(json!({ "name": token.name })));
+            app.audit.record(
+                &client.origin(),
+                Event::new("token.created")
+                    .actor(&user.uid)
+                    .target(&id)
+                    .detail(json!({ "name": token.name })),
+            );
             Json(json!({ "token": secret.expose(), "loginName": user.uid, "deviceToken": device_json(&token, current) })).into_response()
         }
         Err(e) => unavailable(&e),
     }
 }
 
-pub async fn rename(State(app): State<App>, Extension(auth): Extension<Auth>, Path(id): Path<i64>, Form(f): Form<NameForm>) -> Response {
+pub async fn rename(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Path(id): Path<i64>,
+    Form(f): Form<NameForm>,
+) -> Response {
     let (user, current) = match browser_user(&auth) {
         Ok(x) => x,
         Err(r) => return r,
@@ -107,12 +130,19 @@ pub async fn rename(State(app): State<App>, Extension(auth): Extension<Auth>, Pa
     match app.tokens.rename(user.id, id, &f.name).await {
         Ok(()) => Json(json!([])).into_response(),
         Err(strongroom_core::Error::NotFound) => StatusCode::NOT_FOUND.into_response(),
-        Err(strongroom_core::Error::BadRequest(m)) => (StatusCode::BAD_REQUEST, Json(json!({ "message": m }))).into_response(),
+        Err(strongroom_core::Error::BadRequest(m)) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "message": m }))).into_response()
+        }
         Err(e) => unavailable(&e),
     }
 }
 
-pub async fn revoke(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Path(id): Path<i64>) -> Response {
+pub async fn revoke(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+) -> Response {
     let (user, _) = match browser_user(&auth) {
         Ok(x) => x,
         Err(r) => return r,
@@ -120,7 +150,10 @@ pub async fn revoke(State(app): State<App>, Extension(auth): Extension<Auth>, Ex
     match app.tokens.delete(user.id, id).await {
         Ok(()) => {
             let target = id.to_string();
-            app.audit.record(&client.origin(), Event::new("token.revoked").actor(&user.uid).target(&target));
+            app.audit.record(
+                &client.origin(),
+                Event::new("token.revoked").actor(&user.uid).target(&target),
+            );
             Json(json!([])).into_response()
         }
         Err(strongroom_core::Error::NotFound) => StatusCode::NOT_FOUND.into_response(),
@@ -128,7 +161,12 @@ pub async fn revoke(State(app): State<App>, Extension(auth): Extension<Auth>, Ex
     }
 }
 
-pub async fn wipe(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Path(id): Path<i64>) -> Response {
+pub async fn wipe(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+) -> Response {
     let (user, _) = match browser_user(&auth) {
         Ok(x) => x,
         Err(r) => return r,
@@ -139,10 +177,16 @@ pub async fn wipe(State(app): State<App>, Extension(auth): Extension<Auth>, Exte
     match app.tokens.request_wipe(user.id, id).await {
         Ok(()) => {
             let target = id.to_string();
-            app.audit.record(&client.origin(), Event::new("wipe.requested").actor(&user.uid).target(&target));
+            app.audit.record(
+                &client.origin(),
+                Event::new("wipe.requested").actor(&user.uid).target(&target),
+            );
             Json(json!([])).into_response()
         }
-        Err(strongroom_core::Error::NotFound) => (StatusCode::BAD_REQUEST, Json(json!({ "message": "this device cannot be wiped" }))).into_response(),
+        Err(strongroom_core::Error::NotFound) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "message": "this device cannot be wiped" })))
+                .into_response()
+        }
         Err(e) => unavailable(&e),
     }
 }
@@ -155,7 +199,12 @@ pub struct PasswordChange {
 
 /// Changes the password: the old one is checked (and throttled), the new one
 /// must pass the policy; the user's other browser sessions end.
-pub async fn change_password(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<PasswordChange>) -> Response {
+pub async fn change_password(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<PasswordChange>,
+) -> Response {
     let (user, current) = match browser_user(&auth) {
         Ok(x) => x,
         Err(r) => return r,
@@ -166,10 +215,18 @@ pub async fn change_password(State(app): State<App>, Extension(auth): Extension<
     }
 }
 
-async fn password_change(app: &App, client: &Client, user: &User, current: Option<i64>, f: &PasswordChange) -> Result<(), (StatusCode, String)> {
+async fn password_change(
+    app: &App,
+    client: &Client,
+    user: &User,
+    current: Option<i64>,
+    f: &PasswordChange,
+) -> Result<(), (StatusCode, String)> {
     let busy = |e: strongroom_core::Error| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     let old = Secret::new(f.oldpassword.clone());
-    match guarded(app, client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &old)).await {
+    match guarded(app, client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &old))
+        .await
+    {
         Ok(Some(_)) => {}
         Ok(None) => return Err((StatusCode::FORBIDDEN, "Wrong password".into())),
         Err(strongroom_core::Error::Busy(m)) => return Err((StatusCode::TOO_MANY_REQUESTS, m)),
@@ -181,7 +238,10 @@ async fn password_change(app: &App, client: &Client, user: &User, current: Optio
         Err(e) => return Err(busy(e)),
     }
     app.users.end_sessions(user.id, current).await.map_err(busy)?;
-    app.audit.record(&client.origin(), Event::new("password.changed").actor(&user.uid).target(&user.uid));
+    app.audit.record(
+        &client.origin(),
+        Event::new("password.changed").actor(&user.uid).target(&user.uid),
+    );
     Ok(())
 }
 
@@ -234,13 +294,19 @@ impl Notice {
             Notice::WipeRequested => "The device will be wiped at its next connection.",
             Notice::WipeRefused => "This device cannot be wiped.",
             Notice::PasswordChanged => "Password changed. Your other browser sessions were ended.",
-            Notice::PasswordRefused => "The password was not changed: check the current password; the new one needs 10 characters or more, must not be your user id nor a common password.",
+            Notice::PasswordRefused => {
+                "The password was not changed: check the current password; the new one needs 10 characters or more, must not be your user id nor a common password."
+            }
         }
     }
 }
 
 /// `GET /index.php/settings/user/security`: the devices page.
-pub async fn security_page(State(app): State<App>, Extension(auth): Extension<Auth>, Query(q): Query<PageQuery>) -> Response {
+pub async fn security_page(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let notice = q.done.as_deref().and_then(|d| Notice::ALL.into_iter().find(|n| n.code() == d));
     let notice = notice.map(|n| format!("<p role=\"status\">{}</p>", n.text())).unwrap_or_default();
     render_page(&app, &auth, &notice).await
@@ -248,7 +314,8 @@ pub async fn security_page(State(app): State<App>, Extension(auth): Extension<Au
 
 async fn render_page(app: &App, auth: &Auth, notice: &str) -> Response {
     let Auth::Session(user, session) = auth else {
-        return Redirect::to("/index.php/login?redirect_url=/index.php/settings/user/security").into_response();
+        return Redirect::to("/index.php/login?redirect_url=/index.php/settings/user/security")
+            .into_response();
     };
     let tokens = match app.tokens.list(user.id).await {
         Ok(t) => t,
@@ -260,7 +327,13 @@ async fn render_page(app: &App, auth: &Auth, notice: &str) -> Response {
     for t in &tokens {
         let current = t.id == session.id;
         let kind = if t.kind == TokenKind::Session { "browser session" } else { "app password" };
-        let state = if current { " (this session)" } else if t.wipe { " (wipe pending)" } else { "" };
+        let state = if current {
+            " (this session)"
+        } else if t.wipe {
+            " (wipe pending)"
+        } else {
+            ""
+        };
         let mut actions = String::new();
         if !current {
             actions.push_str(&format!(
@@ -315,12 +388,22 @@ fn back(n: Notice) -> Response {
     Redirect::to(&format!("/index.php/settings/user/security?done={}", n.code())).into_response()
 }
 
-pub async fn page_revoke(app: State<App>, auth: Extension<Auth>, client: Extension<Client>, id: Path<i64>) -> Response {
+pub async fn page_revoke(
+    app: State<App>,
+    auth: Extension<Auth>,
+    client: Extension<Client>,
+    id: Path<i64>,
+) -> Response {
     let r = revoke(app, auth, client, id).await;
     if r.status().is_success() { back(Notice::Revoked) } else { r }
 }
 
-pub async fn page_rename(app: State<App>, auth: Extension<Auth>, id: Path<i64>, form: Form<NameForm>) -> Response {
+pub async fn page_rename(
+    app: State<App>,
+    auth: Extension<Auth>,
+    id: Path<i64>,
+    form: Form<NameForm>,
+) -> Response {
     let r = rename(app, auth, id, form).await;
     if r.status().is_success() { back(Notice::Renamed) } else { r }
 }
@@ -332,10 +415,21 @@ pub struct ConfirmedName {
 }
 
 /// Page actions that need the password enter it in the same form.
-async fn confirm_inline(app: &App, auth: &Auth, client: &Client, password: &str) -> Result<(), Response> {
-    let Auth::Session(user, session) = auth else { return Err(StatusCode::UNAUTHORIZED.into_response()) };
+async fn confirm_inline(
+    app: &App,
+    auth: &Auth,
+    client: &Client,
+    password: &str,
+) -> Result<(), Response> {
+    let Auth::Session(user, session) = auth else {
+        return Err(StatusCode::UNAUTHORIZED.into_response());
+    };
     let password = Secret::new(password);
-    match guarded(app, client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &password)).await {
+    match guarded(app, client, "sudo", &user.uid, || {
+        app.users.verify_password(&user.uid, &password)
+    })
+    .await
+    {
         Ok(Some(_)) => {
             app.tokens.confirm(session.id).await.map_err(|e| unavailable(&e))?;
             Ok(())
@@ -346,7 +440,12 @@ async fn confirm_inline(app: &App, auth: &Auth, client: &Client, password: &str)
     }
 }
 
-pub async fn page_create(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<ConfirmedName>) -> Response {
+pub async fn page_create(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<ConfirmedName>,
+) -> Response {
     if let Err(r) = confirm_inline(&app, &auth, &client, &f.password).await {
         return r;
     }
@@ -354,16 +453,31 @@ pub async fn page_create(State(app): State<App>, Extension(auth): Extension<Auth
     match app.tokens.create(user, f.name.as_deref().unwrap_or("")).await {
         Ok((token, secret)) => {
             let id = token.id.to_string();
-            app.audit.record(&client.origin(), Event::new("token.created").actor(&user.uid).target(&id).detail(json!({ "name": token.name })));
+            app.audit.record(
+                &client.origin(),
+                Event::new("token.created")
+                    .actor(&user.uid)
+                    .target(&id)
+                    .detail(json!({ "name": token.name })),
+            );
             // Shown once, in this response only: never in a URL.
-            let notice = format!("<p role=\"status\">New app password (shown once): <code>{}</code></p>", escape(secret.expose()));
+            let notice = format!(
+                "<p role=\"status\">New app password (shown once): <code>{}</code></p>",
+                escape(secret.expose())
+            );
             render_page(&app, &auth, &notice).await
         }
         Err(e) => unavailable(&e),
     }
 }
 
-pub async fn page_wipe(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Path(id): Path<i64>, Form(f): Form<ConfirmedName>) -> Response {
+pub async fn page_wipe(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Path(id): Path<i64>,
+    Form(f): Form<ConfirmedName>,
+) -> Response {
     if let Err(r) = confirm_inline(&app, &auth, &client, &f.password).await {
         return r;
     }
@@ -371,14 +485,22 @@ pub async fn page_wipe(State(app): State<App>, Extension(auth): Extension<Auth>,
     match app.tokens.request_wipe(user.id, id).await {
         Ok(()) => {
             let target = id.to_string();
-            app.audit.record(&client.origin(), Event::new("wipe.requested").actor(&user.uid).target(&target));
+            app.audit.record(
+                &client.origin(),
+                Event::new("wipe.requested").actor(&user.uid).target(&target),
+            );
             back(Notice::WipeRequested)
         }
         Err(_) => back(Notice::WipeRefused),
     }
 }
 
-pub async fn page_password(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<PasswordChange>) -> Response {
+pub async fn page_password(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<PasswordChange>,
+) -> Response {
     let Auth::Session(user, s) = &auth else { return StatusCode::UNAUTHORIZED.into_response() };
     match password_change(&app, &client, user, Some(s.id), &f).await {
         Ok(()) => back(Notice::PasswordChanged),

@@ -5,7 +5,11 @@
 //! trusted proxy).
 //! A response that brings its own stricter policy (downloads) keeps it.
 
-use axum::{extract::{Request, State}, middleware::Next, response::Response};
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
 use base64::Engine;
 use http::{HeaderValue, header};
 
@@ -31,7 +35,10 @@ pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response
     h.insert("X-Robots-Tag", HeaderValue::from_static("noindex, nofollow"));
     h.insert("X-Permitted-Cross-Domain-Policies", HeaderValue::from_static("none"));
     if secure {
-        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     // Pages carry a per-response nonce and personal data: never cached.
     if h.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html")) {

@@ -27,8 +27,13 @@ fn base_url(headers: &HeaderMap, client: &Client) -> String {
 }
 
 /// `POST /index.php/login/v2`: starts a flow named after the client.
-pub async fn start(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap) -> Response {
-    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
+pub async fn start(
+    State(app): State<App>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+) -> Response {
+    let agent =
+        headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown client");
     match app.flows.start(agent).await {
         Ok((poll, login)) => {
             let base = base_url(&headers, &client);
@@ -49,7 +54,12 @@ pub struct PollForm {
 
 /// `POST /index.php/login/v2/poll`: 404 `[]` until granted, then the
 /// credentials, exactly once.
-pub async fn poll(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(form): Form<PollForm>) -> Response {
+pub async fn poll(
+    State(app): State<App>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    Form(form): Form<PollForm>,
+) -> Response {
     match app.flows.poll(&form.token).await {
         Ok(Some(grant)) => Json(json!({
             "server": base_url(&headers, &client),
@@ -73,7 +83,9 @@ pub async fn flow_page(State(app): State<App>, Path(token): Path<String>) -> Res
 }
 
 fn login_form(client: &str, token: &str, error: Option<&str>) -> Html<String> {
-    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
     page(
         "Connect to your account",
         &format!(
@@ -99,18 +111,31 @@ pub struct GrantForm {
 
 /// `POST /index.php/login/v2/grant`: checks the credentials (throttled like
 /// every login) and grants the flow.
-pub async fn grant(State(app): State<App>, Extension(client): Extension<Client>, Form(form): Form<GrantForm>) -> Response {
+pub async fn grant(
+    State(app): State<App>,
+    Extension(client): Extension<Client>,
+    Form(form): Form<GrantForm>,
+) -> Response {
     let flow = match app.flows.by_login_token(&form.token).await {
         Ok(f) if !f.granted => f,
         Ok(_) | Err(Error::NotFound) => return gone(),
         Err(e) => return failure(&e),
     };
     let password = Secret::new(form.password);
-    match guarded(&app, &client, "login", &form.user, || app.users.verify_password(&form.user, &password)).await {
+    match guarded(&app, &client, "login", &form.user, || {
+        app.users.verify_password(&form.user, &password)
+    })
+    .await
+    {
         Ok(Some(user)) => match app.flows.grant(&flow, &user, &form.user).await {
             Ok(()) => {
                 let who = user.uid.clone();
-                app.audit.record(&client.origin(), Event::new("login.success").actor(&who).detail(json!({ "via": "login flow", "client": flow.client_name })));
+                app.audit.record(
+                    &client.origin(),
+                    Event::new("login.success")
+                        .actor(&who)
+                        .detail(json!({ "via": "login flow", "client": flow.client_name })),
+                );
                 page(
                     "Access granted",
                     &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
@@ -120,12 +145,16 @@ pub async fn grant(State(app): State<App>, Extension(client): Extension<Client>,
             Err(e) => failure(&e),
         },
         Ok(None) => {
-            let mut r = login_form(&flow.client_name, &form.token, Some("Wrong user or password.")).into_response();
+            let mut r = login_form(&flow.client_name, &form.token, Some("Wrong user or password."))
+                .into_response();
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
         }
         Err(Error::Busy(_)) => {
-            let body = page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>");
+            let body = page(
+                "Too many attempts",
+                "<h1>Too many failed attempts</h1><p>Try again later.</p>",
+            );
             (StatusCode::TOO_MANY_REQUESTS, body).into_response()
         }
         Err(e) => failure(&e),
@@ -133,7 +162,10 @@ pub async fn grant(State(app): State<App>, Extension(client): Extension<Client>,
 }
 
 fn gone() -> Response {
-    let body = page("Link expired", "<h1>This link has expired</h1><p>Start the connection again from your client.</p>");
+    let body = page(
+        "Link expired",
+        "<h1>This link has expired</h1><p>Start the connection again from your client.</p>",
+    );
     (StatusCode::NOT_FOUND, body).into_response()
 }
 
@@ -146,5 +178,6 @@ fn failure(e: &Error) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     };
-    (status, page("Something went wrong", "<h1>Something went wrong</h1><p>Please try again.</p>")).into_response()
+    (status, page("Something went wrong", "<h1>Something went wrong</h1><p>Please try again.</p>"))
+        .into_response()
 }

@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 
-
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/status.php", get(status))
@@ -41,7 +40,10 @@ pub fn router(app: App) -> Router {
         .route("/index.php/login/confirm", post(session_pages::confirm))
         .route("/index.php/csrftoken", get(session_pages::csrf_token))
         .route("/index.php/settings/personal/authtokens", get(devices::list).post(devices::create))
-        .route("/index.php/settings/personal/authtokens/{id}", put(devices::rename).delete(devices::revoke))
+        .route(
+            "/index.php/settings/personal/authtokens/{id}",
+            put(devices::rename).delete(devices::revoke),
+        )
         .route("/index.php/settings/personal/authtokens/wipe/{id}", post(devices::wipe))
         .route("/index.php/settings/personal/changepassword", post(devices::change_password))
         .route("/index.php/settings/user/security", get(devices::security_page))
@@ -59,7 +61,11 @@ pub fn router(app: App) -> Router {
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight;
 /// over TLS when a certificate is configured.
-pub async fn serve(app: App, listener: TcpListener, tls: Option<tls::Acceptor>) -> std::io::Result<()> {
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    tls: Option<tls::Acceptor>,
+) -> std::io::Result<()> {
     let routes = router(app);
     if let Some(acceptor) = tls {
         return tls::serve(listener, acceptor, routes, shutdown_signal()).await;
@@ -104,6 +110,7 @@ async fn status() -> axum::response::Response {
         "extendedSupport": false,
     });
     let mut r = axum::response::Response::new(axum::body::Body::from(body.to_string()));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r
 }

@@ -11,7 +11,11 @@ use tracing::Instrument;
 fn request_id(req: &Request) -> String {
     let given = req.headers().get("x-request-id").and_then(|v| v.to_str().ok());
     match given {
-        Some(v) if !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
             v.to_owned()
         }
         _ => hex::encode(rand::random::<[u8; 8]>()),

@@ -36,12 +36,24 @@ pub struct LoginQuery {
 /// A redirect target is accepted only as a path on this site.
 fn safe_redirect(url: Option<&str>) -> String {
     match url {
-        Some(u) if u.starts_with('/') && !u.starts_with("//") && !u.contains('\\') && !u.chars().any(char::is_control) => u.to_owned(),
+        Some(u)
+            if u.starts_with('/')
+                && !u.starts_with("//")
+                && !u.contains('\\')
+                && !u.chars().any(char::is_control) =>
+        {
+            u.to_owned()
+        }
         _ => HOME.to_owned(),
     }
 }
 
-pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn form(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     if auth.user().is_some() {
         return Redirect::to(&safe_redirect(q.redirect_url.as_deref())).into_response();
     }
@@ -67,7 +79,13 @@ pub async fn form(State(app): State<App>, Extension(auth): Extension<Auth>, Exte
         escape(&safe_redirect(q.redirect_url.as_deref()))
     );
     let mut r = page("Log in", &body).into_response();
-    let c = set_cookie(&cookie_name(LOGIN_CSRF, client.secure), token.expose(), "Strict", Some(3600), client.secure);
+    let c = set_cookie(
+        &cookie_name(LOGIN_CSRF, client.secure),
+        token.expose(),
+        "Strict",
+        Some(3600),
+        client.secure,
+    );
     add_cookie(&mut r, &c);
     r
 }
@@ -81,7 +99,12 @@ pub struct LoginForm {
     remember_login: Option<String>,
 }
 
-pub async fn login(State(app): State<App>, Extension(client): Extension<Client>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(app): State<App>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let tls = client.secure;
     let expected = cookie(&headers, &cookie_name(LOGIN_CSRF, tls));
     let matches = match (expected, f.login_token.as_deref()) {
@@ -89,11 +112,17 @@ pub async fn login(State(app): State<App>, Extension(client): Extension<Client>,
         _ => false,
     };
     if !matches {
-        return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" }))).into_response();
+        return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" })))
+            .into_response();
     }
-    let again = |reason: &str| Redirect::to(&format!("/index.php/login?error={reason}")).into_response();
+    let again =
+        |reason: &str| Redirect::to(&format!("/index.php/login?error={reason}")).into_response();
     let password = Secret::new(f.password);
-    let user = match guarded(&app, &client, "login", &f.user, || app.users.verify_password(&f.user, &password)).await {
+    let user = match guarded(&app, &client, "login", &f.user, || {
+        app.users.verify_password(&f.user, &password)
+    })
+    .await
+    {
         Ok(Some(u)) => u,
         Ok(None) => return again("1"),
         Err(strongroom_core::Error::Busy(_)) => return again("throttled"),
@@ -104,12 +133,22 @@ pub async fn login(State(app): State<App>, Extension(client): Extension<Client>,
         let _ = app.tokens.end_session(old).await;
     }
     let remember = f.remember_login.is_some() && app.security.remember_secs > 0;
-    let (session, secret) = match app.tokens.start_session(&user, remember, &client.address.to_string(), &client.user_agent).await {
+    let (session, secret) = match app
+        .tokens
+        .start_session(&user, remember, &client.address.to_string(), &client.user_agent)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return unavailable(&e),
     };
     let id = session.id.to_string();
-    app.audit.record(&client.origin(), Event::new("login.success").actor(&user.uid).target(&id).detail(json!({ "via": "web", "remember": remember })));
+    app.audit.record(
+        &client.origin(),
+        Event::new("login.success")
+            .actor(&user.uid)
+            .target(&id)
+            .detail(json!({ "via": "web", "remember": remember })),
+    );
     let mut r = Redirect::to(&safe_redirect(f.redirect_url.as_deref())).into_response();
     let age = remember.then_some(app.security.remember_secs);
     add_cookie(&mut r, &set_cookie(&cookie_name(SESSION, tls), secret.expose(), "Lax", age, tls));
@@ -135,7 +174,11 @@ pub async fn logout(
             let given = super::auth::query_param(uri.query(), "requesttoken").unwrap_or_default();
             let want = s.csrf.as_ref().map(|c| c.expose().to_owned()).unwrap_or_default();
             if want.is_empty() || !bool::from(given.as_bytes().ct_eq(want.as_bytes())) {
-                return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" }))).into_response();
+                return (
+                    StatusCode::PRECONDITION_FAILED,
+                    Json(json!({ "message": "CSRF check failed" })),
+                )
+                    .into_response();
             }
         }
         if let Some(c) = cookie(&headers, &cookie_name(SESSION, tls)) {
@@ -158,17 +201,30 @@ pub struct ConfirmForm {
 
 /// `POST /index.php/login/confirm`: re-enter the password to allow sensitive
 /// actions for a while. Wrong passwords are throttled like logins.
-pub async fn confirm(State(app): State<App>, Extension(auth): Extension<Auth>, Extension(client): Extension<Client>, Form(f): Form<ConfirmForm>) -> Response {
-    let Auth::Session(user, session) = &auth else { return StatusCode::UNAUTHORIZED.into_response() };
+pub async fn confirm(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let Auth::Session(user, session) = &auth else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
     let password = Secret::new(f.password);
-    match guarded(&app, &client, "sudo", &user.uid, || app.users.verify_password(&user.uid, &password)).await {
+    match guarded(&app, &client, "sudo", &user.uid, || {
+        app.users.verify_password(&user.uid, &password)
+    })
+    .await
+    {
         Ok(Some(_)) => {
             if let Err(e) = app.tokens.confirm(session.id).await {
                 return unavailable(&e);
             }
             Json(json!({ "lastLogin": strongroom_core::now_secs() })).into_response()
         }
-        Ok(None) => (StatusCode::FORBIDDEN, Json(json!({ "message": "Wrong password" }))).into_response(),
+        Ok(None) => {
+            (StatusCode::FORBIDDEN, Json(json!({ "message": "Wrong password" }))).into_response()
+        }
         Err(strongroom_core::Error::Busy(_)) => StatusCode::TOO_MANY_REQUESTS.into_response(),
         Err(e) => unavailable(&e),
     }
@@ -177,7 +233,9 @@ pub async fn confirm(State(app): State<App>, Extension(auth): Extension<Auth>, E
 /// `GET /index.php/csrftoken`: the session's request token, for scripts of our pages.
 pub async fn csrf_token(Extension(auth): Extension<Auth>) -> Response {
     match &auth {
-        Auth::Session(_, s) => Json(json!({ "token": s.csrf.as_ref().map(|c| c.expose().to_owned()) })).into_response(),
+        Auth::Session(_, s) => {
+            Json(json!({ "token": s.csrf.as_ref().map(|c| c.expose().to_owned()) })).into_response()
+        }
         _ => StatusCode::UNAUTHORIZED.into_response(),
     }
 }
@@ -190,5 +248,9 @@ pub fn add_cookie(r: &mut Response, c: &str) {
 
 pub fn unavailable(e: &strongroom_core::Error) -> Response {
     tracing::warn!(error = %e, "request failed");
-    (StatusCode::SERVICE_UNAVAILABLE, page("Unavailable", "<h1>The service is temporarily unavailable</h1>")).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        page("Unavailable", "<h1>The service is temporarily unavailable</h1>"),
+    )
+        .into_response()
 }

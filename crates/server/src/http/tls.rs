@@ -28,11 +28,15 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<Acceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("key `tls.cert`: cannot read {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("key `tls.cert`: {} holds no valid certificate: {e}", cert.display()))?;
+        .map_err(|e| {
+            format!("key `tls.cert`: {} holds no valid certificate: {e}", cert.display())
+        })?;
     if certs.is_empty() {
         return Err(format!("key `tls.cert`: {} holds no certificate", cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("key `tls.key`: cannot read a private key from {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        format!("key `tls.key`: cannot read a private key from {}: {e}", key.display())
+    })?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -71,7 +75,11 @@ pub async fn serve(
         let (acceptor, routes) = (acceptor.clone(), routes.clone());
         tokio::spawn(async move {
             // A client that never completes the handshake is dropped.
-            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 routes.clone().oneshot(req.map(axum::body::Body::new))

@@ -24,7 +24,11 @@ fn nothing() -> Response {
     (StatusCode::NOT_FOUND, Json(json!([]))).into_response()
 }
 
-pub async fn check(State(app): State<App>, Extension(client): Extension<Client>, Form(f): Form<TokenForm>) -> Response {
+pub async fn check(
+    State(app): State<App>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<TokenForm>,
+) -> Response {
     match app.tokens.wipe_pending(&Secret::new(f.token)).await {
         Ok(Some((uid, token))) => {
             let id = token.to_string();
@@ -39,11 +43,16 @@ pub async fn check(State(app): State<App>, Extension(client): Extension<Client>,
     }
 }
 
-pub async fn success(State(app): State<App>, Extension(client): Extension<Client>, Form(f): Form<TokenForm>) -> Response {
+pub async fn success(
+    State(app): State<App>,
+    Extension(client): Extension<Client>,
+    Form(f): Form<TokenForm>,
+) -> Response {
     match app.tokens.wipe_done(&Secret::new(f.token)).await {
         Ok(Some((uid, token))) => {
             let id = token.to_string();
-            app.audit.record(&client.origin(), Event::new("wipe.confirmed").actor(&uid).target(&id));
+            app.audit
+                .record(&client.origin(), Event::new("wipe.confirmed").actor(&uid).target(&id));
             Json(json!([])).into_response()
         }
         Ok(None) => nothing(),

@@ -56,8 +56,15 @@ async fn bad_paths_are_refused_with_400() {
     let long_name = "n".repeat(256);
     let long_path = format!("/{}", vec!["d".repeat(200); 21].join("/"));
     let bad = [
-        "/a%00b", "/a%0Ab", "/a%7F", "/%FF.txt", "/%C3%28bad.txt",
-        "/a%2Fb", "/a%5Cb", &format!("/{long_name}"), &long_path,
+        "/a%00b",
+        "/a%0Ab",
+        "/a%7F",
+        "/%FF.txt",
+        "/%C3%28bad.txt",
+        "/a%2Fb",
+        "/a%5Cb",
+        &format!("/{long_name}"),
+        &long_path,
     ];
     for p in bad {
         for m in ["PUT", "MKCOL", "PROPFIND", "GET", "DELETE"] {
@@ -66,14 +73,23 @@ async fn bad_paths_are_refused_with_400() {
         }
     }
     // Dot segments, literal or encoded, which HTTP libraries would normalise away: raw socket.
-    let dots = ["/../admin/keep.txt", "/a/./b", "/%2e%2e/x", "/a/%2E%2E/keep.txt", "/.%2e/x", "/%2e/x"];
+    let dots =
+        ["/../admin/keep.txt", "/a/./b", "/%2e%2e/x", "/a/%2E%2E/keep.txt", "/.%2e/x", "/%2e/x"];
     for p in dots.map(|d| format!("/remote.php/dav/files/admin{d}")) {
         let (code, _) = raw(s.port, &raw_req("PUT", &p, "", b"x"));
         assert_eq!(code, 400, "{p}");
     }
-    let r = s.admin("MOVE", "/keep.txt").header("Destination", "/remote.php/dav/files/admin/%2e%2e/x").send().await.unwrap();
+    let r = s
+        .admin("MOVE", "/keep.txt")
+        .header("Destination", "/remote.php/dav/files/admin/%2e%2e/x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(snapshot(&s).await.matches("<d:response>").count(), before.matches("<d:response>").count());
+    assert_eq!(
+        snapshot(&s).await.matches("<d:response>").count(),
+        before.matches("<d:response>").count()
+    );
     s.stop().await;
 }
 
@@ -97,10 +113,15 @@ async fn malformed_or_hostile_xml_is_refused_and_changes_nothing() {
     let r = s.admin("PROPPATCH", "/f.txt").body(bomb).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let ask = "<d:propfind xmlns:d=\"DAV:\"><d:prop><z xmlns=\"urn:z\"/></d:prop></d:propfind>";
-    let (_, body) = text(s.admin("PROPFIND", "/f.txt").header("Depth", "0").body(ask).send().await.unwrap()).await;
+    let (_, body) =
+        text(s.admin("PROPFIND", "/f.txt").header("Depth", "0").body(ask).send().await.unwrap())
+            .await;
     assert!(body.contains("404 Not Found"), "the property must not have been set: {body}");
     // Over 1 MiB of PROPFIND body.
-    let huge = format!("<d:propfind xmlns:d=\"DAV:\"><d:prop>{}</d:prop></d:propfind>", "<d:getetag/>".repeat(100_000));
+    let huge = format!(
+        "<d:propfind xmlns:d=\"DAV:\"><d:prop>{}</d:prop></d:propfind>",
+        "<d:getetag/>".repeat(100_000)
+    );
     let r = s.admin("PROPFIND", "/").header("Depth", "0").body(huge).send().await.unwrap();
     assert_eq!(r.status(), 413);
     // A protected property makes the whole PROPPATCH fail.
@@ -108,7 +129,9 @@ async fn malformed_or_hostile_xml_is_refused_and_changes_nothing() {
     let (code, body) = text(s.admin("PROPPATCH", "/f.txt").body(mixed).send().await.unwrap()).await;
     assert_eq!(code, 207);
     assert!(body.contains("403 Forbidden") && body.contains("424 Failed Dependency"), "{body}");
-    let (_, body) = text(s.admin("PROPFIND", "/f.txt").header("Depth", "0").body(ask).send().await.unwrap()).await;
+    let (_, body) =
+        text(s.admin("PROPFIND", "/f.txt").header("Depth", "0").body(ask).send().await.unwrap())
+            .await;
     assert!(body.contains("404 Not Found"));
     s.stop().await;
 }
@@ -117,12 +140,16 @@ async fn malformed_or_hostile_xml_is_refused_and_changes_nothing() {
 async fn uploads_with_wrong_lengths_or_cut_short_change_nothing() {
     for b in backends() {
         let s = Server::start(b).await;
-        assert_eq!(s.admin("PUT", "/old.txt").body("old content").send().await.unwrap().status(), 201);
+        assert_eq!(
+            s.admin("PUT", "/old.txt").body("old content").send().await.unwrap().status(),
+            201
+        );
         // The client promises 1 MiB, sends 100 KiB and hangs up.
         let mut req = raw_req("PUT", "/remote.php/dav/files/admin/old.txt", "", b"");
         let head_len = req.len();
         req.truncate(head_len);
-        let head = String::from_utf8(req).unwrap().replace("Content-Length: 0", "Content-Length: 1048576");
+        let head =
+            String::from_utf8(req).unwrap().replace("Content-Length: 0", "Content-Length: 1048576");
         let mut sock = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
         sock.write_all(head.as_bytes()).unwrap();
         sock.write_all(&vec![b'z'; 100 * 1024]).unwrap();
@@ -132,21 +159,38 @@ async fn uploads_with_wrong_lengths_or_cut_short_change_nothing() {
         sock.write_all(&vec![b'z'; 100 * 1024]).unwrap();
         drop(sock);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(s.admin("GET", "/old.txt").send().await.unwrap().text().await.unwrap(), "old content", "{b:?}");
+        assert_eq!(
+            s.admin("GET", "/old.txt").send().await.unwrap().text().await.unwrap(),
+            "old content",
+            "{b:?}"
+        );
         assert_eq!(s.admin("GET", "/new.txt").send().await.unwrap().status(), 404);
         // A declared total that disagrees with the body is refused.
-        let r = s.admin("PUT", "/old.txt").header("OC-Total-Length", "99").body("short").send().await.unwrap();
+        let r = s
+            .admin("PUT", "/old.txt")
+            .header("OC-Total-Length", "99")
+            .body("short")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400);
-        assert_eq!(s.admin("GET", "/old.txt").send().await.unwrap().text().await.unwrap(), "old content");
+        assert_eq!(
+            s.admin("GET", "/old.txt").send().await.unwrap().text().await.unwrap(),
+            "old content"
+        );
         // Bytes beyond Content-Length are not part of the upload: they are an
         // invalid next request on the connection, answered 400.
         let head = raw_req("PUT", "/remote.php/dav/files/admin/exact.txt", "", b"12345");
-        let mut req = String::from_utf8(head).unwrap().replace("Connection: close\r\n", "").into_bytes();
+        let mut req =
+            String::from_utf8(head).unwrap().replace("Connection: close\r\n", "").into_bytes();
         req.extend_from_slice(b"67890 trailing junk\r\n\r\n");
         let (_, answer) = raw(s.port, &req);
         assert!(answer.contains("201 Created"), "{answer}");
         assert!(answer.contains("400 Bad Request"), "{answer}");
-        assert_eq!(s.admin("GET", "/exact.txt").send().await.unwrap().text().await.unwrap(), "12345");
+        assert_eq!(
+            s.admin("GET", "/exact.txt").send().await.unwrap().text().await.unwrap(),
+            "12345"
+        );
         s.stop().await;
     }
 }
@@ -160,12 +204,41 @@ async fn impossible_moves_and_missing_parents_are_refused() {
     let before = snapshot(&s).await;
     let dest = |p: &str| format!("/remote.php/dav/files/admin{p}");
     for m in ["MOVE", "COPY"] {
-        assert_eq!(s.admin(m, "/a").header("Destination", dest("/a/b/a")).send().await.unwrap().status(), 403, "{m} into itself");
-        assert_eq!(s.admin(m, "/a").header("Destination", dest("/a")).send().await.unwrap().status(), 403, "{m} onto itself");
-        assert_eq!(s.admin(m, "/a/b").header("Destination", dest("/a")).send().await.unwrap().status(), 403, "{m} onto its parent");
-        assert_eq!(s.admin(m, "/a").header("Destination", dest("/missing/a")).send().await.unwrap().status(), 409);
+        assert_eq!(
+            s.admin(m, "/a").header("Destination", dest("/a/b/a")).send().await.unwrap().status(),
+            403,
+            "{m} into itself"
+        );
+        assert_eq!(
+            s.admin(m, "/a").header("Destination", dest("/a")).send().await.unwrap().status(),
+            403,
+            "{m} onto itself"
+        );
+        assert_eq!(
+            s.admin(m, "/a/b").header("Destination", dest("/a")).send().await.unwrap().status(),
+            403,
+            "{m} onto its parent"
+        );
+        assert_eq!(
+            s.admin(m, "/a")
+                .header("Destination", dest("/missing/a"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            409
+        );
         assert_eq!(s.admin(m, "/a").send().await.unwrap().status(), 400, "{m} without Destination");
-        assert_eq!(s.admin(m, "/a").header("Destination", dest("/c")).header("Overwrite", "maybe").send().await.unwrap().status(), 400);
+        assert_eq!(
+            s.admin(m, "/a")
+                .header("Destination", dest("/c"))
+                .header("Overwrite", "maybe")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
     }
     assert_eq!(s.admin("PUT", "/missing/f.txt").body("x").send().await.unwrap().status(), 409);
     assert_eq!(s.admin("MKCOL", "/missing/d").send().await.unwrap().status(), 409);
@@ -175,9 +248,24 @@ async fn impossible_moves_and_missing_parents_are_refused() {
     assert_eq!(s.admin("DELETE", "/").send().await.unwrap().status(), 403);
     assert_eq!(s.admin("PROPFIND", "/").header("Depth", "2").send().await.unwrap().status(), 400);
     assert_eq!(s.admin("LOCK", "/a").header("Depth", "1").body("<d:lockinfo xmlns:d=\"DAV:\"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockinfo>").send().await.unwrap().status(), 400);
-    assert_eq!(s.admin("PUT", "/f").header("If", "garbage").body("x").send().await.unwrap().status(), 400);
-    assert_eq!(s.admin("PUT", "/f").header("X-OC-Mtime", "yesterday").body("x").send().await.unwrap().status(), 400);
-    assert_eq!(snapshot(&s).await.matches("<d:response>").count(), before.matches("<d:response>").count());
+    assert_eq!(
+        s.admin("PUT", "/f").header("If", "garbage").body("x").send().await.unwrap().status(),
+        400
+    );
+    assert_eq!(
+        s.admin("PUT", "/f")
+            .header("X-OC-Mtime", "yesterday")
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        snapshot(&s).await.matches("<d:response>").count(),
+        before.matches("<d:response>").count()
+    );
     assert_eq!(s.admin("GET", "/f").send().await.unwrap().status(), 404);
     s.stop().await;
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 
+use crate::harness::ADMIN_PASSWORD;
 use crate::{
     harness::{Server, backends},
     webdav::{propfind, xml_value},
 };
-use crate::harness::ADMIN_PASSWORD;
 
 const FILES: usize = 50;
 const SIZE: usize = 2 << 20;
@@ -24,10 +24,11 @@ fn content(i: usize, version: u8) -> Vec<u8> {
 /// A body that trickles in, so that the kill lands while uploads are running.
 fn slow_body(data: Vec<u8>) -> reqwest::Body {
     let chunks: Vec<Vec<u8>> = data.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
-    let stream = futures_util::StreamExt::then(futures_util::stream::iter(chunks), |c| async move {
-        tokio::time::sleep(Duration::from_millis(rand::random_range(5..40))).await;
-        Ok::<_, std::io::Error>(c)
-    });
+    let stream =
+        futures_util::StreamExt::then(futures_util::stream::iter(chunks), |c| async move {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(5..40))).await;
+            Ok::<_, std::io::Error>(c)
+        });
     reqwest::Body::wrap_stream(stream)
 }
 
@@ -38,7 +39,8 @@ async fn sigkill_during_uploads_leaves_old_or_new_content() {
         assert_eq!(s.admin("MKCOL", "/crash").send().await.unwrap().status(), 201);
         // Half of the files exist beforehand, so their uploads are overwrites.
         for i in (0..FILES).step_by(2) {
-            let r = s.admin("PUT", &format!("/crash/f{i}")).body(content(i, 1)).send().await.unwrap();
+            let r =
+                s.admin("PUT", &format!("/crash/f{i}")).body(content(i, 1)).send().await.unwrap();
             assert_eq!(r.status(), 201);
         }
         let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -54,7 +56,9 @@ async fn sigkill_during_uploads_leaves_old_or_new_content() {
         }
         // Kill once a few uploads are through and the rest are still arriving.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while done.load(std::sync::atomic::Ordering::SeqCst) < 5 && std::time::Instant::now() < deadline {
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 5
+            && std::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         s.kill();
@@ -91,16 +95,27 @@ async fn sigkill_during_uploads_leaves_old_or_new_content() {
             let (_, meta) = propfind(&s, "admin", ADMIN_PASSWORD, &path, "0").await;
             assert_eq!(xml_value(&meta, "d:getcontentlength").unwrap(), SIZE.to_string());
             let sha = hex::encode(Sha1::digest(&body));
-            assert!(meta.contains(&format!("SHA1:{sha}")), "{b:?}: f{i} checksum does not match its content");
+            assert!(
+                meta.contains(&format!("SHA1:{sha}")),
+                "{b:?}: f{i} checksum does not match its content"
+            );
         }
         // The folder's recorded size is the sum of what is there.
         let (_, folder) = propfind(&s, "admin", ADMIN_PASSWORD, "/crash", "0").await;
         let present = listing.matches("<d:response>").count() - 1;
         assert_eq!(xml_value(&folder, "oc:size").unwrap(), (present * SIZE).to_string());
-        eprintln!("{b:?}: {completed} of {FILES} uploads had completed, {} acknowledged", acknowledged.len());
+        eprintln!(
+            "{b:?}: {completed} of {FILES} uploads had completed, {} acknowledged",
+            acknowledged.len()
+        );
         // No partial blob is left behind after the restart.
         let tmp = s.data_dir.join("blobs/.tmp");
-        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "partial writes left in {}", tmp.display());
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "partial writes left in {}",
+            tmp.display()
+        );
         s.stop().await;
     }
 }

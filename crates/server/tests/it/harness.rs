@@ -42,7 +42,8 @@ pub fn bin() -> PathBuf {
 pub fn write_secret(path: &std::path::Path, content: &str) {
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
     std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
 }
 
@@ -183,7 +184,13 @@ impl Server {
         }
         c.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = c.spawn().expect("start strongroom");
-        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let out = self.output.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -260,7 +267,12 @@ impl Server {
     pub fn add_user(&self, uid: &str, password: &str) {
         let pwf = self.data_dir.with_extension(format!("{uid}.pw"));
         write_secret(&pwf, password);
-        let out = self.command().args(["user", "add", uid, "--password-file"]).arg(&pwf).output().unwrap();
+        let out = self
+            .command()
+            .args(["user", "add", uid, "--password-file"])
+            .arg(&pwf)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
     }
 

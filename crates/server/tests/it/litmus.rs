@@ -14,7 +14,10 @@ async fn litmus_passes_every_suite() {
         let url = s.url("/remote.php/dav/files/admin/");
         let work = temp_dir("litmus");
         let out = tokio::task::spawn_blocking(move || {
-            Command::new("litmus").args(["-k", &url, "admin", ADMIN_PASSWORD]).current_dir(&work).output()
+            Command::new("litmus")
+                .args(["-k", &url, "admin", ADMIN_PASSWORD])
+                .current_dir(&work)
+                .output()
         })
         .await
         .unwrap()
@@ -23,7 +26,8 @@ async fn litmus_passes_every_suite() {
         let (mut passed, mut run) = (0, 0);
         for line in text.lines().filter(|l| l.starts_with("<- summary")) {
             // "<- summary for `basic': of 16 tests run: 16 passed, 0 failed. 100.0%"
-            let nums: Vec<u32> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+            let nums: Vec<u32> =
+                line.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
             run += nums[0];
             passed += nums[1];
         }

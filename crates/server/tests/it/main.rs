@@ -16,4 +16,3 @@ mod security;
 mod sync_clients;
 mod sync_fixtures;
 mod webdav;
-

@@ -16,7 +16,11 @@ pub fn venv() -> std::path::PathBuf {
 #[tokio::test]
 async fn nc_py_api_provisioning_suite_passes() {
     let python = venv().join("bin/python");
-    assert!(python.exists(), "{} is missing: pip install nc-py-api pytest into the venv", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: pip install nc-py-api pytest into the venv",
+        python.display()
+    );
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_provisioning.py");
     for b in backends() {
         let s = Server::start(b).await;
@@ -32,8 +36,10 @@ async fn nc_py_api_provisioning_suite_passes() {
         .await
         .unwrap()
         .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        let summary = text.lines().rev().find(|l| l.contains("passed") || l.contains("failed")).unwrap_or("");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let summary =
+            text.lines().rev().find(|l| l.contains("passed") || l.contains("failed")).unwrap_or("");
         eprintln!("nc_py_api on {b:?}: {summary}");
         assert!(out.status.success(), "{b:?}:\n{text}\n--- server log ---\n{}", s.log());
         s.stop().await;

@@ -1,10 +1,12 @@
 //! Operating the server: first start, admin command line, configuration
 //! errors, and what the logs may and may not contain.
 
-use std::process::{Command, Stdio};
 use std::io::Write;
+use std::process::{Command, Stdio};
 
-use crate::harness::{ADMIN_PASSWORD, Backend, Server, backends, bin, free_port, temp_dir, write_secret};
+use crate::harness::{
+    ADMIN_PASSWORD, Backend, Server, backends, bin, free_port, temp_dir, write_secret,
+};
 
 #[tokio::test]
 async fn first_start_prints_a_generated_admin_password_once() {
@@ -12,7 +14,13 @@ async fn first_start_prints_a_generated_admin_password_once() {
     let port = free_port();
     let run = || {
         let mut child = Command::new(bin())
-            .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -20,10 +28,14 @@ async fn first_start_prints_a_generated_admin_password_once() {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
-        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (stdout, stderr) = run();
-    let line = stdout.lines().find(|l| l.contains("password")).expect("password shown on first start");
+    let line =
+        stdout.lines().find(|l| l.contains("password")).expect("password shown on first start");
     let password = line.rsplit(' ').next().unwrap().to_owned();
     assert!(password.len() >= 20, "{line}");
     assert!(!stderr.contains(&password), "the password reached the log");
@@ -40,13 +52,33 @@ async fn admin_command_line_manages_users_and_groups() {
         let s = Server::start(b).await;
         let cli = |args: &[&str]| {
             let out = s.command().args(args).output().unwrap();
-            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
         };
         // The password comes from standard input, never from the command line.
-        let mut child = s.command().args(["user", "add", "dora", "--display-name", "Dora D"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = s
+            .command()
+            .args(["user", "add", "dora", "--display-name", "Dora D"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         child.stdin.take().unwrap().write_all(b"dora-password-1\n").unwrap();
         assert!(child.wait().unwrap().success());
-        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").header("Depth", "0").send().await.unwrap().status(), 207, "{b:?}");
+        assert_eq!(
+            s.dav("PROPFIND", "dora", "dora-password-1", "/")
+                .header("Depth", "0")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            207,
+            "{b:?}"
+        );
 
         let (ok, out) = cli(&["user", "add", "DORA", "--password-file", "/dev/null"]);
         assert!(!ok, "empty password file accepted: {out}");
@@ -67,12 +99,26 @@ async fn admin_command_line_manages_users_and_groups() {
         let (ok, out) = cli(&["user", "list"]);
         assert!(ok && out.contains("dora\tDora D\tenabled") && out.contains("admin"), "{out}");
         assert!(cli(&["user", "disable", "dora"]).0);
-        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(), 401);
+        assert_eq!(
+            s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(),
+            401
+        );
         assert!(cli(&["user", "enable", "dora"]).0);
         write_secret(&pwfile, "dora-password-new");
         assert!(cli(&["user", "passwd", "dora", "--password-file", pwfile.to_str().unwrap()]).0);
-        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(), 401);
-        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-new", "/").header("Depth", "0").send().await.unwrap().status(), 207);
+        assert_eq!(
+            s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap().status(),
+            401
+        );
+        assert_eq!(
+            s.dav("PROPFIND", "dora", "dora-password-new", "/")
+                .header("Depth", "0")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            207
+        );
 
         assert!(cli(&["group", "add", "staff"]).0);
         assert!(cli(&["group", "adduser", "staff", "dora"]).0);
@@ -85,9 +131,20 @@ async fn admin_command_line_manages_users_and_groups() {
         assert!(cli(&["group", "delete", "staff"]).0);
         assert!(!cli(&["group", "add", "admin"]).0);
 
-        assert_eq!(s.dav("PUT", "dora", "dora-password-new", "/f").body("x").send().await.unwrap().status(), 201);
+        assert_eq!(
+            s.dav("PUT", "dora", "dora-password-new", "/f")
+                .body("x")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
         assert!(cli(&["user", "delete", "dora", "--yes"]).0);
-        assert_eq!(s.dav("PROPFIND", "dora", "dora-password-new", "/").send().await.unwrap().status(), 401);
+        assert_eq!(
+            s.dav("PROPFIND", "dora", "dora-password-new", "/").send().await.unwrap().status(),
+            401
+        );
         let (ok, out) = cli(&["user", "delete", "dora", "--yes"]);
         assert!(!ok && out.contains("no such user"), "{out}");
         let (ok, out) = cli(&["db", "migrate"]);
@@ -109,12 +166,19 @@ async fn configuration_errors_name_the_key() {
     for (text, key) in cases {
         let f = dir.join("c.toml");
         std::fs::write(&f, text).unwrap();
-        let out = Command::new(bin()).args(["--config", f.to_str().unwrap(), "--data-dir", dir.to_str().unwrap(), "serve"]).output().unwrap();
+        let out = Command::new(bin())
+            .args(["--config", f.to_str().unwrap(), "--data-dir", dir.to_str().unwrap(), "serve"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{text}: {err}");
     }
-    let out = Command::new(bin()).env("STRONGROOM_DATABASE_MAX_CONNECTIONS", "x").args(["--data-dir", dir.to_str().unwrap(), "serve"]).output().unwrap();
+    let out = Command::new(bin())
+        .env("STRONGROOM_DATABASE_MAX_CONNECTIONS", "x")
+        .args(["--data-dir", dir.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("STRONGROOM_DATABASE_MAX_CONNECTIONS"));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -124,11 +188,23 @@ async fn logs_have_one_line_per_request_and_never_a_secret() {
     let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_LOG_FORMAT", "json")]).await;
     s.add_user("frank", "frank-secret-password");
     let body = "top secret file content 7f3a";
-    let r = s.dav("PUT", "frank", "frank-secret-password", "/f.txt").header("X-Request-ID", "abc-123").body(body).send().await.unwrap();
+    let r = s
+        .dav("PUT", "frank", "frank-secret-password", "/f.txt")
+        .header("X-Request-ID", "abc-123")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["x-request-id"], "abc-123");
-    assert_eq!(s.dav("GET", "frank", "wrong-guess-password", "/f.txt").send().await.unwrap().status(), 401);
-    assert_eq!(s.dav("GET", "frank", "frank-secret-password", "/f.txt").send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.dav("GET", "frank", "wrong-guess-password", "/f.txt").send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        s.dav("GET", "frank", "frank-secret-password", "/f.txt").send().await.unwrap().status(),
+        200
+    );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let log = s.log();
     for secret in ["frank-secret-password", "wrong-guess-password", ADMIN_PASSWORD, body] {

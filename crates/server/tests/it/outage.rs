@@ -65,15 +65,23 @@ fn host_port(url: &str) -> String {
 
 #[tokio::test]
 async fn database_outage_gives_503_and_the_server_recovers() {
-    let networked: Vec<Backend> = backends().into_iter().filter(|b| *b != Backend::Sqlite).collect();
+    let networked: Vec<Backend> =
+        backends().into_iter().filter(|b| *b != Backend::Sqlite).collect();
     if networked.is_empty() {
-        eprintln!("no networked database configured (STRONGROOM_TEST_POSTGRES / STRONGROOM_TEST_MYSQL): nothing to cut");
+        eprintln!(
+            "no networked database configured (STRONGROOM_TEST_POSTGRES / STRONGROOM_TEST_MYSQL): nothing to cut"
+        );
     }
     for b in networked {
-        let var = if b == Backend::Postgres { "STRONGROOM_TEST_POSTGRES" } else { "STRONGROOM_TEST_MYSQL" };
+        let var = if b == Backend::Postgres {
+            "STRONGROOM_TEST_POSTGRES"
+        } else {
+            "STRONGROOM_TEST_MYSQL"
+        };
         let admin_url = std::env::var(var).unwrap();
         let mut relay = Relay::start(host_port(&admin_url)).await;
-        let via_relay = admin_url.replacen(&host_port(&admin_url), &format!("127.0.0.1:{}", relay.port), 1);
+        let via_relay =
+            admin_url.replacen(&host_port(&admin_url), &format!("127.0.0.1:{}", relay.port), 1);
         let db = TestDb::create_at(b, Some(via_relay)).await;
         let s = Server::start_on(db, &[]).await;
         assert_eq!(s.admin("PUT", "/before.txt").body("kept").send().await.unwrap().status(), 201);

@@ -7,7 +7,14 @@ use crate::harness::{ADMIN_PASSWORD, Server, backends, text};
 
 /// One call in v1 and v2, JSON and XML; checks the status code in the body
 /// and the HTTP status each version gives it.
-async fn expect(s: &Server, who: (&str, &str), method: &str, path: &str, form: &[(&str, &str)], code: u16) {
+async fn expect(
+    s: &Server,
+    who: (&str, &str),
+    method: &str,
+    path: &str,
+    form: &[(&str, &str)],
+    code: u16,
+) {
     for v in [1, 2] {
         for format in ["json", "xml"] {
             let url = s.url(&format!("/ocs/v{v}.php{path}?format={format}"));
@@ -37,7 +44,10 @@ async fn expect(s: &Server, who: (&str, &str), method: &str, path: &str, form: &
             } else {
                 body.contains(&format!("<statuscode>{want_code}</statuscode>"))
             };
-            assert!(found && http == want_http, "{method} v{v} {path} {form:?} ({format}): want {want_code}/HTTP {want_http}, got HTTP {http}: {body}");
+            assert!(
+                found && http == want_http,
+                "{method} v{v} {path} {form:?} ({format}): want {want_code}/HTTP {want_http}, got HTTP {http}: {body}"
+            );
         }
     }
 }
@@ -54,39 +64,169 @@ async fn every_refusal_has_nextclouds_code_in_both_versions() {
             assert!(s.command().args(["group", "add", g]).output().unwrap().status.success());
         }
         for (g, u) in [("g1", "tess"), ("g1", "sam"), ("g2", "uma")] {
-            assert!(s.command().args(["group", "adduser", g, u]).output().unwrap().status.success());
+            assert!(
+                s.command().args(["group", "adduser", g, u]).output().unwrap().status.success()
+            );
         }
-        assert!(s.command().args(["group", "addadmin", "g1", "sam"]).output().unwrap().status.success());
+        assert!(
+            s.command().args(["group", "addadmin", "g1", "sam"]).output().unwrap().status.success()
+        );
         let sam = ("sam", "sams-long-passphrase");
         let uma = ("uma", "umas-long-passphrase");
 
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "tess"), ("password", "x-long-passphrase")], 102).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "TESS"), ("password", "x-long-passphrase")], 102).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase"), ("groups[]", "nope")], 104).await;
-        expect(&s, sam, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase"), ("groups[]", "g2")], 105).await;
-        expect(&s, sam, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase")], 106).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase"), ("subadmin[]", "admin")], 103).await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "tess"), ("password", "x-long-passphrase")],
+            102,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "TESS"), ("password", "x-long-passphrase")],
+            102,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase"), ("groups[]", "nope")],
+            104,
+        )
+        .await;
+        expect(
+            &s,
+            sam,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase"), ("groups[]", "g2")],
+            105,
+        )
+        .await;
+        expect(
+            &s,
+            sam,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase")],
+            106,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase"), ("subadmin[]", "admin")],
+            103,
+        )
+        .await;
         expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1")], 108).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1"), ("password", "short")], 107).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "a/b"), ("password", "x-long-passphrase")], 101).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase"), ("email", "no")], 101).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase"), ("quota", "lots")], 102).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase"), ("colour", "red")], 101).await;
-        expect(&s, uma, "POST", "/cloud/users", &[("userid", "new1"), ("password", "x-long-passphrase")], 403).await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "short")],
+            107,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "a/b"), ("password", "x-long-passphrase")],
+            101,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase"), ("email", "no")],
+            101,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase"), ("quota", "lots")],
+            102,
+        )
+        .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase"), ("colour", "red")],
+            101,
+        )
+        .await;
+        expect(
+            &s,
+            uma,
+            "POST",
+            "/cloud/users",
+            &[("userid", "new1"), ("password", "x-long-passphrase")],
+            403,
+        )
+        .await;
 
         expect(&s, sam, "GET", "/cloud/users/uma", &[], 998).await;
         expect(&s, sam, "GET", "/cloud/users/admin", &[], 998).await;
         expect(&s, uma, "GET", "/cloud/users", &[], 403).await;
         expect(&s, admin, "GET", "/cloud/users/ghost", &[], 998).await;
-        expect(&s, sam, "PUT", "/cloud/users/uma", &[("key", "displayname"), ("value", "x")], 998).await;
-        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "colour"), ("value", "x")], 113).await;
-        expect(&s, uma, "PUT", "/cloud/users/uma", &[("key", "quota"), ("value", "1 GB")], 113).await;
-        expect(&s, sam, "PUT", "/cloud/users/sam", &[("key", "quota"), ("value", "none")], 113).await;
-        expect(&s, admin, "POST", "/cloud/users", &[("userid", " padded"), ("password", "x-long-passphrase")], 101).await;
-        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "quota"), ("value", "x")], 102).await;
-        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "password"), ("value", "tess")], 107).await;
-        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "email"), ("value", "x@")], 101).await;
-        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "language"), ("value", "klingon!")], 102).await;
+        expect(&s, sam, "PUT", "/cloud/users/uma", &[("key", "displayname"), ("value", "x")], 998)
+            .await;
+        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "colour"), ("value", "x")], 113)
+            .await;
+        expect(&s, uma, "PUT", "/cloud/users/uma", &[("key", "quota"), ("value", "1 GB")], 113)
+            .await;
+        expect(&s, sam, "PUT", "/cloud/users/sam", &[("key", "quota"), ("value", "none")], 113)
+            .await;
+        expect(
+            &s,
+            admin,
+            "POST",
+            "/cloud/users",
+            &[("userid", " padded"), ("password", "x-long-passphrase")],
+            101,
+        )
+        .await;
+        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "quota"), ("value", "x")], 102)
+            .await;
+        expect(
+            &s,
+            admin,
+            "PUT",
+            "/cloud/users/tess",
+            &[("key", "password"), ("value", "tess")],
+            107,
+        )
+        .await;
+        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "email"), ("value", "x@")], 101)
+            .await;
+        expect(
+            &s,
+            admin,
+            "PUT",
+            "/cloud/users/tess",
+            &[("key", "language"), ("value", "klingon!")],
+            102,
+        )
+        .await;
         expect(&s, admin, "PUT", "/cloud/users/admin/disable", &[], 101).await;
         expect(&s, sam, "PUT", "/cloud/users/uma/disable", &[], 998).await;
         expect(&s, admin, "DELETE", "/cloud/users/admin", &[], 101).await;
@@ -100,7 +240,8 @@ async fn every_refusal_has_nextclouds_code_in_both_versions() {
         expect(&s, sam, "DELETE", "/cloud/users/sam/groups", &[("groupid", "g1")], 105).await;
         expect(&s, admin, "POST", "/cloud/users/ghost/subadmins", &[("groupid", "g1")], 101).await;
         expect(&s, admin, "POST", "/cloud/users/tess/subadmins", &[("groupid", "nope")], 102).await;
-        expect(&s, admin, "POST", "/cloud/users/tess/subadmins", &[("groupid", "admin")], 103).await;
+        expect(&s, admin, "POST", "/cloud/users/tess/subadmins", &[("groupid", "admin")], 103)
+            .await;
         expect(&s, admin, "DELETE", "/cloud/users/tess/subadmins", &[("groupid", "g1")], 102).await;
         expect(&s, sam, "POST", "/cloud/users/tess/subadmins", &[("groupid", "g1")], 403).await;
         expect(&s, admin, "POST", "/cloud/groups", &[("groupid", "")], 101).await;
@@ -114,12 +255,23 @@ async fn every_refusal_has_nextclouds_code_in_both_versions() {
 
         // Successes, checked the same way.
         expect(&s, sam, "GET", "/cloud/groups/g1/users", &[], 200).await;
-        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "quota"), ("value", "2 GB")], 200).await;
+        expect(&s, admin, "PUT", "/cloud/users/tess", &[("key", "quota"), ("value", "2 GB")], 200)
+            .await;
 
         // Nothing the refusals touched changed.
-        let (_, body) = text(s.client.get(s.url("/ocs/v2.php/cloud/users?format=json")).basic_auth("admin", Some(ADMIN_PASSWORD)).header("OCS-APIRequest", "true").send().await.unwrap()).await;
+        let (_, body) = text(
+            s.client
+                .get(s.url("/ocs/v2.php/cloud/users?format=json"))
+                .basic_auth("admin", Some(ADMIN_PASSWORD))
+                .header("OCS-APIRequest", "true")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert!(body.contains(r#""users":["admin","sam","tess","uma"]"#), "{b:?}: {body}");
-        let out = String::from_utf8(s.command().args(["group", "list"]).output().unwrap().stdout).unwrap();
+        let out = String::from_utf8(s.command().args(["group", "list"]).output().unwrap().stdout)
+            .unwrap();
         assert!(out.contains("g1\tsam,tess") && out.contains("g2\tuma"), "{out}");
         s.stop().await;
     }

@@ -21,7 +21,10 @@ async fn check_sizes(s: &Server, folder: &str) -> i64 {
         let href = xml_value(r, "d:href").unwrap();
         let size: i64 = xml_value(r, "oc:size").unwrap().parse().unwrap();
         if href.ends_with('/') {
-            let rel = href.trim_start_matches("/remote.php/dav/files/admin").trim_end_matches('/').to_owned();
+            let rel = href
+                .trim_start_matches("/remote.php/dav/files/admin")
+                .trim_end_matches('/')
+                .to_owned();
             assert_eq!(Box::pin(check_sizes(s, &rel)).await, size, "folder {href}");
         }
         total += size;
@@ -48,11 +51,17 @@ async fn concurrent_writes_keep_sizes_locks_and_copies_consistent() {
                     let name = format!("{base}/conc/{f}/f{}", i % 3);
                     let body = vec![b'x'; (t * 7 + i * 13) % 97 + 1];
                     let (m, dest) = match i % 5 {
-                        0 => ("COPY", Some(format!("{base}/conc/{}/c{t}", ["b", "a"][(t + i) % 2]))),
-                        1 => ("MOVE", Some(format!("{base}/conc/{}/m{t}", ["b", "a"][(t + i) % 2]))),
+                        0 => {
+                            ("COPY", Some(format!("{base}/conc/{}/c{t}", ["b", "a"][(t + i) % 2])))
+                        }
+                        1 => {
+                            ("MOVE", Some(format!("{base}/conc/{}/m{t}", ["b", "a"][(t + i) % 2])))
+                        }
                         _ => ("PUT", None),
                     };
-                    let mut rq = client.request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), &name).basic_auth("admin", Some(ADMIN_PASSWORD));
+                    let mut rq = client
+                        .request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), &name)
+                        .basic_auth("admin", Some(ADMIN_PASSWORD));
                     if let Some(d) = dest {
                         rq = rq.header("Destination", d);
                     } else {
@@ -72,7 +81,13 @@ async fn concurrent_writes_keep_sizes_locks_and_copies_consistent() {
         // Every copy is readable (no copy points at content that was freed).
         let (_, body) = propfind(&s, "admin", ADMIN_PASSWORD, "/conc/a", "1").await;
         for href in body.split("<d:href>").skip(2).map(|h| h.split('<').next().unwrap()) {
-            let r = s.client.get(s.url(href)).basic_auth("admin", Some(ADMIN_PASSWORD)).send().await.unwrap();
+            let r = s
+                .client
+                .get(s.url(href))
+                .basic_auth("admin", Some(ADMIN_PASSWORD))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200, "{b:?}: {href}");
         }
         // Parallel exclusive locks on one file: exactly one wins.
@@ -80,7 +95,10 @@ async fn concurrent_writes_keep_sizes_locks_and_copies_consistent() {
         for round in 0..5 {
             let mut locks = Vec::new();
             for _ in 0..4 {
-                let rq = s.admin("LOCK", "/conc/locked").header("Timeout", "Second-60").body(LOCK_EXCLUSIVE);
+                let rq = s
+                    .admin("LOCK", "/conc/locked")
+                    .header("Timeout", "Second-60")
+                    .body(LOCK_EXCLUSIVE);
                 locks.push(tokio::spawn(async move { rq.send().await.unwrap() }));
             }
             let mut tokens = Vec::new();
@@ -92,8 +110,18 @@ async fn concurrent_writes_keep_sizes_locks_and_copies_consistent() {
                     assert_eq!(r.status(), 423, "{b:?}");
                 }
             }
-            assert_eq!(tokens.len(), 1, "{b:?} round {round}: {} exclusive locks granted", tokens.len());
-            let r = s.admin("UNLOCK", "/conc/locked").header("Lock-Token", &tokens[0]).send().await.unwrap();
+            assert_eq!(
+                tokens.len(),
+                1,
+                "{b:?} round {round}: {} exclusive locks granted",
+                tokens.len()
+            );
+            let r = s
+                .admin("UNLOCK", "/conc/locked")
+                .header("Lock-Token", &tokens[0])
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 204);
         }
         s.stop().await;
@@ -105,7 +133,11 @@ async fn names_differing_by_trailing_spaces_are_different_files() {
     for b in backends() {
         let s = Server::start(b).await;
         assert_eq!(s.admin("PUT", "/a").body("plain").send().await.unwrap().status(), 201);
-        assert_eq!(s.admin("PUT", "/a%20").body("space").send().await.unwrap().status(), 201, "{b:?}");
+        assert_eq!(
+            s.admin("PUT", "/a%20").body("space").send().await.unwrap().status(),
+            201,
+            "{b:?}"
+        );
         assert_eq!(s.admin("GET", "/a").send().await.unwrap().text().await.unwrap(), "plain");
         assert_eq!(s.admin("GET", "/a%20").send().await.unwrap().text().await.unwrap(), "space");
         assert_eq!(s.admin("DELETE", "/a%20%20").send().await.unwrap().status(), 404);
@@ -121,10 +153,23 @@ async fn a_depth_zero_folder_lock_guards_new_members() {
     assert_eq!(r.status(), 200);
     let token = r.headers()["lock-token"].to_str().unwrap().to_owned();
     assert_eq!(s.admin("PUT", "/lk/new.txt").body("x").send().await.unwrap().status(), 423);
-    assert_eq!(s.admin("LOCK", "/lk/other.txt").body(LOCK_EXCLUSIVE).send().await.unwrap().status(), 423);
+    assert_eq!(
+        s.admin("LOCK", "/lk/other.txt").body(LOCK_EXCLUSIVE).send().await.unwrap().status(),
+        423
+    );
     // The token is submitted for the folder it locks (a tagged list).
-    let r = s.admin("PUT", "/lk/new.txt").header("If", format!("({token})")).body("x").send().await.unwrap();
-    assert_eq!(r.status(), 412, "an untagged list is about the new file, which that lock does not cover");
+    let r = s
+        .admin("PUT", "/lk/new.txt")
+        .header("If", format!("({token})"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        412,
+        "an untagged list is about the new file, which that lock does not cover"
+    );
     let tagged = format!("</remote.php/dav/files/admin/lk> ({token})");
     let r = s.admin("PUT", "/lk/new.txt").header("If", tagged).body("x").send().await.unwrap();
     assert_eq!(r.status(), 201);
@@ -136,8 +181,14 @@ async fn odd_times_ranges_and_characters_never_break_the_server() {
     let s = Server::start(Backend::Sqlite).await;
     assert_eq!(s.admin("PUT", "/t.txt").body("0123456789").send().await.unwrap().status(), 201);
     for t in ["253402300800", "9223372036854775807", "-5"] {
-        let body = format!("<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>{t}</d:lastmodified></d:prop></d:set></d:propertyupdate>");
-        assert_eq!(s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(), 400, "{t}");
+        let body = format!(
+            "<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>{t}</d:lastmodified></d:prop></d:set></d:propertyupdate>"
+        );
+        assert_eq!(
+            s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(),
+            400,
+            "{t}"
+        );
     }
     let (code, _) = propfind(&s, "admin", ADMIN_PASSWORD, "/", "1").await;
     assert_eq!(code, 207);
@@ -148,18 +199,37 @@ async fn odd_times_ranges_and_characters_never_break_the_server() {
     let (_, after) = propfind(&s, "admin", ADMIN_PASSWORD, "/t.txt", "0").await;
     assert_ne!(xml_value(&before, "d:getetag"), xml_value(&after, "d:getetag"));
 
-    let r = s.admin("GET", "/t.txt").header("Range", "bytes=0-18446744073709551615").send().await.unwrap();
+    let r = s
+        .admin("GET", "/t.txt")
+        .header("Range", "bytes=0-18446744073709551615")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.text().await.unwrap(), "0123456789");
     let r = s.admin("GET", "/t.txt").header("Range", "bytes=3-2").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = s.admin("GET", "/t.txt").header("If-Unmodified-Since", "Mon, 01 Feb 1971 00:00:00 GMT").send().await.unwrap();
+    let r = s
+        .admin("GET", "/t.txt")
+        .header("If-Unmodified-Since", "Mon, 01 Feb 1971 00:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 412);
-    assert_eq!(s.admin("DELETE", "/t.txt").header("If-None-Match", "*").send().await.unwrap().status(), 412);
+    assert_eq!(
+        s.admin("DELETE", "/t.txt").header("If-None-Match", "*").send().await.unwrap().status(),
+        412
+    );
 
     for v in ["a&#1;b", "a\u{1}b", "&#xFFFE;"] {
-        let body = format!("<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><z xmlns=\"urn:z\">{v}</z></d:prop></d:set></d:propertyupdate>");
-        assert_eq!(s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(), 400, "{v:?}");
+        let body = format!(
+            "<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><z xmlns=\"urn:z\">{v}</z></d:prop></d:set></d:propertyupdate>"
+        );
+        assert_eq!(
+            s.admin("PROPPATCH", "/t.txt").body(body).send().await.unwrap().status(),
+            400,
+            "{v:?}"
+        );
     }
     // An If header that is not UTF-8 is refused, not ignored.
     let req = format!(
@@ -189,7 +259,12 @@ async fn destinations_in_every_spelling_of_the_same_tree() {
         assert_eq!(r.status(), 201, "{dest}");
         assert_eq!(s.admin("GET", made).send().await.unwrap().status(), 200, "{dest}");
     }
-    let r = s.admin("COPY", "/src").header("Destination", "HTTP://elsewhere/remote.php/dav/files/admin/e").send().await.unwrap();
+    let r = s
+        .admin("COPY", "/src")
+        .header("Destination", "HTTP://elsewhere/remote.php/dav/files/admin/e")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 502);
     let req = format!(
         "COPY /remote.php/dav/files/admin/src HTTP/1.0\r\n{}Destination: http://evil.example/remote.php/dav/files/admin/x\r\n\r\n",
@@ -223,7 +298,9 @@ async fn damaged_content_is_an_error_not_a_short_download() {
 async fn a_streamed_upload_over_quota_is_cut_short() {
     let s = Server::start(Backend::Sqlite).await;
     s.add_user("quinn", "quinn-password-1");
-    assert!(s.command().args(["user", "quota", "quinn", "1000"]).output().unwrap().status.success());
+    assert!(
+        s.command().args(["user", "quota", "quinn", "1000"]).output().unwrap().status.success()
+    );
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = sent.clone();
     let stream = futures_util::stream::iter(0..5000).then(move |_| {
@@ -234,13 +311,21 @@ async fn a_streamed_upload_over_quota_is_cut_short() {
             Ok::<_, std::io::Error>(vec![b'q'; 1024])
         }
     });
-    let r = s.dav("PUT", "quinn", "quinn-password-1", "/big").body(reqwest::Body::wrap_stream(stream)).send().await;
+    let r = s
+        .dav("PUT", "quinn", "quinn-password-1", "/big")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
     match r {
         Ok(r) => assert_eq!(r.status(), 507),
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
-    assert!(sent.load(std::sync::atomic::Ordering::SeqCst) < 5000 * 1024, "the whole body was read before refusing it");
-    let (code, _) = text(s.dav("GET", "quinn", "quinn-password-1", "/big").send().await.unwrap()).await;
+    assert!(
+        sent.load(std::sync::atomic::Ordering::SeqCst) < 5000 * 1024,
+        "the whole body was read before refusing it"
+    );
+    let (code, _) =
+        text(s.dav("GET", "quinn", "quinn-password-1", "/big").send().await.unwrap()).await;
     assert_eq!(code, 404);
     s.stop().await;
 }

@@ -2,7 +2,11 @@
 //! brute-force protection on every way in, trusted proxies, devices, remote
 //! wipe, TLS, and the audit log.
 
-use std::{collections::HashMap, process::Command, time::{Duration, Instant}};
+use std::{
+    collections::HashMap,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use reqwest::{Method, Response, redirect::Policy};
 use serde_json::Value;
@@ -19,7 +23,11 @@ struct Browser {
 
 impl Browser {
     fn new(s: &Server) -> Browser {
-        Browser { client: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(), base: s.base.clone(), cookies: HashMap::new() }
+        Browser {
+            client: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            base: s.base.clone(),
+            cookies: HashMap::new(),
+        }
     }
 
     fn cookie_header(&self) -> String {
@@ -39,8 +47,17 @@ impl Browser {
         }
     }
 
-    async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], form: Option<&[(&str, &str)]>) -> Response {
-        let mut rq = self.client.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base));
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> Response {
+        let mut rq = self.client.request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
         if !self.cookies.is_empty() {
             rq = rq.header("Cookie", self.cookie_header());
         }
@@ -58,8 +75,16 @@ impl Browser {
     /// Logs in through the form; returns the response to the POST.
     async fn login(&mut self, user: &str, password: &str, remember: bool) -> Response {
         let page = self.send("GET", "/index.php/login", &[], None).await.text().await.unwrap();
-        let token = page.split("name=\"login_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-        let mut form = vec![("user", user), ("password", password), ("login_token", token.as_str())];
+        let token = page
+            .split("name=\"login_token\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut form =
+            vec![("user", user), ("password", password), ("login_token", token.as_str())];
         if remember {
             form.push(("remember_login", "1"));
         }
@@ -67,7 +92,8 @@ impl Browser {
     }
 
     async fn csrf(&mut self) -> String {
-        let v: Value = self.send("GET", "/index.php/csrftoken", &[], None).await.json().await.unwrap();
+        let v: Value =
+            self.send("GET", "/index.php/csrftoken", &[], None).await.json().await.unwrap();
         v["token"].as_str().unwrap().to_owned()
     }
 }
@@ -77,28 +103,47 @@ async fn sessions_log_in_rotate_expire_and_log_out() {
     let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_SESSION_IDLE_SECS", "3")]).await;
     let mut b = Browser::new(&s);
     // A cross-site post of the login form has no matching cookie.
-    let r = b.client.post(s.url("/index.php/login")).form(&[("user", "admin"), ("password", ADMIN_PASSWORD), ("login_token", "x")]).send().await.unwrap();
+    let r = b
+        .client
+        .post(s.url("/index.php/login"))
+        .form(&[("user", "admin"), ("password", ADMIN_PASSWORD), ("login_token", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 412);
 
     b.cookies.insert("sr_session".into(), "planted-by-an-attacker".into());
     let r = b.login("admin", ADMIN_PASSWORD, false).await;
     assert_eq!(r.status(), 303);
-    let cookies: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let cookies: Vec<String> =
+        r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     let session = cookies.iter().find(|c| c.starts_with("sr_session=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Max-Age"), "{session}");
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Lax")
+            && !session.contains("Max-Age"),
+        "{session}"
+    );
     assert!(cookies.iter().any(|c| c.starts_with("nc_sameSiteCookiestrict=true") && c.contains("SameSite=Strict")));
     assert_ne!(b.cookies["sr_session"], "planted-by-an-attacker", "a new session id at login");
 
     let r = b.send("PROPFIND", "/remote.php/dav/files/admin/", &[("Depth", "0")], None).await;
     assert_eq!(r.status(), 207, "the session authenticates DAV reads");
-    let page = b.send("GET", "/index.php/settings/user/security", &[], None).await.text().await.unwrap();
+    let page =
+        b.send("GET", "/index.php/settings/user/security", &[], None).await.text().await.unwrap();
     assert!(page.contains("this session"), "{page}");
 
     // The session value is no password: not as Basic, not as Bearer.
     let value = b.cookies["sr_session"].clone();
     let r = s.dav("PROPFIND", "admin", &value, "/").send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = s.client.request(Method::from_bytes(b"PROPFIND").unwrap(), s.url("/remote.php/dav/files/admin/")).bearer_auth(&value).send().await.unwrap();
+    let r = s
+        .client
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), s.url("/remote.php/dav/files/admin/"))
+        .bearer_auth(&value)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // Idle lifetime: unused for longer than 3 s, the session is gone.
@@ -112,7 +157,13 @@ async fn sessions_log_in_rotate_expire_and_log_out() {
     let token = b.csrf().await;
     let r = b.send("POST", &format!("/index.php/logout?requesttoken={token}"), &[], None).await;
     assert_eq!(r.status(), 303);
-    let r = s.client.request(Method::from_bytes(b"PROPFIND").unwrap(), s.url("/remote.php/dav/files/admin/")).header("Cookie", format!("sr_session={kept}")).send().await.unwrap();
+    let r = s
+        .client
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), s.url("/remote.php/dav/files/admin/"))
+        .header("Cookie", format!("sr_session={kept}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "a logged-out session cookie is worthless");
     s.stop().await;
 }
@@ -122,7 +173,13 @@ async fn remember_me_sets_a_lasting_cookie() {
     let s = Server::start(Backend::Sqlite).await;
     let mut b = Browser::new(&s);
     let r = b.login("admin", ADMIN_PASSWORD, true).await;
-    let session = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("sr_session=")).unwrap();
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("sr_session="))
+        .unwrap();
     assert!(session.contains("Max-Age=1296000"), "{session}");
     s.stop().await;
 }
@@ -133,7 +190,12 @@ async fn cross_site_requests_with_the_session_cookie_are_refused() {
     let mut b = Browser::new(&s);
     assert_eq!(b.login("admin", ADMIN_PASSWORD, false).await.status(), 303);
     let token = b.csrf().await;
-    assert_eq!(b.send("PUT", "/remote.php/dav/files/admin/f.txt", &[("requesttoken", &token)], None).await.status(), 201);
+    assert_eq!(
+        b.send("PUT", "/remote.php/dav/files/admin/f.txt", &[("requesttoken", &token)], None)
+            .await
+            .status(),
+        201
+    );
     // A form another site posts: the browser sends the Lax cookie on top-level
     // navigation but never the Strict one, and the form cannot know the token.
     let mut cross = HashMap::new();
@@ -146,16 +208,35 @@ async fn cross_site_requests_with_the_session_cookie_are_refused() {
         ("POST", "/ocs/v2.php/cloud/users"),
         ("POST", "/index.php/settings/personal/changepassword"),
     ] {
-        let r = s.client.request(Method::from_bytes(method.as_bytes()).unwrap(), s.url(path)).header("Cookie", &cross_cookie).header("Origin", "https://evil.example").form(&[("name", "x"), ("userid", "x")]).send().await.unwrap();
+        let r = s
+            .client
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), s.url(path))
+            .header("Cookie", &cross_cookie)
+            .header("Origin", "https://evil.example")
+            .form(&[("name", "x"), ("userid", "x")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 412, "{method} {path} cross-site");
         // Same-site but without the request token: refused too.
         let r = b.send(method, path, &[], Some(&[("name", "x"), ("userid", "x")])).await;
         assert_eq!(r.status(), 412, "{method} {path} without token");
     }
-    assert_eq!(b.send("GET", "/remote.php/dav/files/admin/f.txt", &[], None).await.status(), 200, "nothing was deleted");
+    assert_eq!(
+        b.send("GET", "/remote.php/dav/files/admin/f.txt", &[], None).await.status(),
+        200,
+        "nothing was deleted"
+    );
     // With the token (or, on OCS, the OCS-APIRequest header) the same calls work.
-    assert_eq!(b.send("DELETE", "/remote.php/dav/files/admin/f.txt", &[("requesttoken", &token)], None).await.status(), 204);
-    let r = b.send("GET", "/ocs/v2.php/cloud/user?format=json", &[("OCS-APIRequest", "true")], None).await;
+    assert_eq!(
+        b.send("DELETE", "/remote.php/dav/files/admin/f.txt", &[("requesttoken", &token)], None)
+            .await
+            .status(),
+        204
+    );
+    let r = b
+        .send("GET", "/ocs/v2.php/cloud/user?format=json", &[("OCS-APIRequest", "true")], None)
+        .await;
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
@@ -179,7 +260,9 @@ async fn every_response_carries_the_security_headers() {
         nonces.push(csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_owned());
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["referrer-policy"], "no-referrer");
-        assert!(h.contains_key("x-robots-tag") && h.contains_key("x-permitted-cross-domain-policies"));
+        assert!(
+            h.contains_key("x-robots-tag") && h.contains_key("x-permitted-cross-domain-policies")
+        );
         assert!(!h.contains_key("strict-transport-security"), "no HSTS without TLS");
     }
     nonces.sort();
@@ -193,25 +276,61 @@ async fn https_is_served_with_hsts_and_secure_cookies() {
     let dir = temp_dir("tls");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout").arg(&key).arg("-out").arg(&cert)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
         .output()
         .expect("openssl (Debian package openssl) makes the test certificate");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_TLS_CERT", cert.to_str().unwrap()), ("STRONGROOM_TLS_KEY", key.to_str().unwrap())]).await;
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("STRONGROOM_TLS_CERT", cert.to_str().unwrap()),
+            ("STRONGROOM_TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .await;
     let https = s.base.replace("http://", "https://");
     let curl = |args: &[&str]| {
-        let out = Command::new("curl").args(["-sS", "-D", "-", "-o", "/dev/null", "--cacert"]).arg(&cert).args(args).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-sS", "-D", "-", "-o", "/dev/null", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).to_lowercase()
     };
     let head = curl(&[&format!("{https}/index.php/login")]);
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("strict-transport-security: max-age="), "{head}");
     assert!(head.contains("set-cookie: __host-sr_login=") && head.contains("secure"), "{head}");
-    let head = curl(&["-u", &format!("admin:{ADMIN_PASSWORD}"), "-X", "PROPFIND", &format!("{https}/remote.php/dav/files/admin/")]);
+    let head = curl(&[
+        "-u",
+        &format!("admin:{ADMIN_PASSWORD}"),
+        "-X",
+        "PROPFIND",
+        &format!("{https}/remote.php/dav/files/admin/"),
+    ]);
     assert!(head.starts_with("http/1.1 207"), "{head}");
     // A client that does not trust the certificate fails the handshake.
-    let out = Command::new("curl").args(["-sS", "-o", "/dev/null", &format!("{https}/status.php")]).output().unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", &format!("{https}/status.php")])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     s.stop().await;
 }
@@ -253,33 +372,83 @@ async fn a_thousand_wrong_passwords_get_only_the_budget_of_answers_on_every_way_
         let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
         let base = s.base.clone();
         let (answered, refused) = match *way {
-            "dav" => hammer(1000, || {
-                let rq = client.request(Method::from_bytes(b"PROPFIND").unwrap(), format!("{base}/remote.php/dav/files/admin/")).basic_auth("admin", Some("guess")).header("X-Forwarded-For", &addr);
-                async move { rq.send().await.unwrap().status().as_u16() }
-            }).await,
-            "ocs" => hammer(1000, || {
-                let rq = client.get(format!("{base}/ocs/v2.php/cloud/user")).basic_auth("admin", Some("guess")).header("OCS-APIRequest", "true").header("X-Forwarded-For", &addr);
-                async move { rq.send().await.unwrap().status().as_u16() }
-            }).await,
-            "app password" => hammer(1000, || {
-                let rq = client.get(format!("{base}/ocs/v2.php/cloud/user")).basic_auth("admin", Some("A".repeat(72))).header("OCS-APIRequest", "true").header("X-Forwarded-For", &addr);
-                async move { rq.send().await.unwrap().status().as_u16() }
-            }).await,
-            "web login" => hammer(1000, || {
-                let rq = client.post(format!("{base}/index.php/login")).header("Cookie", "sr_login=t").header("X-Forwarded-For", &addr).form(&[("user", "admin"), ("password", "guess"), ("login_token", "t")]);
-                async move {
-                    let r = rq.send().await.unwrap();
-                    let to = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-                    if to.contains("throttled") { 429 } else { r.status().as_u16() }
-                }
-            }).await,
-            _ => {
-                let flow: Value = client.post(format!("{base}/index.php/login/v2")).send().await.unwrap().json().await.unwrap();
-                let login_token = flow["login"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+            "dav" => {
                 hammer(1000, || {
-                    let rq = client.post(format!("{base}/index.php/login/v2/grant")).header("X-Forwarded-For", &addr).form(&[("token", login_token.as_str()), ("user", "admin"), ("password", "guess")]);
+                    let rq = client
+                        .request(
+                            Method::from_bytes(b"PROPFIND").unwrap(),
+                            format!("{base}/remote.php/dav/files/admin/"),
+                        )
+                        .basic_auth("admin", Some("guess"))
+                        .header("X-Forwarded-For", &addr);
                     async move { rq.send().await.unwrap().status().as_u16() }
-                }).await
+                })
+                .await
+            }
+            "ocs" => {
+                hammer(1000, || {
+                    let rq = client
+                        .get(format!("{base}/ocs/v2.php/cloud/user"))
+                        .basic_auth("admin", Some("guess"))
+                        .header("OCS-APIRequest", "true")
+                        .header("X-Forwarded-For", &addr);
+                    async move { rq.send().await.unwrap().status().as_u16() }
+                })
+                .await
+            }
+            "app password" => {
+                hammer(1000, || {
+                    let rq = client
+                        .get(format!("{base}/ocs/v2.php/cloud/user"))
+                        .basic_auth("admin", Some("A".repeat(72)))
+                        .header("OCS-APIRequest", "true")
+                        .header("X-Forwarded-For", &addr);
+                    async move { rq.send().await.unwrap().status().as_u16() }
+                })
+                .await
+            }
+            "web login" => {
+                hammer(1000, || {
+                    let rq = client
+                        .post(format!("{base}/index.php/login"))
+                        .header("Cookie", "sr_login=t")
+                        .header("X-Forwarded-For", &addr)
+                        .form(&[("user", "admin"), ("password", "guess"), ("login_token", "t")]);
+                    async move {
+                        let r = rq.send().await.unwrap();
+                        let to = r
+                            .headers()
+                            .get("location")
+                            .map(|l| l.to_str().unwrap().to_owned())
+                            .unwrap_or_default();
+                        if to.contains("throttled") { 429 } else { r.status().as_u16() }
+                    }
+                })
+                .await
+            }
+            _ => {
+                let flow: Value = client
+                    .post(format!("{base}/index.php/login/v2"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let login_token =
+                    flow["login"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+                hammer(1000, || {
+                    let rq = client
+                        .post(format!("{base}/index.php/login/v2/grant"))
+                        .header("X-Forwarded-For", &addr)
+                        .form(&[
+                            ("token", login_token.as_str()),
+                            ("user", "admin"),
+                            ("password", "guess"),
+                        ]);
+                    async move { rq.send().await.unwrap().status().as_u16() }
+                })
+                .await
             }
         };
         eprintln!("{way}: {answered} of 1000 wrong passwords answered, {refused} refused with 429");
@@ -289,32 +458,80 @@ async fn a_thousand_wrong_passwords_get_only_the_budget_of_answers_on_every_way_
     eprintln!("5 × 1000 attempts took {:?}", started.elapsed());
     // A legitimate user at another address is not slowed, and spoofing that
     // address from an untrusted peer is impossible (the proxy header is ignored).
-    let r = s.dav("PROPFIND", "admin", ADMIN_PASSWORD, "/").header("X-Forwarded-For", "192.0.2.50").header("Depth", "0").send().await.unwrap();
+    let r = s
+        .dav("PROPFIND", "admin", ADMIN_PASSWORD, "/")
+        .header("X-Forwarded-For", "192.0.2.50")
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207);
-    let out = s.command().args(["security", "bruteforce", "status", "198.51.100.1"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("login"), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(s.command().args(["security", "bruteforce", "reset", "198.51.100.1"]).output().unwrap().status.success());
-    let r = s.dav("PROPFIND", "admin", ADMIN_PASSWORD, "/").header("X-Forwarded-For", "198.51.100.1").header("Depth", "0").send().await.unwrap();
+    let out =
+        s.command().args(["security", "bruteforce", "status", "198.51.100.1"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("login"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        s.command()
+            .args(["security", "bruteforce", "reset", "198.51.100.1"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let r = s
+        .dav("PROPFIND", "admin", ADMIN_PASSWORD, "/")
+        .header("X-Forwarded-For", "198.51.100.1")
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207, "after a reset the address may log in again");
     s.stop().await;
 }
 
 #[tokio::test]
 async fn spoofed_forwarding_headers_through_an_untrusted_peer_change_nothing() {
-    let env = [("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "3"), ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"), ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "2")];
+    let env = [
+        ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "3"),
+        ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+        ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "2"),
+    ];
     let s = Server::start_with(Backend::Sqlite, &env).await;
     let mut statuses = Vec::new();
     for i in 0..20 {
-        let r = s.dav("PROPFIND", "admin", "guess", "/").header("X-Forwarded-For", format!("203.0.113.{i}")).header("Forwarded", format!("for=198.51.100.{i}")).send().await.unwrap();
+        let r = s
+            .dav("PROPFIND", "admin", "guess", "/")
+            .header("X-Forwarded-For", format!("203.0.113.{i}"))
+            .header("Forwarded", format!("for=198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
     }
     // All attempts count against the real peer: after 3 answers the rest are refused.
     assert_eq!(statuses.iter().filter(|c| **c == 401).count(), 3, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|c| **c == 429).count(), 17, "{statuses:?}");
-    let out = String::from_utf8(s.command().args(["security", "bruteforce", "status", "127.0.0.1"]).output().unwrap().stdout).unwrap();
+    let out = String::from_utf8(
+        s.command()
+            .args(["security", "bruteforce", "status", "127.0.0.1"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert!(out.contains("login\t4"), "{out}");
     for spoofed in ["203.0.113.5", "198.51.100.5"] {
-        let out = String::from_utf8(s.command().args(["security", "bruteforce", "status", spoofed]).output().unwrap().stdout).unwrap();
+        let out = String::from_utf8(
+            s.command()
+                .args(["security", "bruteforce", "status", spoofed])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         assert!(out.contains("no failed attempts"), "a header moved the counter: {out}");
     }
     s.stop().await;
@@ -322,21 +539,43 @@ async fn spoofed_forwarding_headers_through_an_untrusted_peer_change_nothing() {
 
 #[tokio::test]
 async fn a_legitimate_user_elsewhere_is_not_slowed() {
-    let env = [("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1500"), ("STRONGROOM_TRUSTED_PROXIES", "127.0.0.0/8")];
+    let env = [
+        ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1500"),
+        ("STRONGROOM_TRUSTED_PROXIES", "127.0.0.0/8"),
+    ];
     let s = Server::start_with(Backend::Sqlite, &env).await;
     for _ in 0..2 {
-        let r = s.dav("PROPFIND", "admin", "guess", "/").header("X-Forwarded-For", "203.0.113.9").send().await.unwrap();
+        let r = s
+            .dav("PROPFIND", "admin", "guess", "/")
+            .header("X-Forwarded-For", "203.0.113.9")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
     }
     let t = Instant::now();
-    let r = s.dav("PROPFIND", "admin", "guess", "/").header("X-Forwarded-For", "203.0.113.9").send().await.unwrap();
+    let r = s
+        .dav("PROPFIND", "admin", "guess", "/")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let attacker = t.elapsed();
     let t = Instant::now();
-    let r = s.dav("PROPFIND", "admin", ADMIN_PASSWORD, "/").header("X-Forwarded-For", "192.0.2.10").header("Depth", "0").send().await.unwrap();
+    let r = s
+        .dav("PROPFIND", "admin", ADMIN_PASSWORD, "/")
+        .header("X-Forwarded-For", "192.0.2.10")
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207);
     let user = t.elapsed();
-    assert!(attacker >= Duration::from_millis(2900), "the third failure waits 2 × 1.5 s: {attacker:?}");
+    assert!(
+        attacker >= Duration::from_millis(2900),
+        "the third failure waits 2 × 1.5 s: {attacker:?}"
+    );
     assert!(user < Duration::from_millis(1400), "another address is not delayed: {user:?}");
     s.stop().await;
 }
@@ -349,64 +588,224 @@ async fn devices_are_listed_renamed_revoked_and_wiped_as_the_desktop_client_sees
     let token = b.csrf().await;
     // Creating an app password needs a fresh password confirmation.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let r = b.send("POST", "/index.php/settings/personal/authtokens", &[("requesttoken", &token)], Some(&[("name", "Laptop")])).await;
+    let r = b
+        .send(
+            "POST",
+            "/index.php/settings/personal/authtokens",
+            &[("requesttoken", &token)],
+            Some(&[("name", "Laptop")]),
+        )
+        .await;
     assert_eq!(r.status(), 403);
-    let r = b.send("POST", "/index.php/login/confirm", &[("requesttoken", &token)], Some(&[("password", "wrong")])).await;
+    let r = b
+        .send(
+            "POST",
+            "/index.php/login/confirm",
+            &[("requesttoken", &token)],
+            Some(&[("password", "wrong")]),
+        )
+        .await;
     assert_eq!(r.status(), 403);
-    let r = b.send("POST", "/index.php/login/confirm", &[("requesttoken", &token)], Some(&[("password", ADMIN_PASSWORD)])).await;
+    let r = b
+        .send(
+            "POST",
+            "/index.php/login/confirm",
+            &[("requesttoken", &token)],
+            Some(&[("password", ADMIN_PASSWORD)]),
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    let made: Value = b.send("POST", "/index.php/settings/personal/authtokens", &[("requesttoken", &token)], Some(&[("name", "Laptop")])).await.json().await.unwrap();
+    let made: Value = b
+        .send(
+            "POST",
+            "/index.php/settings/personal/authtokens",
+            &[("requesttoken", &token)],
+            Some(&[("name", "Laptop")]),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let laptop = made["token"].as_str().unwrap().to_owned();
     let laptop_id = made["deviceToken"]["id"].as_i64().unwrap();
-    let made: Value = b.send("POST", "/index.php/settings/personal/authtokens", &[("requesttoken", &token)], Some(&[("name", "Phone")])).await.json().await.unwrap();
+    let made: Value = b
+        .send(
+            "POST",
+            "/index.php/settings/personal/authtokens",
+            &[("requesttoken", &token)],
+            Some(&[("name", "Phone")]),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let phone = made["token"].as_str().unwrap().to_owned();
     let phone_id = made["deviceToken"]["id"].as_i64().unwrap();
     // Use the laptop from a proxy-less address: last activity and address are shown.
-    let r = s.dav("PROPFIND", "admin", &laptop, "/").header("Depth", "0").header("User-Agent", "Mozilla/5.0 (Linux) mirall/3.7.3").send().await.unwrap();
+    let r = s
+        .dav("PROPFIND", "admin", &laptop, "/")
+        .header("Depth", "0")
+        .header("User-Agent", "Mozilla/5.0 (Linux) mirall/3.7.3")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207);
-    let list: Value = b.send("GET", "/index.php/settings/personal/authtokens", &[], None).await.json().await.unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"Laptop") && names.contains(&"Phone") && list.as_array().unwrap().iter().any(|d| d["current"] == true), "{list}");
+    let list: Value = b
+        .send("GET", "/index.php/settings/personal/authtokens", &[], None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> =
+        list.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"Laptop")
+            && names.contains(&"Phone")
+            && list.as_array().unwrap().iter().any(|d| d["current"] == true),
+        "{list}"
+    );
     let l = list.as_array().unwrap().iter().find(|d| d["id"] == laptop_id).unwrap();
     assert_eq!(l["lastAddress"], "127.0.0.1");
     // Rename, then revoke the phone: refused on its very next request.
-    let r = b.send("PUT", &format!("/index.php/settings/personal/authtokens/{phone_id}"), &[("requesttoken", &token)], Some(&[("name", "Old phone")])).await;
+    let r = b
+        .send(
+            "PUT",
+            &format!("/index.php/settings/personal/authtokens/{phone_id}"),
+            &[("requesttoken", &token)],
+            Some(&[("name", "Old phone")]),
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    let r = b.send("DELETE", &format!("/index.php/settings/personal/authtokens/{phone_id}"), &[("requesttoken", &token)], None).await;
+    let r = b
+        .send(
+            "DELETE",
+            &format!("/index.php/settings/personal/authtokens/{phone_id}"),
+            &[("requesttoken", &token)],
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(s.dav("PROPFIND", "admin", &phone, "/").send().await.unwrap().status(), 401);
 
     // Remote wipe of the laptop, driven as the desktop client does it.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let r = b.send("POST", &format!("/index.php/settings/personal/authtokens/wipe/{laptop_id}"), &[("requesttoken", &token)], None).await;
+    let r = b
+        .send(
+            "POST",
+            &format!("/index.php/settings/personal/authtokens/wipe/{laptop_id}"),
+            &[("requesttoken", &token)],
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 403, "wiping needs a fresh confirmation too");
-    let _ = b.send("POST", "/index.php/login/confirm", &[("requesttoken", &token)], Some(&[("password", ADMIN_PASSWORD)])).await;
-    let r = b.send("POST", &format!("/index.php/settings/personal/authtokens/wipe/{laptop_id}"), &[("requesttoken", &token)], None).await;
+    let _ = b
+        .send(
+            "POST",
+            "/index.php/login/confirm",
+            &[("requesttoken", &token)],
+            Some(&[("password", ADMIN_PASSWORD)]),
+        )
+        .await;
+    let r = b
+        .send(
+            "POST",
+            &format!("/index.php/settings/personal/authtokens/wipe/{laptop_id}"),
+            &[("requesttoken", &token)],
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(s.dav("PROPFIND", "admin", &laptop, "/").send().await.unwrap().status(), 401, "the device is refused");
-    let r = s.client.post(s.url("/index.php/core/wipe/check")).form(&[("token", laptop.as_str())]).send().await.unwrap();
+    assert_eq!(
+        s.dav("PROPFIND", "admin", &laptop, "/").send().await.unwrap().status(),
+        401,
+        "the device is refused"
+    );
+    let r = s
+        .client
+        .post(s.url("/index.php/core/wipe/check"))
+        .form(&[("token", laptop.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["wipe"], true);
-    let r = s.client.post(s.url("/index.php/core/wipe/success")).form(&[("token", laptop.as_str())]).send().await.unwrap();
+    let r = s
+        .client
+        .post(s.url("/index.php/core/wipe/success"))
+        .form(&[("token", laptop.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(s.client.post(s.url("/index.php/core/wipe/check")).form(&[("token", laptop.as_str())]).send().await.unwrap().status(), 404);
-    let list: Value = b.send("GET", "/index.php/settings/personal/authtokens", &[], None).await.json().await.unwrap();
+    assert_eq!(
+        s.client
+            .post(s.url("/index.php/core/wipe/check"))
+            .form(&[("token", laptop.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let list: Value = b
+        .send("GET", "/index.php/settings/personal/authtokens", &[], None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(!list.to_string().contains("Laptop"), "the wiped device's token is gone");
-    let page = b.send("GET", "/index.php/settings/user/security", &[], None).await.text().await.unwrap();
+    let page =
+        b.send("GET", "/index.php/settings/user/security", &[], None).await.text().await.unwrap();
     assert!(page.contains("&quot;Laptop&quot; has wiped its data"), "the user is notified: {page}");
     // The admin's wipe of every device of a user (provisioning API).
     s.add_user("vic", "vics-long-passphrase");
-    let (_, body) = text(s.client.get(s.url("/ocs/v2.php/core/getapppassword?format=json")).basic_auth("vic", Some("vics-long-passphrase")).header("OCS-APIRequest", "true").send().await.unwrap()).await;
+    let (_, body) = text(
+        s.client
+            .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
+            .basic_auth("vic", Some("vics-long-passphrase"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let vic: Value = serde_json::from_str(&body).unwrap();
     let vic = vic["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned();
-    let r = s.client.post(s.url("/ocs/v2.php/cloud/users/vic/wipe")).basic_auth("admin", Some(ADMIN_PASSWORD)).header("OCS-APIRequest", "true").send().await.unwrap();
+    let r = s
+        .client
+        .post(s.url("/ocs/v2.php/cloud/users/vic/wipe"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(s.dav("PROPFIND", "vic", &vic, "/").send().await.unwrap().status(), 401);
-    assert_eq!(s.client.post(s.url("/index.php/core/wipe/check")).form(&[("token", vic.as_str())]).send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.client
+            .post(s.url("/index.php/core/wipe/check"))
+            .form(&[("token", vic.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
-    for action in ["login.success", "token.created", "token.revoked", "wipe.requested", "wipe.started", "wipe.confirmed", "login.failure"] {
-        assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{action} missing from the audit log");
+    for action in [
+        "login.success",
+        "token.created",
+        "token.revoked",
+        "wipe.requested",
+        "wipe.started",
+        "wipe.confirmed",
+        "login.failure",
+    ] {
+        assert!(
+            audit.contains(&format!("\"action\":\"{action}\"")),
+            "{action} missing from the audit log"
+        );
     }
     s.stop().await;
 }
@@ -420,24 +819,46 @@ async fn the_audit_chain_names_a_removed_or_edited_line_and_no_secret_is_logged(
     let session = b.cookies["sr_session"].clone();
     let csrf = b.csrf().await;
     let _ = Browser::new(&s).login("wendy", "a-wrong-secret-guess", false).await;
-    let (_, body) = text(s.client.get(s.url("/ocs/v2.php/core/getapppassword?format=json")).basic_auth("wendy", Some("wendys-secret-passphrase")).header("OCS-APIRequest", "true").send().await.unwrap()).await;
+    let (_, body) = text(
+        s.client
+            .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
+            .basic_auth("wendy", Some("wendys-secret-passphrase"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let app: Value = serde_json::from_str(&body).unwrap();
     let app = app["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned();
     assert_eq!(s.dav("PUT", "wendy", &app, "/x.txt").body("x").send().await.unwrap().status(), 201);
-    let flow: Value = s.client.post(s.url("/index.php/login/v2")).send().await.unwrap().json().await.unwrap();
+    let flow: Value =
+        s.client.post(s.url("/index.php/login/v2")).send().await.unwrap().json().await.unwrap();
     let poll = flow["poll"]["token"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let audit_path = s.data_dir.join("audit.log");
     let audit = std::fs::read_to_string(&audit_path).unwrap();
     let logs = format!("{}{audit}", s.log());
-    for secret in ["wendys-secret-passphrase", "a-wrong-secret-guess", ADMIN_PASSWORD, &session, &csrf, &app, &poll] {
+    for secret in [
+        "wendys-secret-passphrase",
+        "a-wrong-secret-guess",
+        ADMIN_PASSWORD,
+        &session,
+        &csrf,
+        &app,
+        &poll,
+    ] {
         assert!(!logs.contains(secret), "a secret reached a log: {secret}");
     }
 
     let verify = || {
         let out = s.command().args(["audit", "verify"]).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     };
     let (ok, out) = verify();
     assert!(ok && out.contains("chain intact"), "{out}");
@@ -459,7 +880,9 @@ async fn the_audit_chain_names_a_removed_or_edited_line_and_no_secret_is_logged(
 #[tokio::test]
 async fn nodes_sharing_redis_share_their_failure_counts() {
     let Ok(redis) = std::env::var("STRONGROOM_TEST_REDIS") else {
-        eprintln!("STRONGROOM_TEST_REDIS is not set: the shared-counter test needs a Redis (CI sets it)");
+        eprintln!(
+            "STRONGROOM_TEST_REDIS is not set: the shared-counter test needs a Redis (CI sets it)"
+        );
         return;
     };
     // A client address no other test uses, as a trusted proxy reports it.
@@ -473,16 +896,34 @@ async fn nodes_sharing_redis_share_their_failure_counts() {
     ];
     let a = Server::start_with(Backend::Sqlite, &env).await;
     let b = Server::start_with(Backend::Sqlite, &env).await;
-    let attempt = |s: &Server| s.dav("PROPFIND", "admin", "guess", "/").header("X-Forwarded-For", addr.clone()).send();
+    let attempt = |s: &Server| {
+        s.dav("PROPFIND", "admin", "guess", "/").header("X-Forwarded-For", addr.clone()).send()
+    };
     for _ in 0..2 {
         assert_eq!(attempt(&a).await.unwrap().status(), 401);
     }
     assert_eq!(attempt(&a).await.unwrap().status(), 429);
     assert_eq!(attempt(&b).await.unwrap().status(), 429, "the other node sees the same failures");
-    let out = String::from_utf8(b.command().args(["security", "bruteforce", "status", &addr]).output().unwrap().stdout).unwrap();
+    let out = String::from_utf8(
+        b.command().args(["security", "bruteforce", "status", &addr]).output().unwrap().stdout,
+    )
+    .unwrap();
     assert!(out.contains("login\t3"), "{out}");
-    assert!(b.command().args(["security", "bruteforce", "reset", &addr]).output().unwrap().status.success());
-    let r = a.dav("PROPFIND", "admin", ADMIN_PASSWORD, "/").header("X-Forwarded-For", addr.clone()).header("Depth", "0").send().await.unwrap();
+    assert!(
+        b.command()
+            .args(["security", "bruteforce", "reset", &addr])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let r = a
+        .dav("PROPFIND", "admin", ADMIN_PASSWORD, "/")
+        .header("X-Forwarded-For", addr.clone())
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207, "a reset on one node holds on the other");
     a.stop().await;
     b.stop().await;
@@ -494,30 +935,79 @@ async fn a_disabled_account_loses_its_sessions_and_app_passwords_at_once() {
     s.add_user("xena", "xenas-long-passphrase");
     let mut b = Browser::new(&s);
     assert_eq!(b.login("xena", "xenas-long-passphrase", false).await.status(), 303);
-    let (_, body) = text(s.client.get(s.url("/ocs/v2.php/core/getapppassword?format=json")).basic_auth("xena", Some("xenas-long-passphrase")).header("OCS-APIRequest", "true").send().await.unwrap()).await;
+    let (_, body) = text(
+        s.client
+            .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
+            .basic_auth("xena", Some("xenas-long-passphrase"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let app: Value = serde_json::from_str(&body).unwrap();
     let app = app["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned();
-    assert_eq!(b.send("PROPFIND", "/remote.php/dav/files/xena/", &[("Depth", "0")], None).await.status(), 207);
+    assert_eq!(
+        b.send("PROPFIND", "/remote.php/dav/files/xena/", &[("Depth", "0")], None).await.status(),
+        207
+    );
     assert!(s.command().args(["user", "disable", "xena"]).output().unwrap().status.success());
-    assert_eq!(b.send("PROPFIND", "/remote.php/dav/files/xena/", &[("Depth", "0")], None).await.status(), 401, "the session");
-    assert_eq!(s.dav("PROPFIND", "xena", &app, "/").send().await.unwrap().status(), 401, "the app password");
-    assert_eq!(s.dav("PROPFIND", "xena", "xenas-long-passphrase", "/").send().await.unwrap().status(), 401, "the password");
-    assert_eq!(Browser::new(&s).login("xena", "xenas-long-passphrase", false).await.headers()["location"], "/index.php/login?error=1");
+    assert_eq!(
+        b.send("PROPFIND", "/remote.php/dav/files/xena/", &[("Depth", "0")], None).await.status(),
+        401,
+        "the session"
+    );
+    assert_eq!(
+        s.dav("PROPFIND", "xena", &app, "/").send().await.unwrap().status(),
+        401,
+        "the app password"
+    );
+    assert_eq!(
+        s.dav("PROPFIND", "xena", "xenas-long-passphrase", "/").send().await.unwrap().status(),
+        401,
+        "the password"
+    );
+    assert_eq!(
+        Browser::new(&s).login("xena", "xenas-long-passphrase", false).await.headers()["location"],
+        "/index.php/login?error=1"
+    );
     s.stop().await;
 }
 
 #[tokio::test]
 async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
-    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")]).await;
-    let r = s.client.get(s.url("/index.php/login")).header("X-Forwarded-Proto", "https").send().await.unwrap();
+    let s =
+        Server::start_with(Backend::Sqlite, &[("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let r = s
+        .client
+        .get(s.url("/index.php/login"))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().contains_key("strict-transport-security"));
     let c = r.headers()["set-cookie"].to_str().unwrap();
     assert!(c.starts_with("__Host-sr_login=") && c.contains("Secure"), "{c}");
-    let flow: Value = s.client.post(s.url("/index.php/login/v2")).header("X-Forwarded-Proto", "https").send().await.unwrap().json().await.unwrap();
+    let flow: Value = s
+        .client
+        .post(s.url("/index.php/login/v2"))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(flow["login"].as_str().unwrap().starts_with("https://"), "{flow}");
     // From an untrusted peer the header means nothing.
     let plain = Server::start(Backend::Sqlite).await;
-    let r = plain.client.get(plain.url("/index.php/login")).header("X-Forwarded-Proto", "https").send().await.unwrap();
+    let r = plain
+        .client
+        .get(plain.url("/index.php/login"))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
     assert!(!r.headers().contains_key("strict-transport-security"));
     s.stop().await;
     plain.stop().await;
@@ -526,7 +1016,11 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
 #[tokio::test]
 async fn parallel_guesses_count_each_other() {
     for b in crate::harness::backends() {
-        let env = [("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "10"), ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"), ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "5")];
+        let env = [
+            ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "10"),
+            ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+            ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "5"),
+        ];
         let s = Server::start_with(b, &env).await;
         let mut all = Vec::new();
         for i in 0..100 {
@@ -553,13 +1047,45 @@ async fn a_browser_session_changes_accounts_only_after_confirming_the_password()
     assert_eq!(b.login("yuri", "yuris-long-passphrase", false).await.status(), 303);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let form = [("key", "password"), ("value", "Hijacked-pass-999")];
-    let r = b.send("PUT", "/ocs/v2.php/cloud/users/yuri?format=json", &[("OCS-APIRequest", "true")], Some(&form)).await;
+    let r = b
+        .send(
+            "PUT",
+            "/ocs/v2.php/cloud/users/yuri?format=json",
+            &[("OCS-APIRequest", "true")],
+            Some(&form),
+        )
+        .await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("Password confirmation is required"));
-    assert_eq!(s.dav("PROPFIND", "yuri", "yuris-long-passphrase", "/").header("Depth", "0").send().await.unwrap().status(), 207);
+    assert_eq!(
+        s.dav("PROPFIND", "yuri", "yuris-long-passphrase", "/")
+            .header("Depth", "0")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        207
+    );
     let token = b.csrf().await;
-    assert_eq!(b.send("POST", "/index.php/login/confirm", &[("requesttoken", &token)], Some(&[("password", "yuris-long-passphrase")])).await.status(), 200);
-    let r = b.send("PUT", "/ocs/v2.php/cloud/users/yuri?format=json", &[("OCS-APIRequest", "true")], Some(&form)).await;
+    assert_eq!(
+        b.send(
+            "POST",
+            "/index.php/login/confirm",
+            &[("requesttoken", &token)],
+            Some(&[("password", "yuris-long-passphrase")])
+        )
+        .await
+        .status(),
+        200
+    );
+    let r = b
+        .send(
+            "PUT",
+            "/ocs/v2.php/cloud/users/yuri?format=json",
+            &[("OCS-APIRequest", "true")],
+            Some(&form),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     // A logout link from another site ends nothing.
     assert_eq!(b.send("GET", "/index.php/logout", &[], None).await.status(), 412);

@@ -30,7 +30,13 @@ const PW: &str = "alice-sync-password-1";
 /// the client re-run once when a run asks for another). `home` keeps the client's own settings and the run's
 /// output. Conflict copies are uploaded (the client's switch for that; without
 /// it, or the `uploadConflictFiles` capability, they stay local).
-fn nextcloudcmd_command(s: &Server, a: &Account<'_>, local: &Path, home: &Path, extra: &[&str]) -> Command {
+fn nextcloudcmd_command(
+    s: &Server,
+    a: &Account<'_>,
+    local: &Path,
+    home: &Path,
+    extra: &[&str],
+) -> Command {
     std::fs::create_dir_all(home).unwrap();
     std::fs::create_dir_all(local).unwrap();
     let mut c = Command::new(nextcloudcmd());
@@ -46,17 +52,35 @@ fn nextcloudcmd_command(s: &Server, a: &Account<'_>, local: &Path, home: &Path, 
     c
 }
 
-async fn nextcloudcmd_sync(s: &Server, a: &Account<'_>, local: &Path, home: &Path, label: &str) -> Run {
+async fn nextcloudcmd_sync(
+    s: &Server,
+    a: &Account<'_>,
+    local: &Path,
+    home: &Path,
+    label: &str,
+) -> Run {
     let c = nextcloudcmd_command(s, a, local, home, &[]);
     run(c, Duration::from_secs(900), home.join(format!("{label}.log"))).await
 }
 
 /// Runs one nextcloudcmd sync that must succeed; returns it with the requests it made.
-async fn sync_ok(s: &Server, a: &Account<'_>, local: &Path, home: &Path, label: &str) -> (Run, Vec<Access>) {
+async fn sync_ok(
+    s: &Server,
+    a: &Account<'_>,
+    local: &Path,
+    home: &Path,
+    label: &str,
+) -> (Run, Vec<Access>) {
     let mark = s.log().len();
     let r = nextcloudcmd_sync(s, a, local, home, label).await;
     let log = access_since(s, mark).await;
-    assert!(r.success, "nextcloudcmd, {label}: failed.\n{}\nrequests: {}\nserver log since the run started:\n{}", r.digest(), summary(&log), tail(&s.log()[mark..], 40));
+    assert!(
+        r.success,
+        "nextcloudcmd, {label}: failed.\n{}\nrequests: {}\nserver log since the run started:\n{}",
+        r.digest(),
+        summary(&log),
+        tail(&s.log()[mark..], 40)
+    );
     eprintln!("nextcloudcmd {label}: {:.1} s; requests: {}", r.secs, summary(&log));
     (r, log)
 }
@@ -69,7 +93,8 @@ fn tail(s: &str, n: usize) -> String {
 /// The paths of `tree` that are conflict copies of `rel`
 /// (`name (conflicted copy [user ]YYYY-MM-DD HHMMSS).ext`).
 fn conflict_copy_of(tree: &Tree, rel: &str) -> Vec<String> {
-    let (stem, ext) = rel.rsplit_once('.').map(|(s, e)| (s, format!(").{e}"))).unwrap_or((rel, ")".into()));
+    let (stem, ext) =
+        rel.rsplit_once('.').map(|(s, e)| (s, format!(").{e}"))).unwrap_or((rel, ")".into()));
     let start = format!("{stem} (conflicted copy ");
     tree.keys().filter(|k| k.starts_with(&start) && k.ends_with(&ext)).cloned().collect()
 }
@@ -92,9 +117,13 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
 
         // 1. First sync: everything goes up; the 60 MiB file in chunks.
         let (_, log) = sync_ok(&s, &a, &dev_a, &home_a, &format!("{b:?} first sync")).await;
-        let chunked: Vec<&Access> = log.iter().filter(|x| x.path.starts_with("/remote.php/dav/uploads/alice/")).collect();
+        let chunked: Vec<&Access> =
+            log.iter().filter(|x| x.path.starts_with("/remote.php/dav/uploads/alice/")).collect();
         assert!(
-            chunked.iter().any(|x| x.method == "MKCOL") && chunked.iter().any(|x| x.method == "MOVE" && x.path.ends_with("/.file") && x.status < 300),
+            chunked.iter().any(|x| x.method == "MKCOL")
+                && chunked
+                    .iter()
+                    .any(|x| x.method == "MOVE" && x.path.ends_with("/.file") && x.status < 300),
             "{b:?}: the 60 MiB file did not go up by chunked upload v2 (MKCOL, PUT chunks, MOVE .file under /remote.php/dav/uploads/alice/); \
              is `dav.chunking` advertised? requests there:{}",
             list_some(&chunked)
@@ -102,7 +131,8 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
         let (server, metas) = a.tree().await;
         assert_same(&format!("{b:?}: server after the first sync"), &m.tree, &server);
         assert_mtimes_kept(&format!("{b:?}: first sync"), &dev_a, &metas);
-        let ids_before = [metas["Projekte/d03"].fileid.clone(), metas["Projekte/d03/s1/f04.txt"].fileid.clone()];
+        let ids_before =
+            [metas["Projekte/d03"].fileid.clone(), metas["Projekte/d03/s1/f04.txt"].fileid.clone()];
 
         // A second device downloads everything into an empty folder.
         sync_ok(&s, &a, &dev_b, &home_b, &format!("{b:?} device B first sync")).await;
@@ -126,7 +156,8 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
         a.put(&mut m, "Projekte/d04/s0/f00.txt", content("server edit", 3210)).await;
         a.mkcol(&mut m, "Vom Server").await;
         a.put(&mut m, "Vom Server/s1.txt", content("server new", 4000)).await;
-        a.put(&mut m, "Vom Server/\u{fc}n\u{ef}c\u{f6}d\u{e9}.txt", content("server unicode", 99)).await;
+        a.put(&mut m, "Vom Server/\u{fc}n\u{ef}c\u{f6}d\u{e9}.txt", content("server unicode", 99))
+            .await;
         a.put(&mut m, "Projekte/d05/s3/new-remote.bin", content("remote bin", 200_000)).await;
         a.delete(&mut m, "Projekte/d06/s0/f05.txt").await;
         a.delete(&mut m, "Projekte/d06/s1").await;
@@ -138,10 +169,16 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
         m.write_local(&dev_a, both, local_version.clone());
         a.put(&mut m, both, server_version.clone()).await;
 
-        let (_, log) = sync_ok(&s, &a, &dev_a, &home_a, &format!("{b:?} second sync (changes on both sides)")).await;
+        let (_, log) =
+            sync_ok(&s, &a, &dev_a, &home_a, &format!("{b:?} second sync (changes on both sides)"))
+                .await;
         let local_a = local_tree(&dev_a);
         let copies = conflict_copy_of(&local_a, both);
-        assert_eq!(copies.len(), 1, "{b:?}: expected one conflict copy of {both} on device A, found {copies:?}");
+        assert_eq!(
+            copies.len(),
+            1,
+            "{b:?}: expected one conflict copy of {both} on device A, found {copies:?}"
+        );
         m.tree.insert(copies[0].clone(), Some(local_version));
         assert_eq!(m.tree[both].as_deref(), Some(&server_version[..]));
         assert_same(&format!("{b:?}: device A after the second sync"), &m.tree, &local_a);
@@ -150,22 +187,56 @@ async fn nextcloudcmd_syncs_a_large_tree_both_ways_and_keeps_both_sides_of_a_con
         assert_mtimes_kept(&format!("{b:?}: second sync"), &dev_a, &metas);
         // The local folder rename went up as one MOVE, not as uploads.
         let renamed = format!("/remote.php/dav/files/alice{}", enc("Projekte/d03 umbenannt"));
-        let reuploaded: Vec<&Access> = log.iter().filter(|x| x.method == "PUT" && x.path.starts_with(&renamed)).collect();
-        assert!(reuploaded.is_empty(), "{b:?}: the renamed folder was uploaded again:{}", list_some(&reuploaded));
-        assert!(log.iter().any(|x| x.method == "MOVE" && x.path == enc_dav("Projekte/d03")), "{b:?}: no MOVE of the renamed folder");
-        let ids_after = [metas["Projekte/d03 umbenannt"].fileid.clone(), metas["Projekte/d03 umbenannt/s1/f04.txt"].fileid.clone()];
-        assert_eq!(ids_before, ids_after, "{b:?}: the renamed folder and its files must keep their file ids");
+        let reuploaded: Vec<&Access> =
+            log.iter().filter(|x| x.method == "PUT" && x.path.starts_with(&renamed)).collect();
+        assert!(
+            reuploaded.is_empty(),
+            "{b:?}: the renamed folder was uploaded again:{}",
+            list_some(&reuploaded)
+        );
+        assert!(
+            log.iter().any(|x| x.method == "MOVE" && x.path == enc_dav("Projekte/d03")),
+            "{b:?}: no MOVE of the renamed folder"
+        );
+        let ids_after = [
+            metas["Projekte/d03 umbenannt"].fileid.clone(),
+            metas["Projekte/d03 umbenannt/s1/f04.txt"].fileid.clone(),
+        ];
+        assert_eq!(
+            ids_before, ids_after,
+            "{b:?}: the renamed folder and its files must keep their file ids"
+        );
 
         // Device B picks up everything; renames arrive as renames.
-        let (_, log) = sync_ok(&s, &a, &dev_b, &home_b, &format!("{b:?} device B second sync")).await;
-        assert_same(&format!("{b:?}: device B after its second sync"), &m.tree, &local_tree(&dev_b));
-        let fetched: Vec<&Access> = log.iter().filter(|x| x.method == "GET" && (x.path.starts_with(&renamed) || x.path.contains("s0%20verschoben"))).collect();
-        assert!(fetched.is_empty(), "{b:?}: device B downloaded a renamed folder's files again:{}", list_some(&fetched));
+        let (_, log) =
+            sync_ok(&s, &a, &dev_b, &home_b, &format!("{b:?} device B second sync")).await;
+        assert_same(
+            &format!("{b:?}: device B after its second sync"),
+            &m.tree,
+            &local_tree(&dev_b),
+        );
+        let fetched: Vec<&Access> = log
+            .iter()
+            .filter(|x| {
+                x.method == "GET"
+                    && (x.path.starts_with(&renamed) || x.path.contains("s0%20verschoben"))
+            })
+            .collect();
+        assert!(
+            fetched.is_empty(),
+            "{b:?}: device B downloaded a renamed folder's files again:{}",
+            list_some(&fetched)
+        );
 
         // 3. A third sync of device A finds nothing to do.
-        let (_, log) = sync_ok(&s, &a, &dev_a, &home_a, &format!("{b:?} third sync (no change)")).await;
+        let (_, log) =
+            sync_ok(&s, &a, &dev_a, &home_a, &format!("{b:?} third sync (no change)")).await;
         let moved = transfers(&log);
-        assert!(moved.is_empty(), "{b:?}: the third sync transferred or changed something:{}", list_some(&moved));
+        assert!(
+            moved.is_empty(),
+            "{b:?}: the third sync transferred or changed something:{}",
+            list_some(&moved)
+        );
         assert_same(&format!("{b:?}: device A after the third sync"), &m.tree, &local_tree(&dev_a));
         assert_same(&format!("{b:?}: server after the third sync"), &m.tree, &a.tree().await.0);
 
@@ -214,10 +285,12 @@ async fn nextcloudcmd_keeps_a_server_change_made_during_a_chunked_upload() {
         a.put(&mut m, rel, server_version.clone()).await;
         let r = slow.await.unwrap();
         let log = access_since(&s, mark).await;
-        let assembled: Vec<&Access> = log.iter().filter(|x| x.method == "MOVE" && x.path.ends_with("/.file")).collect();
+        let assembled: Vec<&Access> =
+            log.iter().filter(|x| x.method == "MOVE" && x.path.ends_with("/.file")).collect();
         // (A 201 may follow: the conflict copy, a new file, can go up in the client's own re-run.)
         assert!(
-            assembled.first().is_some_and(|x| x.status == 412) && !assembled.iter().any(|x| x.status == 204),
+            assembled.first().is_some_and(|x| x.status == 412)
+                && !assembled.iter().any(|x| x.status == 204),
             "{b:?}: the chunked MOVE over a file changed on the server meanwhile must answer 412 (the client sent \
              `If: </remote.php/dav/files/alice/Daten/gross.bin> ([\"<old etag>\"])`); it answered:{}\nclient: {}",
             list_some(&assembled),
@@ -262,10 +335,15 @@ async fn nextcloudcmd_timings() {
             let rel = format!("f{:02}/file-{i:04}.bin", i / 100);
             m.write_local(&dir, &rel, content(&rel, 16 * 1024));
         }
-        let (first, _) = sync_ok(&s, &a, &dir, &home, &format!("{b:?} timing: 1,000 files of 16 KiB")).await;
+        let (first, _) =
+            sync_ok(&s, &a, &dir, &home, &format!("{b:?} timing: 1,000 files of 16 KiB")).await;
         let (second, _) = sync_ok(&s, &a, &dir, &home, &format!("{b:?} timing: second sync")).await;
         let (third, log) = sync_ok(&s, &a, &dir, &home, &format!("{b:?} timing: third sync")).await;
-        assert!(transfers(&log).is_empty(), "{b:?}: the no-change sync transferred:{}", list_some(&transfers(&log)));
+        assert!(
+            transfers(&log).is_empty(),
+            "{b:?}: the no-change sync transferred:{}",
+            list_some(&transfers(&log))
+        );
         assert_same(&format!("{b:?}: server after 1,000 files"), &m.tree, &a.tree().await.0);
 
         // One 60 MiB file alone, for another user.
@@ -273,7 +351,14 @@ async fn nextcloudcmd_timings() {
         let dir = work.join("big");
         let mut mb = Model::default();
         mb.write_local(&dir, "big.bin", content("timing big", 60 * MIB));
-        let (one, _) = sync_ok(&s, &big, &dir, &work.join("home-big"), &format!("{b:?} timing: one 60 MiB file")).await;
+        let (one, _) = sync_ok(
+            &s,
+            &big,
+            &dir,
+            &work.join("home-big"),
+            &format!("{b:?} timing: one 60 MiB file"),
+        )
+        .await;
         assert_same(&format!("{b:?}: server after the 60 MiB file"), &mb.tree, &big.tree().await.0);
 
         eprintln!(
@@ -287,14 +372,26 @@ async fn nextcloudcmd_timings() {
 }
 
 /// Runs rclone with the given arguments; it must succeed.
-async fn rclone_ok(rclone: &Path, a: &Account<'_>, work: &Path, args: &[&str], label: &str) -> (Run, Vec<Access>) {
+async fn rclone_ok(
+    rclone: &Path,
+    a: &Account<'_>,
+    work: &Path,
+    args: &[&str],
+    label: &str,
+) -> (Run, Vec<Access>) {
     let mark = a.s.log().len();
     let mut c = rclone_cmd(rclone, a, work);
     c.args(args);
     let n = std::fs::read_dir(work).map(|d| d.count()).unwrap_or(0);
     let r = run(c, Duration::from_secs(600), work.join(format!("rclone-{n}.log"))).await;
     let log = access_since(a.s, mark).await;
-    assert!(r.success, "rclone {label} ({}): failed.\n{}\nrequests: {}", args.join(" "), r.digest(), summary(&log));
+    assert!(
+        r.success,
+        "rclone {label} ({}): failed.\n{}\nrequests: {}",
+        args.join(" "),
+        r.digest(),
+        summary(&log)
+    );
     eprintln!("rclone {label}: {:.1} s; requests: {}", r.secs, summary(&log));
     (r, log)
 }
@@ -303,9 +400,21 @@ async fn rclone_ok(rclone: &Path, a: &Account<'_>, work: &Path, args: &[&str], l
 #[track_caller]
 fn assert_checked(r: &Run, files: usize, what: &str) {
     let o = &r.output;
-    assert!(o.contains(": 0 differences found"), "{what}: rclone check found differences:\n{}", r.digest());
-    assert!(o.contains(&format!(": {files} matching files")), "{what}: rclone check did not match all {files} files:\n{}", r.digest());
-    assert!(!o.contains("hashes could not be checked") && !o.contains("hash unset"), "{what}: rclone check could not compare checksums:\n{}", r.digest());
+    assert!(
+        o.contains(": 0 differences found"),
+        "{what}: rclone check found differences:\n{}",
+        r.digest()
+    );
+    assert!(
+        o.contains(&format!(": {files} matching files")),
+        "{what}: rclone check did not match all {files} files:\n{}",
+        r.digest()
+    );
+    assert!(
+        !o.contains("hashes could not be checked") && !o.contains("hash unset"),
+        "{what}: rclone check could not compare checksums:\n{}",
+        r.digest()
+    );
 }
 
 #[tokio::test]
@@ -323,18 +432,41 @@ async fn rclone_copies_checks_and_syncs_a_tree() {
         let src_s = src.to_str().unwrap();
 
         // copy up, then compare byte for byte and by checksum.
-        rclone_ok(&rclone, &a, &work, &["copy", "--create-empty-src-dirs", src_s, ":webdav:"], &format!("{b:?} copy")).await;
+        rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["copy", "--create-empty-src-dirs", src_s, ":webdav:"],
+            &format!("{b:?} copy"),
+        )
+        .await;
         let (server, metas) = a.tree().await;
         assert_same(&format!("{b:?}: server after rclone copy"), &m.tree, &server);
         assert_mtimes_kept(&format!("{b:?}: rclone copy"), &src, &metas);
-        let (r, _) = rclone_ok(&rclone, &a, &work, &["check", src_s, ":webdav:"], &format!("{b:?} check")).await;
+        let (r, _) =
+            rclone_ok(&rclone, &a, &work, &["check", src_s, ":webdav:"], &format!("{b:?} check"))
+                .await;
         assert_checked(&r, m.files(), &format!("{b:?}: check after copy"));
-        let (r, _) = rclone_ok(&rclone, &a, &work, &["check", "--download", src_s, ":webdav:"], &format!("{b:?} check --download")).await;
+        let (r, _) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["check", "--download", src_s, ":webdav:"],
+            &format!("{b:?} check --download"),
+        )
+        .await;
         assert_checked(&r, m.files(), &format!("{b:?}: check --download after copy"));
 
         // copy down into an empty folder.
         let down = work.join("down");
-        rclone_ok(&rclone, &a, &work, &["copy", "--create-empty-src-dirs", ":webdav:", down.to_str().unwrap()], &format!("{b:?} copy down")).await;
+        rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["copy", "--create-empty-src-dirs", ":webdav:", down.to_str().unwrap()],
+            &format!("{b:?} copy down"),
+        )
+        .await;
         assert_same(&format!("{b:?}: rclone copy down"), &m.tree, &local_tree(&down));
 
         // Local changes, then sync.
@@ -352,11 +484,25 @@ async fn rclone_copies_checks_and_syncs_a_tree() {
         set_mtime(&src.join("Projekte/d01/s0/f04.txt"), touched);
         let big = format!("big/big-{}.bin", 12 * MIB);
         m.write_local(&src, &big, content("big, second version", 12 * MIB + 17));
-        rclone_ok(&rclone, &a, &work, &["sync", "--create-empty-src-dirs", src_s, ":webdav:"], &format!("{b:?} sync")).await;
+        rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["sync", "--create-empty-src-dirs", src_s, ":webdav:"],
+            &format!("{b:?} sync"),
+        )
+        .await;
         let (server, metas) = a.tree().await;
         assert_same(&format!("{b:?}: server after rclone sync"), &m.tree, &server);
         assert_mtimes_kept(&format!("{b:?}: rclone sync"), &src, &metas);
-        let (r, _) = rclone_ok(&rclone, &a, &work, &["check", src_s, ":webdav:"], &format!("{b:?} check after sync")).await;
+        let (r, _) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["check", src_s, ":webdav:"],
+            &format!("{b:?} check after sync"),
+        )
+        .await;
         assert_checked(&r, m.files(), &format!("{b:?}: check after sync"));
 
         // Nothing changed: neither a size-and-time sync nor a checksum sync transfers anything.
@@ -364,12 +510,29 @@ async fn rclone_copies_checks_and_syncs_a_tree() {
             let mut args = vec!["sync", "--create-empty-src-dirs"];
             args.extend(extra);
             args.extend([src_s, ":webdav:"]);
-            let (_, log) = rclone_ok(&rclone, &a, &work, &args, &format!("{b:?} sync, no change {}", extra.unwrap_or(""))).await;
+            let (_, log) = rclone_ok(
+                &rclone,
+                &a,
+                &work,
+                &args,
+                &format!("{b:?} sync, no change {}", extra.unwrap_or("")),
+            )
+            .await;
             let moved = transfers(&log);
-            assert!(moved.is_empty(), "{b:?}: rclone sync {} with nothing changed made changes:{}", extra.unwrap_or(""), list_some(&moved));
+            assert!(
+                moved.is_empty(),
+                "{b:?}: rclone sync {} with nothing changed made changes:{}",
+                extra.unwrap_or(""),
+                list_some(&moved)
+            );
         }
 
-        eprintln!("sync summary: rclone {} copy/check/sync on {b:?}: {} files, all checks passed in {:.0} s", rclone_version(&rclone), m.files(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "sync summary: rclone {} copy/check/sync on {b:?}: {} files, all checks passed in {:.0} s",
+            rclone_version(&rclone),
+            m.files(),
+            started.elapsed().as_secs_f64()
+        );
         s.stop().await;
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -377,7 +540,12 @@ async fn rclone_copies_checks_and_syncs_a_tree() {
 
 fn rclone_version(rclone: &Path) -> String {
     let out = Command::new(rclone).arg("version").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim_start_matches("rclone ").to_owned()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("rclone ")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -393,48 +561,124 @@ async fn rclone_uploads_big_files_in_nextcloud_chunks() {
         let mut m = Model::default();
         // rclone's default chunk size is 10 MiB: 25 MiB + 5 bytes is three chunks,
         // 20 MiB exactly two, and 10 MiB exactly one plain PUT.
-        let files = [("big/odd.bin", 25 * MIB + 5), ("big/two chunks \u{e9}.bin", 20 * MIB), ("big/one.bin", 10 * MIB), ("small.txt", 100)];
+        let files = [
+            ("big/odd.bin", 25 * MIB + 5),
+            ("big/two chunks \u{e9}.bin", 20 * MIB),
+            ("big/one.bin", 10 * MIB),
+            ("small.txt", 100),
+        ];
         for (rel, len) in files {
             m.write_local(&src, rel, content(rel, len));
         }
 
-        let (_, log) = rclone_ok(&rclone, &a, &work, &["copy", src_s, ":webdav:"], &format!("{b:?} chunked copy")).await;
-        let uploads: Vec<&Access> = log.iter().filter(|x| x.path.starts_with("/remote.php/dav/uploads/alice/")).collect();
+        let (_, log) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["copy", src_s, ":webdav:"],
+            &format!("{b:?} chunked copy"),
+        )
+        .await;
+        let uploads: Vec<&Access> =
+            log.iter().filter(|x| x.path.starts_with("/remote.php/dav/uploads/alice/")).collect();
         let chunk_puts = uploads.iter().filter(|x| x.method == "PUT").count();
-        let moves = uploads.iter().filter(|x| x.method == "MOVE" && x.path.ends_with("/.file")).count();
-        assert_eq!((chunk_puts, moves), (5, 2), "{b:?}: expected 5 chunk PUTs and 2 MOVE .file; requests under uploads/:{}", list_some(&uploads));
+        let moves =
+            uploads.iter().filter(|x| x.method == "MOVE" && x.path.ends_with("/.file")).count();
+        assert_eq!(
+            (chunk_puts, moves),
+            (5, 2),
+            "{b:?}: expected 5 chunk PUTs and 2 MOVE .file; requests under uploads/:{}",
+            list_some(&uploads)
+        );
         let (server, metas) = a.tree().await;
         assert_same(&format!("{b:?}: server after the chunked copy"), &m.tree, &server);
         assert_mtimes_kept(&format!("{b:?}: chunked copy"), &src, &metas);
         for (rel, _) in files {
             let want = format!("SHA1:{}", sha1_hex(m.tree[rel].as_ref().unwrap()));
-            assert!(metas[rel].checksums.to_ascii_lowercase().contains(&want.to_ascii_lowercase()), "{b:?}: {rel}: oc:checksums {:?}, expected {want}", metas[rel].checksums);
+            assert!(
+                metas[rel].checksums.to_ascii_lowercase().contains(&want.to_ascii_lowercase()),
+                "{b:?}: {rel}: oc:checksums {:?}, expected {want}",
+                metas[rel].checksums
+            );
         }
-        let (r, _) = rclone_ok(&rclone, &a, &work, &["check", src_s, ":webdav:"], &format!("{b:?} check after chunked copy")).await;
+        let (r, _) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["check", src_s, ":webdav:"],
+            &format!("{b:?} check after chunked copy"),
+        )
+        .await;
         assert_checked(&r, files.len(), &format!("{b:?}: check after chunked copy"));
 
         // Replace a big file (chunked over an existing file), then nothing to do.
         m.write_local(&src, "big/odd.bin", content("odd, second version", 23 * MIB + 1));
-        let (_, log) = rclone_ok(&rclone, &a, &work, &["sync", src_s, ":webdav:"], &format!("{b:?} chunked sync")).await;
-        assert!(log.iter().any(|x| x.method == "MOVE" && x.path.ends_with("/.file") && x.status == 204), "{b:?}: the replacing MOVE .file did not answer 204:{}", list_some(&log));
+        let (_, log) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["sync", src_s, ":webdav:"],
+            &format!("{b:?} chunked sync"),
+        )
+        .await;
+        assert!(
+            log.iter().any(|x| x.method == "MOVE" && x.path.ends_with("/.file") && x.status == 204),
+            "{b:?}: the replacing MOVE .file did not answer 204:{}",
+            list_some(&log)
+        );
         assert_same(&format!("{b:?}: server after the chunked sync"), &m.tree, &a.tree().await.0);
-        let (r, _) = rclone_ok(&rclone, &a, &work, &["check", src_s, ":webdav:"], &format!("{b:?} check after chunked sync")).await;
+        let (r, _) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["check", src_s, ":webdav:"],
+            &format!("{b:?} check after chunked sync"),
+        )
+        .await;
         assert_checked(&r, files.len(), &format!("{b:?}: check after chunked sync"));
-        let (_, log) = rclone_ok(&rclone, &a, &work, &["sync", src_s, ":webdav:"], &format!("{b:?} sync, no change")).await;
-        assert!(transfers(&log).is_empty(), "{b:?}: a sync with nothing changed made changes:{}", list_some(&transfers(&log)));
+        let (_, log) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["sync", src_s, ":webdav:"],
+            &format!("{b:?} sync, no change"),
+        )
+        .await;
+        assert!(
+            transfers(&log).is_empty(),
+            "{b:?}: a sync with nothing changed made changes:{}",
+            list_some(&transfers(&log))
+        );
 
         // Only the modification time changes: rclone sets it on the server and keeps the checksum.
         let t = m.next_mtime();
         set_mtime(&src.join("small.txt"), t);
         // (rclone ≥ 1.7x sets it with PROPPATCH d:lastmodified, then asks for the checksum
         // again with `PATCH` and `X-Recalculate-Hash: sha1`, expecting `OC-Checksum` back.)
-        rclone_ok(&rclone, &a, &work, &["sync", src_s, ":webdav:"], &format!("{b:?} sync of a new mtime")).await;
+        rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["sync", src_s, ":webdav:"],
+            &format!("{b:?} sync of a new mtime"),
+        )
+        .await;
         let (_, metas) = a.tree().await;
         assert_mtimes_kept(&format!("{b:?}: sync of a new mtime"), &src, &metas);
-        let (r, _) = rclone_ok(&rclone, &a, &work, &["check", src_s, ":webdav:"], &format!("{b:?} check after the mtime change")).await;
+        let (r, _) = rclone_ok(
+            &rclone,
+            &a,
+            &work,
+            &["check", src_s, ":webdav:"],
+            &format!("{b:?} check after the mtime change"),
+        )
+        .await;
         assert_checked(&r, files.len(), &format!("{b:?}: check after the mtime change"));
 
-        eprintln!("sync summary: rclone {} chunked uploads on {b:?}: all checks passed", rclone_version(&rclone));
+        eprintln!(
+            "sync summary: rclone {} chunked uploads on {b:?}: all checks passed",
+            rclone_version(&rclone)
+        );
         s.stop().await;
         let _ = std::fs::remove_dir_all(&work);
     }

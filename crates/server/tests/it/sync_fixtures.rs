@@ -34,7 +34,10 @@ pub fn content(seed: &str, len: usize) -> Vec<u8> {
     let head = format!("{seed}\n");
     let n = head.len().min(len);
     v[..n].copy_from_slice(&head.as_bytes()[..n]);
-    let mut x = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)) | 1;
+    let mut x = seed
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        | 1;
     for chunk in v[n..].chunks_mut(8) {
         x ^= x << 13;
         x ^= x >> 7;
@@ -115,7 +118,8 @@ impl Model {
 
     pub fn rename(&mut self, from: &str, to: &str) {
         let sub = format!("{from}/");
-        let moved: Vec<String> = self.tree.keys().filter(|k| *k == from || k.starts_with(&sub)).cloned().collect();
+        let moved: Vec<String> =
+            self.tree.keys().filter(|k| *k == from || k.starts_with(&sub)).cloned().collect();
         for k in moved {
             let v = self.tree.remove(&k).unwrap();
             self.tree.insert(format!("{to}{}", &k[from.len()..]), v);
@@ -133,7 +137,8 @@ pub fn set_mtime(p: &Path, unix: i64) {
 }
 
 pub fn mtime(p: &Path) -> i64 {
-    std::fs::metadata(p).unwrap().modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    std::fs::metadata(p).unwrap().modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs()
+        as i64
 }
 
 /// The tree the sync tests start from: 480 files in 40 nested folders plus
@@ -203,7 +208,9 @@ pub fn build_tree(model: &mut Model, root: &Path, big: usize) {
 
 /// Files the desktop client keeps in the root of a synced folder for itself.
 fn is_client_journal(name: &str) -> bool {
-    [".sync_", "._sync_", ".csync_journal.db", ".owncloudsync.log", ".nextcloudsync.log"].iter().any(|p| name.starts_with(p))
+    [".sync_", "._sync_", ".csync_journal.db", ".owncloudsync.log", ".nextcloudsync.log"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// Everything under `root` (the desktop client's journal files left out).
@@ -211,7 +218,10 @@ pub fn local_tree(root: &Path) -> Tree {
     fn walk(dir: &Path, prefix: &str, out: &mut Tree) {
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap_or_else(|n| panic!("local name is not UTF-8: {n:?}"));
+            let name = e
+                .file_name()
+                .into_string()
+                .unwrap_or_else(|n| panic!("local name is not UTF-8: {n:?}"));
             if prefix.is_empty() && is_client_journal(&name) {
                 continue;
             }
@@ -233,7 +243,9 @@ pub fn local_tree(root: &Path) -> Tree {
 /// A path made printable: every non-ASCII character as `\u{…}`, so NFC and
 /// NFD spellings look different in a failure message.
 pub fn show(p: &str) -> String {
-    p.chars().map(|c| if c.is_ascii() { c.to_string() } else { format!("\\u{{{:x}}}", c as u32) }).collect()
+    p.chars()
+        .map(|c| if c.is_ascii() { c.to_string() } else { format!("\\u{{{:x}}}", c as u32) })
+        .collect()
 }
 
 /// Lists every difference between two trees (at most 40), or nothing.
@@ -242,10 +254,18 @@ pub fn differences(expected: &Tree, actual: &Tree) -> Vec<String> {
     for (k, v) in expected {
         match (v, actual.get(k)) {
             (_, None) => out.push(format!("missing: {}", show(k))),
-            (None, Some(Some(_))) => out.push(format!("a file where a folder should be: {}", show(k))),
-            (Some(_), Some(None)) => out.push(format!("a folder where a file should be: {}", show(k))),
+            (None, Some(Some(_))) => {
+                out.push(format!("a file where a folder should be: {}", show(k)))
+            }
+            (Some(_), Some(None)) => {
+                out.push(format!("a folder where a file should be: {}", show(k)))
+            }
             (Some(a), Some(Some(b))) if a != b => {
-                let at = a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+                let at = a
+                    .iter()
+                    .zip(b.iter())
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(b.len()));
                 out.push(format!("content differs: {} ({} bytes expected, {} found, first difference at byte {at})", show(k), a.len(), b.len()));
             }
             _ => {}
@@ -261,7 +281,13 @@ pub fn differences(expected: &Tree, actual: &Tree) -> Vec<String> {
 #[track_caller]
 pub fn assert_same(what: &str, expected: &Tree, actual: &Tree) {
     let d = differences(expected, actual);
-    assert!(d.is_empty(), "{what}: {} entries expected, {} found; differences:\n  {}", expected.len(), actual.len(), d.join("\n  "));
+    assert!(
+        d.is_empty(),
+        "{what}: {} entries expected, {} found; differences:\n  {}",
+        expected.len(),
+        actual.len(),
+        d.join("\n  ")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -311,7 +337,14 @@ impl<'a> Account<'a> {
     /// Children of a folder (`""` for the root): relative path → metadata.
     pub async fn list(&self, rel: &str) -> BTreeMap<String, Meta> {
         let path = if rel.is_empty() { "/".to_owned() } else { enc(rel) };
-        let r = self.s.dav("PROPFIND", &self.user, &self.pw, &path).header("Depth", "1").body(LIST_BODY).send().await.unwrap();
+        let r = self
+            .s
+            .dav("PROPFIND", &self.user, &self.pw, &path)
+            .header("Depth", "1")
+            .body(LIST_BODY)
+            .send()
+            .await
+            .unwrap();
         let (code, body) = text(r).await;
         assert_eq!(code, 207, "PROPFIND {}: {body}", show(rel));
         let prefix = format!("/remote.php/dav/files/{}/", self.user);
@@ -319,15 +352,21 @@ impl<'a> Account<'a> {
         for resp in body.split("<d:response>").skip(1) {
             let href = between(resp, "<d:href>", "</d:href>").expect("d:href");
             let href = percent_decode_str(href).decode_utf8().expect("href is UTF-8").into_owned();
-            let child = href.strip_prefix(&prefix).unwrap_or_else(|| panic!("href {href} outside {prefix}"));
+            let child = href
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("href {href} outside {prefix}"));
             let child = child.trim_end_matches('/').to_owned();
             if child == rel {
                 continue;
             }
             let meta = Meta {
                 is_dir: resp.contains("<d:collection/>"),
-                lastmodified: between(resp, "<d:getlastmodified>", "</d:getlastmodified>").unwrap_or_default().to_owned(),
-                checksums: between(resp, "<oc:checksums>", "</oc:checksums>").unwrap_or_default().to_owned(),
+                lastmodified: between(resp, "<d:getlastmodified>", "</d:getlastmodified>")
+                    .unwrap_or_default()
+                    .to_owned(),
+                checksums: between(resp, "<oc:checksums>", "</oc:checksums>")
+                    .unwrap_or_default()
+                    .to_owned(),
                 fileid: between(resp, "<oc:fileid>", "</oc:fileid>").unwrap_or_default().to_owned(),
             };
             out.insert(child, meta);
@@ -353,7 +392,8 @@ impl<'a> Account<'a> {
     /// The user's whole tree, every file fetched with GET.
     pub async fn tree(&self) -> (Tree, BTreeMap<String, Meta>) {
         let metas = self.walk().await;
-        let files: Vec<String> = metas.iter().filter(|(_, m)| !m.is_dir).map(|(k, _)| k.clone()).collect();
+        let files: Vec<String> =
+            metas.iter().filter(|(_, m)| !m.is_dir).map(|(k, _)| k.clone()).collect();
         let bodies: Vec<(String, Vec<u8>)> = stream::iter(files)
             .map(|k| async move {
                 let r = self.req("GET", &k).send().await.unwrap();
@@ -364,7 +404,8 @@ impl<'a> Account<'a> {
             .buffer_unordered(4)
             .collect()
             .await;
-        let mut t: Tree = metas.iter().filter(|(_, m)| m.is_dir).map(|(k, _)| (k.clone(), None)).collect();
+        let mut t: Tree =
+            metas.iter().filter(|(_, m)| m.is_dir).map(|(k, _)| (k.clone(), None)).collect();
         t.extend(bodies.into_iter().map(|(k, b)| (k, Some(b))));
         (t, metas)
     }
@@ -415,7 +456,8 @@ pub fn assert_mtimes_kept(what: &str, local: &Path, metas: &BTreeMap<String, Met
 /// An RFC 1123 date in GMT, as `getlastmodified` carries it.
 pub fn http_date(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -472,15 +514,24 @@ pub async fn access_since(s: &Server, mark: usize) -> Vec<Access> {
     log[mark.min(log.len())..]
         .lines()
         .filter(|l| l.contains("strongroom::access"))
-        .filter_map(|l| Some(Access { method: field(l, "method")?.to_owned(), path: field(l, "path")?.to_owned(), status: field(l, "status")?.parse().ok()? }))
+        .filter_map(|l| {
+            Some(Access {
+                method: field(l, "method")?.to_owned(),
+                path: field(l, "path")?.to_owned(),
+                status: field(l, "status")?.parse().ok()?,
+            })
+        })
         .collect()
 }
 
 /// The requests among `log` that move file content or change the tree (the
 /// clients' status and capability checks left out).
 pub fn transfers(log: &[Access]) -> Vec<&Access> {
-    let changes = ["PUT", "GET", "HEAD", "MOVE", "COPY", "DELETE", "MKCOL", "PROPPATCH", "PATCH", "POST"];
-    log.iter().filter(|a| a.path.starts_with("/remote.php/") && changes.contains(&a.method.as_str())).collect()
+    let changes =
+        ["PUT", "GET", "HEAD", "MOVE", "COPY", "DELETE", "MKCOL", "PROPPATCH", "PATCH", "POST"];
+    log.iter()
+        .filter(|a| a.path.starts_with("/remote.php/") && changes.contains(&a.method.as_str()))
+        .collect()
 }
 
 pub fn summary(log: &[Access]) -> String {
@@ -514,8 +565,18 @@ impl Run {
         let notable: Vec<&str> = lines
             .iter()
             .filter(|l| {
-                let notable = ["[ warning", "[ critical", "[ fatal", "ERROR", "Error:", "rror:", "failed", "FAILED"];
-                notable.iter().any(|n| l.contains(n)) && !l.contains("exclude list file could not be read")
+                let notable = [
+                    "[ warning",
+                    "[ critical",
+                    "[ fatal",
+                    "ERROR",
+                    "Error:",
+                    "rror:",
+                    "failed",
+                    "FAILED",
+                ];
+                notable.iter().any(|n| l.contains(n))
+                    && !l.contains("exclude list file could not be read")
             })
             .copied()
             .collect();
@@ -537,7 +598,8 @@ pub async fn run(mut cmd: Command, limit: Duration, log_file: PathBuf) -> Run {
         let out = File::create(&log_file).unwrap();
         cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
         let started = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+        let mut child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
         let status = loop {
             if let Some(st) = child.try_wait().unwrap() {
                 break Some(st);
@@ -550,9 +612,17 @@ pub async fn run(mut cmd: Command, limit: Duration, log_file: PathBuf) -> Run {
             std::thread::sleep(Duration::from_millis(20));
         };
         let secs = started.elapsed().as_secs_f64();
-        let output = String::from_utf8_lossy(&std::fs::read(&log_file).unwrap_or_default()).into_owned();
-        let output = if status.is_none() { format!("{output}\n[killed after {limit:?}]") } else { output };
-        Run { success: status.is_some_and(|s| s.success()), code: status.and_then(|s| s.code()), secs, output, log_file }
+        let output =
+            String::from_utf8_lossy(&std::fs::read(&log_file).unwrap_or_default()).into_owned();
+        let output =
+            if status.is_none() { format!("{output}\n[killed after {limit:?}]") } else { output };
+        Run {
+            success: status.is_some_and(|s| s.success()),
+            code: status.and_then(|s| s.code()),
+            secs,
+            output,
+            log_file,
+        }
     })
     .await
     .unwrap()
@@ -599,8 +669,14 @@ pub fn rclone_chunking() -> PathBuf {
         candidates.push(target.join("rclone-venv/bin/rclone"));
     }
     let chunks = |p: &PathBuf| {
-        let out = Command::new(p).args(["help", "backend", "webdav"]).stdin(Stdio::null()).output().ok()?;
-        (out.status.success() && String::from_utf8_lossy(&out.stdout).contains("nextcloud-chunk-size")).then(|| p.clone())
+        let out = Command::new(p)
+            .args(["help", "backend", "webdav"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        (out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("nextcloud-chunk-size"))
+        .then(|| p.clone())
     };
     candidates.iter().find_map(chunks).unwrap_or_else(|| {
         panic!(
@@ -621,7 +697,14 @@ pub fn rclone_cmd(rclone: &Path, a: &Account<'_>, work: &Path) -> Command {
         .arg("--config")
         .arg(work.join("rclone.conf"))
         .args(["--webdav-url", &a.s.url(&format!("/remote.php/dav/files/{}", a.user))])
-        .args(["--webdav-vendor", "nextcloud", "--webdav-user", &a.user, "--webdav-pass", &obscured])
+        .args([
+            "--webdav-vendor",
+            "nextcloud",
+            "--webdav-user",
+            &a.user,
+            "--webdav-pass",
+            &obscured,
+        ])
         .args(["--retries", "1", "--low-level-retries", "2", "-v"]);
     c
 }

@@ -12,7 +12,8 @@ pub fn xml_value(body: &str, tag: &str) -> Option<String> {
 
 pub async fn propfind(s: &Server, user: &str, pw: &str, path: &str, depth: &str) -> (u16, String) {
     let body = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><d:getetag/><d:getcontentlength/><oc:fileid/><oc:size/><oc:checksums/><oc:permissions/><oc:id/></d:prop></d:propfind>"#;
-    text(s.dav("PROPFIND", user, pw, path).header("Depth", depth).body(body).send().await.unwrap()).await
+    text(s.dav("PROPFIND", user, pw, path).header("Depth", depth).body(body).send().await.unwrap())
+        .await
 }
 
 async fn root_etag(s: &Server) -> String {
@@ -28,7 +29,13 @@ async fn files_round_trip_and_keep_their_ids() {
         let r = s.admin("MKCOL", "/Docs").send().await.unwrap();
         assert_eq!(r.status(), 201, "{b:?}");
         assert!(r.headers().contains_key("oc-fileid"));
-        let r = s.admin("PUT", "/Docs/a.txt").header("X-OC-Mtime", "1700000000").body("hello world").send().await.unwrap();
+        let r = s
+            .admin("PUT", "/Docs/a.txt")
+            .header("X-OC-Mtime", "1700000000")
+            .body("hello world")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
         assert_eq!(r.headers()["x-oc-mtime"], "accepted");
         let etag = r.headers()["etag"].to_str().unwrap().to_owned();
@@ -56,15 +63,32 @@ async fn files_round_trip_and_keep_their_ids() {
         let r = s.admin("PUT", "/Docs/a.txt").body("v2").send().await.unwrap();
         assert_eq!(r.status(), 204);
         assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
-        let r = s.admin("PUT", "/Docs/a.txt").header("If-Match", &etag).body("v3").send().await.unwrap();
+        let r = s
+            .admin("PUT", "/Docs/a.txt")
+            .header("If-Match", &etag)
+            .body("v3")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 412);
-        let r = s.admin("PUT", "/Docs/a.txt").header("If-None-Match", "*").body("v3").send().await.unwrap();
+        let r = s
+            .admin("PUT", "/Docs/a.txt")
+            .header("If-None-Match", "*")
+            .body("v3")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 412);
 
         // MOVE keeps the file id, COPY makes a new one.
         let (_, body) = propfind(&s, "admin", ADMIN_PASSWORD, "/Docs/a.txt", "0").await;
         let id = xml_value(&body, "oc:fileid").unwrap();
-        let r = s.admin("MOVE", "/Docs/a.txt").header("Destination", "/remote.php/dav/files/admin/Docs/b.txt").send().await.unwrap();
+        let r = s
+            .admin("MOVE", "/Docs/a.txt")
+            .header("Destination", "/remote.php/dav/files/admin/Docs/b.txt")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
         let (_, body) = propfind(&s, "admin", ADMIN_PASSWORD, "/Docs/b.txt", "0").await;
         assert_eq!(xml_value(&body, "oc:fileid").unwrap(), id);
@@ -108,7 +132,12 @@ async fn a_change_deep_in_the_tree_changes_every_ancestor_etag() {
         // A move changes both ancestor chains.
         assert_eq!(s.admin("MKCOL", "/z").send().await.unwrap().status(), 201);
         let (_, z_before) = propfind(&s, "admin", ADMIN_PASSWORD, "/z", "0").await;
-        let r = s.admin("MOVE", "/a/b/c/f.txt").header("Destination", "/remote.php/dav/files/admin/z/f.txt").send().await.unwrap();
+        let r = s
+            .admin("MOVE", "/a/b/c/f.txt")
+            .header("Destination", "/remote.php/dav/files/admin/z/f.txt")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
         let (_, z_after) = propfind(&s, "admin", ADMIN_PASSWORD, "/z", "0").await;
         assert_ne!(xml_value(&z_before, "d:getetag"), xml_value(&z_after, "d:getetag"));
@@ -125,19 +154,60 @@ async fn users_reach_only_their_own_tree() {
         let s = Server::start(b).await;
         s.add_user("alice", "alice-password-1");
         s.add_user("bob", "bob-password-12");
-        assert_eq!(s.dav("PUT", "alice", "alice-password-1", "/secret.txt").body("mine").send().await.unwrap().status(), 201);
-        for (m, p) in [("GET", "/secret.txt"), ("PROPFIND", "/"), ("PUT", "/x.txt"), ("DELETE", "/secret.txt"), ("MKCOL", "/d")] {
+        assert_eq!(
+            s.dav("PUT", "alice", "alice-password-1", "/secret.txt")
+                .body("mine")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+        for (m, p) in [
+            ("GET", "/secret.txt"),
+            ("PROPFIND", "/"),
+            ("PUT", "/x.txt"),
+            ("DELETE", "/secret.txt"),
+            ("MKCOL", "/d"),
+        ] {
             let url = s.url(&format!("/remote.php/dav/files/alice{p}"));
-            let r = s.client.request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), url).basic_auth("bob", Some("bob-password-12")).send().await.unwrap();
+            let r = s
+                .client
+                .request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), url)
+                .basic_auth("bob", Some("bob-password-12"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 404, "{b:?} bob {m} {p}");
         }
         // A Destination in another user's tree is refused, and nothing is written there.
-        assert_eq!(s.dav("PUT", "bob", "bob-password-12", "/b.txt").body("b").send().await.unwrap().status(), 201);
-        let r = s.dav("COPY", "bob", "bob-password-12", "/b.txt").header("Destination", "/remote.php/dav/files/alice/b.txt").send().await.unwrap();
+        assert_eq!(
+            s.dav("PUT", "bob", "bob-password-12", "/b.txt")
+                .body("b")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+        let r = s
+            .dav("COPY", "bob", "bob-password-12", "/b.txt")
+            .header("Destination", "/remote.php/dav/files/alice/b.txt")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
-        let r = s.dav("MOVE", "bob", "bob-password-12", "/b.txt").header("Destination", "http://elsewhere.example/remote.php/dav/files/bob/c.txt").send().await.unwrap();
+        let r = s
+            .dav("MOVE", "bob", "bob-password-12", "/b.txt")
+            .header("Destination", "http://elsewhere.example/remote.php/dav/files/bob/c.txt")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 502);
-        assert_eq!(s.dav("GET", "alice", "alice-password-1", "/b.txt").send().await.unwrap().status(), 404);
+        assert_eq!(
+            s.dav("GET", "alice", "alice-password-1", "/b.txt").send().await.unwrap().status(),
+            404
+        );
         // Wrong password and unknown user get the same answer.
         let wrong = s.dav("GET", "alice", "wrong-password", "/secret.txt").send().await.unwrap();
         let unknown = s.dav("GET", "nobody", "wrong-password", "/secret.txt").send().await.unwrap();
@@ -145,7 +215,13 @@ async fn users_reach_only_their_own_tree() {
         assert_eq!(unknown.status(), 401);
         assert_eq!(text(wrong).await.1, text(unknown).await.1);
         // The legacy alias serves the logged-in user's own tree.
-        let r = s.client.get(s.url("/remote.php/webdav/secret.txt")).basic_auth("alice", Some("alice-password-1")).send().await.unwrap();
+        let r = s
+            .client
+            .get(s.url("/remote.php/webdav/secret.txt"))
+            .basic_auth("alice", Some("alice-password-1"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.text().await.unwrap(), "mine");
         s.stop().await;
     }
@@ -159,20 +235,46 @@ async fn quota_is_answered_with_507_and_nothing_is_stored() {
         let out = s.command().args(["user", "quota", "carol", "1 KB"]).output().unwrap();
         assert!(out.status.success());
         let pw = "carol-password-1";
-        assert_eq!(s.dav("PUT", "carol", pw, "/small").body(vec![b'a'; 600]).send().await.unwrap().status(), 201);
+        assert_eq!(
+            s.dav("PUT", "carol", pw, "/small")
+                .body(vec![b'a'; 600])
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
         let r = s.dav("PUT", "carol", pw, "/big").body(vec![b'b'; 600]).send().await.unwrap();
         assert_eq!(r.status(), 507, "{b:?}");
         assert!(r.text().await.unwrap().contains("InsufficientStorage"));
         assert_eq!(s.dav("GET", "carol", pw, "/big").send().await.unwrap().status(), 404);
         // A streamed body of unknown length is checked before commit.
         let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(vec![b'c'; 600])]);
-        let r = s.dav("PUT", "carol", pw, "/streamed").body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+        let r = s
+            .dav("PUT", "carol", pw, "/streamed")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 507);
         assert_eq!(s.dav("GET", "carol", pw, "/streamed").send().await.unwrap().status(), 404);
         // Copies count too; replacing a file only counts the difference.
-        let r = s.dav("COPY", "carol", pw, "/small").header("Destination", "/remote.php/dav/files/carol/copy").send().await.unwrap();
+        let r = s
+            .dav("COPY", "carol", pw, "/small")
+            .header("Destination", "/remote.php/dav/files/carol/copy")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 507);
-        assert_eq!(s.dav("PUT", "carol", pw, "/small").body(vec![b'a'; 1000]).send().await.unwrap().status(), 204);
+        assert_eq!(
+            s.dav("PUT", "carol", pw, "/small")
+                .body(vec![b'a'; 1000])
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            204
+        );
         s.stop().await;
     }
 }
@@ -192,7 +294,8 @@ async fn large_uploads_are_streamed_not_buffered() {
     let pid = s.pid();
     let chunk = vec![7u8; 1 << 20];
     let n = 300;
-    let stream = futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let stream =
+        futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
     let upload = s.admin("PUT", "/big.bin").body(reqwest::Body::wrap_stream(stream)).send();
     let watcher = async {
         let mut peak = 0;
