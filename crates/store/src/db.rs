@@ -203,12 +203,28 @@ macro_rules! bind_all {
     }};
 }
 
+/// SQLite re-prepares a statement on every new binding when its planner has
+/// looked at the value of a `= ?` parameter (to guess how selective it is);
+/// sqlx clears bindings after each use, so that happened on every execution.
+/// A unary plus keeps the planner from looking (`col = +?` still uses the
+/// index) and costs nothing at run time.
+fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
+    if sql.contains("= ?") {
+        std::borrow::Cow::Owned(sql.replace("= ?", "= +?"))
+    } else {
+        std::borrow::Cow::Borrowed(sql)
+    }
+}
+
 /// Runs `$body` with `$q` bound to the prepared query for whichever backend `$conn` is.
 macro_rules! on_backend {
     ($self:expr, $sql:expr, $args:expr, |$q:ident, $c:ident, $wrap:ident| $body:expr) => {
         match $self {
             Self::Sqlite($c) => {
-                let $q = bind_all!(sqlx::query::<Sqlite>(AssertSqlSafe($sql)), $args);
+                let $q = bind_all!(
+                    sqlx::query::<Sqlite>(AssertSqlSafe(sqlite_sql($sql).into_owned())),
+                    $args
+                );
                 let $wrap = Row::Sqlite;
                 $body
             }
@@ -404,7 +420,10 @@ impl Tx {
     pub async fn insert(&mut self, sql: &str, args: &[Val]) -> Result<i64, DbError> {
         match self {
             Tx::Sqlite(c) => {
-                let q = bind_all!(sqlx::query::<Sqlite>(AssertSqlSafe(sql)), args);
+                let q = bind_all!(
+                    sqlx::query::<Sqlite>(AssertSqlSafe(sqlite_sql(sql).into_owned())),
+                    args
+                );
                 Ok(q.execute(&mut **c).await?.last_insert_rowid())
             }
             Tx::Postgres(c) => {
@@ -438,6 +457,12 @@ pub fn placeholders(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_equality_parameters_get_a_unary_plus() {
+        assert_eq!(sqlite_sql("a = ? AND b > ?"), "a = +? AND b > ?");
+        assert_eq!(sqlite_sql("SELECT 1"), "SELECT 1");
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered() {
