@@ -160,14 +160,25 @@ impl Row {
 /// A database handle: a pool of one backend.
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteGate),
     Postgres(PgPool),
     MySql(MySqlPool),
 }
 
+/// Queues this process's SQLite write transactions in memory. SQLite lets one
+/// writer in at a time; without the queue the others poll in SQLite's busy
+/// handler, which sleeps 1, 2, 5, … 100 ms between tries, so under concurrent
+/// PUTs most of the wait was sleep. Other processes (the CLI) still meet the
+/// busy handler, which stays the fallback.
+pub type WriteGate = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+/// How long a SQLite writer waits for its turn, like SQLite's `busy_timeout`.
+const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(10);
+
 /// An open transaction; dropped without [`Tx::commit`] it rolls back.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    // The guard is declared after the transaction so it is released after it.
+    Sqlite(sqlx::Transaction<'static, Sqlite>, tokio::sync::OwnedMutexGuard<()>),
     Postgres(sqlx::Transaction<'static, Postgres>),
     MySql(sqlx::Transaction<'static, MySql>),
 }
@@ -220,7 +231,7 @@ fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
 macro_rules! on_backend {
     ($self:expr, $sql:expr, $args:expr, |$q:ident, $c:ident, $wrap:ident| $body:expr) => {
         match $self {
-            Self::Sqlite($c) => {
+            Self::Sqlite($c, ..) => {
                 let $q = bind_all!(
                     sqlx::query::<Sqlite>(AssertSqlSafe(sqlite_sql($sql).into_owned())),
                     $args
@@ -261,7 +272,7 @@ impl Db {
                 .acquire_timeout(acquire)
                 .connect_with(opts)
                 .await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, WriteGate::default()))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts =
                 PgConnectOptions::from_str(url).map_err(|e| DbError::Other(e.to_string()))?;
@@ -306,7 +317,7 @@ impl Db {
 
     pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Sqlite(..) => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
             Db::MySql(_) => Dialect::MySql,
         }
@@ -315,7 +326,7 @@ impl Db {
     /// The backend's name, for logs and diagnostics.
     pub fn dialect_name(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
             Db::MySql(_) => "mysql",
         }
@@ -328,7 +339,14 @@ impl Db {
     /// transactions on the same data run one after the other.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(p, gate) => {
+                // A timeout rather than an endless wait: a caller that began a
+                // second transaction while holding one would otherwise hang.
+                let turn = tokio::time::timeout(SQLITE_WRITE_WAIT, gate.clone().lock_owned())
+                    .await
+                    .map_err(|_| DbError::Retry)?;
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
             Db::MySql(p) => Tx::MySql(p.begin().await?),
         })
@@ -354,7 +372,7 @@ impl Db {
     /// Runs a statement given as text (migrations), without parameters.
     pub(crate) async fn exec_raw(&self, sql: String) -> Result<(), DbError> {
         match self {
-            Db::Sqlite(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
+            Db::Sqlite(p, _) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
             Db::Postgres(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
             Db::MySql(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
         }
@@ -368,7 +386,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(p, _) => p.close().await,
             Db::Postgres(p) => p.close().await,
             Db::MySql(p) => p.close().await,
         }
@@ -378,7 +396,7 @@ impl Db {
 impl Tx {
     pub fn dialect(&self) -> Dialect {
         match self {
-            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Sqlite(..) => Dialect::Sqlite,
             Tx::Postgres(_) => Dialect::Postgres,
             Tx::MySql(_) => Dialect::MySql,
         }
@@ -419,7 +437,7 @@ impl Tx {
     /// the others report the last insert id of the connection.
     pub async fn insert(&mut self, sql: &str, args: &[Val]) -> Result<i64, DbError> {
         match self {
-            Tx::Sqlite(c) => {
+            Tx::Sqlite(c, _) => {
                 let q = bind_all!(
                     sqlx::query::<Sqlite>(AssertSqlSafe(sqlite_sql(sql).into_owned())),
                     args
@@ -441,7 +459,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), DbError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t, _gate) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
             Tx::MySql(t) => t.commit().await?,
         }
