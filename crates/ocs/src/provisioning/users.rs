@@ -15,26 +15,9 @@ use super::{
 };
 use crate::{Ocs, OcsError, params::Params};
 
-/// Keys a user may change on their own account.
-const SELF_KEYS: &[&str] = &[
-    "display",
-    "displayname",
-    "email",
-    "password",
-    "language",
-    "locale",
-    "phone",
-    "address",
-    "website",
-    "twitter",
-    "fediverse",
-    "organisation",
-    "role",
-    "headline",
-    "biography",
-    "profile_enabled",
-    "notify_email",
-];
+/// Columns of the account's own row a user may change; with
+/// [`PROPERTIES`] these are the keys a user may change on their own account.
+const SELF_ROW_KEYS: &[&str] = &["display", "displayname", "email", "password"];
 
 /// The caller's own browser session, if the call came through one.
 fn caller_session(m: &Manager<'_>) -> Option<i64> {
@@ -227,7 +210,8 @@ fn check_language(l: &str) -> Result<(), OcsError> {
 fn allowed_keys(m: &Manager<'_>, own: bool, managed: bool) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = Vec::new();
     if own || managed {
-        keys.extend(SELF_KEYS);
+        keys.extend(SELF_ROW_KEYS);
+        keys.extend(PROPERTIES);
     }
     // Quota and manager are set by those who manage the account, never by the
     // account itself (a group administrator is a member of their group), unless admin.
