@@ -55,6 +55,8 @@ pub enum OpenError {
     Core(#[from] strongroom_core::Error),
     #[error("cannot open the audit log (key `audit.target`/`audit.path`): {0}")]
     Audit(std::io::Error),
+    #[error("{0}")]
+    Keys(String),
 }
 
 impl App {
@@ -69,6 +71,9 @@ impl App {
         let blobs = BlobStore::local(&blob_dir)
             .map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
         blobs.clean_partial().map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
+        let audit = open_audit(config)?;
+        let blobs =
+            crate::encryption::attach(config, &db, blobs, &audit).await.map_err(OpenError::Keys)?;
         let instance_id = instance_id(&db).await?;
         let users = Users::new(db.clone());
         let files = Files::new(db.clone(), blobs);
@@ -79,7 +84,6 @@ impl App {
             remember: s.remember_secs as i64,
         };
         let tokens = Tokens::new(db.clone(), users.clone(), lifetimes);
-        let audit = open_audit(config)?;
         let dav = Dav { files: files.clone(), instance_id };
         let ocs = Ocs {
             users: users.clone(),

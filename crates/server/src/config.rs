@@ -52,6 +52,13 @@ const KEYS: &[(&str, Kind)] = &[
     ("session.confirm_secs", Int(0, 86_400)),
     ("audit.target", Str),
     ("audit.path", Str),
+    ("encryption.provider", Str),
+    ("encryption.key_file", Str),
+    ("encryption.pkcs11_module", Str),
+    ("encryption.pkcs11_token", Str),
+    ("encryption.pkcs11_pin", Str),
+    ("encryption.pkcs11_pin_file", Str),
+    ("encryption.replaced_grace_secs", Int(0, 30 * 86_400)),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +96,36 @@ pub struct Config {
     pub session: SessionConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
+}
+
+/// Where the master keys of encryption at rest live. Whether new content is
+/// encrypted is not configured here but in the database (`strongroom
+/// encryption enable`), so every node of a cluster agrees.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// "file" (the default when `key_file` is set) or "pkcs11".
+    pub provider: Option<String>,
+    /// The master key file; must lie outside the data and storage folders.
+    pub key_file: Option<PathBuf>,
+    /// The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub pkcs11_module: Option<String>,
+    /// The label of the token holding the master keys.
+    pub pkcs11_token: Option<String>,
+    /// The user PIN; better given as `STRONGROOM_ENCRYPTION_PKCS11_PIN` or in a file.
+    pub pkcs11_pin: Option<String>,
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// How long a blob file replaced by `encrypt-all`/`decrypt-all` stays for
+    /// downloads that were already reading it (default one hour).
+    pub replaced_grace_secs: Option<u64>,
+}
+
+impl EncryptionConfig {
+    pub fn grace_secs(&self) -> i64 {
+        self.replaced_grace_secs.unwrap_or(3_600) as i64
+    }
 }
 
 /// HTTPS served by the server itself, from PEM files.
@@ -437,6 +474,47 @@ impl Config {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", format!("{:?} is not a log filter", self.log.level));
+        }
+        self.validate_encryption()
+    }
+
+    fn validate_encryption(&self) -> Result<(), ConfigError> {
+        let e = &self.encryption;
+        let bad = |k: &str, m: String| Err(ConfigError(format!("key `encryption.{k}`: {m}")));
+        match e.provider.as_deref() {
+            None | Some("file") => {
+                if let Some(f) = &e.key_file {
+                    let f = absolute(f);
+                    for (key, dir) in [("data_dir", &self.data_dir), ("storage.path", &self.blob_dir())]
+                    {
+                        if f.starts_with(absolute(dir)) {
+                            return bad(
+                                "key_file",
+                                format!(
+                                    "{} lies inside `{key}`; keep the master keys apart from the data they protect",
+                                    f.display()
+                                ),
+                            );
+                        }
+                    }
+                } else if e.provider.is_some() {
+                    return bad("key_file", "the file provider needs a key file path".into());
+                }
+            }
+            Some("pkcs11") => {
+                if e.pkcs11_module.is_none() || e.pkcs11_token.is_none() {
+                    return bad(
+                        "pkcs11_module",
+                        "the pkcs11 provider needs pkcs11_module and pkcs11_token".into(),
+                    );
+                }
+                if e.pkcs11_pin.is_none() && e.pkcs11_pin_file.is_none() {
+                    return bad("pkcs11_pin", "give the token's user PIN or a pin file".into());
+                }
+            }
+            Some(other) => {
+                return bad("provider", format!("{other:?} is neither \"file\" nor \"pkcs11\""));
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 mod app;
 mod cli;
 mod config;
+mod encryption;
 mod http;
 mod logging;
 mod maintenance;

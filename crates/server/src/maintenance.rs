@@ -1,4 +1,5 @@
-//! Periodic clean-up: abandoned chunked uploads, expired trash and versions.
+//! Periodic clean-up: abandoned chunked uploads, expired trash and versions,
+//! blob files replaced by an encryption conversion.
 //! Every step is idempotent, so several nodes may run it at the same time.
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub fn spawn(app: App, config: &Config) {
             report("abandoned uploads", files.uploads_expire(now - uploads).await);
             report("trash items", files.trash_expire(now - trash_days * DAY).await);
             report("versions", files.versions_expire(now - version_days * DAY, per_file).await);
+            report("replaced blobs", files.purge_blob_garbage(now).await);
         }
     });
 }

@@ -8,11 +8,37 @@
 use std::{
     ops::Range,
     path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
 };
 
-use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use opendal::{Operator, services::Fs};
+
+use crate::crypt::{
+    Encryption, Seal,
+    format::{self, BlobCipher, HEADER_LEN, SEALED_SEGMENT, SEGMENT},
+};
+
+/// A stream of content bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("{0}")]
+    Storage(#[from] opendal::Error),
+    /// Stored content failed authentication; nothing of it was returned.
+    #[error("blob {blob}: {what}")]
+    Integrity { blob: String, what: String },
+    /// A data key could not be wrapped or unwrapped.
+    #[error("blob {blob}: {what}")]
+    Key { blob: String, what: String },
+}
+
+/// Plaintext read and checked before a read answers, so that damage near the
+/// start of a file becomes an error status instead of a cut connection.
+const VERIFY_AHEAD: usize = 1024 * 1024;
 
 /// The storage key of a blob: 32 lowercase hex characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +68,20 @@ impl BlobKey {
 }
 
 /// The blob store: an OpenDAL operator plus, for the local file system, the
-/// folder it lives in (needed to flush directory entries).
+/// folder it lives in (needed to flush directory entries), and the encryption
+/// state when a key provider is configured.
 #[derive(Clone)]
 pub struct BlobStore {
     op: Operator,
     local_root: Option<PathBuf>,
+    enc: Option<Arc<Encryption>>,
+}
+
+/// A finished blob: its key and, when encrypted, how its data key is kept.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub key: BlobKey,
+    pub seal: Option<Seal>,
 }
 
 impl BlobStore {
@@ -58,7 +93,18 @@ impl BlobStore {
         let builder =
             Fs::default().root(&root.to_string_lossy()).atomic_write_dir(&tmp.to_string_lossy());
         let op = Operator::new(builder).map_err(std::io::Error::other)?;
-        Ok(BlobStore { op, local_root: Some(root.to_owned()) })
+        Ok(BlobStore { op, local_root: Some(root.to_owned()), enc: None })
+    }
+
+    /// Adds a key provider: encrypted blobs become readable, and new blobs are
+    /// encrypted while [`Encryption::set_write_key`] names a master key.
+    pub fn with_encryption(mut self, enc: Arc<Encryption>) -> Self {
+        self.enc = Some(enc);
+        self
+    }
+
+    pub fn encryption(&self) -> Option<&Arc<Encryption>> {
+        self.enc.as_ref()
     }
 
     /// Removes partial writes left by a crash. Call before serving.
@@ -70,34 +116,132 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Starts writing a new blob.
-    pub async fn create(&self) -> Result<BlobWriter, opendal::Error> {
-        let key = BlobKey::random();
-        let writer = self.op.writer(&key.path()).await?;
-        Ok(BlobWriter { store: self.clone(), key, writer: Some(writer), written: 0 })
+    /// Starts writing a new blob, encrypted when encryption is on.
+    pub async fn create(&self) -> Result<BlobWriter, BlobError> {
+        let master = self.enc.as_ref().and_then(|e| e.write_key());
+        self.create_with(master.as_deref()).await
     }
 
-    /// Streams `range` of a blob (the whole blob for `0..size`).
+    /// Starts writing a new blob sealed with `master`, or in plaintext for `None`.
+    pub async fn create_with(&self, master: Option<&str>) -> Result<BlobWriter, BlobError> {
+        let key = BlobKey::random();
+        let sealer = match (master, &self.enc) {
+            (None, _) => None,
+            (Some(m), Some(enc)) => {
+                let (dek, seal) = enc.new_data_key(m, key.as_str()).map_err(|e| {
+                    let what = format!("sealing a new data key: {e}");
+                    enc.report(key.as_str(), &what);
+                    BlobError::Key { blob: key.0.clone(), what }
+                })?;
+                Some(Sealer::new(BlobCipher::new(&dek, key.as_str()), seal))
+            }
+            (Some(_), None) => {
+                return Err(BlobError::Key {
+                    blob: key.0.clone(),
+                    what: "encryption requested but no key provider is configured".into(),
+                });
+            }
+        };
+        let writer = self.op.writer(&key.path()).await?;
+        Ok(BlobWriter { store: self.clone(), key, writer: Some(writer), written: 0, sealer })
+    }
+
+    /// The number of bytes a blob of `plain` content bytes occupies in storage.
+    pub fn stored_len(plain: u64, seal: Option<&Seal>) -> u64 {
+        if seal.is_some() { format::sealed_len(plain) } else { plain }
+    }
+
+    /// Streams `range` of the content of a blob holding `plain` bytes of
+    /// content. Encrypted blobs are decrypted segment by segment, reading only
+    /// the segments the range touches; the first MiB is authenticated before
+    /// this returns, and a later failure ends the stream with an error instead
+    /// of yielding unauthenticated bytes.
     pub async fn read(
         &self,
         key: &BlobKey,
+        seal: Option<&Seal>,
+        plain: u64,
         range: Range<u64>,
-    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + use<>, opendal::Error> {
+    ) -> Result<ByteStream, BlobError> {
+        let Some(seal) = seal else {
+            let reader = self.op.reader_with(&key.path()).chunk(256 * 1024).await?;
+            let s = reader.into_bytes_stream(range).await?.map_err(std::io::Error::other);
+            return Ok(Box::pin(s));
+        };
+        if range.start >= range.end {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let enc = self.enc.clone().ok_or_else(|| BlobError::Key {
+            blob: key.0.clone(),
+            what: "the blob is encrypted but no key provider is configured".into(),
+        })?;
+        let dek = enc.open_data_key(seal, key.as_str()).map_err(|e| {
+            let what = format!("opening the data key: {e}");
+            enc.report(key.as_str(), &what);
+            BlobError::Key { blob: key.0.clone(), what }
+        })?;
+        let cipher = BlobCipher::new(&dek, key.as_str());
+        let first = range.start / SEGMENT as u64;
+        let last_needed = (range.end - 1) / SEGMENT as u64;
+        let total = format::sealed_len(plain);
+        let from = if first == 0 { 0 } else { HEADER_LEN as u64 + first * SEALED_SEGMENT as u64 };
+        let to = (HEADER_LEN as u64 + (last_needed + 1) * SEALED_SEGMENT as u64).min(total);
         let reader = self.op.reader_with(&key.path()).chunk(256 * 1024).await?;
-        Ok(reader.into_bytes_stream(range).await?.map_err(std::io::Error::other))
+        let inner = reader.into_bytes_stream(from..to).await?.map_err(std::io::Error::other);
+        let state = Decrypting {
+            inner: Box::pin(inner),
+            cipher,
+            buf: BytesMut::new(),
+            seg: first,
+            last: format::segments(plain) - 1,
+            plain,
+            skip: (range.start - first * SEGMENT as u64) as usize,
+            remaining: range.end - range.start,
+            header: first == 0,
+            enc,
+            blob: key.0.clone(),
+        };
+        let mut stream: ByteStream = Box::pin(
+            futures_util::stream::unfold(state, |mut st| async {
+                st.next_piece().await.map(|r| (r, st))
+            })
+            // Polled once more after its end when the verified start was all there is.
+            .fuse(),
+        );
+        // Authenticate the start before the caller commits to a status line.
+        let mut ahead = Vec::new();
+        let mut got = 0;
+        while got < VERIFY_AHEAD {
+            match stream.next().await {
+                Some(Ok(b)) => {
+                    got += b.len();
+                    ahead.push(Ok(b));
+                }
+                Some(Err(e)) => {
+                    return Err(BlobError::Integrity { blob: key.0.clone(), what: e.to_string() });
+                }
+                None => break,
+            }
+        }
+        Ok(Box::pin(futures_util::stream::iter(ahead).chain(stream)))
     }
 
-    pub async fn delete(&self, key: &BlobKey) -> Result<(), opendal::Error> {
-        self.op.delete(&key.path()).await
+    pub async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        Ok(self.op.delete(&key.path()).await?)
     }
 
     /// The stored size of a blob, or `None` when it is missing.
-    pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>, opendal::Error> {
+    pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>, BlobError> {
         match self.op.stat(&key.path()).await {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// The raw stored bytes of a blob (tests and tools; not for serving).
+    pub async fn read_raw(&self, key: &BlobKey) -> Result<Vec<u8>, BlobError> {
+        Ok(self.op.read(&key.path()).await?.to_vec())
     }
 
     /// Makes the directory entry of a finished local blob durable. OpenDAL flushes
@@ -111,6 +255,125 @@ impl BlobStore {
     }
 }
 
+/// The state of a decrypting read.
+struct Decrypting {
+    inner: ByteStream,
+    cipher: BlobCipher,
+    buf: BytesMut,
+    /// Index of the next segment to decrypt.
+    seg: u64,
+    /// Index of the blob's final segment.
+    last: u64,
+    plain: u64,
+    /// Plaintext bytes to drop from the next segment (range start).
+    skip: usize,
+    /// Plaintext bytes still to yield.
+    remaining: u64,
+    /// Whether the header comes first in `inner` and must be checked.
+    header: bool,
+    enc: Arc<Encryption>,
+    blob: String,
+}
+
+impl Decrypting {
+    async fn next_piece(&mut self) -> Option<std::io::Result<Bytes>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let r = self.decrypt_next().await;
+        if let Err(e) = &r {
+            self.remaining = 0;
+            self.enc.report(&self.blob, &e.to_string());
+        }
+        Some(r)
+    }
+
+    async fn decrypt_next(&mut self) -> std::io::Result<Bytes> {
+        let bad = |e: format::Integrity| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        if self.header {
+            self.fill(HEADER_LEN).await?;
+            let h = self.buf.split_to(HEADER_LEN);
+            self.cipher.check_header(&h).map_err(bad)?;
+            self.header = false;
+        }
+        let need = if self.seg == self.last {
+            (format::sealed_len(self.plain) - HEADER_LEN as u64
+                - self.seg * SEALED_SEGMENT as u64) as usize
+        } else {
+            SEALED_SEGMENT
+        };
+        self.fill(need).await?;
+        let mut seg = self.buf.split_to(need);
+        let len = self.cipher.open(self.seg, self.seg == self.last, &mut seg).map_err(bad)?;
+        seg.truncate(len);
+        self.seg += 1;
+        let start = self.skip.min(len);
+        let end = (start as u64 + self.remaining).min(len as u64) as usize;
+        self.skip = 0;
+        self.remaining -= (end - start) as u64;
+        Ok(seg.freeze().slice(start..end))
+    }
+
+    async fn fill(&mut self, n: usize) -> std::io::Result<()> {
+        while self.buf.len() < n {
+            match self.inner.next().await {
+                Some(Ok(b)) => self.buf.extend_from_slice(&b),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format::Integrity::Short,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encrypts a blob while it is written: plaintext collects until a segment is
+/// full (and more follows, since the final segment is marked), then goes out
+/// sealed.
+struct Sealer {
+    cipher: BlobCipher,
+    seal: Seal,
+    pending: Vec<u8>,
+    index: u64,
+    header_written: bool,
+}
+
+impl Sealer {
+    fn new(cipher: BlobCipher, seal: Seal) -> Sealer {
+        Sealer { cipher, seal, pending: Vec::new(), index: 0, header_written: false }
+    }
+
+    /// Takes plaintext; returns the stored bytes ready to write.
+    fn push(&mut self, bytes: &[u8], finish: bool) -> Vec<u8> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::with_capacity(self.pending.len() + HEADER_LEN + 64);
+        if !self.header_written {
+            out.extend_from_slice(self.cipher.header());
+            self.header_written = true;
+        }
+        let mut at = 0;
+        while self.pending.len() - at > SEGMENT {
+            let from = out.len();
+            out.extend_from_slice(&self.pending[at..at + SEGMENT]);
+            self.cipher.seal(self.index, false, &mut out, from);
+            self.index += 1;
+            at += SEGMENT;
+        }
+        if finish {
+            let from = out.len();
+            out.extend_from_slice(&self.pending[at..]);
+            self.cipher.seal(self.index, true, &mut out, from);
+            at = self.pending.len();
+        }
+        self.pending.drain(..at);
+        out
+    }
+}
+
 /// A blob being written. Dropped without [`BlobWriter::finish`], nothing remains
 /// but a partial file that [`BlobStore::clean_partial`] removes.
 pub struct BlobWriter {
@@ -118,32 +381,49 @@ pub struct BlobWriter {
     key: BlobKey,
     writer: Option<opendal::Writer>,
     written: u64,
+    sealer: Option<Sealer>,
 }
 
 impl BlobWriter {
-    pub async fn write(&mut self, bytes: Bytes) -> Result<(), opendal::Error> {
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), BlobError> {
         self.written += bytes.len() as u64;
-        match &mut self.writer {
-            Some(w) => w.write(bytes).await,
-            None => Err(opendal::Error::new(opendal::ErrorKind::Unexpected, "writer closed")),
+        let out = match &mut self.sealer {
+            Some(s) => Bytes::from(s.push(&bytes, false)),
+            None => bytes,
+        };
+        let Some(w) = &mut self.writer else { return Err(closed()) };
+        if !out.is_empty() {
+            w.write(out).await?;
         }
+        Ok(())
     }
 
+    /// The storage key the blob will have.
+    pub fn key(&self) -> &BlobKey {
+        &self.key
+    }
+
+    /// Content bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
     }
 
     /// Completes the blob and flushes it to stable storage.
-    pub async fn finish(mut self) -> Result<BlobKey, opendal::Error> {
-        let Some(mut w) = self.writer.take() else {
-            return Err(opendal::Error::new(opendal::ErrorKind::Unexpected, "writer closed"));
+    pub async fn finish(mut self) -> Result<StoredBlob, BlobError> {
+        let Some(mut w) = self.writer.take() else { return Err(closed()) };
+        let seal = match self.sealer.take() {
+            Some(mut s) => {
+                w.write(Bytes::from(s.push(&[], true))).await?;
+                Some(s.seal)
+            }
+            None => None,
         };
         w.close().await?;
         self.store.sync_entry(&self.key).await.map_err(|e| {
             opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder")
                 .set_source(e)
         })?;
-        Ok(self.key.clone())
+        Ok(StoredBlob { key: self.key.clone(), seal })
     }
 
     /// Abandons the blob.
@@ -152,4 +432,8 @@ impl BlobWriter {
             let _ = w.abort().await;
         }
     }
+}
+
+fn closed() -> BlobError {
+    opendal::Error::new(opendal::ErrorKind::Unexpected, "writer closed").into()
 }

@@ -6,9 +6,9 @@
 //! ([`BlobStore`]). The domain crates above write their own queries on top.
 
 mod blobs;
+pub mod crypt;
 mod db;
 mod migrations;
 
-pub use blobs::{BlobKey, BlobStore, BlobWriter};
+pub use blobs::{BlobError, BlobKey, BlobStore, BlobWriter, ByteStream, StoredBlob};
 pub use db::{Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};
-pub use opendal::Error as BlobError;

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_clients.sql")),
     (3, include_str!("migrations/0003_accounts.sql")),
+    (4, include_str!("migrations/0004_encryption.sql")),
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {

@@ -5,6 +5,7 @@
 //! reads or changes anything. A change gives the node a new ETag and updates
 //! ETag, size and time of every ancestor in the same transaction.
 
+mod convert;
 mod mime;
 mod node;
 mod props;
@@ -14,8 +15,9 @@ mod uploads;
 mod versions;
 mod write;
 
-use strongroom_store::{BlobKey, BlobStore, Conn, Db, Val};
+use strongroom_store::{BlobError, BlobKey, BlobStore, Conn, Db, Val};
 
+pub use convert::{Batch, BlobCounts};
 pub use node::{Node, NodeKind};
 pub use props::{DeadProp, PropChange};
 pub use trash::TrashItem;
@@ -101,18 +103,26 @@ impl Files {
         let key = BlobKey::parse(key).ok_or_else(|| Error::Internal("bad blob key".into()))?;
         // Checked before the first byte is sent: once a 200 is out, a missing or
         // short blob could only show as a cut connection.
+        let seal = file.blob_seal.as_ref();
+        let expected = BlobStore::stored_len(file.size as u64, seal);
         match self.blobs.size(&key).await? {
-            Some(n) if n == file.size as u64 => {}
+            Some(n) if n == expected => {}
             found => {
                 return Err(Error::Internal(format!(
-                    "the content of file {} is damaged: blob {} holds {found:?} bytes, {} expected",
+                    "the content of file {} is damaged: blob {} holds {found:?} bytes, {expected} expected",
                     file.id,
                     key.as_str(),
-                    file.size
                 )));
             }
         }
-        Ok(futures_util::future::Either::Right(self.blobs.read(&key, range).await?))
+        let stream = self.blobs.read(&key, seal, file.size as u64, range).await;
+        Ok(futures_util::future::Either::Right(stream.map_err(|e| match e {
+            // Said in terms of the file, for the log; the client gets a 500.
+            BlobError::Integrity { .. } | BlobError::Key { .. } => {
+                Error::Internal(format!("file {} cannot be decrypted: {e}", file.id))
+            }
+            e => e.into(),
+        })?))
     }
 
     /// Quota state of the owner: (used bytes, quota or negative for unlimited).
@@ -151,7 +161,7 @@ impl Files {
 }
 
 const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.size, n.mtime, \
-     n.ctime, n.etag, n.blob_id, n.content_type, n.checksum, b.blob_key";
+     n.ctime, n.etag, n.blob_id, n.content_type, n.checksum, b.blob_key, b.kek_id, b.wrapped_key";
 
 /// Resolves `path` in the owner's tree to the chain of nodes from the root to
 /// the target, or `None` when some segment does not exist.

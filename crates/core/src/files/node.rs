@@ -1,6 +1,6 @@
 //! A row of the file tree.
 
-use strongroom_store::Row;
+use strongroom_store::{Row, crypt::Seal};
 
 use crate::error::{Error, Result};
 
@@ -46,6 +46,8 @@ pub struct Node {
     /// Checksums of the content, `TYPE:hex` separated by spaces.
     pub checksum: Option<String>,
     pub blob_key: Option<String>,
+    /// How the blob's data key is kept when the content is encrypted.
+    pub blob_seal: Option<Seal>,
 }
 
 impl Node {
@@ -64,6 +66,7 @@ impl Node {
             content_type: r.opt_str(10)?,
             checksum: r.opt_str(11)?,
             blob_key: r.opt_str(12)?,
+            blob_seal: Seal::from_columns(r.opt_str(13)?, r.opt_str(14)?),
         })
     }
 

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use strongroom_store::{BlobKey, Row, Tx, Val};
+use strongroom_store::{BlobKey, Row, StoredBlob, Tx, Val};
 
 use super::{Ctx, Files, PutOptions, PutOutcome, tree::unref_blobs, write::Staged};
 use crate::{
@@ -33,6 +33,7 @@ pub struct Chunk {
     pub name: String,
     pub size: i64,
     blob_key: String,
+    blob_seal: Option<strongroom_store::crypt::Seal>,
 }
 
 /// An assembly older than this is taken to have died with its server (seconds).
@@ -175,13 +176,23 @@ impl Files {
         let rows = self
             .db
             .rows(
-                "SELECT c.name, c.size, b.blob_key FROM upload_chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.upload_id = ?",
+                "SELECT c.name, c.size, b.blob_key, b.kek_id, b.wrapped_key FROM upload_chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.upload_id = ?",
                 &[upload.id.into()],
             )
             .await?;
         let mut chunks: Vec<Chunk> = rows
             .iter()
-            .map(|r| Ok(Chunk { name: r.str(0)?, size: r.i64(1)?, blob_key: r.str(2)? }))
+            .map(|r| {
+                Ok(Chunk {
+                    name: r.str(0)?,
+                    size: r.i64(1)?,
+                    blob_key: r.str(2)?,
+                    blob_seal: strongroom_store::crypt::Seal::from_columns(
+                        r.opt_str(3)?,
+                        r.opt_str(4)?,
+                    ),
+                })
+            })
             .collect::<Result<_>>()?;
         chunks.sort_by(|a, b| {
             chunk_order(&a.name).cmp(&chunk_order(&b.name)).then(a.name.cmp(&b.name))
@@ -216,7 +227,7 @@ impl Files {
         let result = self.retry(|| self.commit_chunk(cx, &up, chunk, &staged)).await;
         if result.is_err() {
             if let Some(k) = &staged.key {
-                let _ = self.blobs.delete(k).await;
+                let _ = self.blobs.delete(&k.key).await;
             }
         }
         let (created, freed) = result?;
@@ -238,14 +249,13 @@ impl Files {
         }
         super::write::check_quota_in(&mut tx, cx, staged.size).await?;
         // An empty chunk still needs a blob row to keep the chunk list uniform.
-        let key = staged.key.as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default();
-        let key = if key.is_empty() { BlobKey::random().as_str().to_owned() } else { key };
-        let blob = tx
-            .insert(
-                "INSERT INTO blobs (blob_key, size, refs, created_at) VALUES (?, ?, 1, ?)",
-                &[key.into(), staged.size.into(), now.into()],
-            )
-            .await?;
+        let blob = match &staged.key {
+            Some(stored) => super::write::insert_blob(&mut tx, stored, staged.size, now).await?,
+            None => {
+                let key = BlobKey::random();
+                super::write::insert_blob(&mut tx, &StoredBlob { key, seal: None }, 0, now).await?
+            }
+        };
         let old = tx
             .row(
                 "SELECT blob_id FROM upload_chunks WHERE upload_id = ? AND name = ?",
@@ -377,7 +387,8 @@ impl Files {
         for c in chunks.iter().filter(|c| c.size > 0) {
             let key = BlobKey::parse(&c.blob_key)
                 .ok_or_else(|| Error::Internal("bad chunk blob key".into()))?;
-            let mut stream = std::pin::pin!(self.blobs.read(&key, 0..c.size as u64).await?);
+            let (seal, len) = (c.blob_seal.as_ref(), c.size as u64);
+            let mut stream = self.blobs.read(&key, seal, len, 0..len).await?;
             while let Some(part) = stream.next().await {
                 let part = part.map_err(|e| Error::Internal(format!("reading a chunk: {e}")))?;
                 hasher.update(&part);
@@ -426,7 +437,7 @@ mod tests {
     use super::*;
 
     fn chunk(name: &str, size: i64) -> Chunk {
-        Chunk { name: name.into(), size, blob_key: String::new() }
+        Chunk { name: name.into(), size, blob_key: String::new(), blob_seal: None }
     }
 
     #[test]

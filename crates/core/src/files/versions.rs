@@ -21,6 +21,7 @@ pub struct Version {
     pub node_id: i64,
     pub blob_id: Option<i64>,
     pub blob_key: Option<String>,
+    pub blob_seal: Option<strongroom_store::crypt::Seal>,
     pub size: i64,
     pub mtime: i64,
     pub checksum: Option<String>,
@@ -38,6 +39,7 @@ impl Version {
             checksum: r.opt_str(5)?,
             created_at: r.i64(6)?,
             blob_key: r.opt_str(7)?,
+            blob_seal: strongroom_store::crypt::Seal::from_columns(r.opt_str(8)?, r.opt_str(9)?),
         })
     }
 
@@ -64,12 +66,14 @@ impl Version {
             content_type: file.content_type.clone(),
             checksum: self.checksum.clone(),
             blob_key: self.blob_key.clone(),
+            blob_seal: self.blob_seal.clone(),
         }
     }
 }
 
 const VERSION_COLUMNS: &str =
-    "v.id, v.node_id, v.blob_id, v.size, v.mtime, v.checksum, v.created_at, b.blob_key";
+    "v.id, v.node_id, v.blob_id, v.size, v.mtime, v.checksum, v.created_at, b.blob_key, \
+     b.kek_id, b.wrapped_key";
 
 /// Keeps the current content of `old` as a version; its blob reference moves
 /// from the node to the version.

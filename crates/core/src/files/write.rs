@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use strongroom_store::{BlobKey, Tx, Val};
+use strongroom_store::{StoredBlob, Tx, Val};
 
 use super::{
     Ctx, Files, Node, NodeKind, mime, parent_chain,
@@ -60,7 +60,7 @@ enum History {
 /// Content written and flushed, not yet referenced by any row. An empty file
 /// has no blob.
 pub(crate) struct Staged {
-    pub key: Option<BlobKey>,
+    pub key: Option<StoredBlob>,
     pub size: i64,
     /// `SHA1:… [TYPE:…]`, verified against the client's announcement.
     pub checksum: String,
@@ -136,7 +136,7 @@ impl Files {
         if opts.expected_len.is_none() {
             if let Err(e) = self.make_room(cx, staged.size - old_size).await {
                 if let Some(k) = &staged.key {
-                    let _ = self.blobs.delete(k).await;
+                    let _ = self.blobs.delete(&k.key).await;
                 }
                 return Err(e);
             }
@@ -156,7 +156,7 @@ impl Files {
         let result = self.commit_put(cx, path, &staged, opts).await;
         if result.is_err() {
             if let Some(k) = key {
-                let _ = self.blobs.delete(&k).await;
+                let _ = self.blobs.delete(&k.key).await;
             }
         }
         let (outcome, freed) = result?;
@@ -326,6 +326,21 @@ impl Files {
     }
 }
 
+/// Records a finished blob with one reference; returns its row id.
+pub(crate) async fn insert_blob(tx: &mut Tx, b: &StoredBlob, size: i64, now: i64) -> Result<i64> {
+    let (kek, wrapped) = match &b.seal {
+        Some(s) => (Some(s.master.clone()), Some(s.wrapped_hex())),
+        None => (None, None),
+    };
+    Ok(tx
+        .insert(
+            "INSERT INTO blobs (blob_key, size, refs, created_at, kek_id, wrapped_key) \
+             VALUES (?, ?, 1, ?, ?, ?)",
+            &[b.key.as_str().into(), size.into(), now.into(), kek.into(), wrapped.into()],
+        )
+        .await?)
+}
+
 /// Inserts or updates the file row; the content it replaces becomes a version.
 /// Returns blob keys that lost their last reference.
 async fn write_row(
@@ -339,13 +354,7 @@ async fn write_row(
 ) -> Result<Vec<String>> {
     let now = now_secs();
     let blob_id = match &staged.key {
-        Some(k) => Some(
-            tx.insert(
-                "INSERT INTO blobs (blob_key, size, refs, created_at) VALUES (?, ?, 1, ?)",
-                &[k.as_str().into(), staged.size.into(), now.into()],
-            )
-            .await?,
-        ),
+        Some(stored) => Some(insert_blob(tx, stored, staged.size, now).await?),
         None => None,
     };
     let mtime = opts.mtime.unwrap_or(now);

@@ -71,6 +71,7 @@ fn virtual_folder(owner: &User, name: &str) -> Node {
         content_type: None,
         checksum: None,
         blob_key: None,
+        blob_seal: None,
     }
 }
 

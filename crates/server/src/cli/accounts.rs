@@ -11,13 +11,17 @@ use crate::app::App;
 
 /// Admin commands are audited like API calls, with the command line as origin.
 fn audit(app: &App, action: &str, target: &str) {
+    audit_detail(app, action, target, serde_json::Value::Null);
+}
+
+pub(super) fn audit_detail(app: &App, action: &str, target: &str, detail: serde_json::Value) {
     let origin = Origin {
         request_id: "cli".into(),
         address: "local".into(),
         user_agent: "strongroom command line".into(),
     };
     let admin = std::env::var("USER").unwrap_or_else(|_| "local administrator".into());
-    app.audit.record(&origin, Event::new(action).actor(&admin).target(target));
+    app.audit.record(&origin, Event::new(action).actor(&admin).target(target).detail(detail));
 }
 
 #[derive(Subcommand)]

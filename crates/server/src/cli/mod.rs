@@ -3,6 +3,7 @@
 //! `--config`).
 
 mod accounts;
+mod encryption;
 mod security;
 
 use std::{
@@ -70,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: security::SecurityCommand,
     },
+    /// Encryption at rest: status, enable, convert existing content, rotate the master key.
+    Encryption {
+        #[command(subcommand)]
+        command: encryption::EncryptionCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -128,6 +134,7 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         Command::User { command } => accounts::user(&app, command).await,
         Command::Group { command } => accounts::group(&app, command).await,
         Command::Security { command } => security::security(&app, command).await,
+        Command::Encryption { command } => encryption::run(&app, config, command).await,
         Command::Audit { command } => security::audit(config, command),
     }
 }
@@ -159,6 +166,7 @@ async fn serve(
     tracing::info!(address = %local, database = app.db.dialect_name(), tls = tls.is_some(), "listening");
     println!("Strongroom listening on {scheme}://{local}");
     crate::maintenance::spawn(app.clone(), config);
+    crate::encryption::watch(app.db.clone(), app.files.blob_store().clone());
     crate::http::serve(app, listener, tls).await.map_err(|e| e.to_string())
 }
 
