@@ -14,6 +14,9 @@ use reqwest::{Client, Method, RequestBuilder, Response};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
+/// Set (to anything) to run every server of the suite with encryption at rest.
+pub const ENCRYPTION_SWITCH: &str = "STRONGROOM_TEST_ENCRYPTION";
+
 /// A database backend the tests can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -144,6 +147,17 @@ impl Server {
         let data_dir = temp_dir("data");
         let pw = data_dir.with_extension("pw");
         write_secret(&pw, ADMIN_PASSWORD);
+        let mut extra_env: Vec<(String, String)> =
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        // The whole suite can run with encryption at rest on (scripts/test does
+        // so for litmus and the sync clients): a key file beside the data
+        // folder, and encryption enabled before the first start.
+        let encrypted = std::env::var_os(ENCRYPTION_SWITCH).is_some()
+            && !extra_env.iter().any(|(k, _)| k.starts_with("STRONGROOM_ENCRYPTION_"));
+        if encrypted {
+            let keys = data_dir.with_extension("keys");
+            extra_env.push(("STRONGROOM_ENCRYPTION_KEY_FILE".into(), keys.display().to_string()));
+        }
         let mut s = Server {
             base: String::new(),
             port: 0,
@@ -152,8 +166,11 @@ impl Server {
             child: None,
             output: Arc::new(Mutex::new(String::new())),
             client: Client::builder().pool_max_idle_per_host(16).build().unwrap(),
-            extra_env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            extra_env,
         };
+        if encrypted {
+            s.cli_ok(&["encryption", "enable"]);
+        }
         s.spawn(&[("--admin-password-file", pw.to_str().unwrap())]);
         s.wait_ready().await;
         s
@@ -261,6 +278,18 @@ impl Server {
 
     pub fn admin(&self, method: &str, path: &str) -> RequestBuilder {
         self.dav(method, "admin", ADMIN_PASSWORD, path)
+    }
+
+    /// Runs an admin command on this installation; panics unless it succeeds.
+    /// Returns standard output and standard error.
+    pub fn cli_ok(&self, args: &[&str]) -> (String, String) {
+        let out = self.command().args(args).output().unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "strongroom {args:?} failed:\n{o}\n{e}");
+        (o, e)
     }
 
     /// Creates a user through the command line.

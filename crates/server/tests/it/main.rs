@@ -5,6 +5,7 @@
 mod badinput;
 mod clients;
 mod crash;
+mod encryption;
 mod harness;
 mod litmus;
 mod nc_py_api;
