@@ -28,8 +28,7 @@ use crate::{
     workloads::{Peer, Run},
 };
 
-const ALL: &str =
-    "put-small,get-small,get-small-auth,propfind,propfind-1m,put-large,get-large,mixed-sync";
+const ALL: &str = "put-small,get-small,get-small-auth,propfind,propfind-1m,put-large,get-large,range-4k,mixed-sync";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,6 +60,10 @@ struct Args {
     /// Skip the memory measurement.
     #[arg(long)]
     no_memory: bool,
+    /// Skip the encrypted strongroom (put-large, get-large and range-4k with
+    /// encryption at rest, compared with the same server unencrypted).
+    #[arg(long)]
+    no_encryption: bool,
     /// How Apache's htpasswd stores the password.
     #[arg(long, value_enum, default_value_t = ApacheHash::Sha1)]
     apache_hash: ApacheHash,
@@ -206,8 +209,8 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
     if (has("get-small") || has("get-small-auth")) && !has("put-small") {
         return Err("get-small reads the files put-small wrote: add put-small".into());
     }
-    if has("get-large") && !has("put-large") {
-        return Err("get-large reads the file put-large wrote: add put-large".into());
+    if (has("get-large") || has("range-4k")) && !has("put-large") {
+        return Err("get-large and range-4k read the file put-large wrote: add put-large".into());
     }
     if args.rounds == 0 {
         return Err("--rounds must be at least 1".into());
@@ -250,6 +253,21 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
     } else {
         None
     };
+
+    let large = ["put-large", "get-large", "range-4k"].iter().any(|w| has(w));
+    let enc = if large && !args.no_encryption && args.perf.is_none() && !args.hold {
+        let s = Strongroom::start_with(&bin, &work.join("strongroom-enc"), true).await?;
+        say(&format!("# strongroom-enc (encryption at rest on) on {} (pid {})", s.addr, s.proc.pid));
+        Some(s)
+    } else {
+        None
+    };
+    let p_enc = enc.as_ref().map(|s| Peer {
+        name: "strongroom-enc".into(),
+        target: s.target(),
+        root: s.root(),
+        pid: s.proc.pid,
+    });
 
     let p_sr =
         Peer { name: "strongroom".into(), target: sr.target(), root: sr.root(), pid: sr.proc.pid };
@@ -358,13 +376,24 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
                     }
                 }
                 "put-large" => {
-                    for p in &pair {
+                    for p in with_enc(&pair, p_enc.as_ref()) {
                         log.add(workloads::put_large(p, round, args.large_mib).await?);
                     }
                 }
                 "get-large" => {
-                    for p in &pair {
+                    for p in with_enc(&pair, p_enc.as_ref()) {
                         log.add(workloads::get_large(p, round, args.large_mib).await?);
+                    }
+                }
+                "range-4k" => {
+                    // Encryption's cost on small random reads: the same server with and without.
+                    let mut order: Vec<&Peer> = vec![&p_sr];
+                    order.extend(p_enc.as_ref());
+                    if round % 2 == 0 {
+                        order.reverse();
+                    }
+                    for p in order {
+                        log.add(workloads::range_4k(p, round, args.large_mib).await?);
                     }
                 }
                 "mixed-sync" => {
@@ -386,6 +415,7 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
         hwm_after as f64 / 1024.0
     ));
     let ok = log.runs.iter().all(|r| r.errors == 0);
+    drop(enc);
     drop(big);
     drop(sr);
     drop(apache);
@@ -395,6 +425,13 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
     }
     say(&format!("\n# every run: {}", work.join("runs.jsonl").display()));
     Ok(ok && log.runs.iter().all(|r| r.errors == 0))
+}
+
+/// The pair of a round, then the encrypted server (compared with the plain one).
+fn with_enc<'a>(pair: &[&'a Peer], enc: Option<&'a Peer>) -> Vec<&'a Peer> {
+    let mut v = pair.to_vec();
+    v.extend(enc);
+    v
 }
 
 /// Idle RSS after start and peak RSS during put-small at `memory_conc`
@@ -534,7 +571,7 @@ fn summary(runs: &[Run]) {
             _ => w.as_str(),
         };
         let base = by.get(&(base_name.to_owned(), "apache".to_owned())).map(|v| medians(v));
-        for peer in ["strongroom", "strongroom-1m", "apache", "ceiling"] {
+        for peer in ["strongroom", "strongroom-enc", "strongroom-1m", "apache", "ceiling"] {
             let Some(rs) = by.get(&(w.clone(), peer.to_owned())) else { continue };
             let m = medians(rs);
             let (ratio, cpu_ratio) = if peer.starts_with("strongroom") {
@@ -584,6 +621,7 @@ fn summary(runs: &[Run]) {
             if slow <= 2.0 { "met" } else { "MISSED" }
         ));
     }
+    encryption_cost(&by);
     // Server CPU per small request against Apache.
     for w in ["put-small", "get-small", "propfind", "mixed-sync"] {
         let a = by.get(&(w.to_owned(), "strongroom".to_owned())).map(|v| medians(v));
@@ -594,6 +632,40 @@ fn summary(runs: &[Run]) {
             say(&format!(
                 "server CPU per request, {w}: strongroom {x:.3} ms, apache {y:.3} ms (target ≤ apache: {})",
                 if x <= y { "met" } else { "MISSED" }
+            ));
+        }
+    }
+}
+
+/// Encryption at rest against the same server without it: large transfers
+/// must keep 70 % of their throughput, 4 KiB range reads cost at most 2x.
+fn encryption_cost(by: &BTreeMap<(String, String), Vec<&Run>>) {
+    let med = |w: &str, p: &str| by.get(&(w.to_owned(), p.to_owned())).map(|v| medians(v));
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    for w in ["put-large", "get-large"] {
+        if let (Some(e), Some(p)) = (med(w, "strongroom-enc"), med(w, "strongroom"))
+            && let (Some(x), Some(y)) = (e.mb_s, p.mb_s)
+        {
+            let r = x / y;
+            say(&format!(
+                "encryption, {w}: {x:.1} MB/s encrypted, {y:.1} MB/s plain, ratio {r:.2} (target ≥ 0.7: {})",
+                verdict(r >= 0.7)
+            ));
+        }
+    }
+    if let (Some(e), Some(p)) = (med("range-4k", "strongroom-enc"), med("range-4k", "strongroom")) {
+        if let (Some(x), Some(y)) = (e.p50, p.p50) {
+            say(&format!(
+                "encryption, range-4k latency: p50 {x:.3} ms encrypted, {y:.3} ms plain, ratio {:.2} (target ≤ 2: {})",
+                x / y,
+                verdict(x / y <= 2.0)
+            ));
+        }
+        if let (Some(x), Some(y)) = (e.srv_ms, p.srv_ms) {
+            say(&format!(
+                "encryption, range-4k server CPU: {x:.3} ms/req encrypted, {y:.3} plain, ratio {:.2} (target ≤ 2: {})",
+                x / y,
+                verdict(x / y <= 2.0)
             ));
         }
     }

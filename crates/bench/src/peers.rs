@@ -156,8 +156,33 @@ impl Strongroom {
     /// created when missing), creates the bench user with the CLI and gets an
     /// app password through OCS.
     pub async fn start(bin: &Path, dir: &Path) -> Result<Strongroom, String> {
+        Self::start_with(bin, dir, false).await
+    }
+
+    /// Like [`Strongroom::start`]; with `encrypted`, encryption at rest is
+    /// enabled before the first start, with a key file beside the data folder.
+    pub async fn start_with(bin: &Path, dir: &Path, encrypted: bool) -> Result<Strongroom, String> {
         fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let data = data_dir(dir);
+        let keys = dir.join("master.keys");
+        let with_keys = |c: &mut Command| {
+            if encrypted {
+                c.env("STRONGROOM_ENCRYPTION_KEY_FILE", &keys);
+            }
+        };
+        if encrypted {
+            let mut c = Command::new(bin);
+            c.arg("--data-dir").arg(&data).args(["encryption", "enable"]);
+            c.env("STRONGROOM_LOG_LEVEL", "warn");
+            with_keys(&mut c);
+            let out = c.output().map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!(
+                    "strongroom encryption enable: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
         let admin_pw = dir.join("admin.pw");
         write_secret(&admin_pw, &random_password())?;
         let port = free_port()?;
@@ -165,6 +190,7 @@ impl Strongroom {
         let mut cmd = Command::new(bin);
         cmd.arg("--data-dir").arg(&data).arg("serve").arg("--listen").arg(addr.to_string());
         cmd.arg("--admin-password-file").arg(&admin_pw);
+        with_keys(&mut cmd);
         let log = dir.join("server.log");
         let mut proc = Proc::spawn("strongroom", cmd, &log)?;
         wait_ready(&mut proc, addr, "/status.php", &log).await?;
@@ -174,14 +200,11 @@ impl Strongroom {
         let password = random_password();
         let pw_file = dir.join("bench.pw");
         write_secret(&pw_file, &password)?;
-        let out = Command::new(bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["user", "add", USER, "--password-file"])
-            .arg(&pw_file)
-            .env("STRONGROOM_LOG_LEVEL", "warn")
-            .output()
-            .map_err(|e| e.to_string())?;
+        let mut add = Command::new(bin);
+        add.arg("--data-dir").arg(&data).args(["user", "add", USER, "--password-file"]);
+        add.arg(&pw_file).env("STRONGROOM_LOG_LEVEL", "warn");
+        with_keys(&mut add);
+        let out = add.output().map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!("strongroom user add: {}", String::from_utf8_lossy(&out.stderr)));
         }

@@ -309,6 +309,24 @@ pub async fn get_large(peer: &Peer, round: usize, mib: u64) -> Result<Run, Strin
     Ok(Run::new("get-large", peer, round, s, cpu, None))
 }
 
+/// range-4k: GETs of 4 KiB at random offsets of this round's put-large file,
+/// 4 concurrent; on an encrypted server each touches one or two segments.
+pub async fn range_4k(peer: &Peer, round: usize, mib: u64) -> Result<Run, String> {
+    let size = mib * MIB;
+    let jobs: Vec<Req> = (0..4000)
+        .map(|_| {
+            let start = rand::random_range(0..size - 4096);
+            // The request list lives for the whole run; leaking 4,000 short strings is fine here.
+            let range: &'static str = Box::leak(format!("bytes={start}-{}", start + 4095).into_boxed_str());
+            Req::new("GET", large_path(peer, round)).header("Range", range).ok(&[206]).expect_len(4096)
+        })
+        .collect();
+    let m = Meter::start(Some(peer.pid));
+    let s = client::pool(&peer.target, 4, Arc::new(jobs)).await;
+    let cpu = m.stop();
+    Ok(Run::new("range-4k", peer, round, s, cpu, None))
+}
+
 /// mixed-sync: a second sync of a known tree. PROPFIND Depth 0 on the root,
 /// Depth 1 on the 20 folders, then 200 PUTs of changed 16 KiB files, 6
 /// concurrent (221 requests, all timed together).

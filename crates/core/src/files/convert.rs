@@ -11,7 +11,7 @@
 //! that started before the switch may still be reading it.
 
 use futures_util::StreamExt;
-use strongroom_store::{BlobKey, BlobStore, Row, Val, crypt::Seal};
+use strongroom_store::{BlobKey, BlobStore, Dialect, Row, Val, crypt::Seal};
 
 use super::Files;
 use crate::{
@@ -67,13 +67,14 @@ impl Files {
 
     /// Blobs and bytes in plaintext and per master key (blobs with content only).
     pub async fn blob_counts(&self) -> Result<BlobCounts> {
-        let rows = self
-            .db
-            .rows(
-                "SELECT kek_id, COUNT(*), SUM(size) FROM blobs WHERE size > 0 GROUP BY kek_id",
-                &[],
-            )
-            .await?;
+        // SUM of a BIGINT is NUMERIC on PostgreSQL and DECIMAL on MySQL.
+        let sum = match self.db.dialect() {
+            Dialect::Sqlite => "SUM(size)",
+            Dialect::Postgres => "CAST(SUM(size) AS BIGINT)",
+            Dialect::MySql => "CAST(SUM(size) AS SIGNED)",
+        };
+        let sql = format!("SELECT kek_id, COUNT(*), {sum} FROM blobs WHERE size > 0 GROUP BY kek_id");
+        let rows = self.db.rows(&sql, &[]).await?;
         let mut counts = BlobCounts::default();
         for r in rows {
             let (n, bytes) = (r.i64(1)?, r.opt_i64(2)?.unwrap_or(0));
