@@ -307,6 +307,13 @@ impl Server {
 
     pub async fn stop(mut self) {
         self.kill();
+        if std::env::var_os(ENCRYPTION_SWITCH).is_some()
+            && self.extra_env.iter().any(|(k, _)| k == "STRONGROOM_ENCRYPTION_KEY_FILE")
+        {
+            // The encrypted pass must really have encrypted everything it stored.
+            let (out, _) = self.cli_ok(&["encryption", "status"]);
+            assert!(out.contains("plaintext: 0 blobs"), "content stored in clear:\n{out}");
+        }
         self.db.drop_db().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
