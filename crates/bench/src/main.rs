@@ -317,6 +317,10 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
     for p in [Some(&p_sr), Some(&p_ap), p_big.as_ref()].into_iter().flatten() {
         workloads::prepare(p).await?;
     }
+    if let Some(p) = &p_enc {
+        // Only the large transfers run there: the folder they write into.
+        workloads::prepare_prefix(p).await?;
+    }
     let mut log = Log {
         file: std::fs::File::create(work.join("runs.jsonl")).map_err(|e| e.to_string())?,
         runs: Vec::new(),
