@@ -184,9 +184,19 @@ impl BlobStore {
         let first = range.start / SEGMENT as u64;
         let last_needed = (range.end - 1) / SEGMENT as u64;
         let total = format::sealed_len(plain);
-        let from = if first == 0 { 0 } else { HEADER_LEN as u64 + first * SEALED_SEGMENT as u64 };
+        if first == 0 {
+            // Read on its own so that the segments below arrive aligned to the
+            // chunks (each chunk then decrypts in place, without a copy).
+            let header = self.op.read_with(&key.path()).range(0..HEADER_LEN as u64).await?;
+            if let Err(e) = cipher.check_header(&header.to_vec()) {
+                let what = e.to_string();
+                enc.report(key.as_str(), &what);
+                return Err(BlobError::Integrity { blob: key.0.clone(), what });
+            }
+        }
+        let from = HEADER_LEN as u64 + first * SEALED_SEGMENT as u64;
         let to = (HEADER_LEN as u64 + (last_needed + 1) * SEALED_SEGMENT as u64).min(total);
-        let reader = self.op.reader_with(&key.path()).chunk(256 * 1024).await?;
+        let reader = self.op.reader_with(&key.path()).chunk(4 * SEALED_SEGMENT).await?;
         let inner = reader.into_bytes_stream(from..to).await?.map_err(std::io::Error::other);
         let state = Decrypting {
             inner: Box::pin(inner),
@@ -197,7 +207,6 @@ impl BlobStore {
             plain,
             skip: (range.start - first * SEGMENT as u64) as usize,
             remaining: range.end - range.start,
-            header: first == 0,
             enc,
             blob: key.0.clone(),
         };
@@ -269,8 +278,6 @@ struct Decrypting {
     skip: usize,
     /// Plaintext bytes still to yield.
     remaining: u64,
-    /// Whether the header comes first in `inner` and must be checked.
-    header: bool,
     enc: Arc<Encryption>,
     blob: String,
 }
@@ -290,12 +297,6 @@ impl Decrypting {
 
     async fn decrypt_next(&mut self) -> std::io::Result<Bytes> {
         let bad = |e: format::Integrity| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        if self.header {
-            self.fill(HEADER_LEN).await?;
-            let h = self.buf.split_to(HEADER_LEN);
-            self.cipher.check_header(&h).map_err(bad)?;
-            self.header = false;
-        }
         let need = if self.seg == self.last {
             (format::sealed_len(self.plain) - HEADER_LEN as u64
                 - self.seg * SEALED_SEGMENT as u64) as usize
@@ -317,6 +318,8 @@ impl Decrypting {
     async fn fill(&mut self, n: usize) -> std::io::Result<()> {
         while self.buf.len() < n {
             match self.inner.next().await {
+                // Taken over without a copy when it is the only holder.
+                Some(Ok(b)) if self.buf.is_empty() => self.buf = BytesMut::from(b),
                 Some(Ok(b)) => self.buf.extend_from_slice(&b),
                 Some(Err(e)) => return Err(e),
                 None => {
