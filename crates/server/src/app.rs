@@ -70,7 +70,6 @@ impl App {
         db.migrate().await?;
         let blobs = BlobStore::local(&blob_dir)
             .map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
-        blobs.clean_partial().map_err(|e| OpenError::DataDir(blob_dir.display().to_string(), e))?;
         let audit = open_audit(config)?;
         let blobs =
             crate::encryption::attach(config, &db, blobs, &audit).await.map_err(OpenError::Keys)?;

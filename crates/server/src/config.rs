@@ -484,10 +484,11 @@ impl Config {
         match e.provider.as_deref() {
             None | Some("file") => {
                 if let Some(f) = &e.key_file {
-                    let f = absolute(f);
+                    // Compared after resolving `..` and symbolic links, on both sides.
+                    let f = resolved(f);
                     for (key, dir) in [("data_dir", &self.data_dir), ("storage.path", &self.blob_dir())]
                     {
-                        if f.starts_with(absolute(dir)) {
+                        if f.starts_with(resolved(dir)) {
                             return bad(
                                 "key_file",
                                 format!(
@@ -601,6 +602,31 @@ fn set(table: &mut toml::Table, dotted: &str, value: toml::Value) {
 
 fn describe(e: &toml::de::Error) -> String {
     e.message().trim().to_owned()
+}
+
+/// The real location of a path that may not exist yet: its longest existing
+/// ancestor resolved (symbolic links, `..`), the rest appended.
+fn resolved(p: &Path) -> PathBuf {
+    let p = absolute(p);
+    let parts: Vec<_> = p.components().collect();
+    // The longest prefix that exists, resolved by the system; the rest with
+    // `.` and `..` applied by hand.
+    for cut in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..cut].iter().collect();
+        if let Ok(mut out) = std::fs::canonicalize(&head) {
+            for part in &parts[cut..] {
+                match part {
+                    std::path::Component::CurDir => {}
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    other => out.push(other),
+                }
+            }
+            return out;
+        }
+    }
+    p
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -128,7 +128,7 @@ pub async fn attach(
                 &Origin::default(),
                 Event::new("encryption.provider_failure").detail(serde_json::json!({"error": e})),
             );
-            return Err(format!("encryption key provider: {e}"));
+            return Err(e);
         }
     };
     let Some(provider) = provider else {
@@ -140,23 +140,15 @@ pub async fn attach(
         }
         return Ok(blobs);
     };
-    if let Some(m) = switch.write_key() {
-        let known = provider.masters().map_err(|e| e.to_string())?;
-        if !known.contains(&m) {
-            audit.record(
-                &Origin::default(),
-                Event::new("encryption.provider_failure")
-                    .target(&m)
-                    .detail(serde_json::json!({"error": "current master key missing"})),
-            );
-            return Err(format!(
-                "the current master key {m} is not in {}; restore it from your key backup",
-                provider.describe()
-            ));
-        }
+    if let Err(e) = check_keys(db, provider.as_ref(), &switch).await {
+        audit.record(
+            &Origin::default(),
+            Event::new("encryption.provider_failure").detail(serde_json::json!({"error": e})),
+        );
+        return Err(e);
     }
     let enc = Arc::new(Encryption::new(provider));
-    enc.set_write_key(switch.write_key());
+    enc.set_switch(switch.enabled, switch.master.clone());
     let audit = audit.clone();
     enc.set_failure_hook(Arc::new(move |blob, what| {
         audit.record(
@@ -169,6 +161,53 @@ pub async fn attach(
     Ok(blobs.with_encryption(enc))
 }
 
+/// Checks that the provider holds the current master key and every master key
+/// the database refers to, and that each of them really opens a data key (a
+/// key file with the right ids but wrong bytes would otherwise only show as
+/// 500s, and new content would be sealed with a key no backup has).
+async fn check_keys(db: &Db, provider: &dyn KeyProvider, switch: &Switch) -> Result<(), String> {
+    let held = provider.masters().map_err(|e| e.to_string())?;
+    let rows = db
+        .rows("SELECT DISTINCT kek_id FROM blobs WHERE kek_id IS NOT NULL", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut used = Vec::new();
+    for r in rows {
+        used.push(r.str(0).map_err(|e| e.to_string())?);
+    }
+    for m in switch.write_key().iter().chain(used.iter()) {
+        if !held.contains(m) {
+            return Err(format!(
+                "master key {m} is not in {}; restore it from your key backup",
+                provider.describe()
+            ));
+        }
+    }
+    for m in &used {
+        let row = db
+            .row(
+                "SELECT blob_key, wrapped_key FROM blobs WHERE kek_id = ? LIMIT 1",
+                &[Val::from(m.as_str())],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(row) = row else { continue };
+        let (blob, wrapped) = (
+            row.str(0).map_err(|e| e.to_string())?,
+            row.opt_str(1).map_err(|e| e.to_string())?.unwrap_or_default(),
+        );
+        let wrapped = hex::decode(wrapped).unwrap_or_default();
+        if let Err(e) = provider.unwrap(m, &wrapped, blob.as_bytes()) {
+            return Err(format!(
+                "master key {m} in {} does not open the data keys sealed with it ({e}); \
+                 restore the right key file or token",
+                provider.describe()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Follows the switch in the database while the server runs.
 pub fn watch(db: Db, blobs: BlobStore) {
     let Some(enc) = blobs.encryption().cloned() else { return };
@@ -177,9 +216,108 @@ pub fn watch(db: Db, blobs: BlobStore) {
         loop {
             tick.tick().await;
             match Switch::load(&db).await {
-                Ok(s) => enc.set_write_key(s.write_key()),
+                Ok(s) => enc.set_switch(s.enabled, s.master),
                 Err(e) => tracing::warn!(error = %e, "reading the encryption switch failed"),
             }
         }
     });
+}
+
+/// Only one encryption command changes keys or converts content at a time:
+/// two rotations at once would re-wrap keys back and forth and destroy each
+/// other's master key. The lease is a row of `sr_meta`, so it holds across
+/// nodes; one left by a killed command expires after [`LEASE_STALE_SECS`]
+/// without renewal.
+pub struct Lease {
+    db: Db,
+    value: String,
+    what: String,
+    /// Part of the value, so each renewal changes the row (MySQL counts only
+    /// rows whose value changed).
+    renewals: u64,
+}
+
+const LEASE: &str = "encryption_job";
+pub const LEASE_STALE_SECS: i64 = 120;
+
+impl Lease {
+    pub async fn take(db: &Db, what: &str) -> Result<Lease, String> {
+        for _ in 0..3 {
+            let value = lease_value(what, 0);
+            let inserted = db
+                .exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[LEASE.into(), value.as_str().into()])
+                .await;
+            if inserted.is_ok() {
+                return Ok(Lease { db: db.clone(), value, what: what.to_owned(), renewals: 0 });
+            }
+            let held = db
+                .row("SELECT v FROM sr_meta WHERE k = ?", &[LEASE.into()])
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(held) = held else { continue };
+            let held = held.str(0).map_err(|e| e.to_string())?;
+            let since: i64 = held.split('|').next().and_then(|t| t.parse().ok()).unwrap_or(0);
+            if strongroom_core::now_secs() - since > LEASE_STALE_SECS || holder_is_gone(&held) {
+                // Left by a command that died; take it over.
+                db.exec("DELETE FROM sr_meta WHERE k = ? AND v = ?", &[LEASE.into(), held.into()])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            let who = held.splitn(3, '|').nth(2).unwrap_or("another command");
+            return Err(format!(
+                "another encryption command is running ({who}); wait for it to finish \
+                 (a lease left by a killed command expires after {LEASE_STALE_SECS} s)"
+            ));
+        }
+        Err("could not take the encryption lease".into())
+    }
+
+    /// Shows the command is still alive; fails if the lease was taken over.
+    pub async fn renew(&mut self) -> Result<(), String> {
+        self.renewals += 1;
+        let value = lease_value(&self.what, self.renewals);
+        let n = self
+            .db
+            .exec(
+                "UPDATE sr_meta SET v = ? WHERE k = ? AND v = ?",
+                &[value.as_str().into(), LEASE.into(), self.value.as_str().into()],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if n != 1 {
+            return Err("the encryption lease was taken over by another command".into());
+        }
+        self.value = value;
+        Ok(())
+    }
+
+    pub async fn release(self) {
+        let _ = self
+            .db
+            .exec("DELETE FROM sr_meta WHERE k = ? AND v = ?", &[LEASE.into(), self.value.into()])
+            .await;
+    }
+}
+
+/// `TIME|RENEWALS|WHAT, pid PID on HOST`
+fn lease_value(what: &str, renewals: u64) -> String {
+    let (pid, host) = (std::process::id(), hostname());
+    format!("{}|{renewals}|{what}, pid {pid} on {host}", strongroom_core::now_secs())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the lease was taken by a process of this machine that has ended
+/// (a killed command need not block the next one for the whole stale time).
+fn holder_is_gone(value: &str) -> bool {
+    let Some((pid, host)) = value.rsplit_once(", pid ").and_then(|(_, r)| r.split_once(" on "))
+    else {
+        return false;
+    };
+    host == hostname() && !host.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

@@ -97,7 +97,7 @@ impl BlobStore {
     }
 
     /// Adds a key provider: encrypted blobs become readable, and new blobs are
-    /// encrypted while [`Encryption::set_write_key`] names a master key.
+    /// encrypted while [`Encryption::set_switch`] says so.
     pub fn with_encryption(mut self, enc: Arc<Encryption>) -> Self {
         self.enc = Some(enc);
         self
@@ -144,6 +144,27 @@ impl BlobStore {
         };
         let writer = self.op.writer(&key.path()).await?;
         Ok(BlobWriter { store: self.clone(), key, writer: Some(writer), written: 0, sealer })
+    }
+
+    /// The seal to commit a finished blob with (see [`Encryption::reseal`]).
+    /// Call it inside the transaction that records the blob.
+    pub fn seal_for_commit(&self, stored: &StoredBlob) -> Result<Option<Seal>, BlobError> {
+        match (&stored.seal, &self.enc) {
+            (Some(seal), Some(enc)) => enc.reseal(seal, stored.key.as_str()).map(Some).map_err(|e| {
+                let what = format!("re-wrapping the data key for the current master key: {e}");
+                enc.report(stored.key.as_str(), &what);
+                BlobError::Key { blob: stored.key.0.clone(), what }
+            }),
+            (seal, _) => Ok(seal.clone()),
+        }
+    }
+
+    /// Reports stored content found damaged before decryption (a wrong length,
+    /// a missing file) the same way as a failed segment.
+    pub fn report_damage(&self, key: &BlobKey, what: &str) {
+        if let Some(enc) = &self.enc {
+            enc.report(key.as_str(), what);
+        }
     }
 
     /// The number of bytes a blob of `plain` content bytes occupies in storage.

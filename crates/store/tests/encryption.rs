@@ -210,7 +210,7 @@ async fn encrypted_store_streams_ranges_and_hides_plaintext() {
     let keys = FileKeys::open(&dir.0.join("keys")).unwrap();
     let master = keys.create_master().unwrap();
     let enc = Arc::new(Encryption::new(Arc::new(keys)));
-    enc.set_write_key(Some(master));
+    enc.set_switch(true, Some(master));
     let store = BlobStore::local(&dir.0.join("blobs")).unwrap().with_encryption(enc);
     let marker = b"KNOWN-PLAINTEXT-MARKER-0123456789";
     let mut plain = Vec::new();

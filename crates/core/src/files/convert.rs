@@ -156,11 +156,11 @@ impl Files {
                 return Err(e);
             }
         };
-        let (kek, wrapped) = match &stored.seal {
+        let mut tx = self.db.begin().await?;
+        let (kek, wrapped) = match self.blobs.seal_for_commit(&stored)? {
             Some(s) => (Some(s.master.clone()), Some(s.wrapped_hex())),
             None => (None, None),
         };
-        let mut tx = self.db.begin().await?;
         let switched = tx
             .exec(
                 "UPDATE blobs SET blob_key = ?, kek_id = ?, wrapped_key = ? WHERE id = ? AND blob_key = ?",

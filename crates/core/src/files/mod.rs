@@ -108,6 +108,10 @@ impl Files {
         match self.blobs.size(&key).await? {
             Some(n) if n == expected => {}
             found => {
+                if seal.is_some() {
+                    let what = format!("stored size {found:?}, {expected} expected");
+                    self.blobs.report_damage(&key, &what);
+                }
                 return Err(Error::Internal(format!(
                     "the content of file {} is damaged: blob {} holds {found:?} bytes, {expected} expected",
                     file.id,

@@ -250,10 +250,10 @@ impl Files {
         super::write::check_quota_in(&mut tx, cx, staged.size).await?;
         // An empty chunk still needs a blob row to keep the chunk list uniform.
         let blob = match &staged.key {
-            Some(stored) => super::write::insert_blob(&mut tx, stored, staged.size, now).await?,
+            Some(stored) => self.insert_blob(&mut tx, stored, staged.size).await?,
             None => {
                 let key = BlobKey::random();
-                super::write::insert_blob(&mut tx, &StoredBlob { key, seal: None }, 0, now).await?
+                self.insert_blob(&mut tx, &StoredBlob { key, seal: None }, 0).await?
             }
         };
         let old = tx

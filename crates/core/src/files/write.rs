@@ -315,8 +315,13 @@ impl Files {
             self.locks.check(&mut tx, cx, path, guard).await?;
             let delta = staged.size - existing.as_ref().map_or(0, |n| n.size);
             check_quota_in(&mut tx, cx, delta).await?;
+            let blob_id = match &staged.key {
+                Some(stored) => Some(self.insert_blob(&mut tx, stored, staged.size).await?),
+                None => None,
+            };
             let freed =
-                write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, opts).await?;
+                write_row(&mut tx, cx, parent_id, name, existing.as_ref(), staged, blob_id, opts)
+                    .await?;
             propagate(&mut tx, &chain_ids(&chain), delta).await?;
             let node = super::child(&mut tx, parent_id, name).await?.ok_or(Error::Retry)?;
             tx.commit().await?;
@@ -326,23 +331,28 @@ impl Files {
     }
 }
 
-/// Records a finished blob with one reference; returns its row id.
-pub(crate) async fn insert_blob(tx: &mut Tx, b: &StoredBlob, size: i64, now: i64) -> Result<i64> {
-    let (kek, wrapped) = match &b.seal {
-        Some(s) => (Some(s.master.clone()), Some(s.wrapped_hex())),
-        None => (None, None),
-    };
-    Ok(tx
-        .insert(
-            "INSERT INTO blobs (blob_key, size, refs, created_at, kek_id, wrapped_key) \
-             VALUES (?, ?, 1, ?, ?, ?)",
-            &[b.key.as_str().into(), size.into(), now.into(), kek.into(), wrapped.into()],
-        )
-        .await?)
+impl Files {
+    /// Records a finished blob with one reference, inside the transaction that
+    /// uses it; returns its row id. The data key is re-wrapped first if the
+    /// master key changed while the blob was written.
+    pub(crate) async fn insert_blob(&self, tx: &mut Tx, b: &StoredBlob, size: i64) -> Result<i64> {
+        let (kek, wrapped) = match self.blobs.seal_for_commit(b)? {
+            Some(s) => (Some(s.master.clone()), Some(s.wrapped_hex())),
+            None => (None, None),
+        };
+        Ok(tx
+            .insert(
+                "INSERT INTO blobs (blob_key, size, refs, created_at, kek_id, wrapped_key) \
+                 VALUES (?, ?, 1, ?, ?, ?)",
+                &[b.key.as_str().into(), size.into(), now_secs().into(), kek.into(), wrapped.into()],
+            )
+            .await?)
+    }
 }
 
 /// Inserts or updates the file row; the content it replaces becomes a version.
 /// Returns blob keys that lost their last reference.
+#[allow(clippy::too_many_arguments)]
 async fn write_row(
     tx: &mut Tx,
     cx: &Ctx<'_>,
@@ -350,13 +360,10 @@ async fn write_row(
     name: &str,
     existing: Option<&Node>,
     staged: &Staged,
+    blob_id: Option<i64>,
     opts: &PutOptions,
 ) -> Result<Vec<String>> {
     let now = now_secs();
-    let blob_id = match &staged.key {
-        Some(stored) => Some(insert_blob(tx, stored, staged.size, now).await?),
-        None => None,
-    };
     let mtime = opts.mtime.unwrap_or(now);
     let ctype = mime::guess(name);
     match existing {

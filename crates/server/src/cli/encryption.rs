@@ -7,7 +7,11 @@ use serde_json::json;
 use strongroom_core::now_secs;
 
 use super::accounts::audit_detail;
-use crate::{app::App, config::Config, encryption::Switch};
+use crate::{
+    app::App,
+    config::Config,
+    encryption::{Lease, Switch},
+};
 
 #[derive(Subcommand)]
 pub enum EncryptionCommand {
@@ -23,11 +27,17 @@ pub enum EncryptionCommand {
         /// Blobs per database round.
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// Seconds to wait before the final pass, for uploads that were
+        /// finishing under the old setting when the first passes ran.
+        #[arg(long, default_value_t = 5)]
+        settle_secs: u64,
     },
     /// Decrypt all content (after `disable`). Resumable like encrypt-all.
     DecryptAll {
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        #[arg(long, default_value_t = 5)]
+        settle_secs: u64,
     },
     /// Create a new master key, re-wrap every data key with it (content is not
     /// re-encrypted) and destroy old master keys nothing refers to any more.
@@ -46,7 +56,49 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+impl EncryptionCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            EncryptionCommand::Status => "status",
+            EncryptionCommand::Enable => "enable",
+            EncryptionCommand::Disable => "disable",
+            EncryptionCommand::EncryptAll { .. } => "encrypt_all",
+            EncryptionCommand::DecryptAll { .. } => "decrypt_all",
+            EncryptionCommand::RotateMasterKey { .. } => "rotation",
+        }
+    }
+}
+
 pub async fn run(app: &App, config: &Config, cmd: EncryptionCommand) -> Result<(), String> {
+    if let EncryptionCommand::Status = cmd {
+        let switch = Switch::load(&app.db).await.map_err(err)?;
+        return status(app, &switch, app.files.blob_store().encryption().map(|e| e.as_ref())).await;
+    }
+    let name = cmd.name();
+    let mut lease = match Lease::take(&app.db, &format!("encryption {name}")).await {
+        Ok(l) => l,
+        Err(e) => {
+            audit_detail(app, &format!("encryption.{name}.failed"), "", json!({"error": e}));
+            return Err(e);
+        }
+    };
+    // Follow the switch like a server node, so conversions commit with the
+    // current master key.
+    crate::encryption::watch(app.db.clone(), app.files.blob_store().clone());
+    let result = run_locked(app, config, cmd, &mut lease).await;
+    lease.release().await;
+    if let Err(e) = &result {
+        audit_detail(app, &format!("encryption.{name}.failed"), "", json!({"error": e}));
+    }
+    result
+}
+
+async fn run_locked(
+    app: &App,
+    config: &Config,
+    cmd: EncryptionCommand,
+    lease: &mut Lease,
+) -> Result<(), String> {
     let blobs = app.files.blob_store();
     let enc = blobs.encryption().cloned();
     let need_provider = || {
@@ -86,25 +138,25 @@ pub async fn run(app: &App, config: &Config, cmd: EncryptionCommand) -> Result<(
             println!("encryption is off for new content; encrypted content stays readable");
             Ok(())
         }
-        EncryptionCommand::EncryptAll { batch } => {
+        EncryptionCommand::EncryptAll { batch, settle_secs } => {
             need_provider()?;
             let Some(master) = switch.write_key() else {
                 return Err("encryption is off: run `strongroom encryption enable` first".into());
             };
-            convert(app, config, Some(&master), batch).await
+            convert(app, config, Some(&master), batch, settle_secs, lease).await
         }
-        EncryptionCommand::DecryptAll { batch } => {
+        EncryptionCommand::DecryptAll { batch, settle_secs } => {
             need_provider()?;
             if switch.enabled {
                 return Err("encryption is on: run `strongroom encryption disable` first, or \
                             new uploads would be encrypted again"
                     .into());
             }
-            convert(app, config, None, batch).await
+            convert(app, config, None, batch, settle_secs, lease).await
         }
         EncryptionCommand::RotateMasterKey { settle_secs, batch } => {
             let enc = need_provider()?;
-            rotate(app, &enc, switch, settle_secs, batch).await
+            rotate(app, &enc, switch, settle_secs, batch, lease).await
         }
     }
 }
@@ -132,9 +184,18 @@ async fn status(
     Ok(())
 }
 
-/// Runs a conversion to the end, printing progress, then deletes the replaced
-/// files whose grace period has passed.
-async fn convert(app: &App, config: &Config, master: Option<&str>, batch: usize) -> Result<(), String> {
+/// Runs a conversion to the end, printing progress, waits `settle_secs` and
+/// passes again (uploads that were finishing under the old setting land
+/// meanwhile), until a pass finds nothing; then deletes the replaced files
+/// whose grace period has passed.
+async fn convert(
+    app: &App,
+    config: &Config,
+    master: Option<&str>,
+    batch: usize,
+    settle_secs: u64,
+    lease: &mut Lease,
+) -> Result<(), String> {
     let what = if master.is_some() { "encrypt" } else { "decrypt" };
     let counts = app.files.blob_counts().await.map_err(err)?;
     let total: i64 = match master {
@@ -144,19 +205,30 @@ async fn convert(app: &App, config: &Config, master: Option<&str>, batch: usize)
     audit_detail(app, &format!("encryption.{what}_all.started"), master.unwrap_or(""), json!({"blobs": total}));
     let started = Instant::now();
     let (mut done, mut bytes) = (0i64, 0i64);
-    loop {
-        let b = app
-            .files
-            .convert_batch(master, batch.max(1), config.encryption.grace_secs())
-            .await
-            .map_err(|e| format!("{what}ion stopped (run the command again to continue): {e}"))?;
-        if b.found == 0 {
-            break;
+    // Two passes: the second after the settle time, for uploads that were
+    // still finishing under the old setting during the first.
+    for pass in 0..2 {
+        if pass == 1 {
+            if settle_secs == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(settle_secs)).await;
         }
-        done += b.converted as i64;
-        bytes += b.bytes;
-        let pct = if total > 0 { (done * 100 / total).min(100) } else { 100 };
-        eprintln!("{what}ed {done} of {total} blobs ({pct}%), {} MiB", bytes >> 20);
+        loop {
+            let b = app
+                .files
+                .convert_batch(master, batch.max(1), config.encryption.grace_secs())
+                .await
+                .map_err(|e| format!("{what}ion stopped (run the command again to continue): {e}"))?;
+            if b.found == 0 {
+                break;
+            }
+            lease.renew().await?;
+            done += b.converted as i64;
+            bytes += b.bytes;
+            let pct = if total > 0 { (done * 100 / total).min(100) } else { 100 };
+            eprintln!("{what}ed {done} of {total} blobs ({pct}%), {} MiB", bytes >> 20);
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     audit_detail(app, &format!("encryption.{what}_all.finished"), master.unwrap_or(""), json!({"blobs": done, "bytes": bytes}));
@@ -179,6 +251,7 @@ async fn rotate(
     mut switch: Switch,
     settle_secs: u64,
     batch: usize,
+    lease: &mut Lease,
 ) -> Result<(), String> {
     let provider = enc.provider();
     let new = provider.create_master().map_err(err)?;
@@ -203,6 +276,7 @@ async fn rotate(
             continue;
         }
         total += n;
+        lease.renew().await?;
         eprintln!("re-wrapped {total} data keys");
     }
     audit_detail(app, "encryption.rotation.finished", &new, json!({"rewrapped": total}));

@@ -165,6 +165,13 @@ async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, database = app.db.dialect_name(), tls = tls.is_some(), "listening");
     println!("Strongroom listening on {scheme}://{local}");
+    // Only the server clears partial writes: an admin command run beside a
+    // running server must not delete the uploads it is receiving.
+    let blob_dir = config.blob_dir();
+    app.files
+        .blob_store()
+        .clean_partial()
+        .map_err(|e| format!("cannot clear {}/.tmp: {e}", blob_dir.display()))?;
     crate::maintenance::spawn(app.clone(), config);
     crate::encryption::watch(app.db.clone(), app.files.blob_store().clone());
     crate::http::serve(app, listener, tls).await.map_err(|e| e.to_string())

@@ -182,7 +182,7 @@ async fn tampered_blobs_are_refused_audited_and_never_served() {
     assert_eq!(get(&s, "/victim.bin").await, (200, content), "intact again");
     let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
     let failures = audit.lines().filter(|l| l.contains("\"encryption.failure\"")).count();
-    assert!(failures >= 6, "each refusal is audited, found {failures}:\n{audit}");
+    assert!(failures >= 7, "each refusal is audited (truncation too), found {failures}:\n{audit}");
     s.stop().await;
 }
 
@@ -415,5 +415,107 @@ async fn softhsm2_holds_the_master_key_and_rotation_destroys_the_old_one() {
     assert!(!out.status.success() && err.contains("PIN"), "{err}");
     let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
     assert!(audit.contains("\"encryption.provider_failure\""), "{audit}");
+    s.stop().await;
+}
+
+/// A body sent in 64 KiB pieces, one every `gap_ms`.
+fn trickle(data: Vec<u8>, gap_ms: u64) -> reqwest::Body {
+    let chunks: Vec<Vec<u8>> = data.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let stream = futures_util::StreamExt::then(futures_util::stream::iter(chunks), move |c| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(gap_ms)).await;
+        Ok::<_, std::io::Error>(c)
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+#[tokio::test]
+async fn an_upload_running_through_a_rotation_is_committed_under_the_new_key() {
+    let (_keys, env) = key_file_env("enc-race");
+    let mut s = start(Backend::Sqlite, &env).await;
+    s.cli_ok(&["encryption", "enable"]);
+    settle().await;
+    // 60 pieces, one every 120 ms: about 7 s, started before the rotation
+    // switches keys and committed after it destroyed the old one.
+    let body = marked(60 * 64 * 1024, 42);
+    let upload = s.admin("PUT", "/slow.bin").body(trickle(body.clone(), 120)).send();
+    let upload = tokio::spawn(upload);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // An admin command meanwhile must not touch the upload's partial file.
+    s.cli_ok(&["user", "list"]);
+    let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "3"]);
+    assert!(out.contains("retired master key"), "{out}");
+    let r = upload.await.unwrap().unwrap();
+    assert_eq!(r.status(), 201);
+    // A restart forgets every key the server had loaded: only the file counts.
+    s.restart().await;
+    assert_eq!(get(&s, "/slow.bin").await, (200, body));
+    let (out, _) = s.cli_ok(&["encryption", "status"]);
+    assert_eq!(out.matches("encrypted with").count(), 1, "one master key in use: {out}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn encryption_commands_take_turns() {
+    let (_keys, env) = key_file_env("enc-lease");
+    let s = start(Backend::Sqlite, &env).await;
+    s.cli_ok(&["encryption", "enable"]);
+    let first = s
+        .command()
+        .args(["encryption", "rotate-master-key", "--settle-secs", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let second = s.command().args(["encryption", "rotate-master-key"]).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && err.contains("another encryption command is running"), "{err}");
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    // Released at the end: the next one runs.
+    s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "0"]);
+    let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
+    assert!(audit.contains("\"encryption.rotation.failed\""), "the refusal is audited");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unsafe_key_files_are_refused() {
+    let (keys, env) = key_file_env("enc-keyfile");
+    let s = start(Backend::Sqlite, &env).await;
+    s.cli_ok(&["encryption", "enable"]);
+    settle().await;
+    let good = std::fs::read_to_string(&keys).unwrap();
+    let id = good.lines().find(|l| l.starts_with("file:")).unwrap().split(' ').next().unwrap();
+    let refused = |what: &str, needle: &str| {
+        let out = s.command().args(["encryption", "status"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let so = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!out.status.success() && err.contains(needle), "{what}: {err} / {so}");
+    };
+    // The same id twice (the second with other bytes) is refused, not "last one wins".
+    std::fs::write(&keys, format!("{good}{id} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")).unwrap();
+    refused("duplicate id", "appears twice");
+    std::fs::write(&keys, &good).unwrap();
+    // Readable by others.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    refused("mode 644", "chmod 600");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Right id, wrong bytes: refused, since the key does not open what it sealed.
+    put(&s, "/one.bin", marked(100, 1)).await;
+    std::fs::write(&keys, format!("{id} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")).unwrap();
+    refused("wrong key bytes", "does not open the data keys");
+    std::fs::write(&keys, &good).unwrap();
+    // A path that reaches into the data folder through `..` of a folder that does not exist.
+    let inside = s.data_dir.parent().unwrap().join("nonexistent").join("..").join(s.data_dir.file_name().unwrap()).join("master.keys");
+    let out = s
+        .command()
+        .env("STRONGROOM_ENCRYPTION_KEY_FILE", &inside)
+        .args(["encryption", "status"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("inside"), "{err}");
     s.stop().await;
 }

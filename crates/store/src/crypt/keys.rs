@@ -66,15 +66,39 @@ pub struct FileKeys {
 }
 
 impl FileKeys {
+    /// Opens the key file at `path`, which may not exist yet (the first
+    /// master key creates it). A symbolic link is followed, also when the file
+    /// is rewritten, so the keys can live on another volume.
     pub fn open(path: &Path) -> Result<FileKeys, KeyError> {
-        let fk = FileKeys { path: path.to_owned(), keys: RwLock::new(HashMap::new()) };
-        if path.exists() {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let fk = FileKeys { path, keys: RwLock::new(HashMap::new()) };
+        if fk.path.exists() {
             fk.reload()?;
         }
         Ok(fk)
     }
 
     fn reload(&self) -> Result<(), KeyError> {
+        if !self.path.exists() {
+            return Err(KeyError::Provider(format!(
+                "the key file {} does not exist; restore it from your key backup",
+                self.path.display()
+            )));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(&self.path).map_err(|e| {
+                KeyError::Provider(format!("reading key file {}: {e}", self.path.display()))
+            })?;
+            if meta.mode() & 0o077 != 0 {
+                return Err(KeyError::Provider(format!(
+                    "the key file {} may be read by other users (mode {:o}); make it private with chmod 600",
+                    self.path.display(),
+                    meta.mode() & 0o777
+                )));
+            }
+        }
         let text = std::fs::read_to_string(&self.path).map_err(|e| {
             KeyError::Provider(format!("reading key file {}: {e}", self.path.display()))
         })?;
@@ -97,7 +121,13 @@ impl FileKeys {
             if !id.starts_with("file:") {
                 return Err(bad());
             }
-            map.insert(id.to_owned(), Zeroizing::new(key));
+            if map.insert(id.to_owned(), Zeroizing::new(key)).is_some() {
+                return Err(KeyError::Provider(format!(
+                    "key file {} line {}: the id {id} appears twice",
+                    self.path.display(),
+                    n + 1
+                )));
+            }
         }
         *self.keys.write().expect("key map lock") = map;
         Ok(())
@@ -118,9 +148,7 @@ impl FileKeys {
             return Ok(k);
         }
         // Another process (the command line) may have added it since.
-        if self.path.exists() {
-            self.reload()?;
-        }
+        self.reload()?;
         lookup(self).ok_or_else(|| KeyError::Unknown(id.to_owned()))
     }
 
@@ -156,7 +184,8 @@ impl FileKeys {
 
 impl KeyProvider for FileKeys {
     fn describe(&self) -> String {
-        format!("key file {}", self.path.display())
+        let missing = if self.path.exists() { "" } else { " (missing)" };
+        format!("key file {}{missing}", self.path.display())
     }
 
     fn create_master(&self) -> Result<String, KeyError> {
@@ -174,9 +203,10 @@ impl KeyProvider for FileKeys {
     }
 
     fn masters(&self) -> Result<Vec<String>, KeyError> {
-        if self.path.exists() {
-            self.reload()?;
+        if !self.path.exists() {
+            return Ok(Vec::new());
         }
+        self.reload()?;
         let mut ids: Vec<String> = self.keys.read().expect("key map lock").keys().cloned().collect();
         ids.sort();
         Ok(ids)

@@ -41,31 +41,47 @@ impl Seal {
 /// audit log.
 pub type FailureHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-/// The encryption state of a running store: the provider, and the master key
-/// new blobs are sealed with (`None` while encryption is off; existing
-/// encrypted blobs stay readable).
+/// The encryption state of a running store: the provider, whether new blobs
+/// are encrypted, and the current master key (existing encrypted blobs stay
+/// readable when encryption is off).
 pub struct Encryption {
     provider: Arc<dyn KeyProvider>,
-    write_key: RwLock<Option<String>>,
+    /// (encrypt new blobs, current master key)
+    switch: RwLock<(bool, Option<String>)>,
     on_failure: RwLock<Option<FailureHook>>,
 }
 
 impl Encryption {
     pub fn new(provider: Arc<dyn KeyProvider>) -> Encryption {
-        Encryption { provider, write_key: RwLock::new(None), on_failure: RwLock::new(None) }
+        Encryption { provider, switch: RwLock::new((false, None)), on_failure: RwLock::new(None) }
     }
 
     pub fn provider(&self) -> &Arc<dyn KeyProvider> {
         &self.provider
     }
 
-    /// Sets the master key for new blobs, or `None` to write plaintext.
-    pub fn set_write_key(&self, master: Option<String>) {
-        *self.write_key.write().expect("write key lock") = master;
+    /// Follows the switch: whether new blobs are encrypted, and the current
+    /// master key (kept when encryption is off, for [`Encryption::reseal`]).
+    pub fn set_switch(&self, enabled: bool, master: Option<String>) {
+        *self.switch.write().expect("switch lock") = (enabled, master);
     }
 
+    /// The master key new blobs are sealed with; `None` while encryption is off.
     pub fn write_key(&self) -> Option<String> {
-        self.write_key.read().expect("write key lock").clone()
+        let s = self.switch.read().expect("switch lock");
+        if s.0 { s.1.clone() } else { None }
+    }
+
+    /// The seal a finished blob should be committed with: re-wrapped under the
+    /// current master key when a rotation switched keys while the blob was
+    /// being written, so that no row committed after the switch refers to a
+    /// master key the rotation is about to destroy.
+    pub fn reseal(&self, seal: &Seal, blob: &str) -> Result<Seal, KeyError> {
+        let current = self.switch.read().expect("switch lock").1.clone();
+        match current {
+            Some(m) if m != seal.master => self.rewrap(seal, blob, &m),
+            _ => Ok(seal.clone()),
+        }
     }
 
     pub fn set_failure_hook(&self, hook: FailureHook) {
