@@ -607,7 +607,7 @@ fn describe(e: &toml::de::Error) -> String {
 /// The real location of a path that may not exist yet: its longest existing
 /// ancestor resolved (symbolic links, `..`), the rest appended.
 fn resolved(p: &Path) -> PathBuf {
-    let p = absolute(p);
+    let p = absolute(&strongroom_store::crypt::keys::follow_links(&absolute(p)));
     let parts: Vec<_> = p.components().collect();
     // The longest prefix that exists, resolved by the system; the rest with
     // `.` and `..` applied by hand.

@@ -226,19 +226,28 @@ pub fn watch(db: Db, blobs: BlobStore) {
 /// Only one encryption command changes keys or converts content at a time:
 /// two rotations at once would re-wrap keys back and forth and destroy each
 /// other's master key. The lease is a row of `sr_meta`, so it holds across
-/// nodes; one left by a killed command expires after [`LEASE_STALE_SECS`]
-/// without renewal.
+/// nodes. While the command runs, a background task renews it every
+/// [`RENEW_EVERY`]; one left by a killed command is taken over once
+/// [`LEASE_STALE_SECS`] pass without renewal, or at once when its process
+/// on this machine has ended.
 pub struct Lease {
+    state: Arc<tokio::sync::Mutex<LeaseState>>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+struct LeaseState {
     db: Db,
     value: String,
     what: String,
     /// Part of the value, so each renewal changes the row (MySQL counts only
     /// rows whose value changed).
     renewals: u64,
+    lost: bool,
 }
 
 const LEASE: &str = "encryption_job";
 pub const LEASE_STALE_SECS: i64 = 120;
+const RENEW_EVERY: Duration = Duration::from_secs(20);
 
 impl Lease {
     pub async fn take(db: &Db, what: &str) -> Result<Lease, String> {
@@ -248,7 +257,15 @@ impl Lease {
                 .exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[LEASE.into(), value.as_str().into()])
                 .await;
             if inserted.is_ok() {
-                return Ok(Lease { db: db.clone(), value, what: what.to_owned(), renewals: 0 });
+                let state = Arc::new(tokio::sync::Mutex::new(LeaseState {
+                    db: db.clone(),
+                    value,
+                    what: what.to_owned(),
+                    renewals: 0,
+                    lost: false,
+                }));
+                let renewer = tokio::spawn(keep_renewing(state.clone()));
+                return Ok(Lease { state, renewer });
             }
             let held = db
                 .row("SELECT v FROM sr_meta WHERE k = ?", &[LEASE.into()])
@@ -267,36 +284,54 @@ impl Lease {
             let who = held.splitn(3, '|').nth(2).unwrap_or("another command");
             return Err(format!(
                 "another encryption command is running ({who}); wait for it to finish \
-                 (a lease left by a killed command expires after {LEASE_STALE_SECS} s)"
+                 (the lease of a command that died is taken over once its process is gone, \
+                 or after {LEASE_STALE_SECS} s from another machine)"
             ));
         }
         Err("could not take the encryption lease".into())
     }
 
-    /// Shows the command is still alive; fails if the lease was taken over.
-    pub async fn renew(&mut self) -> Result<(), String> {
-        self.renewals += 1;
-        let value = lease_value(&self.what, self.renewals);
-        let n = self
-            .db
-            .exec(
-                "UPDATE sr_meta SET v = ? WHERE k = ? AND v = ?",
-                &[value.as_str().into(), LEASE.into(), self.value.as_str().into()],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if n != 1 {
-            return Err("the encryption lease was taken over by another command".into());
+    /// Fails if the lease was lost (taken over by another command): the
+    /// caller must stop before changing anything more.
+    pub async fn check(&self) -> Result<(), String> {
+        if self.state.lock().await.lost {
+            return Err("the encryption lease was lost to another command; stopping".into());
         }
-        self.value = value;
         Ok(())
     }
 
     pub async fn release(self) {
-        let _ = self
+        self.renewer.abort();
+        let st = self.state.lock().await;
+        let _ = st
             .db
-            .exec("DELETE FROM sr_meta WHERE k = ? AND v = ?", &[LEASE.into(), self.value.into()])
+            .exec("DELETE FROM sr_meta WHERE k = ? AND v = ?", &[LEASE.into(), st.value.as_str().into()])
             .await;
+    }
+}
+
+async fn keep_renewing(state: Arc<tokio::sync::Mutex<LeaseState>>) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let mut st = state.lock().await;
+        st.renewals += 1;
+        let value = lease_value(&st.what, st.renewals);
+        let n = st
+            .db
+            .exec(
+                "UPDATE sr_meta SET v = ? WHERE k = ? AND v = ?",
+                &[value.as_str().into(), LEASE.into(), st.value.as_str().into()],
+            )
+            .await;
+        match n {
+            Ok(1) => st.value = value,
+            Ok(_) => {
+                st.lost = true;
+                return;
+            }
+            // A database hiccup: try again at the next round, well before it goes stale.
+            Err(e) => tracing::warn!(error = %e, "renewing the encryption lease failed"),
+        }
     }
 }
 

@@ -82,6 +82,27 @@ pub struct BlobStore {
 pub struct StoredBlob {
     pub key: BlobKey,
     pub seal: Option<Seal>,
+    /// The data key itself, kept until the blob is committed so that it can be
+    /// wrapped again under a master key that replaced the one it was sealed
+    /// with, even after that one is gone.
+    pub(crate) dek: Option<HeldKey>,
+}
+
+impl StoredBlob {
+    /// A plaintext blob (or a placeholder row without content).
+    pub fn plain(key: BlobKey) -> StoredBlob {
+        StoredBlob { key, seal: None, dek: None }
+    }
+}
+
+/// A data key held in memory, shared and wiped when the last holder drops it.
+#[derive(Clone)]
+pub(crate) struct HeldKey(Arc<crate::crypt::DataKey>);
+
+impl std::fmt::Debug for HeldKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldKey(..)")
+    }
 }
 
 impl BlobStore {
@@ -133,7 +154,8 @@ impl BlobStore {
                     enc.report(key.as_str(), &what);
                     BlobError::Key { blob: key.0.clone(), what }
                 })?;
-                Some(Sealer::new(BlobCipher::new(&dek, key.as_str()), seal))
+                let cipher = BlobCipher::new(&dek, key.as_str());
+                Some(Sealer::new(cipher, seal, HeldKey(Arc::new(dek))))
             }
             (Some(_), None) => {
                 return Err(BlobError::Key {
@@ -150,11 +172,14 @@ impl BlobStore {
     /// Call it inside the transaction that records the blob.
     pub fn seal_for_commit(&self, stored: &StoredBlob) -> Result<Option<Seal>, BlobError> {
         match (&stored.seal, &self.enc) {
-            (Some(seal), Some(enc)) => enc.reseal(seal, stored.key.as_str()).map(Some).map_err(|e| {
+            (Some(seal), Some(enc)) => {
+                let dek = stored.dek.as_ref().map(|h| h.0.as_ref());
+                enc.reseal(seal, dek, stored.key.as_str()).map(Some).map_err(|e| {
                 let what = format!("re-wrapping the data key for the current master key: {e}");
                 enc.report(stored.key.as_str(), &what);
-                BlobError::Key { blob: stored.key.0.clone(), what }
-            }),
+                    BlobError::Key { blob: stored.key.0.clone(), what }
+                })
+            }
             (seal, _) => Ok(seal.clone()),
         }
     }
@@ -361,14 +386,15 @@ impl Decrypting {
 struct Sealer {
     cipher: BlobCipher,
     seal: Seal,
+    dek: HeldKey,
     pending: Vec<u8>,
     index: u64,
     header_written: bool,
 }
 
 impl Sealer {
-    fn new(cipher: BlobCipher, seal: Seal) -> Sealer {
-        Sealer { cipher, seal, pending: Vec::new(), index: 0, header_written: false }
+    fn new(cipher: BlobCipher, seal: Seal, dek: HeldKey) -> Sealer {
+        Sealer { cipher, seal, dek, pending: Vec::new(), index: 0, header_written: false }
     }
 
     /// Takes plaintext; returns the stored bytes ready to write.
@@ -435,19 +461,19 @@ impl BlobWriter {
     /// Completes the blob and flushes it to stable storage.
     pub async fn finish(mut self) -> Result<StoredBlob, BlobError> {
         let Some(mut w) = self.writer.take() else { return Err(closed()) };
-        let seal = match self.sealer.take() {
+        let (seal, dek) = match self.sealer.take() {
             Some(mut s) => {
                 w.write(Bytes::from(s.push(&[], true))).await?;
-                Some(s.seal)
+                (Some(s.seal), Some(s.dek))
             }
-            None => None,
+            None => (None, None),
         };
         w.close().await?;
         self.store.sync_entry(&self.key).await.map_err(|e| {
             opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder")
                 .set_source(e)
         })?;
-        Ok(StoredBlob { key: self.key.clone(), seal })
+        Ok(StoredBlob { key: self.key.clone(), seal, dek })
     }
 
     /// Abandons the blob.

@@ -233,3 +233,21 @@ async fn encrypted_store_streams_ranges_and_hides_plaintext() {
         assert_eq!(collect(s).await.unwrap(), plain[a as usize..b as usize], "range {a}..{b}");
     }
 }
+
+#[test]
+fn a_symlinked_key_file_is_written_through_the_link() {
+    let dir = key_dir();
+    let target = dir.0.join("vault").join("master.keys");
+    let link = dir.0.join("link.keys");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    // The target's folder does not exist yet: the link still leads there.
+    let keys = FileKeys::open(&link).unwrap();
+    let m = keys.create_master().unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "link kept");
+    assert!(std::fs::read_to_string(&target).unwrap().contains(&m), "written to the target");
+    // A rewrite (rotation) keeps the link too, and leaves no stray files.
+    keys.create_master().unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let names: Vec<_> = std::fs::read_dir(target.parent().unwrap()).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "only the key file in the vault");
+}

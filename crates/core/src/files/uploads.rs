@@ -253,7 +253,7 @@ impl Files {
             Some(stored) => self.insert_blob(&mut tx, stored, staged.size).await?,
             None => {
                 let key = BlobKey::random();
-                self.insert_blob(&mut tx, &StoredBlob { key, seal: None }, 0).await?
+                self.insert_blob(&mut tx, &StoredBlob::plain(key), 0).await?
             }
         };
         let old = tx

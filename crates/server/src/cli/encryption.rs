@@ -52,6 +52,10 @@ pub enum EncryptionCommand {
     },
 }
 
+/// Twice the servers' re-read interval plus a second: every node has followed
+/// a switch by then.
+const MIN_SETTLE_SECS: u64 = 5;
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -75,7 +79,7 @@ pub async fn run(app: &App, config: &Config, cmd: EncryptionCommand) -> Result<(
         return status(app, &switch, app.files.blob_store().encryption().map(|e| e.as_ref())).await;
     }
     let name = cmd.name();
-    let mut lease = match Lease::take(&app.db, &format!("encryption {name}")).await {
+    let lease = match Lease::take(&app.db, &format!("encryption {name}")).await {
         Ok(l) => l,
         Err(e) => {
             audit_detail(app, &format!("encryption.{name}.failed"), "", json!({"error": e}));
@@ -85,7 +89,7 @@ pub async fn run(app: &App, config: &Config, cmd: EncryptionCommand) -> Result<(
     // Follow the switch like a server node, so conversions commit with the
     // current master key.
     crate::encryption::watch(app.db.clone(), app.files.blob_store().clone());
-    let result = run_locked(app, config, cmd, &mut lease).await;
+    let result = run_locked(app, config, cmd, &lease).await;
     lease.release().await;
     if let Err(e) = &result {
         audit_detail(app, &format!("encryption.{name}.failed"), "", json!({"error": e}));
@@ -97,7 +101,7 @@ async fn run_locked(
     app: &App,
     config: &Config,
     cmd: EncryptionCommand,
-    lease: &mut Lease,
+    lease: &Lease,
 ) -> Result<(), String> {
     let blobs = app.files.blob_store();
     let enc = blobs.encryption().cloned();
@@ -194,7 +198,7 @@ async fn convert(
     master: Option<&str>,
     batch: usize,
     settle_secs: u64,
-    lease: &mut Lease,
+    lease: &Lease,
 ) -> Result<(), String> {
     let what = if master.is_some() { "encrypt" } else { "decrypt" };
     let counts = app.files.blob_counts().await.map_err(err)?;
@@ -223,7 +227,7 @@ async fn convert(
             if b.found == 0 {
                 break;
             }
-            lease.renew().await?;
+            lease.check().await?;
             done += b.converted as i64;
             bytes += b.bytes;
             let pct = if total > 0 { (done * 100 / total).min(100) } else { 100 };
@@ -233,6 +237,10 @@ async fn convert(
     let secs = started.elapsed().as_secs_f64();
     audit_detail(app, &format!("encryption.{what}_all.finished"), master.unwrap_or(""), json!({"blobs": done, "bytes": bytes}));
     println!("{what}ed {done} blobs ({bytes} bytes) in {secs:.1} s; nothing is left to {what}");
+    println!(
+        "uploads that started before the switch and are still running land in the old form: \
+         check `strongroom encryption status` once they are done, and run this again if needed"
+    );
     let purged = app.files.purge_blob_garbage(now_secs()).await.map_err(err)?;
     if config.encryption.grace_secs() > 0 {
         println!(
@@ -251,8 +259,15 @@ async fn rotate(
     mut switch: Switch,
     settle_secs: u64,
     batch: usize,
-    lease: &mut Lease,
+    lease: &Lease,
 ) -> Result<(), String> {
+    if settle_secs < MIN_SETTLE_SECS {
+        return Err(format!(
+            "--settle-secs must be at least {MIN_SETTLE_SECS}: servers re-read the switch every \
+             {} s, and a key still in use must not be destroyed",
+            crate::encryption::WATCH_EVERY.as_secs()
+        ));
+    }
     let provider = enc.provider();
     let new = provider.create_master().map_err(err)?;
     audit_detail(app, "encryption.master_key.created", &new, json!({"provider": provider.describe()}));
@@ -262,6 +277,7 @@ async fn rotate(
     audit_detail(app, "encryption.rotation.started", &new, json!({"previous": old}));
     println!("new master key {new}; waiting {settle_secs} s for running servers to switch");
     tokio::time::sleep(Duration::from_secs(settle_secs)).await;
+    lease.check().await?;
     let mut total = 0;
     loop {
         let n = app.files.rewrap_batch(&new, batch.max(1)).await.map_err(|e| {
@@ -276,7 +292,7 @@ async fn rotate(
             continue;
         }
         total += n;
-        lease.renew().await?;
+        lease.check().await?;
         eprintln!("re-wrapped {total} data keys");
     }
     audit_detail(app, "encryption.rotation.finished", &new, json!({"rewrapped": total}));

@@ -271,7 +271,7 @@ async fn existing_content_converts_both_ways_resumes_after_a_kill_and_rotates() 
         // Rotation: data keys re-wrapped, content files untouched, old key destroyed.
         let before: Vec<(PathBuf, Vec<u8>)> =
             blob_files(&s).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
-        let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "3"]);
+        let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "5"]);
         assert!(out.contains("retired master key file:"), "{b:?}: {out}");
         let after: Vec<(PathBuf, Vec<u8>)> =
             blob_files(&s).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
@@ -400,7 +400,7 @@ async fn softhsm2_holds_the_master_key_and_rotation_destroys_the_old_one() {
     assert_eq!(get(&s, "/hsm.bin").await, (200, body.clone()));
     let old_id = first.rsplit(' ').next().unwrap().to_owned();
     assert!(token_objects(&env).contains(&old_id), "the key lives in the token");
-    let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "3"]);
+    let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "5"]);
     assert!(out.contains(&format!("retired master key {old_id}")), "{out}");
     assert!(!token_objects(&env).contains(&old_id), "the old key is destroyed in the token");
     assert_eq!(get(&s, "/hsm.bin").await, (200, body));
@@ -434,16 +434,19 @@ async fn an_upload_running_through_a_rotation_is_committed_under_the_new_key() {
     let mut s = start(Backend::Sqlite, &env).await;
     s.cli_ok(&["encryption", "enable"]);
     settle().await;
-    // 60 pieces, one every 120 ms: about 7 s, started before the rotation
+    // 60 pieces, one every 160 ms: about 10 s, started before the rotation
     // switches keys and committed after it destroyed the old one.
     let body = marked(60 * 64 * 1024, 42);
-    let upload = s.admin("PUT", "/slow.bin").body(trickle(body.clone(), 120)).send();
+    let upload = s.admin("PUT", "/slow.bin").body(trickle(body.clone(), 160)).send();
     let upload = tokio::spawn(upload);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     // An admin command meanwhile must not touch the upload's partial file.
     s.cli_ok(&["user", "list"]);
-    let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "3"]);
+    let (out, _) = s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "5"]);
     assert!(out.contains("retired master key"), "{out}");
+    // A write now makes the server reload the key file, forgetting the old key
+    // while the slow upload still runs: its commit must not need it.
+    put(&s, "/after.bin", marked(1000, 43)).await;
     let r = upload.await.unwrap().unwrap();
     assert_eq!(r.status(), 201);
     // A restart forgets every key the server had loaded: only the file counts.
@@ -461,7 +464,7 @@ async fn encryption_commands_take_turns() {
     s.cli_ok(&["encryption", "enable"]);
     let first = s
         .command()
-        .args(["encryption", "rotate-master-key", "--settle-secs", "3"])
+        .args(["encryption", "rotate-master-key", "--settle-secs", "6"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -473,7 +476,9 @@ async fn encryption_commands_take_turns() {
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     // Released at the end: the next one runs.
-    s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "0"]);
+    let too_short = s.command().args(["encryption", "rotate-master-key", "--settle-secs", "1"]).output().unwrap();
+    assert!(!too_short.status.success(), "a settle time shorter than the servers' re-read is refused");
+    s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "5"]);
     let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
     assert!(audit.contains("\"encryption.rotation.failed\""), "the refusal is audited");
     s.stop().await;

@@ -54,6 +54,25 @@ pub(crate) fn wrap_aad(context: &[u8]) -> Vec<u8> {
     aad
 }
 
+/// Where a path really leads: symbolic links followed, also a link whose
+/// target does not exist yet (so that writing the key file writes the
+/// target, not a plain file in place of the link).
+pub fn follow_links(path: &Path) -> PathBuf {
+    let mut p = path.to_owned();
+    for _ in 0..16 {
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    std::fs::canonicalize(&p).unwrap_or(p)
+}
+
 pub(crate) fn random_id(prefix: &str) -> String {
     format!("{prefix}:k{}", hex::encode(rand::random::<[u8; 6]>()))
 }
@@ -70,7 +89,7 @@ impl FileKeys {
     /// master key creates it). A symbolic link is followed, also when the file
     /// is rewritten, so the keys can live on another volume.
     pub fn open(path: &Path) -> Result<FileKeys, KeyError> {
-        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let path = follow_links(path);
         let fk = FileKeys { path, keys: RwLock::new(HashMap::new()) };
         if fk.path.exists() {
             fk.reload()?;
@@ -159,7 +178,11 @@ impl FileKeys {
         };
         let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = self.path.with_extension("tmp");
+        // A fresh name, created here with mode 0600: never a file someone
+        // else prepared.
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_owned();
+        tmp_name.push(format!(".{}.new", hex::encode(rand::random::<[u8; 6]>())));
+        let tmp = self.path.with_file_name(tmp_name);
         let mut text = Zeroizing::new(String::from(
             "# Strongroom master keys. Keep a copy outside the server: without it the\n\
              # encrypted content cannot be read. Never store it in the data folder.\n",
@@ -170,7 +193,7 @@ impl FileKeys {
             text.push_str(&format!("{id} {}\n", B64.encode(map[id].as_ref())));
         }
         let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp).map_err(err)?;

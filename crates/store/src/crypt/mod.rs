@@ -76,10 +76,16 @@ impl Encryption {
     /// current master key when a rotation switched keys while the blob was
     /// being written, so that no row committed after the switch refers to a
     /// master key the rotation is about to destroy.
-    pub fn reseal(&self, seal: &Seal, blob: &str) -> Result<Seal, KeyError> {
+    /// `dek` is the data key when the caller still holds it (a blob just
+    /// written): then the old master key is not needed, and may already be gone.
+    pub fn reseal(&self, seal: &Seal, dek: Option<&DataKey>, blob: &str) -> Result<Seal, KeyError> {
         let current = self.switch.read().expect("switch lock").1.clone();
-        match current {
-            Some(m) if m != seal.master => self.rewrap(seal, blob, &m),
+        match (current, dek) {
+            (Some(m), Some(dek)) if m != seal.master => {
+                let wrapped = self.provider.wrap(&m, dek, blob.as_bytes())?;
+                Ok(Seal { master: m, wrapped })
+            }
+            (Some(m), None) if m != seal.master => self.rewrap(seal, blob, &m),
             _ => Ok(seal.clone()),
         }
     }
