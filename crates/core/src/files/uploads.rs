@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use strongroom_store::{BlobKey, Row, StoredBlob, Tx, Val};
+use strongroom_store::{BlobError, BlobKey, Row, StoredBlob, Tx, Val, crypt::Seal};
 
 use super::{Ctx, Files, PutOptions, PutOutcome, tree::unref_blobs, write::Staged};
 use crate::{
@@ -375,6 +375,18 @@ impl Files {
         Ok(outcome)
     }
 
+    /// The seal of a blob as the database has it now.
+    async fn current_seal(&self, blob_key: &str) -> Result<Option<Seal>> {
+        let row = self
+            .db
+            .row("SELECT kek_id, wrapped_key FROM blobs WHERE blob_key = ?", &[blob_key.into()])
+            .await?;
+        match row {
+            Some(r) => Ok(Seal::from_columns(r.opt_str(0)?, r.opt_str(1)?)),
+            None => Err(Error::NotFound),
+        }
+    }
+
     /// Streams the chunks, in order, into one new blob (each byte copied once).
     async fn concatenate(
         &self,
@@ -387,8 +399,21 @@ impl Files {
         for c in chunks.iter().filter(|c| c.size > 0) {
             let key = BlobKey::parse(&c.blob_key)
                 .ok_or_else(|| Error::Internal("bad chunk blob key".into()))?;
-            let (seal, len) = (c.blob_seal.as_ref(), c.size as u64);
-            let mut stream = self.blobs.read(&key, seal, len, 0..len).await?;
+            let len = c.size as u64;
+            // An assembly can outlast a master key rotation, which re-wraps
+            // the chunks' data keys and destroys the old master key: each
+            // chunk's seal is read again just before the chunk is opened.
+            let seal = match &c.blob_seal {
+                Some(_) => self.current_seal(&c.blob_key).await?,
+                None => None,
+            };
+            let mut stream = match self.blobs.read(&key, seal.as_ref(), len, 0..len).await {
+                Err(BlobError::Key { .. }) if seal.is_some() => {
+                    let seal = self.current_seal(&c.blob_key).await?;
+                    self.blobs.read(&key, seal.as_ref(), len, 0..len).await?
+                }
+                r => r?,
+            };
             while let Some(part) = stream.next().await {
                 let part = part.map_err(|e| Error::Internal(format!("reading a chunk: {e}")))?;
                 hasher.update(&part);
