@@ -22,6 +22,7 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 const ENABLED: &str = "encryption_enabled";
 const MASTER: &str = "encryption_master";
 const RETIRING: &str = "encryption_retiring";
+const CHECK: &str = "encryption_check";
 
 /// The switch as stored in the database.
 #[derive(Debug, Clone, Default)]
@@ -34,14 +35,16 @@ pub struct Switch {
     /// interrupted still retires them later; keys of other installations
     /// sharing a token are never touched).
     pub retiring: Vec<String>,
+    /// The key check of the current master key: (master, wrapped check key).
+    pub check: Option<(String, Vec<u8>)>,
 }
 
 impl Switch {
     pub async fn load(db: &Db) -> Result<Switch, DbError> {
         let rows = db
             .rows(
-                "SELECT k, v FROM sr_meta WHERE k IN (?, ?, ?)",
-                &[ENABLED.into(), MASTER.into(), RETIRING.into()],
+                "SELECT k, v FROM sr_meta WHERE k IN (?, ?, ?, ?)",
+                &[ENABLED.into(), MASTER.into(), RETIRING.into(), CHECK.into()],
             )
             .await?;
         let mut s = Switch::default();
@@ -50,6 +53,9 @@ impl Switch {
             match r.str(0)?.as_str() {
                 ENABLED => s.enabled = v == "1",
                 MASTER => s.master = Some(v),
+                CHECK => {
+                    s.check = v.split_once('|').and_then(|(m, h)| Some((m.to_owned(), hex::decode(h).ok()?)))
+                }
                 _ => s.retiring = v.split(',').filter(|k| !k.is_empty()).map(String::from).collect(),
             }
         }
@@ -59,10 +65,14 @@ impl Switch {
     pub async fn save(&self, db: &Db) -> Result<(), DbError> {
         let mut tx = db.begin().await?;
         tx.exec(
-            "DELETE FROM sr_meta WHERE k IN (?, ?, ?)",
-            &[ENABLED.into(), MASTER.into(), RETIRING.into()],
+            "DELETE FROM sr_meta WHERE k IN (?, ?, ?, ?)",
+            &[ENABLED.into(), MASTER.into(), RETIRING.into(), CHECK.into()],
         )
         .await?;
+        if let Some((m, w)) = &self.check {
+            let v = format!("{m}|{}", hex::encode(w));
+            tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[CHECK.into(), v.into()]).await?;
+        }
         let retiring = self.retiring.join(",");
         tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[RETIRING.into(), retiring.into()])
             .await?;
@@ -149,6 +159,7 @@ pub async fn attach(
     }
     let enc = Arc::new(Encryption::new(provider));
     enc.set_switch(switch.enabled, switch.master.clone());
+    enc.set_check(switch.check.clone());
     let audit = audit.clone();
     enc.set_failure_hook(Arc::new(move |blob, what| {
         audit.record(
@@ -181,6 +192,11 @@ async fn check_keys(db: &Db, provider: &dyn KeyProvider, switch: &Switch) -> Res
                 "master key {m} is not in {}; restore it from your key backup",
                 provider.describe()
             ));
+        }
+    }
+    if let Some((m, check)) = &switch.check {
+        if held.contains(m) {
+            strongroom_store::crypt::verify_key_check(provider, m, check).map_err(|e| e.to_string())?;
         }
     }
     for m in &used {
@@ -216,7 +232,10 @@ pub fn watch(db: Db, blobs: BlobStore) {
         loop {
             tick.tick().await;
             match Switch::load(&db).await {
-                Ok(s) => enc.set_switch(s.enabled, s.master),
+                Ok(s) => {
+                    enc.set_check(s.check);
+                    enc.set_switch(s.enabled, s.master);
+                }
                 Err(e) => tracing::warn!(error = %e, "reading the encryption switch failed"),
             }
         }

@@ -128,6 +128,9 @@ async fn run_locked(
                 }
             };
             switch.enabled = true;
+            if switch.check.as_ref().is_none_or(|(m, _)| *m != master) {
+                switch.check = Some((master.clone(), enc.make_check(&master).map_err(err)?));
+            }
             switch.master = Some(master.clone());
             switch.save(&app.db).await.map_err(err)?;
             audit_detail(app, "encryption.enabled", &master, json!({"provider": provider.describe()}));
@@ -272,6 +275,7 @@ async fn rotate(
     let new = provider.create_master().map_err(err)?;
     audit_detail(app, "encryption.master_key.created", &new, json!({"provider": provider.describe()}));
     let old = switch.master.replace(new.clone());
+    switch.check = Some((new.clone(), enc.make_check(&new).map_err(err)?));
     switch.retiring.extend(old.clone());
     switch.save(&app.db).await.map_err(err)?;
     audit_detail(app, "encryption.rotation.started", &new, json!({"previous": old}));

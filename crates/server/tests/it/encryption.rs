@@ -492,6 +492,16 @@ async fn unsafe_key_files_are_refused() {
     settle().await;
     let good = std::fs::read_to_string(&keys).unwrap();
     let id = good.lines().find(|l| l.starts_with("file:")).unwrap().split(' ').next().unwrap();
+    // The server started before `enable` and has not read the key file yet. If
+    // the file is replaced by another key under the same id before its first
+    // upload, the key check in the database stops it from sealing anything.
+    let wrong = format!("{id} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+    std::fs::write(&keys, &wrong).unwrap();
+    let r = s.admin("PUT", "/first.bin").body(marked(100, 2)).send().await.unwrap();
+    assert_eq!(r.status(), 500, "nothing is sealed with an unchecked key");
+    std::fs::write(&keys, &good).unwrap();
+    put(&s, "/first.bin", marked(100, 2)).await;
+    assert_eq!(get(&s, "/first.bin").await, (200, marked(100, 2)));
     let refused = |what: &str, needle: &str| {
         let out = s.command().args(["encryption", "status"]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -510,7 +520,7 @@ async fn unsafe_key_files_are_refused() {
     // Right id, wrong bytes: refused, since the key does not open what it sealed.
     put(&s, "/one.bin", marked(100, 1)).await;
     std::fs::write(&keys, format!("{id} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")).unwrap();
-    refused("wrong key bytes", "does not open the data keys");
+    refused("wrong key bytes", "does not match the key check");
     std::fs::write(&keys, &good).unwrap();
     // A path that reaches into the data folder through `..` of a folder that does not exist.
     let inside = s.data_dir.parent().unwrap().join("nonexistent").join("..").join(s.data_dir.file_name().unwrap()).join("master.keys");

@@ -44,6 +44,10 @@ pub trait KeyProvider: Send + Sync {
     fn unwrap(&self, master: &str, wrapped: &[u8], context: &[u8]) -> Result<DataKey, KeyError>;
     /// Destroys a master key. Callers make sure nothing refers to it any more.
     fn retire(&self, master: &str) -> Result<(), KeyError>;
+    /// Forgets what was loaded and reads the keys again (after a failed check).
+    fn refresh(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
 }
 
 pub(crate) const WRAPPED_LEN: usize = 12 + 32 + 16;
@@ -267,6 +271,10 @@ impl KeyProvider for FileKeys {
             )
             .map_err(|_| KeyError::Unwrap)?;
         DataKey::from_bytes(plain).ok_or(KeyError::Unwrap)
+    }
+
+    fn refresh(&self) -> Result<(), KeyError> {
+        self.reload()
     }
 
     fn retire(&self, master: &str) -> Result<(), KeyError> {

@@ -48,12 +48,37 @@ pub struct Encryption {
     provider: Arc<dyn KeyProvider>,
     /// (encrypt new blobs, current master key)
     switch: RwLock<(bool, Option<String>)>,
+    /// The database's key check: (master key, a data key wrapped with it).
+    check: RwLock<Option<(String, Vec<u8>)>>,
+    /// Master keys this process has checked against it.
+    checked: RwLock<std::collections::HashSet<String>>,
     on_failure: RwLock<Option<FailureHook>>,
+}
+
+/// Associated data of the key check, so it cannot pass for a blob's key.
+const CHECK_CONTEXT: &[u8] = b"strongroom master key check";
+
+/// Confirms that `provider`'s `master` opens a key check made by
+/// [`Encryption::make_check`].
+pub fn verify_key_check(provider: &dyn KeyProvider, master: &str, check: &[u8]) -> Result<(), KeyError> {
+    provider.unwrap(master, check, CHECK_CONTEXT).map(|_| ()).map_err(|e| match e {
+        KeyError::Unwrap => KeyError::Provider(format!(
+            "master key {master} does not match the key check in the database: the key \
+             file or token holds another key under that id"
+        )),
+        e => e,
+    })
 }
 
 impl Encryption {
     pub fn new(provider: Arc<dyn KeyProvider>) -> Encryption {
-        Encryption { provider, switch: RwLock::new((false, None)), on_failure: RwLock::new(None) }
+        Encryption {
+            provider,
+            switch: RwLock::new((false, None)),
+            check: RwLock::new(None),
+            checked: RwLock::new(Default::default()),
+            on_failure: RwLock::new(None),
+        }
     }
 
     pub fn provider(&self) -> &Arc<dyn KeyProvider> {
@@ -101,8 +126,43 @@ impl Encryption {
         }
     }
 
+    /// A key check for `master`: a random data key wrapped with it. Stored in
+    /// the database, it lets every process confirm that the key file or token
+    /// it reads holds the same key under that id before sealing anything.
+    pub fn make_check(&self, master: &str) -> Result<Vec<u8>, KeyError> {
+        self.provider.wrap(master, &DataKey::random(), CHECK_CONTEXT)
+    }
+
+    /// Confirms that the provider's `master` opens the stored `check`.
+    pub fn verify_check(&self, master: &str, check: &[u8]) -> Result<(), KeyError> {
+        verify_key_check(self.provider.as_ref(), master, check)
+    }
+
+    pub fn set_check(&self, check: Option<(String, Vec<u8>)>) {
+        *self.check.write().expect("check lock") = check;
+    }
+
+    /// Checks `master` once per process against the database's key check,
+    /// so a replaced key file cannot make new content unreadable.
+    fn ensure_checked(&self, master: &str) -> Result<(), KeyError> {
+        if self.checked.read().expect("checked lock").contains(master) {
+            return Ok(());
+        }
+        let check = self.check.read().expect("check lock").clone();
+        if let Some((m, wrapped)) = check.filter(|(m, _)| m == master) {
+            if self.verify_check(&m, &wrapped).is_err() {
+                // The keys may have been put right since they were loaded.
+                self.provider.refresh()?;
+                self.verify_check(&m, &wrapped)?;
+            }
+            self.checked.write().expect("checked lock").insert(m);
+        }
+        Ok(())
+    }
+
     /// A fresh data key for blob `blob`, wrapped with `master`.
     pub fn new_data_key(&self, master: &str, blob: &str) -> Result<(DataKey, Seal), KeyError> {
+        self.ensure_checked(master)?;
         let dek = DataKey::random();
         let wrapped = self.provider.wrap(master, &dek, blob.as_bytes())?;
         Ok((dek, Seal { master: master.to_owned(), wrapped }))
