@@ -257,7 +257,10 @@ async fn run(args: &Args, work: &Path) -> Result<bool, String> {
     let large = ["put-large", "get-large", "range-4k"].iter().any(|w| has(w));
     let enc = if large && !args.no_encryption && args.perf.is_none() && !args.hold {
         let s = Strongroom::start_with(&bin, &work.join("strongroom-enc"), true).await?;
-        say(&format!("# strongroom-enc (encryption at rest on) on {} (pid {})", s.addr, s.proc.pid));
+        say(&format!(
+            "# strongroom-enc (encryption at rest on) on {} (pid {})",
+            s.addr, s.proc.pid
+        ));
         Some(s)
     } else {
         None

@@ -317,8 +317,12 @@ pub async fn range_4k(peer: &Peer, round: usize, mib: u64) -> Result<Run, String
         .map(|_| {
             let start = rand::random_range(0..size - 4096);
             // The request list lives for the whole run; leaking 4,000 short strings is fine here.
-            let range: &'static str = Box::leak(format!("bytes={start}-{}", start + 4095).into_boxed_str());
-            Req::new("GET", large_path(peer, round)).header("Range", range).ok(&[206]).expect_len(4096)
+            let range: &'static str =
+                Box::leak(format!("bytes={start}-{}", start + 4095).into_boxed_str());
+            Req::new("GET", large_path(peer, round))
+                .header("Range", range)
+                .ok(&[206])
+                .expect_len(4096)
         })
         .collect();
     let m = Meter::start(Some(peer.pid));

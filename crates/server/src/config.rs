@@ -486,7 +486,8 @@ impl Config {
                 if let Some(f) = &e.key_file {
                     // Compared after resolving `..` and symbolic links, on both sides.
                     let f = resolved(f);
-                    for (key, dir) in [("data_dir", &self.data_dir), ("storage.path", &self.blob_dir())]
+                    for (key, dir) in
+                        [("data_dir", &self.data_dir), ("storage.path", &self.blob_dir())]
                     {
                         if f.starts_with(resolved(dir)) {
                             return bad(

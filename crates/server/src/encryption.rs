@@ -54,9 +54,13 @@ impl Switch {
                 ENABLED => s.enabled = v == "1",
                 MASTER => s.master = Some(v),
                 CHECK => {
-                    s.check = v.split_once('|').and_then(|(m, h)| Some((m.to_owned(), hex::decode(h).ok()?)))
+                    s.check = v
+                        .split_once('|')
+                        .and_then(|(m, h)| Some((m.to_owned(), hex::decode(h).ok()?)))
                 }
-                _ => s.retiring = v.split(',').filter(|k| !k.is_empty()).map(String::from).collect(),
+                _ => {
+                    s.retiring = v.split(',').filter(|k| !k.is_empty()).map(String::from).collect()
+                }
             }
         }
         Ok(s)
@@ -80,8 +84,11 @@ impl Switch {
         tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[ENABLED.into(), enabled.into()])
             .await?;
         if let Some(m) = &self.master {
-            tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[MASTER.into(), Val::from(m.as_str())])
-                .await?;
+            tx.exec(
+                "INSERT INTO sr_meta (k, v) VALUES (?, ?)",
+                &[MASTER.into(), Val::from(m.as_str())],
+            )
+            .await?;
         }
         tx.commit().await
     }
@@ -196,7 +203,8 @@ async fn check_keys(db: &Db, provider: &dyn KeyProvider, switch: &Switch) -> Res
     }
     if let Some((m, check)) = &switch.check {
         if held.contains(m) {
-            strongroom_store::crypt::verify_key_check(provider, m, check).map_err(|e| e.to_string())?;
+            strongroom_store::crypt::verify_key_check(provider, m, check)
+                .map_err(|e| e.to_string())?;
         }
     }
     for m in &used {
@@ -273,7 +281,10 @@ impl Lease {
         for _ in 0..3 {
             let value = lease_value(what, 0);
             let inserted = db
-                .exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[LEASE.into(), value.as_str().into()])
+                .exec(
+                    "INSERT INTO sr_meta (k, v) VALUES (?, ?)",
+                    &[LEASE.into(), value.as_str().into()],
+                )
                 .await;
             if inserted.is_ok() {
                 let state = Arc::new(tokio::sync::Mutex::new(LeaseState {
@@ -324,7 +335,10 @@ impl Lease {
         let st = self.state.lock().await;
         let _ = st
             .db
-            .exec("DELETE FROM sr_meta WHERE k = ? AND v = ?", &[LEASE.into(), st.value.as_str().into()])
+            .exec(
+                "DELETE FROM sr_meta WHERE k = ? AND v = ?",
+                &[LEASE.into(), st.value.as_str().into()],
+            )
             .await;
     }
 }
@@ -373,5 +387,7 @@ fn holder_is_gone(value: &str) -> bool {
     else {
         return false;
     };
-    host == hostname() && !host.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    host == hostname()
+        && !host.is_empty()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

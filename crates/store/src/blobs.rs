@@ -175,8 +175,8 @@ impl BlobStore {
             (Some(seal), Some(enc)) => {
                 let dek = stored.dek.as_ref().map(|h| h.0.as_ref());
                 enc.reseal(seal, dek, stored.key.as_str()).map(Some).map_err(|e| {
-                let what = format!("re-wrapping the data key for the current master key: {e}");
-                enc.report(stored.key.as_str(), &what);
+                    let what = format!("re-wrapping the data key for the current master key: {e}");
+                    enc.report(stored.key.as_str(), &what);
                     BlobError::Key { blob: stored.key.0.clone(), what }
                 })
             }
@@ -344,8 +344,8 @@ impl Decrypting {
     async fn decrypt_next(&mut self) -> std::io::Result<Bytes> {
         let bad = |e: format::Integrity| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         let need = if self.seg == self.last {
-            (format::sealed_len(self.plain) - HEADER_LEN as u64
-                - self.seg * SEALED_SEGMENT as u64) as usize
+            (format::sealed_len(self.plain) - HEADER_LEN as u64 - self.seg * SEALED_SEGMENT as u64)
+                as usize
         } else {
             SEALED_SEGMENT
         };

@@ -150,7 +150,8 @@ mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Dir {
-            let p = std::env::temp_dir().join(format!("sr-enc-{}", hex::encode(rand::random::<[u8; 8]>())));
+            let p = std::env::temp_dir()
+                .join(format!("sr-enc-{}", hex::encode(rand::random::<[u8; 8]>())));
             std::fs::create_dir_all(&p).unwrap();
             Dir(p)
         }
@@ -228,7 +229,9 @@ async fn encrypted_store_streams_ranges_and_hides_plaintext() {
     assert_eq!(raw.len() as u64, BlobStore::stored_len(plain.len() as u64, Some(&seal)));
     assert!(!raw.windows(marker.len()).any(|w| w == marker), "plaintext on disk");
     let n = plain.len() as u64;
-    for (a, b) in [(0, n), (0, 1), (5, 4101), (65_530, 65_545), (n - 3, n), (2 * 65_536, 2 * 65_536 + 4096)] {
+    for (a, b) in
+        [(0, n), (0, 1), (5, 4101), (65_530, 65_545), (n - 3, n), (2 * 65_536, 2 * 65_536 + 4096)]
+    {
         let s = store.read(&stored.key, Some(&seal), n, a..b).await.unwrap();
         assert_eq!(collect(s).await.unwrap(), plain[a as usize..b as usize], "range {a}..{b}");
     }

@@ -73,7 +73,8 @@ impl Files {
             Dialect::Postgres => "CAST(SUM(size) AS BIGINT)",
             Dialect::MySql => "CAST(SUM(size) AS SIGNED)",
         };
-        let sql = format!("SELECT kek_id, COUNT(*), {sum} FROM blobs WHERE size > 0 GROUP BY kek_id");
+        let sql =
+            format!("SELECT kek_id, COUNT(*), {sum} FROM blobs WHERE size > 0 GROUP BY kek_id");
         let rows = self.db.rows(&sql, &[]).await?;
         let mut counts = BlobCounts::default();
         for r in rows {
@@ -101,8 +102,9 @@ impl Files {
             // Blobs under another master key stay as they are: rotation, not
             // conversion, moves them.
             Some(_) => {
-                let sql =
-                    format!("SELECT {cols} FROM blobs WHERE size > 0 AND kek_id IS NULL LIMIT {batch}");
+                let sql = format!(
+                    "SELECT {cols} FROM blobs WHERE size > 0 AND kek_id IS NULL LIMIT {batch}"
+                );
                 self.db.rows(&sql, &[]).await?
             }
             None => {
@@ -150,7 +152,15 @@ impl Files {
             Ok(s) => s,
             Err(e) => {
                 // A blob deleted while we read it is no longer our business.
-                if self.db.row("SELECT id FROM blobs WHERE id = ? AND blob_key = ?", &[row.id.into(), row.key.as_str().into()]).await?.is_none() {
+                if self
+                    .db
+                    .row(
+                        "SELECT id FROM blobs WHERE id = ? AND blob_key = ?",
+                        &[row.id.into(), row.key.as_str().into()],
+                    )
+                    .await?
+                    .is_none()
+                {
                     return Ok(false);
                 }
                 return Err(e);
@@ -169,7 +179,8 @@ impl Files {
             .await?;
         let now = now_secs();
         if switched == 1 {
-            tx.exec("DELETE FROM blob_garbage WHERE blob_key = ?", &[new_key.as_str().into()]).await?;
+            tx.exec("DELETE FROM blob_garbage WHERE blob_key = ?", &[new_key.as_str().into()])
+                .await?;
             tx.exec(
                 "INSERT INTO blob_garbage (blob_key, delete_after) VALUES (?, ?)",
                 &[row.key.as_str().into(), (now + grace).into()],
@@ -225,7 +236,8 @@ impl Files {
 
     /// How many blob rows still refer to master key `master`.
     pub async fn master_key_refs(&self, master: &str) -> Result<i64> {
-        let row = self.db.row("SELECT COUNT(*) FROM blobs WHERE kek_id = ?", &[master.into()]).await?;
+        let row =
+            self.db.row("SELECT COUNT(*) FROM blobs WHERE kek_id = ?", &[master.into()]).await?;
         Ok(row.map(|r| r.i64(0)).transpose()?.unwrap_or(0))
     }
 

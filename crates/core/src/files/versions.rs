@@ -71,8 +71,7 @@ impl Version {
     }
 }
 
-const VERSION_COLUMNS: &str =
-    "v.id, v.node_id, v.blob_id, v.size, v.mtime, v.checksum, v.created_at, b.blob_key, \
+const VERSION_COLUMNS: &str = "v.id, v.node_id, v.blob_id, v.size, v.mtime, v.checksum, v.created_at, b.blob_key, \
      b.kek_id, b.wrapped_key";
 
 /// Keeps the current content of `old` as a version; its blob reference moves

@@ -344,7 +344,13 @@ impl Files {
             .insert(
                 "INSERT INTO blobs (blob_key, size, refs, created_at, kek_id, wrapped_key) \
                  VALUES (?, ?, 1, ?, ?, ?)",
-                &[b.key.as_str().into(), size.into(), now_secs().into(), kek.into(), wrapped.into()],
+                &[
+                    b.key.as_str().into(),
+                    size.into(),
+                    now_secs().into(),
+                    kek.into(),
+                    wrapped.into(),
+                ],
             )
             .await?)
     }

@@ -123,7 +123,12 @@ async fn run_locked(
                 Some(m) => m,
                 None => {
                     let m = provider.create_master().map_err(err)?;
-                    audit_detail(app, "encryption.master_key.created", &m, json!({"provider": provider.describe()}));
+                    audit_detail(
+                        app,
+                        "encryption.master_key.created",
+                        &m,
+                        json!({"provider": provider.describe()}),
+                    );
                     m
                 }
             };
@@ -133,7 +138,12 @@ async fn run_locked(
             }
             switch.master = Some(master.clone());
             switch.save(&app.db).await.map_err(err)?;
-            audit_detail(app, "encryption.enabled", &master, json!({"provider": provider.describe()}));
+            audit_detail(
+                app,
+                "encryption.enabled",
+                &master,
+                json!({"provider": provider.describe()}),
+            );
             println!("encryption is on: new content is sealed with master key {master}");
             println!("run `strongroom encryption encrypt-all` to encrypt existing content");
             Ok(())
@@ -180,7 +190,10 @@ async fn status(
         Some(e) => {
             println!("key provider: {}", e.provider().describe());
             let keys = e.provider().masters().map_err(err)?;
-            println!("master keys held: {}", if keys.is_empty() { "none".into() } else { keys.join(", ") });
+            println!(
+                "master keys held: {}",
+                if keys.is_empty() { "none".into() } else { keys.join(", ") }
+            );
         }
         None => println!("key provider: none configured"),
     }
@@ -209,7 +222,12 @@ async fn convert(
         Some(_) => counts.plain_blobs,
         None => counts.sealed.iter().map(|(_, n, _)| n).sum(),
     };
-    audit_detail(app, &format!("encryption.{what}_all.started"), master.unwrap_or(""), json!({"blobs": total}));
+    audit_detail(
+        app,
+        &format!("encryption.{what}_all.started"),
+        master.unwrap_or(""),
+        json!({"blobs": total}),
+    );
     let started = Instant::now();
     let (mut done, mut bytes) = (0i64, 0i64);
     // Two passes: the second after the settle time, for uploads that were
@@ -226,7 +244,9 @@ async fn convert(
                 .files
                 .convert_batch(master, batch.max(1), config.encryption.grace_secs())
                 .await
-                .map_err(|e| format!("{what}ion stopped (run the command again to continue): {e}"))?;
+                .map_err(|e| {
+                    format!("{what}ion stopped (run the command again to continue): {e}")
+                })?;
             if b.found == 0 {
                 break;
             }
@@ -238,7 +258,12 @@ async fn convert(
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    audit_detail(app, &format!("encryption.{what}_all.finished"), master.unwrap_or(""), json!({"blobs": done, "bytes": bytes}));
+    audit_detail(
+        app,
+        &format!("encryption.{what}_all.finished"),
+        master.unwrap_or(""),
+        json!({"blobs": done, "bytes": bytes}),
+    );
     println!("{what}ed {done} blobs ({bytes} bytes) in {secs:.1} s; nothing is left to {what}");
     println!(
         "uploads that started before the switch and are still running land in the old form: \
@@ -273,7 +298,12 @@ async fn rotate(
     }
     let provider = enc.provider();
     let new = provider.create_master().map_err(err)?;
-    audit_detail(app, "encryption.master_key.created", &new, json!({"provider": provider.describe()}));
+    audit_detail(
+        app,
+        "encryption.master_key.created",
+        &new,
+        json!({"provider": provider.describe()}),
+    );
     let old = switch.master.replace(new.clone());
     switch.check = Some((new.clone(), enc.make_check(&new).map_err(err)?));
     switch.retiring.extend(old.clone());

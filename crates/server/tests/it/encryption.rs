@@ -113,7 +113,8 @@ async fn encrypted_content_is_never_plaintext_on_disk_and_reads_back_exactly() {
         }
         // The checksum clients see is the plaintext's.
         let ask = r#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:checksums/><d:getcontentlength/></d:prop></d:propfind>"#;
-        let r = s.admin("PROPFIND", "/big.bin").header("Depth", "0").body(ask).send().await.unwrap();
+        let r =
+            s.admin("PROPFIND", "/big.bin").header("Depth", "0").body(ask).send().await.unwrap();
         let listing = r.text().await.unwrap();
         assert!(listing.contains(&sha1_hex(&big)), "{b:?}: {listing}");
         assert!(listing.contains(&format!(">{}<", big.len())), "{b:?}: {listing}");
@@ -356,12 +357,24 @@ fn softhsm_token(pin: &str) -> Vec<(String, String)> {
     let conf = dir.join("softhsm2.conf");
     std::fs::write(
         &conf,
-        format!("directories.tokendir = {}\nobjectstore.backend = file\n", dir.join("tokens").display()),
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            dir.join("tokens").display()
+        ),
     )
     .unwrap();
     let out = Command::new("softhsm2-util")
         .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "strongroom", "--so-pin", "12345678", "--pin", pin])
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "strongroom",
+            "--so-pin",
+            "12345678",
+            "--pin",
+            pin,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -421,10 +434,11 @@ async fn softhsm2_holds_the_master_key_and_rotation_destroys_the_old_one() {
 /// A body sent in 64 KiB pieces, one every `gap_ms`.
 fn trickle(data: Vec<u8>, gap_ms: u64) -> reqwest::Body {
     let chunks: Vec<Vec<u8>> = data.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
-    let stream = futures_util::StreamExt::then(futures_util::stream::iter(chunks), move |c| async move {
-        tokio::time::sleep(std::time::Duration::from_millis(gap_ms)).await;
-        Ok::<_, std::io::Error>(c)
-    });
+    let stream =
+        futures_util::StreamExt::then(futures_util::stream::iter(chunks), move |c| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(gap_ms)).await;
+            Ok::<_, std::io::Error>(c)
+        });
     reqwest::Body::wrap_stream(stream)
 }
 
@@ -472,12 +486,22 @@ async fn encryption_commands_take_turns() {
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let second = s.command().args(["encryption", "rotate-master-key"]).output().unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success() && err.contains("another encryption command is running"), "{err}");
+    assert!(
+        !second.status.success() && err.contains("another encryption command is running"),
+        "{err}"
+    );
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     // Released at the end: the next one runs.
-    let too_short = s.command().args(["encryption", "rotate-master-key", "--settle-secs", "1"]).output().unwrap();
-    assert!(!too_short.status.success(), "a settle time shorter than the servers' re-read is refused");
+    let too_short = s
+        .command()
+        .args(["encryption", "rotate-master-key", "--settle-secs", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        !too_short.status.success(),
+        "a settle time shorter than the servers' re-read is refused"
+    );
     s.cli_ok(&["encryption", "rotate-master-key", "--settle-secs", "5"]);
     let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
     assert!(audit.contains("\"encryption.rotation.failed\""), "the refusal is audited");
@@ -509,7 +533,8 @@ async fn unsafe_key_files_are_refused() {
         assert!(!out.status.success() && err.contains(needle), "{what}: {err} / {so}");
     };
     // The same id twice (the second with other bytes) is refused, not "last one wins".
-    std::fs::write(&keys, format!("{good}{id} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")).unwrap();
+    std::fs::write(&keys, format!("{good}{id} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"))
+        .unwrap();
     refused("duplicate id", "appears twice");
     std::fs::write(&keys, &good).unwrap();
     // Readable by others.
@@ -523,7 +548,14 @@ async fn unsafe_key_files_are_refused() {
     refused("wrong key bytes", "does not match the key check");
     std::fs::write(&keys, &good).unwrap();
     // A path that reaches into the data folder through `..` of a folder that does not exist.
-    let inside = s.data_dir.parent().unwrap().join("nonexistent").join("..").join(s.data_dir.file_name().unwrap()).join("master.keys");
+    let inside = s
+        .data_dir
+        .parent()
+        .unwrap()
+        .join("nonexistent")
+        .join("..")
+        .join(s.data_dir.file_name().unwrap())
+        .join("master.keys");
     let out = s
         .command()
         .env("STRONGROOM_ENCRYPTION_KEY_FILE", &inside)

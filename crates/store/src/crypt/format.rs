@@ -69,7 +69,9 @@ pub enum Integrity {
     Header,
     #[error("the header belongs to another data key (wrong or swapped key)")]
     WrongKey,
-    #[error("segment {0} failed authentication (tampered, reordered, truncated or from another blob)")]
+    #[error(
+        "segment {0} failed authentication (tampered, reordered, truncated or from another blob)"
+    )]
     Segment(u64),
     #[error("the blob is shorter than its size says (truncated)")]
     Short,

@@ -180,7 +180,8 @@ impl FileKeys {
         let err = |e: std::io::Error| {
             KeyError::Provider(format!("writing key file {}: {e}", self.path.display()))
         };
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir =
+            self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err)?;
         // A fresh name, created here with mode 0600: never a file someone
         // else prepared.
@@ -234,7 +235,8 @@ impl KeyProvider for FileKeys {
             return Ok(Vec::new());
         }
         self.reload()?;
-        let mut ids: Vec<String> = self.keys.read().expect("key map lock").keys().cloned().collect();
+        let mut ids: Vec<String> =
+            self.keys.read().expect("key map lock").keys().cloned().collect();
         ids.sort();
         Ok(ids)
     }

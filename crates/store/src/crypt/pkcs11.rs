@@ -132,7 +132,8 @@ impl KeyProvider for Pkcs11Keys {
         let key = Self::find(&session, master)?;
         let mut nonce: [u8; 12] = rand::random();
         let aad = wrap_aad(context);
-        let params = GcmParams::new(&mut nonce, &aad, 128.into()).map_err(perr("GCM parameters"))?;
+        let params =
+            GcmParams::new(&mut nonce, &aad, 128.into()).map_err(perr("GCM parameters"))?;
         let sealed = session
             .encrypt(&Mechanism::AesGcm(params), key, dek.bytes())
             .map_err(perr("wrapping a data key"))?;
@@ -152,14 +153,18 @@ impl KeyProvider for Pkcs11Keys {
         let key = Self::find(&session, master)?;
         let mut nonce: [u8; 12] = wrapped[..12].try_into().expect("12 bytes");
         let aad = wrap_aad(context);
-        let params = GcmParams::new(&mut nonce, &aad, 128.into()).map_err(perr("GCM parameters"))?;
+        let params =
+            GcmParams::new(&mut nonce, &aad, 128.into()).map_err(perr("GCM parameters"))?;
         let plain = zeroize::Zeroizing::new(
-            session.decrypt(&Mechanism::AesGcm(params), key, &wrapped[12..]).map_err(|e| {
-                match e {
-                    cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::EncryptedDataInvalid, _) => KeyError::Unwrap,
+            session.decrypt(&Mechanism::AesGcm(params), key, &wrapped[12..]).map_err(
+                |e| match e {
+                    cryptoki::error::Error::Pkcs11(
+                        cryptoki::error::RvError::EncryptedDataInvalid,
+                        _,
+                    ) => KeyError::Unwrap,
                     e => KeyError::Provider(format!("PKCS#11 unwrapping a data key: {e}")),
-                }
-            })?,
+                },
+            )?,
         );
         DataKey::from_bytes(&plain).ok_or(KeyError::Unwrap)
     }
