@@ -25,9 +25,11 @@ pub struct Seal {
 
 impl Seal {
     /// From the two columns of a row; `None` for plaintext blobs.
+    /// A row naming a master key is encrypted even when its wrapped key is
+    /// damaged: that must fail to unwrap (500, audited), never read as plaintext.
     pub fn from_columns(master: Option<String>, wrapped_hex: Option<String>) -> Option<Seal> {
         let master = master?;
-        let wrapped = hex::decode(wrapped_hex?).ok()?;
+        let wrapped = wrapped_hex.and_then(|h| hex::decode(h).ok()).unwrap_or_default();
         Some(Seal { master, wrapped })
     }
 
@@ -60,7 +62,11 @@ const CHECK_CONTEXT: &[u8] = b"strongroom master key check";
 
 /// Confirms that `provider`'s `master` opens a key check made by
 /// [`Encryption::make_check`].
-pub fn verify_key_check(provider: &dyn KeyProvider, master: &str, check: &[u8]) -> Result<(), KeyError> {
+pub fn verify_key_check(
+    provider: &dyn KeyProvider,
+    master: &str,
+    check: &[u8],
+) -> Result<(), KeyError> {
     provider.unwrap(master, check, CHECK_CONTEXT).map(|_| ()).map_err(|e| match e {
         KeyError::Unwrap => KeyError::Provider(format!(
             "master key {master} does not match the key check in the database: the key \
