@@ -204,10 +204,9 @@ async fn status(
     Ok(())
 }
 
-/// Runs a conversion to the end, printing progress, waits `settle_secs` and
-/// passes again (uploads that were finishing under the old setting land
-/// meanwhile), until a pass finds nothing; then deletes the replaced files
-/// whose grace period has passed.
+/// Runs a conversion to the end, printing progress, then once more after
+/// `settle_secs` (for uploads that were finishing under the old setting);
+/// then deletes the replaced files whose grace period has passed.
 async fn convert(
     app: &App,
     config: &Config,
