@@ -18,6 +18,7 @@ pub mod password;
 pub mod path;
 pub mod secret;
 pub mod tokens;
+pub mod twofactor;
 pub mod users;
 mod util;
 

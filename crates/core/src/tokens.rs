@@ -53,9 +53,12 @@ pub struct AppToken {
     pub user_agent: Option<String>,
     /// The session's CSRF secret (sessions only).
     pub csrf: Option<Secret>,
+    /// A session whose password was accepted but whose second factor was not
+    /// yet passed: good for the challenge pages only.
+    pub mfa_pending: bool,
 }
 
-const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret";
+const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret, mfa_pending";
 
 impl AppToken {
     fn from_row(r: &Row) -> Result<AppToken> {
@@ -72,6 +75,7 @@ impl AppToken {
             last_address: r.opt_str(9)?,
             user_agent: r.opt_str(10)?,
             csrf: r.opt_str(11)?.map(Secret::new),
+            mfa_pending: r.i64(12)? != 0,
         })
     }
 }
@@ -123,6 +127,9 @@ pub fn random_secret(len: usize) -> Secret {
     )
 }
 
+/// How long a session may wait for its second factor.
+pub const PENDING_SECS: i64 = 600;
+
 #[derive(Clone)]
 pub struct Tokens {
     db: Db,
@@ -152,6 +159,7 @@ impl Tokens {
                 false,
                 None,
                 None,
+                false,
             )
             .await?;
         tracing::info!(target: "strongroom::tokens", user = %user.uid, token = token.id, "app password created");
@@ -168,6 +176,7 @@ impl Tokens {
         remember: bool,
         address: Option<&str>,
         agent: Option<&str>,
+        mfa_pending: bool,
     ) -> Result<AppToken> {
         let now = now_secs();
         let csrf = (kind == TokenKind::Session).then(|| random_secret(43));
@@ -177,12 +186,13 @@ impl Tokens {
         let id = tx
             .insert(
                 "INSERT INTO app_tokens (user_id, name, token_hash, created_at, last_used, kind, remember, csrf_secret, \
-                 confirmed_at, last_address, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 confirmed_at, last_address, user_agent, mfa_pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &[
                     user.id.into(), name.into(), digest(secret.expose()).into(), now.into(), now.into(), kind.code().into(),
                     i64::from(remember).into(), csrf.as_ref().map(|c| c.expose().to_owned()).into(),
                     // A session starts with the password just confirmed by the login.
                     (if kind == TokenKind::Session { now } else { 0 }).into(), address.into(), agent.clone().into(),
+                    i64::from(mfa_pending).into(),
                 ],
             )
             .await?;
@@ -200,21 +210,34 @@ impl Tokens {
             last_address: address.map(str::to_owned),
             user_agent: agent,
             csrf,
+            mfa_pending,
         })
     }
 
     /// Starts a browser session for `user`; returns the cookie value once.
+    /// A `pending` session waits for the second factor and is good for the
+    /// challenge pages only; passing it starts a new session (a new id).
     pub async fn start_session(
         &self,
         user: &User,
         remember: bool,
         address: &str,
         agent: &str,
+        pending: bool,
     ) -> Result<(AppToken, Secret)> {
         let secret = random_secret(64);
         let name = clean_name(&browser_name(agent), "browser");
         let token = self
-            .insert(user, TokenKind::Session, &name, &secret, remember, Some(address), Some(agent))
+            .insert(
+                user,
+                TokenKind::Session,
+                &name,
+                &secret,
+                remember,
+                Some(address),
+                Some(agent),
+                pending,
+            )
             .await?;
         Ok((token, secret))
     }
@@ -238,6 +261,8 @@ impl Tokens {
         } else {
             self.lifetimes.absolute
         };
+        // A session waiting for its second factor lives a few minutes only.
+        let absolute = if t.mfa_pending { absolute.min(PENDING_SECS) } else { absolute };
         if t.wipe || now - t.last_used > idle || now - t.created_at > absolute {
             self.db.exec("DELETE FROM app_tokens WHERE id = ?", &[t.id.into()]).await?;
             return Ok(None);

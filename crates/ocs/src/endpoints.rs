@@ -18,7 +18,11 @@ pub async fn route(
 ) -> Result<Value, OcsError> {
     let path = path.trim_end_matches('/');
     match (&parts.method, path) {
-        (&Method::GET, "/cloud/capabilities") => Ok(capabilities()),
+        (&Method::GET, "/cloud/capabilities") => {
+            let mut c = capabilities();
+            c["capabilities"]["strongroom"] = twofactor_capability(ocs, caller).await?;
+            Ok(c)
+        }
         (&Method::GET, "/cloud/user") => current_user(ocs, caller).await,
         (&Method::GET, "/core/getapppassword") => {
             get_app_password(ocs, parts, caller, origin).await
@@ -53,6 +57,16 @@ pub fn capabilities() -> Value {
             "files_sharing": { "api_enabled": false },
         },
     })
+}
+
+/// The second factors offered, and whether they are enforced: for the
+/// caller when known, else whether any enforcement is configured.
+async fn twofactor_capability(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {
+    let enforced = match caller.user() {
+        Some(u) => ocs.twofactor.enforced_for(u.id).await.map_err(internal)?,
+        None => ocs.twofactor.policy().await.map_err(internal)?.enforced,
+    };
+    Ok(json!({ "twofactor": { "providers": ocs.twofactor_providers, "enforced": enforced } }))
 }
 
 async fn current_user(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {

@@ -30,6 +30,10 @@ pub struct Ocs {
     pub audit: Audit,
     /// How long a browser session's password confirmation allows changes (seconds).
     pub confirm_secs: i64,
+    pub twofactor: strongroom_core::twofactor::TwoFactor,
+    /// The second-factor providers this server offers (email and SMS only
+    /// when a channel is configured), for the capabilities.
+    pub twofactor_providers: Vec<&'static str>,
 }
 
 /// Who is calling, as the authentication middleware resolved it.

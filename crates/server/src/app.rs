@@ -11,6 +11,7 @@ use strongroom_core::{
     net::Cidr,
     secret::Secret,
     tokens::{Lifetimes, Tokens},
+    twofactor::TwoFactor,
 };
 use strongroom_dav::Dav;
 use strongroom_ocs::Ocs;
@@ -31,6 +32,8 @@ pub struct App {
     pub throttle: Throttle,
     pub audit: Audit,
     pub security: Security,
+    pub twofactor: TwoFactor,
+    pub twofactor_config: crate::config::TwoFactorConfig,
 }
 
 /// Settings of the HTTP surface that handlers consult on every request.
@@ -43,6 +46,8 @@ pub struct Security {
     pub confirm_secs: i64,
     /// How long "remember me" keeps a session (0: the option is off).
     pub remember_secs: i64,
+    /// `public_url`: the origin WebAuthn keys are bound to, when configured.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +95,16 @@ impl App {
             tokens: tokens.clone(),
             audit: audit.clone(),
             confirm_secs: config.session.confirm_secs as i64,
+            twofactor: TwoFactor::new(db.clone(), users.clone()),
+            twofactor_providers: strongroom_core::twofactor::PROVIDERS
+                .iter()
+                .copied()
+                .filter(|p| match *p {
+                    "email" => config.twofactor.smtp_host.is_some(),
+                    "sms" => config.twofactor.sms_url.is_some(),
+                    _ => true,
+                })
+                .collect(),
         };
         let flows = LoginFlows::new(db.clone(), users.clone(), tokens.clone());
         let throttle = open_throttle(config, &db).await?;
@@ -99,8 +114,24 @@ impl App {
             tls: config.tls.cert.is_some(),
             confirm_secs: s.confirm_secs as i64,
             remember_secs: s.remember_secs as i64,
+            public_url: config.public_url.clone(),
         };
-        Ok(App { db, users, files, tokens, flows, dav, ocs, throttle, audit, security })
+        let twofactor = TwoFactor::new(db.clone(), users.clone());
+        let twofactor_config = config.twofactor.clone();
+        Ok(App {
+            db,
+            users,
+            files,
+            tokens,
+            flows,
+            dav,
+            ocs,
+            throttle,
+            audit,
+            security,
+            twofactor,
+            twofactor_config,
+        })
     }
 
     /// On the very first start, creates the admin account. Returns the

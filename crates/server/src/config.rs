@@ -59,6 +59,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("encryption.pkcs11_pin", Str),
     ("encryption.pkcs11_pin_file", Str),
     ("encryption.replaced_grace_secs", Int(0, 30 * 86_400)),
+    ("public_url", Str),
+    ("twofactor.smtp_host", Str),
+    ("twofactor.smtp_port", Int(1, 65_535)),
+    ("twofactor.smtp_from", Str),
+    ("twofactor.sms_url", Str),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +103,27 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    /// The address users reach the server at (`https://cloud.example.org`).
+    /// WebAuthn binds keys to its host name; when unset, the host of each
+    /// request is used, as Nextcloud does.
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub twofactor: TwoFactorConfig,
+}
+
+/// Where one-time codes are sent from. Without `smtp_host` there are no
+/// email codes; without `sms_url` no SMS codes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwoFactorConfig {
+    /// An SMTP relay that accepts mail for delivery without login (a local
+    /// MTA); the message is handed over in plain SMTP.
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_from: Option<String>,
+    /// An HTTP endpoint that sends SMS: it receives a POST with the JSON body
+    /// `{"to": "+15551234567", "message": "…"}` and answers 2xx once accepted.
+    pub sms_url: Option<String>,
 }
 
 /// Where the master keys of encryption at rest live. Whether new content is
@@ -450,6 +476,18 @@ impl Config {
                 return Err(ConfigError(format!(
                     "key `{key}`: {bad:?} is not an address or CIDR range"
                 )));
+            }
+        }
+        if let Some(u) = &self.public_url {
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && webauthn_rs::prelude::Url::parse(u).is_ok_and(|u| u.host_str().is_some());
+            if !ok {
+                return bad("public_url", format!("{u:?} is not an http(s) URL"));
+            }
+        }
+        if let Some(u) = &self.twofactor.sms_url {
+            if !u.starts_with("http://") {
+                return bad("twofactor.sms_url", "must be an http:// URL (a local gateway)".into());
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_clients.sql")),
     (3, include_str!("migrations/0003_accounts.sql")),
     (4, include_str!("migrations/0004_encryption.sql")),
+    (5, include_str!("migrations/0005_twofactor.sql")),
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {

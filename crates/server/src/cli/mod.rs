@@ -5,6 +5,7 @@
 mod accounts;
 mod encryption;
 mod security;
+mod twofactor;
 
 use std::{
     io::{BufRead, IsTerminal},
@@ -76,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         command: encryption::EncryptionCommand,
     },
+    /// Second factors: status, enforcement, reset of a user's factors.
+    Twofactor {
+        #[command(subcommand)]
+        command: twofactor::TwoFactorCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -136,6 +142,7 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         Command::Security { command } => security::security(&app, command).await,
         Command::Encryption { command } => encryption::run(&app, config, command).await,
         Command::Audit { command } => security::audit(config, command),
+        Command::Twofactor { command } => twofactor::run(&app, command).await,
     }
 }
 

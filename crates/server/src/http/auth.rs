@@ -30,12 +30,15 @@ pub enum Auth {
     Token(Box<User>, Box<AppToken>),
     /// A browser session, found by its cookie.
     Session(Box<User>, Box<AppToken>),
+    /// A browser session whose second factor is still due: it acts as
+    /// nobody, except on the challenge pages, which read it explicitly.
+    Pending(Box<User>, Box<AppToken>),
 }
 
 impl Auth {
     pub fn user(&self) -> Option<&User> {
         match self {
-            Auth::Anonymous => None,
+            Auth::Anonymous | Auth::Pending(..) => None,
             Auth::Password(u) | Auth::Token(u, _) | Auth::Session(u, _) => Some(u),
         }
     }
@@ -50,7 +53,7 @@ impl Auth {
         match self {
             Auth::Password(_) => true,
             Auth::Session(_, s) => strongroom_core::now_secs() - s.confirmed_at <= within_secs,
-            Auth::Token(..) | Auth::Anonymous => false,
+            Auth::Token(..) | Auth::Anonymous | Auth::Pending(..) => false,
         }
     }
 }
@@ -72,7 +75,7 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             Err(e) => return unavailable(&e),
         }
     };
-    if let Auth::Session(_, s) = &auth {
+    if let Auth::Session(_, s) | Auth::Pending(_, s) = &auth {
         if !csrf_ok(&req, s, client.secure) {
             return csrf_failed(req).await;
         }
@@ -117,24 +120,43 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
     }
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
-        return Ok(Auth::Password(Box::new(user)));
+        return password_login(app, client, user).await;
     }
     match guarded(app, client, "login", &login, || app.users.verify_password(&login, &password))
         .await
     {
         Ok(Some(user)) => {
-            app.audit.record(
-                &client.origin(),
-                Event::new("login.success")
-                    .actor(&user.uid)
-                    .detail(serde_json::json!({ "via": "basic" })),
-            );
-            Ok(Auth::Password(Box::new(user)))
+            let auth = password_login(app, client, user).await?;
+            if let Some(u) = auth.user() {
+                app.audit.record(
+                    &client.origin(),
+                    Event::new("login.success")
+                        .actor(&u.uid)
+                        .detail(serde_json::json!({ "via": "basic" })),
+                );
+            }
+            Ok(auth)
         }
         Ok(None) => Err(Refusal::Unauthorized("invalid credentials")),
         Err(Error::Busy(_)) => Err(Refusal::Throttled),
         Err(e) => Err(Refusal::Unavailable(e)),
     }
+}
+
+/// The account password alone does not open an account that has (or must
+/// have) a second factor: such users' clients use app passwords, obtained
+/// through Login Flow v2, whose browser step includes the challenge.
+async fn password_login(app: &App, client: &Client, user: User) -> Result<Auth, Refusal> {
+    if app.twofactor.required(user.id).await? {
+        app.audit.record(
+            &client.origin(),
+            Event::new("login.failure").actor(&user.uid).detail(serde_json::json!({
+                "via": "basic", "reason": "second factor required; use an app password"
+            })),
+        );
+        return Err(Refusal::Unauthorized("a second factor is required: use an app password"));
+    }
+    Ok(Auth::Password(Box::new(user)))
 }
 
 /// Checks a secret under brute-force protection: the attempt is counted
@@ -179,6 +201,7 @@ where
 async fn session(app: &App, client: &Client, value: Option<String>) -> Result<Auth, Error> {
     let Some(value) = value else { return Ok(Auth::Anonymous) };
     Ok(match app.tokens.session(&value, &client.address.to_string()).await? {
+        Some((user, token)) if token.mfa_pending => Auth::Pending(Box::new(user), Box::new(token)),
         Some((user, token)) => Auth::Session(Box::new(user), Box::new(token)),
         None => Auth::Anonymous,
     })

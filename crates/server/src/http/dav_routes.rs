@@ -105,7 +105,7 @@ async fn legacy(app: &App, req: Request, below: &str) -> Response {
 async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response {
     let auth = req.extensions().get::<Auth>().cloned().unwrap_or(Auth::Anonymous);
     let caller = match &auth {
-        Auth::Anonymous => Caller::Anonymous,
+        Auth::Anonymous | Auth::Pending(..) => Caller::Anonymous,
         Auth::Password(u) => Caller::Password(u),
         Auth::Token(u, t) => Caller::AppToken(u, t),
         Auth::Session(u, t) => Caller::Session(u, t),

@@ -57,7 +57,7 @@ fn browser_user(auth: &Auth) -> Result<(&User, Option<i64>), Response> {
             Json(json!({ "message": "not possible with an app password" })),
         )
             .into_response()),
-        Auth::Anonymous => Err(StatusCode::UNAUTHORIZED.into_response()),
+        Auth::Anonymous | Auth::Pending(..) => Err(StatusCode::UNAUTHORIZED.into_response()),
     }
 }
 

@@ -14,6 +14,7 @@ mod pages;
 mod requests;
 mod session_pages;
 mod tls;
+mod twofactor;
 mod wipe;
 
 use std::net::SocketAddr;
@@ -39,6 +40,65 @@ pub fn router(app: App) -> Router {
         .route("/index.php/logout", get(session_pages::logout).post(session_pages::logout))
         .route("/index.php/login/confirm", post(session_pages::confirm))
         .route("/index.php/csrftoken", get(session_pages::csrf_token))
+        .route("/index.php/js/twofactor.js", get(twofactor::script))
+        .route("/index.php/login/selectchallenge", get(twofactor::challenge::select))
+        .route(
+            "/index.php/login/challenge/webauthn/options",
+            post(twofactor::challenge::webauthn_options),
+        )
+        .route(
+            "/index.php/login/challenge/{provider}",
+            get(twofactor::challenge::show).post(twofactor::challenge::answer),
+        )
+        .route("/index.php/login/challenge/{provider}/send", post(twofactor::challenge::send))
+        .route("/index.php/login/setupchallenge", get(twofactor::challenge::setup))
+        .route("/index.php/login/setupchallenge/totp", post(twofactor::challenge::setup_totp))
+        .route("/index.php/login/passkey/options", post(twofactor::passkey::options))
+        .route("/index.php/login/passkey", post(twofactor::passkey::finish))
+        .route(
+            "/index.php/apps/twofactor_totp/settings/enable",
+            post(twofactor::settings::totp_enable),
+        )
+        .route(
+            "/index.php/apps/twofactor_totp/settings/state",
+            get(twofactor::settings::totp_state),
+        )
+        .route(
+            "/index.php/apps/twofactor_backupcodes/settings/create",
+            post(twofactor::settings::backup_create),
+        )
+        .route("/index.php/settings/user/twofactor", get(twofactor::settings::settings_page))
+        .route("/index.php/settings/user/twofactor/state", get(twofactor::settings::state))
+        .route("/index.php/settings/user/twofactor/totp", post(twofactor::settings::page_totp))
+        .route(
+            "/index.php/settings/user/twofactor/totp/confirm",
+            post(twofactor::settings::page_totp_confirm),
+        )
+        .route("/index.php/settings/user/twofactor/backup", post(twofactor::settings::page_backup))
+        .route(
+            "/index.php/settings/user/twofactor/contact/{kind}",
+            post(twofactor::settings::contact),
+        )
+        .route(
+            "/index.php/settings/user/webauthn/options",
+            post(twofactor::settings::webauthn_options),
+        )
+        .route(
+            "/index.php/settings/user/webauthn/register",
+            post(twofactor::settings::webauthn_register),
+        )
+        .route(
+            "/index.php/settings/user/webauthn/remove/{id}",
+            post(twofactor::settings::webauthn_remove),
+        )
+        .route(
+            "/index.php/settings/api/admin/twofactorauth",
+            get(twofactor::admin::get_policy).put(twofactor::admin::put_policy),
+        )
+        .route(
+            "/index.php/settings/api/admin/twofactorauth/reset/{uid}",
+            post(twofactor::admin::reset),
+        )
         .route("/index.php/settings/personal/authtokens", get(devices::list).post(devices::create))
         .route(
             "/index.php/settings/personal/authtokens/{id}",
@@ -80,6 +140,7 @@ pub async fn serve(
 }
 
 pub use tls::acceptor as tls_acceptor;
+pub use twofactor::admin::reset_user;
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -34,7 +34,7 @@ pub struct LoginQuery {
 }
 
 /// A redirect target is accepted only as a path on this site.
-fn safe_redirect(url: Option<&str>) -> String {
+pub fn safe_redirect(url: Option<&str>) -> String {
     match url {
         Some(u)
             if u.starts_with('/')
@@ -57,6 +57,14 @@ pub async fn form(
     if auth.user().is_some() {
         return Redirect::to(&safe_redirect(q.redirect_url.as_deref())).into_response();
     }
+    if let Auth::Pending(..) = auth {
+        let to = safe_redirect(q.redirect_url.as_deref());
+        return Redirect::to(&format!(
+            "/index.php/login/selectchallenge?redirect_url={}",
+            super::twofactor::enc(&to)
+        ))
+        .into_response();
+    }
     let token = random_secret(43);
     let error = match q.error.as_deref() {
         Some("throttled") => "<p role=\"alert\">Too many failed attempts. Try again later.</p>",
@@ -69,16 +77,18 @@ pub async fn form(
         ""
     };
     let body = format!(
-        "<h1>Log in</h1>{error}<form method=\"post\" action=\"/index.php/login\">\
+        "<h1>Log in</h1>{error}<form id=\"login-form\" method=\"post\" action=\"/index.php/login\">\
          <input type=\"hidden\" name=\"login_token\" value=\"{}\">\
          <input type=\"hidden\" name=\"redirect_url\" value=\"{}\">\
          <p><label>User <input name=\"user\" autocomplete=\"username\" required autofocus></label></p>\
          <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-         {remember}<p><button type=\"submit\">Log in</button></p></form>",
+         {remember}<p><button type=\"submit\">Log in</button></p></form>\
+         <p><button type=\"button\" id=\"passkey-login\">Log in with a passkey</button></p>\
+         <p id=\"webauthn-status\" role=\"status\"></p>",
         escape(token.expose()),
         escape(&safe_redirect(q.redirect_url.as_deref()))
     );
-    let mut r = page("Log in", &body).into_response();
+    let mut r = super::twofactor::script_page("Log in", &body);
     let c = set_cookie(
         &cookie_name(LOGIN_CSRF, client.secure),
         token.expose(),
@@ -133,9 +143,53 @@ pub async fn login(
         let _ = app.tokens.end_session(old).await;
     }
     let remember = f.remember_login.is_some() && app.security.remember_secs > 0;
+    let pending = match app.twofactor.required(user.id).await {
+        Ok(p) => p,
+        Err(e) => return unavailable(&e),
+    };
+    let redirect = safe_redirect(f.redirect_url.as_deref());
+    if !pending {
+        return start_session(&app, &client, &user, remember, "password", &redirect).await;
+    }
+    // The password was right; the session is good for the challenge only.
     let (session, secret) = match app
         .tokens
-        .start_session(&user, remember, &client.address.to_string(), &client.user_agent)
+        .start_session(&user, remember, &client.address.to_string(), &client.user_agent, true)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return unavailable(&e),
+    };
+    app.audit.record(
+        &client.origin(),
+        Event::new("twofactor.challenge")
+            .actor(&user.uid)
+            .target(&session.id.to_string())
+            .detail(json!({ "via": "web" })),
+    );
+    let to = format!(
+        "/index.php/login/selectchallenge?redirect_url={}",
+        percent_encoding::utf8_percent_encode(&redirect, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let mut r = Redirect::to(&to).into_response();
+    set_session_cookies(&mut r, secret.expose(), None, tls);
+    r
+}
+
+/// Starts a full session for a user who passed every factor (`via` names the
+/// last one), sets its cookies and redirects to `redirect`.
+pub async fn start_session(
+    app: &App,
+    client: &Client,
+    user: &strongroom_core::User,
+    remember: bool,
+    via: &str,
+    redirect: &str,
+) -> Response {
+    let tls = client.secure;
+    let (session, secret) = match app
+        .tokens
+        .start_session(user, remember, &client.address.to_string(), &client.user_agent, false)
         .await
     {
         Ok(s) => s,
@@ -147,15 +201,19 @@ pub async fn login(
         Event::new("login.success")
             .actor(&user.uid)
             .target(&id)
-            .detail(json!({ "via": "web", "remember": remember })),
+            .detail(json!({ "via": "web", "factor": via, "remember": remember })),
     );
-    let mut r = Redirect::to(&safe_redirect(f.redirect_url.as_deref())).into_response();
+    let mut r = Redirect::to(redirect).into_response();
     let age = remember.then_some(app.security.remember_secs);
-    add_cookie(&mut r, &set_cookie(&cookie_name(SESSION, tls), secret.expose(), "Lax", age, tls));
-    add_cookie(&mut r, &set_cookie(&cookie_name(LAX, tls), "true", "Lax", age, tls));
-    add_cookie(&mut r, &set_cookie(&cookie_name(STRICT, tls), "true", "Strict", age, tls));
+    set_session_cookies(&mut r, secret.expose(), age, tls);
     add_cookie(&mut r, &set_cookie(&cookie_name(LOGIN_CSRF, tls), "", "Strict", Some(0), tls));
     r
+}
+
+fn set_session_cookies(r: &mut Response, secret: &str, age: Option<i64>, tls: bool) {
+    add_cookie(r, &set_cookie(&cookie_name(SESSION, tls), secret, "Lax", age, tls));
+    add_cookie(r, &set_cookie(&cookie_name(LAX, tls), "true", "Lax", age, tls));
+    add_cookie(r, &set_cookie(&cookie_name(STRICT, tls), "true", "Strict", age, tls));
 }
 
 /// Ends the session (POST, or GET with the request token as Nextcloud does;
@@ -169,7 +227,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Response {
     let tls = client.secure;
-    if let Auth::Session(user, s) = &auth {
+    if let Auth::Session(user, s) | Auth::Pending(user, s) = &auth {
         if method == http::Method::GET {
             let given = super::auth::query_param(uri.query(), "requesttoken").unwrap_or_default();
             let want = s.csrf.as_ref().map(|c| c.expose().to_owned()).unwrap_or_default();

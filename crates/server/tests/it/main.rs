@@ -16,4 +16,5 @@ mod regressions;
 mod security;
 mod sync_clients;
 mod sync_fixtures;
+mod twofactor;
 mod webdav;

@@ -15,14 +15,14 @@ use crate::harness::{ADMIN_PASSWORD, Backend, Server, temp_dir, text};
 
 /// A cookie-keeping client that does not follow redirects, like a browser tab
 /// whose every step the test inspects.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    cookies: HashMap<String, String>,
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub cookies: HashMap<String, String>,
 }
 
 impl Browser {
-    fn new(s: &Server) -> Browser {
+    pub fn new(s: &Server) -> Browser {
         Browser {
             client: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
             base: s.base.clone(),
@@ -30,11 +30,11 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    fn keep(&mut self, r: &Response) {
+    pub fn keep(&mut self, r: &Response) {
         for v in r.headers().get_all("set-cookie") {
             let v = v.to_str().unwrap();
             let (pair, _) = v.split_once(';').unwrap_or((v, ""));
@@ -47,7 +47,7 @@ impl Browser {
         }
     }
 
-    async fn send(
+    pub async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -73,7 +73,7 @@ impl Browser {
     }
 
     /// Logs in through the form; returns the response to the POST.
-    async fn login(&mut self, user: &str, password: &str, remember: bool) -> Response {
+    pub async fn login(&mut self, user: &str, password: &str, remember: bool) -> Response {
         let page = self.send("GET", "/index.php/login", &[], None).await.text().await.unwrap();
         let token = page
             .split("name=\"login_token\" value=\"")
@@ -91,7 +91,7 @@ impl Browser {
         self.send("POST", "/index.php/login", &[], Some(&form)).await
     }
 
-    async fn csrf(&mut self) -> String {
+    pub async fn csrf(&mut self) -> String {
         let v: Value =
             self.send("GET", "/index.php/csrftoken", &[], None).await.json().await.unwrap();
         v["token"].as_str().unwrap().to_owned()

@@ -1,0 +1,76 @@
+//! Second factors over HTTP: the login challenge (`challenge.rs`), setting
+//! factors up (`settings.rs`), passwordless login with a passkey
+//! (`passkey.rs`), the admin policy (`admin.rs`) and sending one-time codes
+//! (`send.rs`). Pages that run WebAuthn load `/index.php/js/twofactor.js`
+//! (no inline script) under a policy admitting scripts of this origin.
+
+pub mod admin;
+pub mod challenge;
+pub mod passkey;
+pub mod send;
+pub mod settings;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
+
+use super::{client::Client, pages::page};
+use crate::app::App;
+
+/// The relying party: `public_url` when configured, else the request's own
+/// origin (the browser checks that the page's origin matches, and keys are
+/// bound to the host name, so a key made for one host works only there).
+pub fn relying_party(app: &App, client: &Client, headers: &http::HeaderMap) -> Option<Webauthn> {
+    let origin = match &app.security.public_url {
+        Some(u) => Url::parse(u).ok()?,
+        None => {
+            let host = headers.get(header::HOST)?.to_str().ok()?;
+            let scheme = if client.secure { "https" } else { "http" };
+            Url::parse(&format!("{scheme}://{host}")).ok()?
+        }
+    };
+    let rp_id = origin.host_str()?.to_owned();
+    WebauthnBuilder::new(&rp_id, &origin).ok()?.rp_name("Strongroom").build().ok()
+}
+
+/// A page that loads the WebAuthn script: its policy admits scripts and
+/// fetches of this origin only.
+pub fn script_page(title: &str, body: &str) -> Response {
+    let body = format!("{body}<script src=\"/index.php/js/twofactor.js\"></script>");
+    let mut r = page(title, &body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+/// `GET /index.php/js/twofactor.js`.
+pub async fn script() -> Response {
+    let mut r = include_str!("twofactor.js").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/javascript; charset=utf-8"),
+    );
+    r
+}
+
+/// The value for a query parameter.
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A provider's name on pages.
+pub fn label(provider: &str) -> &'static str {
+    match provider {
+        "totp" => "Authenticator app (TOTP)",
+        "backup_codes" => "Backup code",
+        "webauthn" => "Security key or passkey",
+        "email" => "Code by email",
+        "sms" => "Code by SMS",
+        _ => "Unknown",
+    }
+}

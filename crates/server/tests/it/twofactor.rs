@@ -1,0 +1,392 @@
+//! Second factors over real HTTP: TOTP with codes from `oathtool` (an
+//! implementation nobody here wrote), replay and malformed codes, backup
+//! codes, the pending session refused on every other route, the password
+//! refused over Basic, enforcement per group with setup at login, the
+//! command line and the capabilities.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::{
+    harness::{Backend, Server},
+    security::Browser,
+};
+
+/// The TOTP code `oathtool` computes for `secret`, `offset` seconds from now.
+fn oathtool(secret: &str, offset: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("@{}", now + offset), secret])
+        .output()
+        .expect("oathtool is installed (.ci/run installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Turns TOTP on for `user` through Nextcloud's settings API; returns the secret.
+async fn enrol_totp(s: &Server, user: &str, password: &str) -> String {
+    let r = s
+        .client
+        .post(s.url("/index.php/apps/twofactor_totp/settings/enable"))
+        .basic_auth(user, Some(password))
+        .json(&json!({ "state": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let secret = v["secret"].as_str().unwrap().to_owned();
+    assert!(v["qrUrl"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(v["qrSvg"].as_str().unwrap().contains("<svg"));
+    let wrong = s
+        .client
+        .post(s.url("/index.php/apps/twofactor_totp/settings/enable"))
+        .basic_auth(user, Some(password))
+        .json(&json!({ "state": 2, "code": "123456x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["state"],
+        1,
+        "a malformed code does not activate"
+    );
+    let r = s
+        .client
+        .post(s.url("/index.php/apps/twofactor_totp/settings/enable"))
+        .basic_auth(user, Some(password))
+        .json(&json!({ "state": 2, "code": oathtool(&secret, 0) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], 2);
+    secret
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// Logs in with the password; asserts the session is pending; returns the
+/// pending cookie value.
+async fn password_step(b: &mut Browser, user: &str, password: &str) -> String {
+    let r = b.login(user, password, false).await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/index.php/login/selectchallenge"), "{}", location(&r));
+    b.cookies["sr_session"].clone()
+}
+
+async fn answer(b: &mut Browser, provider: &str, code: &str) -> reqwest::Response {
+    let page = b
+        .send("GET", &format!("/index.php/login/challenge/{provider}"), &[], None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let action =
+        page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    b.send("POST", &action, &[], Some(&[("challenge", code), ("redirect_url", "/done")])).await
+}
+
+/// Every route but the challenge refuses a pending session, however its
+/// cookie is presented (C007).
+async fn pending_refused_everywhere(s: &Server, b: &mut Browser, user: &str, cookie: &str) {
+    let r = b
+        .send("PROPFIND", &format!("/remote.php/dav/files/{user}/"), &[("Depth", "0")], None)
+        .await;
+    assert_eq!(r.status(), 401, "DAV with a pending session");
+    let r = b
+        .send("GET", "/ocs/v2.php/cloud/user?format=json", &[("OCS-APIRequest", "true")], None)
+        .await;
+    assert_eq!(r.status(), 401, "OCS with a pending session");
+    let r = b.send("GET", "/index.php/settings/user/security", &[], None).await;
+    assert_eq!(r.status(), 303, "pages send a pending session back to the login");
+    for auth in [format!("Bearer {cookie}")] {
+        let r = s
+            .client
+            .request(
+                reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+                s.url(&format!("/remote.php/dav/files/{user}/")),
+            )
+            .header("Authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = s.dav("PROPFIND", user, cookie, "/").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 401, "the pending cookie as a Basic password");
+}
+
+#[tokio::test]
+async fn totp_login_replay_backup_codes_and_basic_refusal() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("alice", "alice-password-1");
+    s.add_user("bob", "bob-password-1");
+    let secret = enrol_totp(&s, "alice", "alice-password-1").await;
+    let bob_secret = enrol_totp(&s, "bob", "bob-password-1").await;
+
+    // The password alone no longer opens the account over Basic, on any route.
+    let r = s
+        .dav("PROPFIND", "alice", "alice-password-1", "/")
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .client
+        .get(s.url("/ocs/v2.php/core/getapppassword"))
+        .basic_auth("alice", Some("alice-password-1"))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let mut b = Browser::new(&s);
+    let pending = password_step(&mut b, "alice", "alice-password-1").await;
+    pending_refused_everywhere(&s, &mut b, "alice", &pending).await;
+    let r = b.send("GET", "/index.php/login/selectchallenge", &[], None).await;
+    assert_eq!(
+        location(&r),
+        "/index.php/login/challenge/totp?redirect_url=%2Findex%2Ephp%2Fsettings%2Fuser%2Fsecurity"
+    );
+
+    // Malformed, wrong, another user's, and the code spent at enrolment: refused.
+    for bad in ["abc", "", "1234567", "000000", &oathtool(&bob_secret, 30), &oathtool(&secret, 0)] {
+        let r = answer(&mut b, "totp", bad).await;
+        assert!(location(&r).contains("error=1"), "{bad:?} -> {}", location(&r));
+        assert_eq!(b.cookies["sr_session"], pending);
+    }
+    // The next step's code is inside the window and not spent yet.
+    let code = oathtool(&secret, 30);
+    let r = answer(&mut b, "totp", &code).await;
+    assert_eq!(location(&r), "/done");
+    let full = b.cookies["sr_session"].clone();
+    assert_ne!(full, pending, "passing the second factor starts a new session");
+    let r = b.send("PROPFIND", "/remote.php/dav/files/alice/", &[("Depth", "0")], None).await;
+    assert_eq!(r.status(), 207);
+    let r = s.dav("PROPFIND", "alice", &pending, "/").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Replay: the same code in a second login is refused.
+    let mut b2 = Browser::new(&s);
+    password_step(&mut b2, "alice", "alice-password-1").await;
+    let r = answer(&mut b2, "totp", &code).await;
+    assert!(location(&r).contains("error=1"), "replayed code accepted");
+
+    // Backup codes: made from the full session, each good once.
+    let token = b.csrf().await;
+    let r = b
+        .send(
+            "POST",
+            "/index.php/apps/twofactor_backupcodes/settings/create",
+            &[("requesttoken", token.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let codes: Vec<String> =
+        v["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(codes.len(), 10);
+    let r = b2.send("GET", "/index.php/login/selectchallenge", &[], None).await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("/index.php/login/challenge/backup_codes"), "{page}");
+    let r = answer(&mut b2, "backup_codes", &codes[0].to_lowercase()).await;
+    assert_eq!(location(&r), "/done");
+    let mut b3 = Browser::new(&s);
+    password_step(&mut b3, "alice", "alice-password-1").await;
+    let r = answer(&mut b3, "backup_codes", &codes[0]).await;
+    assert!(location(&r).contains("error=1"), "a used backup code works again");
+    let v: Value = b
+        .send("GET", "/index.php/settings/user/twofactor/state", &[], None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["factors"]["backup_remaining"], 9);
+    assert_eq!(v["factors"]["backup_total"], 10);
+
+    // App passwords made after a full login work without asking again.
+    let r = b
+        .send(
+            "POST",
+            "/index.php/settings/personal/authtokens",
+            &[("requesttoken", token.as_str())],
+            Some(&[("name", "laptop")]),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let app_password = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let r =
+        s.dav("PROPFIND", "alice", &app_password, "/").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 207);
+
+    let (out, _) = s.cli_ok(&["twofactor", "status", "alice"]);
+    assert!(out.contains("totp: on") && out.contains("backup codes: 9 of 10 left"), "{out}");
+    let log = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap_or_default();
+    for ev in [
+        "twofactor.enabled",
+        "twofactor.failure",
+        "twofactor.success",
+        "twofactor.backup_code_used",
+        "twofactor.backup_codes_generated",
+    ] {
+        assert!(log.contains(ev), "audit log lacks {ev}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_codes_are_throttled() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "4"),
+            ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+        ],
+    )
+    .await;
+    s.add_user("erin", "erin-password-1");
+    let secret = enrol_totp(&s, "erin", "erin-password-1").await;
+    let mut b = Browser::new(&s);
+    password_step(&mut b, "erin", "erin-password-1").await;
+    let mut throttled = false;
+    for _ in 0..8 {
+        let r = answer(&mut b, "totp", "000000").await;
+        throttled |= location(&r).contains("error=throttled");
+    }
+    assert!(throttled, "wrong codes never throttled");
+    // Throttled means refused, even for the right code.
+    let r = answer(&mut b, "totp", &oathtool(&secret, 30)).await;
+    assert!(location(&r).contains("error=throttled"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn enforcement_per_group_setup_at_login_and_admin_reset() {
+    for backend in crate::harness::backends() {
+        let s = Server::start(backend).await;
+        s.add_user("carol", "carol-password-1");
+        s.add_user("dave", "dave-password-1");
+        s.cli_ok(&["group", "add", "staff"]);
+        s.cli_ok(&["group", "add", "service"]);
+        s.cli_ok(&["group", "adduser", "staff", "carol"]);
+        let out =
+            s.command().args(["twofactor", "enforce", "--group", "nosuchgroup"]).output().unwrap();
+        assert!(!out.status.success(), "an unknown group is refused");
+        let (out, _) = s.cli_ok(&["twofactor", "enforce", "--group", "staff"]);
+        assert!(out.contains("enforced: yes"), "{out}");
+
+        let caps: Value = s
+            .client
+            .get(s.url("/ocs/v2.php/cloud/capabilities?format=json"))
+            .basic_auth("dave", Some("dave-password-1"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let tf = &caps["ocs"]["data"]["capabilities"]["strongroom"]["twofactor"];
+        assert_eq!(tf["enforced"], false, "dave is not in staff");
+        assert!(tf["providers"].as_array().unwrap().iter().any(|p| p == "totp"));
+
+        // carol has no factor yet: her password opens nothing but the setup.
+        let r = s
+            .dav("PROPFIND", "carol", "carol-password-1", "/")
+            .header("Depth", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let mut b = Browser::new(&s);
+        let pending = password_step(&mut b, "carol", "carol-password-1").await;
+        pending_refused_everywhere(&s, &mut b, "carol", &pending).await;
+        let r = b.send("GET", "/index.php/login/selectchallenge", &[], None).await;
+        assert!(location(&r).starts_with("/index.php/login/setupchallenge"));
+        let page =
+            b.send("GET", "/index.php/login/setupchallenge", &[], None).await.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let page = b.send("POST", &action, &[], None).await.text().await.unwrap();
+        let secret =
+            page.split("id=\"totp-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        assert!(page.contains("<svg"), "the QR code is drawn by the server");
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let r =
+            b.send("POST", &action, &[], Some(&[("code", oathtool(&secret, 0).as_str())])).await;
+        assert_eq!(r.status(), 303);
+        assert_ne!(b.cookies["sr_session"], pending);
+        let r = b.send("PROPFIND", "/remote.php/dav/files/carol/", &[("Depth", "0")], None).await;
+        assert_eq!(r.status(), 207, "{backend:?}");
+
+        // dave is not in staff: no challenge.
+        let mut d = Browser::new(&s);
+        let r = d.login("dave", "dave-password-1", false).await;
+        assert!(!location(&r).contains("challenge"), "{}", location(&r));
+
+        // Excluded groups win.
+        s.cli_ok(&["group", "adduser", "service", "dave"]);
+        // The admin below uses the password over Basic: exempt, like a service account.
+        s.cli_ok(&["group", "adduser", "service", "admin"]);
+        s.cli_ok(&["twofactor", "enforce", "--exclude", "service"]);
+        let mut d = Browser::new(&s);
+        let r = d.login("dave", "dave-password-1", false).await;
+        assert!(!location(&r).contains("challenge"), "excluded group");
+
+        // The admin API: admins only, groups must exist.
+        let r = s
+            .client
+            .put(s.url("/index.php/settings/api/admin/twofactorauth"))
+            .basic_auth("dave", Some("dave-password-1"))
+            .json(&json!({ "enforced": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let r = s
+            .client
+            .put(s.url("/index.php/settings/api/admin/twofactorauth"))
+            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+            .json(&json!({ "enforced": true, "enforcedGroups": ["nope"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let r = s
+            .client
+            .get(s.url("/index.php/settings/api/admin/twofactorauth"))
+            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["excludedGroups"][0], "service");
+
+        // An admin's reset: carol's factors are gone, she is told, it is audited.
+        s.cli_ok(&["twofactor", "disable-for", "carol"]);
+        let (out, _) = s.cli_ok(&["twofactor", "status", "carol"]);
+        assert!(out.contains("totp: off"), "{out}");
+        let log = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap_or_default();
+        assert!(log.contains("twofactor.reset") && log.contains("twofactor.policy"));
+        s.stop().await;
+    }
+}
