@@ -38,6 +38,10 @@ pub enum Refused {
     Challenge,
     /// The signature counter did not grow: a cloned authenticator.
     Cloned,
+    /// The authenticator did not verify the user (PIN, biometric).
+    NotVerified,
+    /// Made for another origin or relying party.
+    Origin,
     /// Unknown credential, wrong user, bad signature, origin or RP id.
     Invalid,
 }
@@ -47,6 +51,8 @@ impl Refused {
         match self {
             Refused::Challenge => "unknown or expired challenge",
             Refused::Cloned => "signature counter went backwards (cloned authenticator)",
+            Refused::NotVerified => "user verification required but not performed",
+            Refused::Origin => "made for another origin or relying party",
             Refused::Invalid => "invalid assertion",
         }
     }
@@ -362,6 +368,8 @@ impl TwoFactor {
 fn refusal(e: &WebauthnError) -> Refused {
     match e {
         WebauthnError::CredentialPossibleCompromise => Refused::Cloned,
+        WebauthnError::UserNotVerified => Refused::NotVerified,
+        WebauthnError::InvalidRPOrigin | WebauthnError::InvalidRPIDHash => Refused::Origin,
         _ => Refused::Invalid,
     }
 }

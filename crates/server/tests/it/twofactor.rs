@@ -390,3 +390,32 @@ async fn enforcement_per_group_setup_at_login_and_admin_reset() {
         s.stop().await;
     }
 }
+
+/// WebAuthn in a real browser: tests/py/test_webauthn.py drives headless
+/// Chromium with its virtual authenticator against this server.
+#[tokio::test]
+async fn webauthn_ceremonies_in_chromium() {
+    let python = crate::nc_py_api::venv().join("bin/python");
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("walt", "walt-password-1");
+    // localhost, not 127.0.0.1: a relying party id must be a host name.
+    let url = format!("http://localhost:{}", s.port);
+    let audit = s.data_dir.join("audit.log");
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_webauthn.py");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", tests])
+            .env("SR_URL", url)
+            .env("SR_USER", "walt")
+            .env("SR_PASSWORD", "walt-password-1")
+            .env("SR_AUDIT", audit)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n--- server log ---\n{}", s.log());
+    s.stop().await;
+}
