@@ -401,6 +401,7 @@ async fn webauthn_ceremonies_in_chromium() {
     // localhost, not 127.0.0.1: a relying party id must be a host name.
     let url = format!("http://localhost:{}", s.port);
     let audit = s.data_dir.join("audit.log");
+    let db = s.data_dir.join("strongroom.db");
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_webauthn.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
@@ -409,6 +410,7 @@ async fn webauthn_ceremonies_in_chromium() {
             .env("SR_USER", "walt")
             .env("SR_PASSWORD", "walt-password-1")
             .env("SR_AUDIT", audit)
+            .env("SR_DB", db)
             .output()
     })
     .await
@@ -418,4 +420,288 @@ async fn webauthn_ceremonies_in_chromium() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}\n--- server log ---\n{}", s.log());
     s.stop().await;
+}
+
+/// An SMS gateway: answers every POST with 200 and keeps the bodies.
+async fn sms_gateway() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let n = c.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        keep.lock().unwrap().push(serde_json::from_str(body).unwrap());
+                        break;
+                    }
+                }
+            }
+            let _ = c
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    (port, got)
+}
+
+/// The six digits of the newest message in a maildir the SMTP sink fills.
+fn code_from_maildir(dir: &std::path::Path, to: &str) -> String {
+    for _ in 0..50 {
+        let mut newest: Option<(std::time::SystemTime, String)> = None;
+        for sub in ["new", "cur"] {
+            for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+                let t = e.metadata().unwrap().modified().unwrap();
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                if text.contains(to) && newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    newest = Some((t, text));
+                }
+            }
+        }
+        if let Some((_, text)) = newest {
+            return digits_after(&text, "code is ");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no mail for {to} arrived at the SMTP sink");
+}
+
+fn digits_after(text: &str, marker: &str) -> String {
+    text.split(marker).last().unwrap().chars().take_while(char::is_ascii_digit).collect()
+}
+
+#[tokio::test]
+async fn codes_by_email_and_sms() {
+    let venv = crate::nc_py_api::venv();
+    let smtp_port = crate::harness::free_port();
+    let maildir = crate::harness::temp_dir("maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let _sink = Reaped(
+        Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{smtp_port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .spawn()
+            .expect("aiosmtpd is installed in the venv (scripts/test)"),
+    );
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", smtp_port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (sms_port, texts) = sms_gateway().await;
+    let sms_url = format!("http://127.0.0.1:{sms_port}/send");
+    let smtp_port_s = smtp_port.to_string();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("STRONGROOM_TWOFACTOR_SMTP_HOST", "127.0.0.1"),
+            ("STRONGROOM_TWOFACTOR_SMTP_PORT", &smtp_port_s),
+            ("STRONGROOM_TWOFACTOR_SMTP_FROM", "cloud@example.org"),
+            ("STRONGROOM_TWOFACTOR_SMS_URL", &sms_url),
+        ],
+    )
+    .await;
+    s.add_user("frank", "frank-password-1");
+    let mut b = Browser::new(&s);
+    let r = b.login("frank", "frank-password-1", false).await;
+    assert!(!location(&r).contains("challenge"));
+    let page =
+        b.send("GET", "/index.php/settings/user/twofactor", &[], None).await.text().await.unwrap();
+    let token = page.split("requesttoken=").nth(1).unwrap().split('"').next().unwrap().to_owned();
+
+    // Bad addresses are refused and nothing is sent.
+    let contact = |kind: &str| {
+        format!("/index.php/settings/user/twofactor/contact/{kind}?requesttoken={token}")
+    };
+    for (kind, bad) in
+        [("email", "not-an-address"), ("email", "a@b.c>\r\nBcc: x@y.z"), ("sms", "12ab")]
+    {
+        let r = b
+            .send(
+                "POST",
+                &contact(kind),
+                &[],
+                Some(&[("address", bad), ("password", "frank-password-1")]),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{bad:?}");
+    }
+    // Confirming each contact with the code sent there turns the factor on.
+    let r = b
+        .send(
+            "POST",
+            &contact("email"),
+            &[],
+            Some(&[("address", "frank@example.org"), ("password", "frank-password-1")]),
+        )
+        .await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("handle"), "{page}\n{}", s.log());
+    let handle = page
+        .split("name=\"handle\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let code = code_from_maildir(&maildir, "frank@example.org");
+    assert_eq!(code.len(), 6);
+    let r = b
+        .send(
+            "POST",
+            &contact("email"),
+            &[],
+            Some(&[("handle", handle.as_str()), ("code", code.as_str())]),
+        )
+        .await;
+    assert_eq!(location(&r), "/index.php/settings/user/twofactor?done=contact");
+    let r = b
+        .send(
+            "POST",
+            &contact("sms"),
+            &[],
+            Some(&[("address", "+15551234567"), ("password", "frank-password-1")]),
+        )
+        .await;
+    let page = r.text().await.unwrap();
+    let handle = page
+        .split("name=\"handle\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let sms = texts.lock().unwrap().last().cloned().expect("the gateway got the SMS");
+    assert_eq!(sms["to"], "+15551234567");
+    let code = digits_after(sms["message"].as_str().unwrap(), "code is ");
+    let r = b
+        .send(
+            "POST",
+            &contact("sms"),
+            &[],
+            Some(&[("handle", handle.as_str()), ("code", code.as_str())]),
+        )
+        .await;
+    assert_eq!(location(&r), "/index.php/settings/user/twofactor?done=contact");
+
+    // Logging in: choose email, have a code sent, a wrong one fails, the right one passes once.
+    let mut l = Browser::new(&s);
+    password_step(&mut l, "frank", "frank-password-1").await;
+    let page =
+        l.send("GET", "/index.php/login/selectchallenge", &[], None).await.text().await.unwrap();
+    assert!(page.contains("challenge/email") && page.contains("challenge/sms"), "{page}");
+    let page =
+        l.send("GET", "/index.php/login/challenge/email", &[], None).await.text().await.unwrap();
+    let send =
+        page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let r = l.send("POST", &send, &[], Some(&[("redirect_url", "/done")])).await;
+    let to = location(&r);
+    assert!(to.contains("handle="), "{to}");
+    let code = code_from_maildir(&maildir, "frank@example.org");
+    let page = l.send("GET", &to, &[], None).await.text().await.unwrap();
+    let action =
+        page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let handle = page
+        .split("name=\"handle\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = l
+        .send(
+            "POST",
+            &action,
+            &[],
+            Some(&[("challenge", wrong), ("handle", handle.as_str()), ("redirect_url", "/done")]),
+        )
+        .await;
+    assert!(location(&r).contains("error=1"));
+    let r = l
+        .send(
+            "POST",
+            &action,
+            &[],
+            Some(&[
+                ("challenge", code.as_str()),
+                ("handle", handle.as_str()),
+                ("redirect_url", "/done"),
+            ]),
+        )
+        .await;
+    assert_eq!(location(&r), "/done");
+    let mut again = Browser::new(&s);
+    password_step(&mut again, "frank", "frank-password-1").await;
+    let page = again.send("GET", &to, &[], None).await.text().await.unwrap();
+    let action =
+        page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let r = again
+        .send(
+            "POST",
+            &action,
+            &[],
+            Some(&[("challenge", code.as_str()), ("handle", handle.as_str())]),
+        )
+        .await;
+    assert!(location(&r).contains("error=1"), "a code is good once");
+
+    let caps: Value = s
+        .client
+        .get(s.url("/ocs/v2.php/cloud/capabilities?format=json"))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let providers = &caps["ocs"]["data"]["capabilities"]["strongroom"]["twofactor"]["providers"];
+    assert!(providers.as_array().unwrap().iter().any(|p| p == "sms"), "{providers}");
+    let log = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
+    assert!(log.contains("twofactor.code_sent"));
+    s.stop().await;
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -9,6 +9,7 @@ import functools
 import http.server
 import json
 import os
+import sqlite3
 import tempfile
 import threading
 import urllib.error
@@ -21,6 +22,7 @@ URL = os.environ["SR_URL"]
 USER = os.environ["SR_USER"]
 PASSWORD = os.environ["SR_PASSWORD"]
 AUDIT = os.environ["SR_AUDIT"]
+DB = os.environ["SR_DB"]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -162,6 +164,12 @@ def test_replayed_malformed_and_unknown_answers_are_refused(browser):
     assert failure_reasons()[-1] == "unknown or expired challenge", failure_reasons()
     assert post_passkey(ctx, {**answer, "credential": {"id": "x"}}) in (403, 422)
     assert post_passkey(ctx, {**answer, "handle": "no-such-handle"}) == 403
+    # A challenge past its lifetime (two minutes), aged here in the database.
+    answer = passkey_answer(page, ctx)
+    with sqlite3.connect(DB) as db:
+        db.execute("UPDATE mfa_challenges SET expires_at = 0 WHERE kind = 'passkey'")
+    assert post_passkey(ctx, answer) == 403
+    assert failure_reasons()[-1] == "unknown or expired challenge", failure_reasons()
 
 
 def test_assertion_made_for_another_origin_is_refused(browser):
