@@ -15,8 +15,13 @@ use http::{HeaderValue, header};
 
 use crate::app::App;
 
-pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response {
+/// This response's nonce, for a page that loads a script (`<script nonce=…>`).
+#[derive(Clone)]
+pub struct CspNonce(pub String);
+
+pub async fn apply(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let nonce = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 18]>());
+    req.extensions_mut().insert(CspNonce(nonce.clone()));
     let secure = super::client::Client::of(&app, &req).secure;
     let mut res = next.run(req).await;
     let h = res.headers_mut();

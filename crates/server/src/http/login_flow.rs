@@ -9,12 +9,13 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use strongroom_core::{Error, audit::Event, secret::Secret};
+use strongroom_core::{Error, audit::Event, secret::Secret, tokens::AppToken};
 
 use super::{
-    auth::guarded,
+    auth::{Auth, guarded},
     client::Client,
     pages::{escape, page},
+    session_pages::start_pending_session,
 };
 use crate::app::App;
 
@@ -72,10 +73,18 @@ pub async fn poll(
     }
 }
 
-/// `GET /index.php/login/v2/flow/TOKEN`: the login and grant page.
-pub async fn flow_page(State(app): State<App>, Path(token): Path<String>) -> Response {
+/// `GET /index.php/login/v2/flow/TOKEN`: the login and grant page. A
+/// browser already logged in (every factor passed) grants with one click.
+pub async fn flow_page(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Path(token): Path<String>,
+) -> Response {
     match app.flows.by_login_token(&token).await {
-        Ok(flow) if !flow.granted => login_form(&flow.client_name, &token, None).into_response(),
+        Ok(flow) if !flow.granted => match &auth {
+            Auth::Session(user, s) => grant_form(&flow.client_name, &token, &user.uid, s),
+            _ => login_form(&flow.client_name, &token, None).into_response(),
+        },
         Ok(_) => gone(),
         Err(Error::NotFound) => gone(),
         Err(e) => failure(&e),
@@ -102,17 +111,41 @@ fn login_form(client: &str, token: &str, error: Option<&str>) -> Html<String> {
     )
 }
 
+fn grant_form(client: &str, token: &str, uid: &str, session: &AppToken) -> Response {
+    let csrf = session.csrf.as_ref().map(|c| c.expose().to_owned()).unwrap_or_default();
+    page(
+        "Connect to your account",
+        &format!(
+            "<h1>Connect to your account</h1>\
+             <p><strong>{}</strong> asks for access to your files.</p>\
+             <form method=\"post\" action=\"/index.php/login/v2/grant?requesttoken={}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <p><button type=\"submit\">Grant access as {}</button></p></form>",
+            escape(client),
+            escape(&csrf),
+            escape(token),
+            escape(uid)
+        ),
+    )
+    .into_response()
+}
+
 #[derive(Deserialize)]
 pub struct GrantForm {
     token: String,
+    #[serde(default)]
     user: String,
+    #[serde(default)]
     password: String,
 }
 
-/// `POST /index.php/login/v2/grant`: checks the credentials (throttled like
-/// every login) and grants the flow.
+/// `POST /index.php/login/v2/grant`: grants the flow to the logged-in
+/// browser session, or checks the credentials given (throttled like every
+/// login). An account with a second factor is sent through the challenge
+/// first and comes back to the flow page logged in.
 pub async fn grant(
     State(app): State<App>,
+    Extension(auth): Extension<Auth>,
     Extension(client): Extension<Client>,
     Form(form): Form<GrantForm>,
 ) -> Response {
@@ -121,26 +154,20 @@ pub async fn grant(
         Ok(_) | Err(Error::NotFound) => return gone(),
         Err(e) => return failure(&e),
     };
+    if let (Auth::Session(user, _), true) = (&auth, form.password.is_empty()) {
+        return granted(&app, &client, &flow, user, &user.uid.clone(), "session").await;
+    }
     let password = Secret::new(form.password);
     match guarded(&app, &client, "login", &form.user, || {
         app.users.verify_password(&form.user, &password)
     })
     .await
     {
-        Ok(Some(user)) => match app.flows.grant(&flow, &user, &form.user).await {
-            Ok(()) => {
-                let who = user.uid.clone();
-                app.audit.record(
-                    &client.origin(),
-                    Event::new("login.success")
-                        .actor(&who)
-                        .detail(json!({ "via": "login flow", "client": flow.client_name })),
-                );
-                page(
-                    "Access granted",
-                    &format!("<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>", escape(&flow.client_name)),
-                )
-                .into_response()
+        Ok(Some(user)) => match app.twofactor.required(user.id).await {
+            Ok(false) => granted(&app, &client, &flow, &user, &form.user, "password").await,
+            Ok(true) => {
+                let back = format!("/index.php/login/v2/flow/{}", form.token);
+                start_pending_session(&app, &client, &user, false, &back).await
             }
             Err(e) => failure(&e),
         },
@@ -156,6 +183,35 @@ pub async fn grant(
                 "<h1>Too many failed attempts</h1><p>Try again later.</p>",
             );
             (StatusCode::TOO_MANY_REQUESTS, body).into_response()
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+async fn granted(
+    app: &App,
+    client: &Client,
+    flow: &strongroom_core::loginflow::Flow,
+    user: &strongroom_core::User,
+    login_name: &str,
+    via: &str,
+) -> Response {
+    match app.flows.grant(flow, user, login_name).await {
+        Ok(()) => {
+            app.audit.record(
+                &client.origin(),
+                Event::new("login.success").actor(&user.uid).detail(json!({
+                    "via": "login flow", "client": flow.client_name, "factor": via
+                })),
+            );
+            page(
+                "Access granted",
+                &format!(
+                    "<h1>Access granted</h1><p>{} is now connected. You can close this window.</p>",
+                    escape(&flow.client_name)
+                ),
+            )
+            .into_response()
         }
         Err(e) => failure(&e),
     }

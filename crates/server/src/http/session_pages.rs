@@ -51,6 +51,7 @@ pub fn safe_redirect(url: Option<&str>) -> String {
 pub async fn form(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
+    Extension(nonce): Extension<super::headers::CspNonce>,
     Extension(client): Extension<Client>,
     Query(q): Query<LoginQuery>,
 ) -> Response {
@@ -88,7 +89,7 @@ pub async fn form(
         escape(token.expose()),
         escape(&safe_redirect(q.redirect_url.as_deref()))
     );
-    let mut r = super::twofactor::script_page("Log in", &body);
+    let mut r = super::twofactor::script_page(&nonce, "Log in", &body);
     let c = set_cookie(
         &cookie_name(LOGIN_CSRF, client.secure),
         token.expose(),
@@ -151,10 +152,22 @@ pub async fn login(
     if !pending {
         return start_session(&app, &client, &user, remember, "password", &redirect).await;
     }
-    // The password was right; the session is good for the challenge only.
+    start_pending_session(&app, &client, &user, remember, &redirect).await
+}
+
+/// The password was right but a second factor is due: starts a session
+/// good for the challenge only and sends the browser there; `redirect` is
+/// where it goes once the challenge is passed.
+pub async fn start_pending_session(
+    app: &App,
+    client: &Client,
+    user: &strongroom_core::User,
+    remember: bool,
+    redirect: &str,
+) -> Response {
     let (session, secret) = match app
         .tokens
-        .start_session(&user, remember, &client.address.to_string(), &client.user_agent, true)
+        .start_session(user, remember, &client.address.to_string(), &client.user_agent, true)
         .await
     {
         Ok(s) => s,
@@ -169,10 +182,10 @@ pub async fn login(
     );
     let to = format!(
         "/index.php/login/selectchallenge?redirect_url={}",
-        percent_encoding::utf8_percent_encode(&redirect, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(redirect, percent_encoding::NON_ALPHANUMERIC)
     );
     let mut r = Redirect::to(&to).into_response();
-    set_session_cookies(&mut r, secret.expose(), None, tls);
+    set_session_cookies(&mut r, secret.expose(), None, client.secure);
     r
 }
 

@@ -79,6 +79,10 @@ async fn password_step(b: &mut Browser, user: &str, password: &str) -> String {
 }
 
 async fn answer(b: &mut Browser, provider: &str, code: &str) -> reqwest::Response {
+    answer_to(b, provider, code, "/done").await
+}
+
+async fn answer_to(b: &mut Browser, provider: &str, code: &str, to: &str) -> reqwest::Response {
     let page = b
         .send("GET", &format!("/index.php/login/challenge/{provider}"), &[], None)
         .await
@@ -87,7 +91,7 @@ async fn answer(b: &mut Browser, provider: &str, code: &str) -> reqwest::Respons
         .unwrap();
     let action =
         page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
-    b.send("POST", &action, &[], Some(&[("challenge", code), ("redirect_url", "/done")])).await
+    b.send("POST", &action, &[], Some(&[("challenge", code), ("redirect_url", to)])).await
 }
 
 /// Every route but the challenge refuses a pending session, however its
@@ -704,4 +708,49 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn login_flow_v2_goes_through_the_challenge() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("gina", "gina-password-1");
+    let secret = enrol_totp(&s, "gina", "gina-password-1").await;
+    let flow: Value =
+        s.client.post(s.url("/index.php/login/v2")).send().await.unwrap().json().await.unwrap();
+    let token = flow["login"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let poll_token = flow["poll"]["token"].as_str().unwrap().to_owned();
+    let poll = || {
+        s.client
+            .post(s.url("/index.php/login/v2/poll"))
+            .form(&[("token", poll_token.as_str())])
+            .send()
+    };
+
+    // The password alone grants nothing: it leads to the challenge.
+    let mut b = Browser::new(&s);
+    let form = [("token", token.as_str()), ("user", "gina"), ("password", "gina-password-1")];
+    let r = b.send("POST", "/index.php/login/v2/grant", &[], Some(&form)).await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with("/index.php/login/selectchallenge"), "{}", location(&r));
+    assert_eq!(poll().await.unwrap().status(), 404, "granted before the second factor");
+    // A pending session cannot grant either.
+    let r =
+        b.send("POST", "/index.php/login/v2/grant", &[], Some(&[("token", token.as_str())])).await;
+    assert_ne!(r.status(), 200);
+    assert_eq!(poll().await.unwrap().status(), 404);
+
+    let back = format!("/index.php/login/v2/flow/{token}");
+    let r = answer_to(&mut b, "totp", &oathtool(&secret, 30), &back).await;
+    assert_eq!(location(&r), back);
+    let page = b.send("GET", &back, &[], None).await.text().await.unwrap();
+    assert!(page.contains("Grant access as gina"), "{page}");
+    let action =
+        page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let r = b.send("POST", &action, &[], Some(&[("token", token.as_str())])).await;
+    assert_eq!(r.status(), 200);
+    let grant: Value = poll().await.unwrap().json().await.unwrap();
+    let app_password = grant["appPassword"].as_str().unwrap();
+    let r = s.dav("PROPFIND", "gina", app_password, "/").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 207, "the app password works without a second factor");
+    s.stop().await;
 }

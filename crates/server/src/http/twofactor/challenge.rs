@@ -20,6 +20,7 @@ use crate::{
     http::{
         auth::{Auth, guarded},
         client::{Client, SESSION, cookie, cookie_name},
+        headers::CspNonce,
         pages::{escape, page},
         session_pages::{safe_redirect, start_session, unavailable},
     },
@@ -110,6 +111,7 @@ pub async fn select(
 pub async fn show(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
+    Extension(nonce): Extension<CspNonce>,
     Path(provider): Path<String>,
     Query(q): Query<ChallengeQuery>,
 ) -> Response {
@@ -151,7 +153,7 @@ pub async fn show(
                 token_of(session),
                 logout_form(session)
             );
-            return script_page("Security key", &body);
+            return script_page(&nonce, "Security key", &body);
         }
         "email" | "sms" => {
             let Some(handle) = q.handle.as_deref() else {
@@ -364,6 +366,7 @@ pub async fn send(
 pub async fn setup(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
+    Extension(nonce): Extension<CspNonce>,
     Query(q): Query<ChallengeQuery>,
 ) -> Response {
     let (user, session) = match pending(&auth, q.redirect_url.as_deref()) {
@@ -383,7 +386,7 @@ pub async fn setup(
          <button type=\"button\" id=\"webauthn-add\">Add a key</button></p></form><p id=\"webauthn-status\" role=\"status\"></p>{}",
         logout_form(session)
     );
-    script_page("Set up a second factor", &body)
+    script_page(&nonce, "Set up a second factor", &body)
 }
 
 /// `POST /index.php/login/setupchallenge/totp`: the secret to scan; the

@@ -2,7 +2,7 @@
 //! factors up (`settings.rs`), passwordless login with a passkey
 //! (`passkey.rs`), the admin policy (`admin.rs`) and sending one-time codes
 //! (`send.rs`). Pages that run WebAuthn load `/index.php/js/twofactor.js`
-//! (no inline script) under a policy admitting scripts of this origin.
+//! (no inline script), admitted by the response's CSP nonce.
 
 pub mod admin;
 pub mod challenge;
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 
-use super::{client::Client, pages::page};
+use super::{client::Client, headers::CspNonce, pages::page};
 use crate::app::App;
 
 /// The relying party: `public_url` when configured, else the request's own
@@ -33,19 +33,14 @@ pub fn relying_party(app: &App, client: &Client, headers: &http::HeaderMap) -> O
     WebauthnBuilder::new(&rp_id, &origin).ok()?.rp_name("Strongroom").build().ok()
 }
 
-/// A page that loads the WebAuthn script: its policy admits scripts and
-/// fetches of this origin only.
-pub fn script_page(title: &str, body: &str) -> Response {
-    let body = format!("{body}<script src=\"/index.php/js/twofactor.js\"></script>");
-    let mut r = page(title, &body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+/// A page that loads the WebAuthn script, admitted by this response's
+/// CSP nonce (the policy stays nonce-only).
+pub fn script_page(nonce: &CspNonce, title: &str, body: &str) -> Response {
+    let body = format!(
+        "{body}<script nonce=\"{}\" src=\"/index.php/js/twofactor.js\"></script>",
+        super::pages::escape(&nonce.0)
     );
-    r
+    page(title, &body).into_response()
 }
 
 /// `GET /index.php/js/twofactor.js`.

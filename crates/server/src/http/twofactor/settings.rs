@@ -20,6 +20,7 @@ use crate::{
     http::{
         auth::{Auth, guarded},
         client::Client,
+        headers::CspNonce,
         pages::{escape, page, time},
         session_pages::unavailable,
     },
@@ -554,6 +555,7 @@ pub struct PageQuery {
 pub async fn settings_page(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
+    Extension(nonce): Extension<CspNonce>,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Response {
     let Auth::Session(user, _) = &auth else {
@@ -627,5 +629,5 @@ pub async fn settings_page(
         f.backup_remaining,
         f.backup_total
     );
-    script_page("Two-factor authentication", &body)
+    script_page(&nonce, "Two-factor authentication", &body)
 }
