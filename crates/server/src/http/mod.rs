@@ -96,6 +96,10 @@ pub fn router(app: App) -> Router {
             get(twofactor::admin::get_policy).put(twofactor::admin::put_policy),
         )
         .route(
+            "/index.php/settings/api/admin/twofactorauth/state/{uid}",
+            get(twofactor::admin::user_state),
+        )
+        .route(
             "/index.php/settings/api/admin/twofactorauth/reset/{uid}",
             post(twofactor::admin::reset),
         )

@@ -77,6 +77,31 @@ pub async fn check_groups(app: &App, p: &Policy) -> Result<(), Response> {
     Ok(())
 }
 
+/// `GET /index.php/settings/api/admin/twofactorauth/state/{uid}`: a user's
+/// factors (what is set up, never any secret) and whether they are enforced.
+pub async fn user_state(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Path(uid): Path<String>,
+) -> Response {
+    if let Err(r) = admin(&app, &auth).await {
+        return r;
+    }
+    let target = match app.users.get(&uid).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return refuse(StatusCode::NOT_FOUND, "no such user"),
+        Err(e) => return unavailable(&e),
+    };
+    let tf = &app.twofactor;
+    match tokio::try_join!(tf.factors(target.id), tf.enforced_for(target.id)) {
+        Ok((f, enforced)) => Json(json!({
+            "uid": target.uid, "providers": f.providers(), "factors": f, "enforced": enforced
+        }))
+        .into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
 /// `POST /index.php/settings/api/admin/twofactorauth/reset/{uid}`.
 pub async fn reset(
     State(app): State<App>,
