@@ -386,17 +386,35 @@ async fn enforcement_per_group_setup_at_login_and_admin_reset() {
         assert_eq!(r.json::<Value>().await.unwrap()["excludedGroups"][0], "service");
 
         // Admins see a user's factors (never a secret).
-        let v: Value = s.client.get(s.url("/index.php/settings/api/admin/twofactorauth/state/carol"))
-            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD)).send().await.unwrap().json().await.unwrap();
+        let v: Value = s
+            .client
+            .get(s.url("/index.php/settings/api/admin/twofactorauth/state/carol"))
+            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(v["providers"], json!(["totp"]), "{v}");
         assert!(!v.to_string().contains(&secret));
-        let r = s.client.get(s.url("/index.php/settings/api/admin/twofactorauth/state/carol"))
-            .basic_auth("dave", Some("dave-password-1")).send().await.unwrap();
+        let r = s
+            .client
+            .get(s.url("/index.php/settings/api/admin/twofactorauth/state/carol"))
+            .basic_auth("dave", Some("dave-password-1"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
 
         // An admin's reset: carol's factors are gone, she is told, it is audited.
-        let r = s.client.post(s.url("/index.php/settings/api/admin/twofactorauth/reset/carol"))
-            .basic_auth("dave", Some("dave-password-1")).send().await.unwrap();
+        let r = s
+            .client
+            .post(s.url("/index.php/settings/api/admin/twofactorauth/reset/carol"))
+            .basic_auth("dave", Some("dave-password-1"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403, "not by a non-admin");
         s.cli_ok(&["twofactor", "disable-for", "carol"]);
         let (out, _) = s.cli_ok(&["twofactor", "status", "carol"]);

@@ -184,20 +184,9 @@ pub async fn webauthn_options(
     headers: HeaderMap,
     Json(body): Json<KeyOptions>,
 ) -> Response {
-    let (user, session) = match &auth {
-        // At login, a user under enforcement sets a key up from the pending session.
-        Auth::Pending(u, s) => (&**u, s.id),
-        _ => match (confirmed_user(&app, &auth), &auth) {
-            (Ok(u), Auth::Session(_, s)) => (u, s.id),
-            (Ok(u), _) => (u, 0),
-            (Err(r), _) => return r,
-        },
-    };
-    if matches!(auth, Auth::Pending(..)) && !setup_allowed(&app, user).await {
-        return refuse(StatusCode::FORBIDDEN, "a second factor is already set up");
-    }
-    let Some(w) = relying_party(&app, &client, &headers) else {
-        return refuse(StatusCode::BAD_REQUEST, "no usable origin for WebAuthn");
+    let (user, session, w) = match key_owner(&app, &auth, &client, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     match app.twofactor.webauthn_register_start(&w, user, session, body.passwordless).await {
         Ok((options, handle)) => {
@@ -205,6 +194,31 @@ pub async fn webauthn_options(
         }
         Err(e) => unavailable(&e),
     }
+}
+
+/// Who registers a key, in which session (0 over Basic), for which relying
+/// party: a user whose password is fresh, or, at login, a user under
+/// enforcement with no factor yet, from the pending session.
+async fn key_owner<'a>(
+    app: &App,
+    auth: &'a Auth,
+    client: &Client,
+    headers: &HeaderMap,
+) -> Result<(&'a User, i64, webauthn_rs::prelude::Webauthn), Response> {
+    let (user, session) = match auth {
+        Auth::Pending(u, s) => {
+            if !setup_allowed(app, u).await {
+                return Err(refuse(StatusCode::FORBIDDEN, "a second factor is already set up"));
+            }
+            (&**u, s.id)
+        }
+        Auth::Session(_, s) => (confirmed_user(app, auth)?, s.id),
+        _ => (confirmed_user(app, auth)?, 0),
+    };
+    let Some(w) = relying_party(app, client, headers) else {
+        return Err(refuse(StatusCode::BAD_REQUEST, "no usable origin for WebAuthn"));
+    };
+    Ok((user, session, w))
 }
 
 /// Setting a factor up from a pending session is allowed only to a user
@@ -232,17 +246,9 @@ pub async fn webauthn_register(
     headers: HeaderMap,
     Json(body): Json<KeyRegistration>,
 ) -> Response {
-    let (user, session) = match &auth {
-        Auth::Pending(u, s) => (&**u, s.id),
-        Auth::Session(u, s) => (&**u, s.id),
-        Auth::Password(u) => (&**u, 0),
-        _ => return refuse(StatusCode::UNAUTHORIZED, "not logged in"),
-    };
-    if matches!(auth, Auth::Pending(..)) && !setup_allowed(&app, user).await {
-        return refuse(StatusCode::FORBIDDEN, "a second factor is already set up");
-    }
-    let Some(w) = relying_party(&app, &client, &headers) else {
-        return refuse(StatusCode::BAD_REQUEST, "no usable origin for WebAuthn");
+    let (user, session, w) = match key_owner(&app, &auth, &client, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let tf = &app.twofactor;
     match tf
