@@ -138,6 +138,25 @@ def test_register_key_then_second_factor_and_passkey(browser):
     page.wait_for_selector("#webauthn-keys li:has-text('laptop key')")
     assert "passkey" in page.inner_text("#webauthn-keys")
 
+    # A second key, a USB one used as a second factor only. (Chromium keeps
+    # one internal authenticator at a time: the laptop's is set aside meanwhile.)
+    cdp = browser["cdp"]
+    laptop = cdp.send("WebAuthn.getCredentials", {"authenticatorId": browser["auth"]})["credentials"][0]
+    usb = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        **VIRTUAL, "transport": "usb", "hasResidentKey": False}})["authenticatorId"]
+    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": browser["auth"]})
+    page.fill("#webauthn-register input[name=name]", "usb key")
+    page.uncheck("#webauthn-register input[name=passwordless]")
+    page.click("#webauthn-add")
+    page.wait_for_selector("#webauthn-keys li:has-text('usb key')")
+    assert "usb key (second factor" in page.inner_text("#webauthn-keys")
+    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": usb})
+    browser["auth"] = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL})["authenticatorId"]
+    cdp.send("WebAuthn.addCredential", {"authenticatorId": browser["auth"], "credential": {
+        "credentialId": laptop["credentialId"], "isResidentCredential": True, "rpId": laptop["rpId"],
+        "privateKey": laptop["privateKey"], "userHandle": laptop["userHandle"],
+        "signCount": laptop["signCount"]}})
+
     # The key is now the second factor: the password alone leads to the challenge.
     ctx.clear_cookies()
     password_login(page)
