@@ -63,6 +63,16 @@ impl Factors {
     }
 }
 
+/// The tables holding a user's second factors (deleted with the account or
+/// by an admin's reset).
+pub const USER_TABLES: &[&str] = &[
+    "twofactor_totp",
+    "twofactor_backup",
+    "webauthn_keys",
+    "twofactor_contacts",
+    "mfa_challenges",
+];
+
 /// Every provider the server offers, for the capabilities and admins.
 pub const PROVIDERS: &[&str] = &["totp", "backup_codes", "webauthn", "email", "sms"];
 
@@ -148,13 +158,7 @@ impl TwoFactor {
     /// contacts, backup codes and ceremonies in progress.
     pub async fn reset(&self, user_id: i64) -> Result<()> {
         let mut tx = self.db.begin().await?;
-        for table in [
-            "twofactor_totp",
-            "twofactor_backup",
-            "webauthn_keys",
-            "twofactor_contacts",
-            "mfa_challenges",
-        ] {
+        for table in USER_TABLES {
             tx.exec(&format!("DELETE FROM {table} WHERE user_id = ?"), &[user_id.into()]).await?;
         }
         tx.commit().await?;

@@ -75,8 +75,11 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             Err(e) => return unavailable(&e),
         }
     };
+    let own_guard = OWN_CSRF_GUARD.contains(&req.uri().path());
     if let Auth::Session(_, s) | Auth::Pending(_, s) = &auth {
-        if !csrf_ok(&req, s, client.secure) {
+        // A pending session may start over on the login forms, which carry
+        // their own guard (the double-submit login cookie, or the password).
+        if !(own_guard && matches!(auth, Auth::Pending(..))) && !csrf_ok(&req, s, client.secure) {
             return csrf_failed(req).await;
         }
     }
@@ -86,6 +89,14 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     req.extensions_mut().insert(auth);
     next.run(req).await
 }
+
+/// Forms that protect themselves against cross-site posts.
+const OWN_CSRF_GUARD: &[&str] = &[
+    "/index.php/login",
+    "/index.php/login/passkey",
+    "/index.php/login/passkey/options",
+    "/index.php/login/v2/grant",
+];
 
 enum Refusal {
     Unauthorized(&'static str),

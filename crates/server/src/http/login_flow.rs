@@ -83,6 +83,15 @@ pub async fn flow_page(
     match app.flows.by_login_token(&token).await {
         Ok(flow) if !flow.granted => match &auth {
             Auth::Session(user, s) => grant_form(&flow.client_name, &token, &user.uid, s),
+            // Half logged in: finish the challenge first, then come back here.
+            Auth::Pending(..) => {
+                let back = format!("/index.php/login/v2/flow/{token}");
+                axum::response::Redirect::to(&format!(
+                    "/index.php/login/selectchallenge?redirect_url={}",
+                    super::twofactor::enc(&back)
+                ))
+                .into_response()
+            }
             _ => login_form(&flow.client_name, &token, None).into_response(),
         },
         Ok(_) => gone(),

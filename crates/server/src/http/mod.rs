@@ -75,6 +75,7 @@ pub fn router(app: App) -> Router {
             post(twofactor::settings::page_totp_confirm),
         )
         .route("/index.php/settings/user/twofactor/backup", post(twofactor::settings::page_backup))
+        .route("/index.php/settings/user/twofactor/{kind}/off", post(twofactor::settings::page_off))
         .route(
             "/index.php/settings/user/twofactor/contact/{kind}",
             post(twofactor::settings::contact),

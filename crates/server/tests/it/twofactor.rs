@@ -324,7 +324,12 @@ async fn enforcement_per_group_setup_at_login_and_admin_reset() {
             .next()
             .unwrap()
             .replace("&amp;", "&");
-        let page = b.send("POST", &action, &[], None).await.text().await.unwrap();
+        let page = b
+            .send("POST", &action, &[], Some(&[("redirect_url", "/done")]))
+            .await
+            .text()
+            .await
+            .unwrap();
         let secret =
             page.split("id=\"totp-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
         assert!(page.contains("<svg"), "the QR code is drawn by the server");
@@ -336,9 +341,19 @@ async fn enforcement_per_group_setup_at_login_and_admin_reset() {
             .next()
             .unwrap()
             .replace("&amp;", "&");
-        let r =
-            b.send("POST", &action, &[], Some(&[("code", oathtool(&secret, 0).as_str())])).await;
-        assert_eq!(r.status(), 303);
+        let r = b
+            .send(
+                "POST",
+                &action,
+                &[],
+                Some(&[("code", oathtool(&secret, 0).as_str()), ("redirect_url", "/done")]),
+            )
+            .await;
+        assert!(
+            page.contains("name=\"redirect_url\" value=\"/done\""),
+            "the setup keeps where the login goes"
+        );
+        assert_eq!(location(&r), "/done");
         assert_ne!(b.cookies["sr_session"], pending);
         let r = b.send("PROPFIND", "/remote.php/dav/files/carol/", &[("Depth", "0")], None).await;
         assert_eq!(r.status(), 207, "{backend:?}");
@@ -412,6 +427,7 @@ async fn enforcement_per_group_setup_at_login_and_admin_reset() {
             .client
             .post(s.url("/index.php/settings/api/admin/twofactorauth/reset/carol"))
             .basic_auth("dave", Some("dave-password-1"))
+            .header("OCS-APIRequest", "true")
             .send()
             .await
             .unwrap();
@@ -783,4 +799,147 @@ async fn login_flow_v2_goes_through_the_challenge() {
     let r = s.dav("PROPFIND", "gina", app_password, "/").header("Depth", "0").send().await.unwrap();
     assert_eq!(r.status(), 207, "the app password works without a second factor");
     s.stop().await;
+}
+
+/// Rows left of a user's second factors, read straight from the SQLite file.
+async fn factor_rows(s: &Server, user_id: i64) -> i64 {
+    use sqlx::{Connection, Row};
+    let url = format!("sqlite://{}", s.data_dir.join("strongroom.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut n = 0;
+    for table in [
+        "twofactor_totp",
+        "twofactor_backup",
+        "webauthn_keys",
+        "twofactor_contacts",
+        "mfa_challenges",
+    ] {
+        let q = format!("SELECT COUNT(*) FROM {table} WHERE user_id = {user_id}");
+        n += sqlx::query(sqlx::AssertSqlSafe(q)).fetch_one(&mut c).await.unwrap().get::<i64, _>(0);
+    }
+    n
+}
+
+#[tokio::test]
+async fn guesses_are_limited_per_account_and_stale_challenges_resolve() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "4"),
+            ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+            ("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    s.add_user("ivan", "ivan-password-1");
+    let secret = enrol_totp(&s, "ivan", "ivan-password-1").await;
+    let mut b = Browser::new(&s);
+    password_step(&mut b, "ivan", "ivan-password-1").await;
+    let page =
+        b.send("GET", "/index.php/login/challenge/totp", &[], None).await.text().await.unwrap();
+    let action =
+        page.split("action=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    // Each guess from an address of its own (through the trusted proxy).
+    let mut throttled_at = None;
+    for i in 0..8 {
+        let from = format!("198.51.100.{}", i + 1);
+        let r = b
+            .send("POST", &action, &[("X-Forwarded-For", &from)], Some(&[("challenge", "000000")]))
+            .await;
+        if location(&r).contains("throttled") {
+            throttled_at = Some(i);
+            break;
+        }
+    }
+    assert!(throttled_at.is_some(), "guesses from ever new addresses were never throttled");
+    let r = b
+        .send(
+            "POST",
+            &action,
+            &[("X-Forwarded-For", "203.0.113.9")],
+            Some(&[("challenge", oathtool(&secret, 30).as_str())]),
+        )
+        .await;
+    assert!(location(&r).contains("throttled"), "the account's budget is spent, from any address");
+
+    // Another account is not affected.
+    s.add_user("judy", "judy-password-1");
+    let mut j = Browser::new(&s);
+    let r = j.login("judy", "judy-password-1", false).await;
+    assert!(!location(&r).contains("challenge"));
+
+    // A pending login whose factors go away meanwhile finishes instead of looping.
+    s.add_user("kim", "kim-password-1");
+    s.cli_ok(&["group", "add", "staff"]);
+    s.cli_ok(&["group", "adduser", "staff", "kim"]);
+    s.cli_ok(&["twofactor", "enforce", "--group", "staff"]);
+    let mut k = Browser::new(&s);
+    password_step(&mut k, "kim", "kim-password-1").await;
+    // The pending session may start over on a login form opened earlier
+    // (the form has its own guard, the login cookie).
+    let login_token = k.cookies["sr_login"].clone();
+    let form =
+        [("user", "kim"), ("password", "kim-password-1"), ("login_token", login_token.as_str())];
+    let r = k.send("POST", "/index.php/login", &[], Some(&form)).await;
+    assert_eq!(r.status(), 303, "a pending session blocks a new login");
+    s.cli_ok(&["twofactor", "enforce", "--off"]);
+    let r = k.send("GET", "/index.php/login/selectchallenge?redirect_url=%2Fdone", &[], None).await;
+    assert_eq!(location(&r), "/done");
+    let r = k.send("PROPFIND", "/remote.php/dav/files/kim/", &[("Depth", "0")], None).await;
+    assert_eq!(r.status(), 207);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn factors_are_turned_off_from_the_page_and_go_with_the_account() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("lena", "lena-password-1");
+    let secret = enrol_totp(&s, "lena", "lena-password-1").await;
+    let mut b = Browser::new(&s);
+    password_step(&mut b, "lena", "lena-password-1").await;
+    let r = answer(&mut b, "totp", &oathtool(&secret, 30)).await;
+    assert_eq!(location(&r), "/done");
+    let token = b.csrf().await;
+    // Without a program's header, Basic credentials cannot reset anything.
+    let r = s
+        .client
+        .post(s.url("/index.php/settings/api/admin/twofactorauth/reset/lena"))
+        .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = b
+        .send(
+            "POST",
+            "/index.php/apps/twofactor_backupcodes/settings/create",
+            &[("requesttoken", token.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let off = format!("/index.php/settings/user/twofactor/totp/off?requesttoken={token}");
+    let r = b.send("POST", &off, &[], Some(&[("password", "wrong-password")])).await;
+    assert!(location(&r).contains("wrongpassword"));
+    let r = b.send("POST", &off, &[], Some(&[("password", "lena-password-1")])).await;
+    assert!(location(&r).contains("done=off"));
+    let (out, _) = s.cli_ok(&["twofactor", "status", "lena"]);
+    assert!(out.contains("totp: off") && out.contains("backup codes: 10 of 10"), "{out}");
+    let id = sqlx_user_id(&s, "lena").await;
+    assert!(factor_rows(&s, id).await > 0);
+    s.cli_ok(&["user", "delete", "lena", "--yes"]);
+    assert_eq!(factor_rows(&s, id).await, 0, "second-factor rows outlive the account");
+    s.stop().await;
+}
+
+async fn sqlx_user_id(s: &Server, uid: &str) -> i64 {
+    use sqlx::{Connection, Row};
+    let url = format!("sqlite://{}", s.data_dir.join("strongroom.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT id FROM users WHERE uid = ?")
+        .bind(uid)
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0)
 }

@@ -107,8 +107,12 @@ pub async fn reset(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
     Extension(client): Extension<Client>,
+    headers: http::HeaderMap,
     Path(uid): Path<String>,
 ) -> Response {
+    if !super::settings::api_caller(&auth, &headers) {
+        return refuse(StatusCode::PRECONDITION_FAILED, "send OCS-APIRequest: true");
+    }
     let admin_user = match admin(&app, &auth).await {
         Ok(u) => u,
         Err(r) => return r,

@@ -18,7 +18,7 @@ use super::{enc, label, relying_party, script_page};
 use crate::{
     app::App,
     http::{
-        auth::{Auth, guarded},
+        auth::Auth,
         client::{Client, SESSION, cookie, cookie_name},
         headers::CspNonce,
         pages::{escape, page},
@@ -60,6 +60,8 @@ fn logout_form(t: &AppToken) -> String {
 pub async fn select(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
     Query(q): Query<ChallengeQuery>,
 ) -> Response {
     let (user, session) = match pending(&auth, q.redirect_url.as_deref()) {
@@ -73,12 +75,20 @@ pub async fn select(
     };
     let providers = factors.providers();
     if providers.is_empty() {
-        // Enforced, nothing set up: set one up now, nothing else first.
-        return Redirect::to(&format!(
-            "/index.php/login/setupchallenge?redirect_url={}",
-            enc(&redirect)
-        ))
-        .into_response();
+        return match app.twofactor.enforced_for(user.id).await {
+            // Enforced, nothing set up: set one up now, nothing else first.
+            Ok(true) => Redirect::to(&format!(
+                "/index.php/login/setupchallenge?redirect_url={}",
+                enc(&redirect)
+            ))
+            .into_response(),
+            // No factor is due any more (enforcement ended, the factors were
+            // reset while the user was here): the password was enough.
+            Ok(false) => {
+                finish(&app, &client, &headers, user, session, "password", &redirect).await
+            }
+            Err(e) => unavailable(&e),
+        };
     }
     let real: Vec<_> = providers.iter().filter(|p| **p != "backup_codes").collect();
     if real.len() == 1 && providers.len() == 1 {
@@ -184,7 +194,10 @@ pub async fn show(
             escape(&action)
         ),
     };
-    let other = "<p><a href=\"/index.php/login/selectchallenge\">Use another factor</a></p>";
+    let other = format!(
+        "<p><a href=\"/index.php/login/selectchallenge?redirect_url={}\">Use another factor</a></p>",
+        enc(&redirect)
+    );
     page("Second factor", &format!("{form}{other}{}", logout_form(session))).into_response()
 }
 
@@ -213,7 +226,7 @@ pub async fn answer(
     let handle = f.handle.unwrap_or_default();
     let mut refusal: Option<Refused> = None;
     let tf = &app.twofactor;
-    let outcome = guarded(&app, &client, "2fa", &user.uid, || async {
+    let outcome = super::budget::answer(&app, &client, &user.uid, || async {
         let factors = tf.factors(user.id).await?;
         if !factors.providers().contains(&provider.as_str()) {
             return Ok(None);
@@ -377,10 +390,12 @@ pub async fn setup(
         return Redirect::to("/index.php/login/selectchallenge").into_response();
     }
     let t = token_of(session);
+    let redirect = escape(&safe_redirect(q.redirect_url.as_deref()));
     let body = format!(
         "<h1>Set up a second factor</h1><p>Your administrator requires a second factor. Set one up to continue.</p>\
-         <h2>Authenticator app</h2><form method=\"post\" action=\"/index.php/login/setupchallenge/totp?requesttoken={t}\"><button>Set up TOTP</button></form>\
-         <h2>Security key or passkey</h2><form id=\"webauthn-register\" data-requesttoken=\"{t}\">\
+         <h2>Authenticator app</h2><form method=\"post\" action=\"/index.php/login/setupchallenge/totp?requesttoken={t}\">\
+         <input type=\"hidden\" name=\"redirect_url\" value=\"{redirect}\"><button>Set up TOTP</button></form>\
+         <h2>Security key or passkey</h2><form id=\"webauthn-register\" data-requesttoken=\"{t}\" data-redirect=\"{redirect}\">\
          <p><label>Name <input name=\"name\" value=\"Security key\"></label>\
          <label><input type=\"checkbox\" name=\"passwordless\" value=\"1\"> Also for login without password (passkey)</label>\
          <button type=\"button\" id=\"webauthn-add\">Add a key</button></p></form><p id=\"webauthn-status\" role=\"status\"></p>{}",
@@ -392,7 +407,11 @@ pub async fn setup(
 /// `POST /index.php/login/setupchallenge/totp`: the secret to scan; the
 /// code is confirmed at `/index.php/settings/user/twofactor/totp/confirm`,
 /// which completes the login.
-pub async fn setup_totp(State(app): State<App>, Extension(auth): Extension<Auth>) -> Response {
+pub async fn setup_totp(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Form(f): Form<SendForm>,
+) -> Response {
     let (user, session) = match pending(&auth, None) {
         Ok(p) => p,
         Err(r) => return r,
@@ -408,11 +427,13 @@ pub async fn setup_totp(State(app): State<App>, Extension(auth): Extension<Auth>
         "<h1>Set up TOTP</h1><p>Scan this code with an authenticator app, or enter the secret by hand.</p>\
          <figure>{}</figure><p>Secret: <code id=\"totp-secret\">{}</code></p>\
          <form method=\"post\" action=\"/index.php/settings/user/twofactor/totp/confirm?requesttoken={}\">\
+         <input type=\"hidden\" name=\"redirect_url\" value=\"{}\">\
          <p><label>Code from the app <input name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus></label></p>\
          <p><button>Activate</button></p></form>{}",
         e.qr_svg,
         escape(e.secret.expose()),
         token_of(session),
+        escape(&safe_redirect(f.redirect_url.as_deref())),
         logout_form(session)
     );
     page("Set up TOTP", &body).into_response()

@@ -5,6 +5,7 @@
 //! (no inline script), admitted by the response's CSP nonce.
 
 pub mod admin;
+pub mod budget;
 pub mod challenge;
 pub mod passkey;
 pub mod send;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use strongroom_core::{Error, Result, User, audit::Event, bruteforce::Verdict, secret::Secret};
+use strongroom_core::{Error, Result, User, audit::Event, secret::Secret};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -26,10 +26,7 @@ pub async fn issue_and_send(
     kind: &str,
     address: &str,
 ) -> Result<Secret> {
-    match app.throttle.begin_attempt(client.address, "2fa-send", &user.uid).await? {
-        Verdict::Blocked => return Err(Error::Busy("too many codes sent; try again later".into())),
-        Verdict::Wait(d) => tokio::time::sleep(d).await,
-    }
+    super::budget::send(app, client, &user.uid).await?;
     let (handle, code) = app.twofactor.code_issue(user.id, kind, address).await?;
     let text =
         format!("Your Strongroom login code is {}. It is valid for 10 minutes.", code.expose());
@@ -67,8 +64,10 @@ async fn send_mail(app: &App, to: &str, text: &str) -> std::result::Result<(), S
     let port = c.smtp_port.unwrap_or(25);
     let message = format!(
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: Your login code\r\nDate: {}\r\n\
+         Message-ID: <{}@strongroom>\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n",
-        httpdate::fmt_http_date(std::time::SystemTime::now())
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        hex::encode(rand::random::<[u8; 16]>())
     );
     let talk = async {
         let stream = TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;

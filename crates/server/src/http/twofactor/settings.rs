@@ -22,7 +22,7 @@ use crate::{
         client::Client,
         headers::CspNonce,
         pages::{escape, page, time},
-        session_pages::unavailable,
+        session_pages::{safe_redirect, unavailable},
     },
 };
 
@@ -30,6 +30,19 @@ const PAGE: &str = "/index.php/settings/user/twofactor";
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
+}
+
+/// A browser that remembers Basic credentials sends them with a form posted
+/// from another site too, and the CSRF token guards sessions only: a
+/// Basic-authenticated change without a body must prove it comes from a
+/// program (a header that a cross-site form cannot set).
+pub fn api_caller(auth: &Auth, headers: &HeaderMap) -> bool {
+    let header = |n: &str, v: &str| {
+        headers.get(n).and_then(|h| h.to_str().ok()).is_some_and(|h| h.starts_with(v))
+    };
+    !matches!(auth, Auth::Password(_))
+        || header("ocs-apirequest", "true")
+        || header("content-type", "application/json")
 }
 
 /// The user of a JSON call, with their password confirmed recently.
@@ -121,7 +134,11 @@ pub async fn backup_create(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
     Extension(client): Extension<Client>,
+    headers: HeaderMap,
 ) -> Response {
+    if !api_caller(&auth, &headers) {
+        return refuse(StatusCode::PRECONDITION_FAILED, "send OCS-APIRequest: true");
+    }
     let user = match confirmed_user(&app, &auth) {
         Ok(u) => u,
         Err(r) => return r,
@@ -236,6 +253,8 @@ pub struct KeyRegistration {
     #[serde(default)]
     name: String,
     credential: Value,
+    /// Where a login that sets the key up goes next.
+    redirect_url: Option<String>,
 }
 
 /// `POST /index.php/settings/user/webauthn/register`: stores the new key.
@@ -267,12 +286,9 @@ pub async fn webauthn_register(
             );
             if let Auth::Pending(_, s) = &auth {
                 // Enrolment at login: the key just made is the second factor.
-                let redirect = "/index.php/settings/user/twofactor";
-                let r = super::challenge::finish(
-                    &app, &client, &headers, user, s, "webauthn", redirect,
-                )
-                .await;
-                return r;
+                let to = safe_redirect(body.redirect_url.as_deref());
+                return super::challenge::finish(&app, &client, &headers, user, s, "webauthn", &to)
+                    .await;
             }
             Json(json!({ "key": key })).into_response()
         }
@@ -374,7 +390,7 @@ pub async fn contact(
     }
     if let (Some(handle), Some(code)) = (f.handle.as_deref(), f.code.as_deref()) {
         let tf = &app.twofactor;
-        let r = guarded(&app, &client, "2fa", &user.uid, || async {
+        let r = super::budget::answer(&app, &client, &user.uid, || async {
             Ok(tf.code_check(user.id, &kind, handle, code).await?.then_some(()))
         })
         .await;
@@ -462,6 +478,8 @@ pub async fn page_totp(
 #[derive(Deserialize)]
 pub struct CodeForm {
     code: Option<String>,
+    /// Where a login that sets TOTP up goes next.
+    redirect_url: Option<String>,
 }
 
 /// `POST /index.php/settings/user/twofactor/totp/confirm`.
@@ -482,7 +500,7 @@ pub async fn page_totp_confirm(
     }
     let code = f.code.unwrap_or_default();
     let tf = &app.twofactor;
-    let r = guarded(&app, &client, "2fa", &user.uid, || async {
+    let r = super::budget::answer(&app, &client, &user.uid, || async {
         Ok(tf.totp_confirm(user.id, &code).await?.then_some(()))
     })
     .await;
@@ -491,7 +509,8 @@ pub async fn page_totp_confirm(
             audit(&app, &client, user, "twofactor.enabled", json!({ "provider": "totp" }));
             match pending {
                 Some(s) => {
-                    super::challenge::finish(&app, &client, &headers, user, s, "totp", PAGE).await
+                    let to = safe_redirect(f.redirect_url.as_deref());
+                    super::challenge::finish(&app, &client, &headers, user, s, "totp", &to).await
                 }
                 None => Redirect::to(&format!("{PAGE}?done=totp")).into_response(),
             }
@@ -552,6 +571,40 @@ pub async fn page_backup(
     }
 }
 
+/// `POST /index.php/settings/user/twofactor/{totp|email|sms}/off`: turns
+/// one factor off (with the password).
+pub async fn page_off(
+    State(app): State<App>,
+    Extension(auth): Extension<Auth>,
+    Extension(client): Extension<Client>,
+    Path(kind): Path<String>,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    let Auth::Session(user, _) = &auth else {
+        return Redirect::to("/index.php/login").into_response();
+    };
+    if !matches!(kind.as_str(), "totp" | "email" | "sms") {
+        return refuse(StatusCode::NOT_FOUND, "no such factor");
+    }
+    match password_ok(&app, &client, user, f.password).await {
+        Ok(true) => {}
+        Ok(false) => return Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response(),
+        Err(r) => return r,
+    }
+    let tf = &app.twofactor;
+    let removed = match kind.as_str() {
+        "totp" => tf.totp_disable(user.id).await,
+        _ => tf.contact_remove(user.id, &kind).await,
+    };
+    match removed {
+        Ok(_) => {
+            audit(&app, &client, user, "twofactor.disabled", json!({ "provider": kind }));
+            Redirect::to(&format!("{PAGE}?done=off")).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct PageQuery {
     done: Option<String>,
@@ -584,10 +637,16 @@ pub async fn settings_page(
         Some("totp") => "<p role=\"status\">TOTP is on.</p>",
         Some("removed") => "<p role=\"status\">The key was removed.</p>",
         Some("contact") => "<p role=\"status\">Codes will be sent there at login.</p>",
+        Some("off") => "<p role=\"status\">The factor is off.</p>",
         _ => "",
     };
+    let off = |kind: &str, label: &str| {
+        format!(
+            "<form method=\"post\" action=\"{PAGE}/{kind}/off?requesttoken={t}\">{pw}<button>{label}</button></form>"
+        )
+    };
     let totp = if f.totp {
-        "<p id=\"totp-state\">TOTP is on.</p>".to_owned()
+        format!("<p id=\"totp-state\">TOTP is on.</p>{}", off("totp", "Turn TOTP off"))
     } else {
         format!(
             "<form method=\"post\" action=\"{PAGE}/totp?requesttoken={t}\">{pw}<button>Set up TOTP</button></form>"
@@ -615,7 +674,7 @@ pub async fn settings_page(
             "<h3>{}</h3><p>{}</p><form method=\"post\" action=\"{PAGE}/contact/{kind}?requesttoken={t}\">\
              <input name=\"address\" aria-label=\"{}\" required>{pw}<button>Send a code to confirm</button></form>",
             super::label(kind),
-            if on { "On." } else { "Off." },
+            if on { format!("On.</p>{}<p>Change:", off(kind, "Turn off")) } else { "Off.".to_owned() },
             if kind == "email" { "Email address" } else { "Phone number" }
         ));
     }

@@ -74,7 +74,8 @@
         return r.json();
       }).then(function (j) {
         return navigator.credentials.create(creation(j.options)).then(function (c) {
-          var done = { handle: j.handle, name: reg.elements.name.value, credential: attestation(c) };
+          var done = { handle: j.handle, name: reg.elements.name.value, credential: attestation(c),
+            redirect_url: reg.dataset.redirect || null };
           return post('/index.php/settings/user/webauthn/register', done, token);
         });
       }).then(function (r) {
