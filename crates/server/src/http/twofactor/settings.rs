@@ -441,6 +441,24 @@ fn csrf_of(auth: &Auth) -> String {
     }
 }
 
+/// The signed-in browser user of a settings form, who gave the right
+/// password with it; otherwise where the browser goes instead.
+async fn page_user<'a>(
+    app: &App,
+    auth: &'a Auth,
+    client: &Client,
+    password: Option<String>,
+) -> Result<&'a User, Response> {
+    let Auth::Session(user, _) = auth else {
+        return Err(Redirect::to("/index.php/login").into_response());
+    };
+    match password_ok(app, client, user, password).await {
+        Ok(true) => Ok(user),
+        Ok(false) => Err(Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response()),
+        Err(r) => Err(r),
+    }
+}
+
 /// `POST /index.php/settings/user/twofactor/totp`: the page's way to start
 /// TOTP (with the password): shows the secret and QR code.
 pub async fn page_totp(
@@ -449,14 +467,10 @@ pub async fn page_totp(
     Extension(client): Extension<Client>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let Auth::Session(user, _) = &auth else {
-        return Redirect::to("/index.php/login").into_response();
-    };
-    match password_ok(&app, &client, user, f.password).await {
-        Ok(true) => {}
-        Ok(false) => return Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response(),
+    let user = match page_user(&app, &auth, &client, f.password).await {
+        Ok(u) => u,
         Err(r) => return r,
-    }
+    };
     let e = match app.twofactor.totp_begin(user.id, &user.uid).await {
         Ok(e) => e,
         Err(Error::Conflict(_)) => return Redirect::to(PAGE).into_response(),
@@ -540,14 +554,10 @@ pub async fn page_backup(
     Extension(client): Extension<Client>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let Auth::Session(user, _) = &auth else {
-        return Redirect::to("/index.php/login").into_response();
-    };
-    match password_ok(&app, &client, user, f.password).await {
-        Ok(true) => {}
-        Ok(false) => return Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response(),
+    let user = match page_user(&app, &auth, &client, f.password).await {
+        Ok(u) => u,
         Err(r) => return r,
-    }
+    };
     match app.twofactor.backup_generate(user.id).await {
         Ok(codes) => {
             audit(
@@ -580,17 +590,13 @@ pub async fn page_off(
     Path(kind): Path<String>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let Auth::Session(user, _) = &auth else {
-        return Redirect::to("/index.php/login").into_response();
-    };
     if !matches!(kind.as_str(), "totp" | "email" | "sms") {
         return refuse(StatusCode::NOT_FOUND, "no such factor");
     }
-    match password_ok(&app, &client, user, f.password).await {
-        Ok(true) => {}
-        Ok(false) => return Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response(),
+    let user = match page_user(&app, &auth, &client, f.password).await {
+        Ok(u) => u,
         Err(r) => return r,
-    }
+    };
     let tf = &app.twofactor;
     let removed = match kind.as_str() {
         "totp" => tf.totp_disable(user.id).await,
