@@ -801,6 +801,13 @@ async fn login_flow_v2_goes_through_the_challenge() {
     s.stop().await;
 }
 
+/// The request token of a pending session, from its setup page.
+async fn pending_token(b: &mut Browser) -> String {
+    let page =
+        b.send("GET", "/index.php/login/setupchallenge", &[], None).await.text().await.unwrap();
+    page.split("requesttoken=").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
 /// Rows left of a user's second factors, read straight from the SQLite file.
 async fn factor_rows(s: &Server, user_id: i64) -> i64 {
     use sqlx::{Connection, Row};
@@ -862,6 +869,14 @@ async fn guesses_are_limited_per_account_and_stale_challenges_resolve() {
         .await;
     assert!(location(&r).contains("throttled"), "the account's budget is spent, from any address");
 
+    // An admin's reset gives the account a fresh budget with its fresh start.
+    s.cli_ok(&["twofactor", "disable-for", "ivan"]);
+    let secret = enrol_totp(&s, "ivan", "ivan-password-1").await;
+    let mut again = Browser::new(&s);
+    password_step(&mut again, "ivan", "ivan-password-1").await;
+    let r = answer(&mut again, "totp", &oathtool(&secret, 30)).await;
+    assert_eq!(location(&r), "/done", "the reset did not clear the spent budget");
+
     // Another account is not affected.
     s.add_user("judy", "judy-password-1");
     let mut j = Browser::new(&s);
@@ -882,7 +897,12 @@ async fn guesses_are_limited_per_account_and_stale_challenges_resolve() {
         [("user", "kim"), ("password", "kim-password-1"), ("login_token", login_token.as_str())];
     let r = k.send("POST", "/index.php/login", &[], Some(&form)).await;
     assert_eq!(r.status(), 303, "a pending session blocks a new login");
+    let token = pending_token(&mut k).await;
     s.cli_ok(&["twofactor", "enforce", "--off"]);
+    // A setup form still open keeps where the login goes.
+    let setup = format!("/index.php/login/setupchallenge/totp?requesttoken={token}");
+    let r = k.send("POST", &setup, &[], Some(&[("redirect_url", "/done")])).await;
+    assert_eq!(location(&r), "/index.php/login/selectchallenge?redirect_url=%2Fdone");
     let r = k.send("GET", "/index.php/login/selectchallenge?redirect_url=%2Fdone", &[], None).await;
     assert_eq!(location(&r), "/done");
     let r = k.send("PROPFIND", "/remote.php/dav/files/kim/", &[("Depth", "0")], None).await;

@@ -136,6 +136,7 @@ pub async fn reset_user(
     origin: &strongroom_core::audit::Origin,
 ) -> strongroom_core::Result<()> {
     app.twofactor.reset(target.id).await?;
+    super::budget::clear_account(app, &target.uid).await?;
     app.users
         .notify(target.id, "An administrator removed your second factors. Set them up again.")
         .await?;

@@ -54,6 +54,15 @@ where
     Ok(r)
 }
 
+/// Forgets the account's spent budgets (an admin reset its factors: the
+/// user starts over, whatever was guessed before).
+pub async fn clear_account(app: &App, uid: &str) -> Result<()> {
+    for action in ["2fa", "2fa-send"] {
+        app.throttle.succeeded(ACCOUNTS, &account_action(action, uid), uid).await?;
+    }
+    Ok(())
+}
+
 /// Counts a code sent to the user, per address and per account.
 pub async fn send(app: &App, client: &Client, uid: &str) -> Result<()> {
     charge_account(app, client, "2fa-send", uid).await?;

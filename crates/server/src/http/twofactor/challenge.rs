@@ -226,11 +226,12 @@ pub async fn answer(
     let handle = f.handle.unwrap_or_default();
     let mut refusal: Option<Refused> = None;
     let tf = &app.twofactor;
+    match tf.factors(user.id).await {
+        Ok(f) if f.providers().contains(&provider.as_str()) => {}
+        Ok(_) => return back_to_select(Some(&redirect)),
+        Err(e) => return unavailable(&e),
+    }
     let outcome = super::budget::answer(&app, &client, &user.uid, || async {
-        let factors = tf.factors(user.id).await?;
-        if !factors.providers().contains(&provider.as_str()) {
-            return Ok(None);
-        }
         let ok = match provider.as_str() {
             "totp" => tf.totp_verify(user.id, &input).await?,
             "backup_codes" => tf.backup_use(user.id, &input).await?,
@@ -284,6 +285,15 @@ pub async fn answer(
         Event::new("twofactor.success").actor(&user.uid).detail(json!({ "provider": provider })),
     );
     finish(&app, &client, &headers, user, session, &provider, &redirect).await
+}
+
+/// Back to the choice of factors, keeping where the login goes.
+pub fn back_to_select(redirect: Option<&str>) -> Response {
+    Redirect::to(&format!(
+        "/index.php/login/selectchallenge?redirect_url={}",
+        enc(&safe_redirect(redirect))
+    ))
+    .into_response()
 }
 
 /// Ends the pending session and starts the real one.
@@ -387,7 +397,7 @@ pub async fn setup(
         Err(r) => return r,
     };
     if !super::settings::setup_allowed(&app, user).await {
-        return Redirect::to("/index.php/login/selectchallenge").into_response();
+        return back_to_select(q.redirect_url.as_deref());
     }
     let t = token_of(session);
     let redirect = escape(&safe_redirect(q.redirect_url.as_deref()));
@@ -417,7 +427,7 @@ pub async fn setup_totp(
         Err(r) => return r,
     };
     if !super::settings::setup_allowed(&app, user).await {
-        return Redirect::to("/index.php/login/selectchallenge").into_response();
+        return back_to_select(f.redirect_url.as_deref());
     }
     let e = match app.twofactor.totp_begin(user.id, &user.uid).await {
         Ok(e) => e,

@@ -510,7 +510,7 @@ pub async fn page_totp_confirm(
         _ => return Redirect::to("/index.php/login").into_response(),
     };
     if pending.is_some() && !setup_allowed(&app, user).await {
-        return Redirect::to("/index.php/login/selectchallenge").into_response();
+        return super::challenge::back_to_select(f.redirect_url.as_deref());
     }
     let code = f.code.unwrap_or_default();
     let tf = &app.twofactor;
@@ -542,7 +542,11 @@ pub async fn page_totp_confirm(
             )))
                 .into_response()
         }
-        Err(Error::Busy(_)) => refuse(StatusCode::TOO_MANY_REQUESTS, "too many attempts"),
+        Err(Error::Busy(_)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            page("Too many attempts", "<h1>Too many failed attempts</h1><p>Try again later.</p>"),
+        )
+            .into_response(),
         Err(e) => unavailable(&e),
     }
 }
