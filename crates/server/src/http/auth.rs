@@ -83,6 +83,14 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             return csrf_failed(req).await;
         }
     }
+    // A browser that remembers Basic credentials sends them with a form
+    // another site posts too; browsers mark such requests, programs do not.
+    if matches!(auth, Auth::Password(_) | Auth::Token(..))
+        && !safe_method(req.method())
+        && req.headers().get("sec-fetch-site").is_some_and(|v| v == "cross-site")
+    {
+        return csrf_failed(req).await;
+    }
     if let Some(u) = auth.user() {
         tracing::Span::current().record("user", u.uid.as_str());
     }

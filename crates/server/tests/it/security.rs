@@ -1092,3 +1092,50 @@ async fn a_browser_session_changes_accounts_only_after_confirming_the_password()
     assert_eq!(b.send("GET", "/index.php/csrftoken", &[], None).await.status(), 200);
     s.stop().await;
 }
+
+/// Basic credentials a browser remembers travel with another site's form
+/// too: a state change the browser marks as cross-site is refused, whatever
+/// the credentials; programs (which send no such mark) are unaffected.
+#[tokio::test]
+async fn cross_site_posts_with_basic_credentials_are_refused() {
+    let s = Server::start(Backend::Sqlite).await;
+    let form = [("userid", "csrfuser"), ("password", "Csrf-Pass-Long-123")];
+    let r = s
+        .client
+        .post(s.url("/ocs/v2.php/cloud/users"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = s
+        .admin("PROPFIND", "/")
+        .header("Depth", "0")
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207, "reading is not a state change");
+    let r = s
+        .client
+        .get(s.url("/ocs/v2.php/cloud/users/csrfuser"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the cross-site post created the user");
+    let r = s
+        .client
+        .post(s.url("/ocs/v2.php/cloud/users"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("OCS-APIRequest", "true")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
