@@ -126,7 +126,14 @@ async fn pending_refused_everywhere(s: &Server, b: &mut Browser, user: &str, coo
 
 #[tokio::test]
 async fn totp_login_replay_backup_codes_and_basic_refusal() {
-    let s = Server::start(Backend::Sqlite).await;
+    for backend in crate::harness::backends() {
+        totp_flow_on(backend).await;
+    }
+}
+
+async fn totp_flow_on(backend: Backend) {
+    // Wrong codes are delayed like wrong passwords; a short base delay keeps this quick.
+    let s = Server::start_with(backend, &[("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1")]).await;
     s.add_user("alice", "alice-password-1");
     s.add_user("bob", "bob-password-1");
     let secret = enrol_totp(&s, "alice", "alice-password-1").await;
