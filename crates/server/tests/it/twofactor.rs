@@ -27,6 +27,11 @@ fn oathtool(secret: &str, offset: i64) -> String {
 
 /// Turns TOTP on for `user` through Nextcloud's settings API; returns the secret.
 async fn enrol_totp(s: &Server, user: &str, password: &str) -> String {
+    enrol_totp_with_code(s, user, password).await.0
+}
+
+/// Turns TOTP on; returns the secret and the code spent on activating it.
+async fn enrol_totp_with_code(s: &Server, user: &str, password: &str) -> (String, String) {
     let r = s
         .client
         .post(s.url("/index.php/apps/twofactor_totp/settings/enable"))
@@ -53,16 +58,17 @@ async fn enrol_totp(s: &Server, user: &str, password: &str) -> String {
         1,
         "a malformed code does not activate"
     );
+    let code = oathtool(&secret, 0);
     let r = s
         .client
         .post(s.url("/index.php/apps/twofactor_totp/settings/enable"))
         .basic_auth(user, Some(password))
-        .json(&json!({ "state": 2, "code": oathtool(&secret, 0) }))
+        .json(&json!({ "state": 2, "code": code }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["state"], 2);
-    secret
+    (secret, code)
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -136,7 +142,7 @@ async fn totp_flow_on(backend: Backend) {
     let s = Server::start_with(backend, &[("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1")]).await;
     s.add_user("alice", "alice-password-1");
     s.add_user("bob", "bob-password-1");
-    let secret = enrol_totp(&s, "alice", "alice-password-1").await;
+    let (secret, spent) = enrol_totp_with_code(&s, "alice", "alice-password-1").await;
     let bob_secret = enrol_totp(&s, "bob", "bob-password-1").await;
 
     // The password alone no longer opens the account over Basic, on any route.
@@ -167,7 +173,7 @@ async fn totp_flow_on(backend: Backend) {
     );
 
     // Malformed, wrong, another user's, and the code spent at enrolment: refused.
-    for bad in ["abc", "", "1234567", "000000", &oathtool(&bob_secret, 30), &oathtool(&secret, 0)] {
+    for bad in ["abc", "", "1234567", "000000", &oathtool(&bob_secret, 30), &spent] {
         let r = answer(&mut b, "totp", bad).await;
         assert!(location(&r).contains("error=1"), "{bad:?} -> {}", location(&r));
         assert_eq!(b.cookies["sr_session"], pending);
