@@ -89,13 +89,14 @@ impl App {
         };
         let tokens = Tokens::new(db.clone(), users.clone(), lifetimes);
         let dav = Dav { files: files.clone(), instance_id };
+        let twofactor = TwoFactor::new(db.clone(), users.clone());
         let ocs = Ocs {
             users: users.clone(),
             files: files.clone(),
             tokens: tokens.clone(),
             audit: audit.clone(),
             confirm_secs: config.session.confirm_secs as i64,
-            twofactor: TwoFactor::new(db.clone(), users.clone()),
+            twofactor: twofactor.clone(),
             twofactor_providers: strongroom_core::twofactor::PROVIDERS
                 .iter()
                 .copied()
@@ -116,7 +117,6 @@ impl App {
             remember_secs: s.remember_secs as i64,
             public_url: config.public_url.clone(),
         };
-        let twofactor = TwoFactor::new(db.clone(), users.clone());
         let twofactor_config = config.twofactor.clone();
         Ok(App {
             db,

@@ -75,11 +75,12 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
             Err(e) => return unavailable(&e),
         }
     };
-    let own_guard = OWN_CSRF_GUARD.contains(&req.uri().path());
     if let Auth::Session(_, s) | Auth::Pending(_, s) = &auth {
         // A pending session may start over on the login forms, which carry
         // their own guard (the double-submit login cookie, or the password).
-        if !(own_guard && matches!(auth, Auth::Pending(..))) && !csrf_ok(&req, s, client.secure) {
+        let exempt =
+            matches!(auth, Auth::Pending(..)) && OWN_CSRF_GUARD.contains(&req.uri().path());
+        if !exempt && !csrf_ok(&req, s, client.secure) {
             return csrf_failed(req).await;
         }
     }

@@ -25,7 +25,7 @@ use super::{
     auth::{Auth, guarded},
     client::Client,
     pages::{escape, page},
-    session_pages::unavailable,
+    session_pages::{confirm_inline, unavailable},
 };
 use crate::app::App;
 
@@ -414,39 +414,15 @@ pub struct ConfirmedName {
     password: String,
 }
 
-/// Page actions that need the password enter it in the same form.
-async fn confirm_inline(
-    app: &App,
-    auth: &Auth,
-    client: &Client,
-    password: &str,
-) -> Result<(), Response> {
-    let Auth::Session(user, session) = auth else {
-        return Err(StatusCode::UNAUTHORIZED.into_response());
-    };
-    let password = Secret::new(password);
-    match guarded(app, client, "sudo", &user.uid, || {
-        app.users.verify_password(&user.uid, &password)
-    })
-    .await
-    {
-        Ok(Some(_)) => {
-            app.tokens.confirm(session.id).await.map_err(|e| unavailable(&e))?;
-            Ok(())
-        }
-        Ok(None) => Err(back(Notice::WrongPassword)),
-        Err(strongroom_core::Error::Busy(_)) => Err(StatusCode::TOO_MANY_REQUESTS.into_response()),
-        Err(e) => Err(unavailable(&e)),
-    }
-}
-
 pub async fn page_create(
     State(app): State<App>,
     Extension(auth): Extension<Auth>,
     Extension(client): Extension<Client>,
     Form(f): Form<ConfirmedName>,
 ) -> Response {
-    if let Err(r) = confirm_inline(&app, &auth, &client, &f.password).await {
+    if let Err(r) =
+        confirm_inline(&app, &auth, &client, &f.password, || back(Notice::WrongPassword)).await
+    {
         return r;
     }
     let Some(user) = auth.user() else { return StatusCode::UNAUTHORIZED.into_response() };
@@ -478,7 +454,9 @@ pub async fn page_wipe(
     Path(id): Path<i64>,
     Form(f): Form<ConfirmedName>,
 ) -> Response {
-    if let Err(r) = confirm_inline(&app, &auth, &client, &f.password).await {
+    if let Err(r) =
+        confirm_inline(&app, &auth, &client, &f.password, || back(Notice::WrongPassword)).await
+    {
         return r;
     }
     let Some(user) = auth.user() else { return StatusCode::UNAUTHORIZED.into_response() };

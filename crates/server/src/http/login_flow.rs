@@ -84,14 +84,9 @@ pub async fn flow_page(
         Ok(flow) if !flow.granted => match &auth {
             Auth::Session(user, s) => grant_form(&flow.client_name, &token, &user.uid, s),
             // Half logged in: finish the challenge first, then come back here.
-            Auth::Pending(..) => {
-                let back = format!("/index.php/login/v2/flow/{token}");
-                axum::response::Redirect::to(&format!(
-                    "/index.php/login/selectchallenge?redirect_url={}",
-                    super::twofactor::enc(&back)
-                ))
-                .into_response()
-            }
+            Auth::Pending(..) => super::twofactor::challenge::back_to_select(Some(&format!(
+                "/index.php/login/v2/flow/{token}"
+            ))),
             _ => login_form(&flow.client_name, &token, None).into_response(),
         },
         Ok(_) => gone(),

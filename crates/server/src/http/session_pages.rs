@@ -21,6 +21,7 @@ use super::{
     auth::{Auth, guarded},
     client::{Client, LAX, LOGIN_CSRF, SESSION, STRICT, cookie, cookie_name, set_cookie},
     pages::{escape, page},
+    twofactor::challenge::back_to_select,
 };
 use crate::app::App;
 
@@ -59,12 +60,7 @@ pub async fn form(
         return Redirect::to(&safe_redirect(q.redirect_url.as_deref())).into_response();
     }
     if let Auth::Pending(..) = auth {
-        let to = safe_redirect(q.redirect_url.as_deref());
-        return Redirect::to(&format!(
-            "/index.php/login/selectchallenge?redirect_url={}",
-            super::twofactor::enc(&to)
-        ))
-        .into_response();
+        return back_to_select(q.redirect_url.as_deref());
     }
     let token = random_secret(43);
     let error = match q.error.as_deref() {
@@ -117,12 +113,7 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let tls = client.secure;
-    let expected = cookie(&headers, &cookie_name(LOGIN_CSRF, tls));
-    let matches = match (expected, f.login_token.as_deref()) {
-        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
-        _ => false,
-    };
-    if !matches {
+    if !login_token_matches(&headers, tls, f.login_token.as_deref()) {
         return (StatusCode::PRECONDITION_FAILED, Json(json!({ "message": "CSRF check failed" })))
             .into_response();
     }
@@ -180,13 +171,19 @@ pub async fn start_pending_session(
             .target(&session.id.to_string())
             .detail(json!({ "via": "web" })),
     );
-    let to = format!(
-        "/index.php/login/selectchallenge?redirect_url={}",
-        percent_encoding::utf8_percent_encode(redirect, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let mut r = Redirect::to(&to).into_response();
+    let mut r = back_to_select(Some(redirect));
     set_session_cookies(&mut r, secret.expose(), None, client.secure);
     r
+}
+
+/// The login forms' guard against cross-site posts: the token in the form
+/// must equal the `Strict` cookie the login page set (another site's form
+/// has no such cookie to match).
+pub fn login_token_matches(headers: &HeaderMap, tls: bool, token: Option<&str>) -> bool {
+    match (cookie(headers, &cookie_name(LOGIN_CSRF, tls)), token) {
+        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+        _ => false,
+    }
 }
 
 /// Starts a full session for a user who passed every factor (`via` names the
@@ -298,6 +295,35 @@ pub async fn confirm(
         }
         Err(strongroom_core::Error::Busy(_)) => StatusCode::TOO_MANY_REQUESTS.into_response(),
         Err(e) => unavailable(&e),
+    }
+}
+
+/// Page actions that need the password take it in the same form: checked
+/// like a password confirmation (throttled as "sudo"), which it also
+/// records for the session. `wrong` is the answer to a wrong password.
+pub async fn confirm_inline<'a>(
+    app: &App,
+    auth: &'a Auth,
+    client: &Client,
+    password: &str,
+    wrong: impl FnOnce() -> Response,
+) -> Result<&'a strongroom_core::User, Response> {
+    let Auth::Session(user, session) = auth else {
+        return Err(StatusCode::UNAUTHORIZED.into_response());
+    };
+    let password = Secret::new(password);
+    match guarded(app, client, "sudo", &user.uid, || {
+        app.users.verify_password(&user.uid, &password)
+    })
+    .await
+    {
+        Ok(Some(_)) => {
+            app.tokens.confirm(session.id).await.map_err(|e| unavailable(&e))?;
+            Ok(user)
+        }
+        Ok(None) => Err(wrong()),
+        Err(strongroom_core::Error::Busy(_)) => Err(StatusCode::TOO_MANY_REQUESTS.into_response()),
+        Err(e) => Err(unavailable(&e)),
     }
 }
 

@@ -11,14 +11,11 @@ use axum::{
 use serde_json::json;
 use strongroom_core::{User, audit::Event, twofactor::Policy};
 
+use super::refuse;
 use crate::{
     app::App,
     http::{auth::Auth, client::Client, session_pages::unavailable},
 };
-
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "message": message }))).into_response()
-}
 
 async fn admin<'a>(app: &App, auth: &'a Auth) -> Result<&'a User, Response> {
     let Some(user) = auth.user() else {

@@ -54,6 +54,11 @@ pub async fn script() -> Response {
     r
 }
 
+/// A refusal with Nextcloud's JSON body (`{"message": …}`).
+pub fn refuse(status: http::StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "message": message }))).into_response()
+}
+
 /// The value for a query parameter.
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()

@@ -13,21 +13,17 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use strongroom_core::{Error, audit::Event, twofactor::webauthn::Refused};
-use subtle::ConstantTimeEq;
 
+use super::refuse;
 use super::relying_party;
 use crate::{
     app::App,
     http::{
         auth::guarded,
-        client::{Client, LOGIN_CSRF, cookie, cookie_name},
-        session_pages::{safe_redirect, start_session, unavailable},
+        client::Client,
+        session_pages::{login_token_matches, safe_redirect, start_session, unavailable},
     },
 };
-
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "message": message }))).into_response()
-}
 
 /// `POST /index.php/login/passkey/options`.
 pub async fn options(
@@ -61,12 +57,7 @@ pub async fn finish(
     headers: HeaderMap,
     Json(f): Json<Finish>,
 ) -> Response {
-    let expected = cookie(&headers, &cookie_name(LOGIN_CSRF, client.secure));
-    let matches = match (expected, f.login_token.as_deref()) {
-        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
-        _ => false,
-    };
-    if !matches {
+    if !login_token_matches(&headers, client.secure, f.login_token.as_deref()) {
         return refuse(StatusCode::PRECONDITION_FAILED, "CSRF check failed");
     }
     let Some(w) = relying_party(&app, &client, &headers) else {

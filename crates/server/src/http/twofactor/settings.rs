@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use strongroom_core::{Error, User, audit::Event, secret::Secret, twofactor::contacts};
 
-use super::{enc, relying_party, script_page};
+use super::{enc, refuse, relying_party, script_page};
 use crate::{
     app::App,
     http::{
@@ -22,15 +22,11 @@ use crate::{
         client::Client,
         headers::CspNonce,
         pages::{escape, page, time},
-        session_pages::{safe_redirect, unavailable},
+        session_pages::{confirm_inline, safe_redirect, unavailable},
     },
 };
 
 const PAGE: &str = "/index.php/settings/user/twofactor";
-
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "message": message }))).into_response()
-}
 
 /// A browser that remembers Basic credentials sends them with a form posted
 /// from another site too, and the CSRF token guards sessions only: a
@@ -311,25 +307,6 @@ pub struct PasswordForm {
     password: Option<String>,
 }
 
-/// Checks the password given with a page's form (throttled like logins).
-async fn password_ok(
-    app: &App,
-    client: &Client,
-    user: &User,
-    password: Option<String>,
-) -> Result<bool, Response> {
-    let password = Secret::new(password.unwrap_or_default());
-    match guarded(app, client, "sudo", &user.uid, || {
-        app.users.verify_password(&user.uid, &password)
-    })
-    .await
-    {
-        Ok(r) => Ok(r.is_some()),
-        Err(Error::Busy(_)) => Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too many attempts")),
-        Err(e) => Err(unavailable(&e)),
-    }
-}
-
 /// `POST /index.php/settings/user/webauthn/remove/{id}`: needs the password.
 pub async fn webauthn_remove(
     State(app): State<App>,
@@ -338,15 +315,15 @@ pub async fn webauthn_remove(
     Path(id): Path<i64>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let Some(user) = auth.user() else { return refuse(StatusCode::UNAUTHORIZED, "not logged in") };
-    if matches!(auth, Auth::Token(..)) {
-        return refuse(StatusCode::FORBIDDEN, "not possible with an app password");
-    }
-    match password_ok(&app, &client, user, f.password).await {
-        Ok(true) => {}
-        Ok(false) => return refuse(StatusCode::FORBIDDEN, "Wrong password"),
-        Err(r) => return r,
-    }
+    let user =
+        match confirm_inline(&app, &auth, &client, f.password.as_deref().unwrap_or(""), || {
+            refuse(StatusCode::FORBIDDEN, "Wrong password")
+        })
+        .await
+        {
+            Ok(u) => u,
+            Err(r) => return r,
+        };
     match app.twofactor.webauthn_remove(user.id, id).await {
         Ok(true) => {
             audit(
@@ -404,10 +381,13 @@ pub async fn contact(
             Err(e) => unavailable(&e),
         };
     }
-    match password_ok(&app, &client, user, f.password).await {
-        Ok(true) => {}
-        Ok(false) => return refuse(StatusCode::FORBIDDEN, "Wrong password"),
-        Err(r) => return r,
+    if let Err(r) =
+        confirm_inline(&app, &auth, &client, f.password.as_deref().unwrap_or(""), || {
+            refuse(StatusCode::FORBIDDEN, "Wrong password")
+        })
+        .await
+    {
+        return r;
     }
     let address = f.address.unwrap_or_default().trim().to_owned();
     if let Err(Error::BadRequest(m)) = contacts::check_address(&kind, &address) {
@@ -449,14 +429,13 @@ async fn page_user<'a>(
     client: &Client,
     password: Option<String>,
 ) -> Result<&'a User, Response> {
-    let Auth::Session(user, _) = auth else {
+    if !matches!(auth, Auth::Session(..)) {
         return Err(Redirect::to("/index.php/login").into_response());
-    };
-    match password_ok(app, client, user, password).await {
-        Ok(true) => Ok(user),
-        Ok(false) => Err(Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response()),
-        Err(r) => Err(r),
     }
+    confirm_inline(app, auth, client, password.as_deref().unwrap_or(""), || {
+        Redirect::to(&format!("{PAGE}?done=wrongpassword")).into_response()
+    })
+    .await
 }
 
 /// `POST /index.php/settings/user/twofactor/totp`: the page's way to start
