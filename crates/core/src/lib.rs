@@ -17,12 +17,13 @@ pub mod net;
 pub mod password;
 pub mod path;
 pub mod secret;
+pub mod sharing;
 pub mod tokens;
 pub mod twofactor;
 pub mod users;
 mod util;
 
-pub use access::{Op, Principal};
+pub use access::{Grant, Op, Principal};
 pub use error::{Error, Result};
 pub use files::{Files, Node, NodeKind};
 pub use path::TreePath;

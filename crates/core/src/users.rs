@@ -344,6 +344,17 @@ impl Users {
         Ok(())
     }
 
+    /// Hashes a secret other than an account password (a link's password)
+    /// with the same Argon2id parameters and the same bound on parallel work.
+    pub async fn hash_secret(&self, secret: &Secret) -> Result<String> {
+        self.hash(secret).await
+    }
+
+    /// Verifies a secret against a hash made by [`Users::hash_secret`].
+    pub async fn verify_secret(&self, stored: &str, secret: &Secret) -> Result<bool> {
+        self.verify_hash(stored.to_owned(), secret.clone()).await
+    }
+
     async fn hash(&self, password: &Secret) -> Result<String> {
         let _permit = self.hashing.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
         let pw = password.clone();
@@ -378,6 +389,7 @@ impl Users {
         tx.exec("DELETE FROM app_tokens WHERE user_id = ?", &[user.id.into()]).await?;
         tx.exec("DELETE FROM group_admins WHERE user_id = ?", &[user.id.into()]).await?;
         tx.exec("DELETE FROM account_props WHERE user_id = ?", &[user.id.into()]).await?;
+        crate::sharing::Shares::forget_user(&mut tx, user.id).await?;
         for table in crate::twofactor::USER_TABLES {
             tx.exec(&format!("DELETE FROM {table} WHERE user_id = ?"), &[user.id.into()]).await?;
         }
@@ -424,6 +436,7 @@ impl Users {
         let mut tx = self.db.begin().await?;
         tx.exec("DELETE FROM group_members WHERE group_id = ?", &[id.into()]).await?;
         tx.exec("DELETE FROM group_admins WHERE group_id = ?", &[id.into()]).await?;
+        crate::sharing::Shares::forget_group(&mut tx, id).await?;
         tx.exec("DELETE FROM user_groups WHERE id = ?", &[id.into()]).await?;
         tx.commit().await?;
         Ok(())

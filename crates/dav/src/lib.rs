@@ -11,12 +11,17 @@ mod methods;
 mod paths;
 mod props;
 mod special;
+mod view;
 mod xml_in;
 mod xml_out;
 
 use axum::{body::Body, response::Response};
 use http::{Method, request::Parts};
-use strongroom_core::{Error, Files, Principal, TreePath, User, files::Ctx};
+use strongroom_core::{
+    Error, Files, Grant, Principal, TreePath, User,
+    files::Ctx,
+    sharing::{Mount, PublicLink, Shares},
+};
 
 pub use error::error_body;
 pub use special::{Special, handle_special};
@@ -30,6 +35,16 @@ pub struct Dav {
     pub files: Files,
     /// The installation's id, the suffix of every `oc:id`.
     pub instance_id: String,
+    pub shares: Shares,
+    pub audit: strongroom_core::audit::Audit,
+}
+
+impl Dav {
+    /// Where a request came from, for the audit log (the server places it
+    /// in the request's extensions).
+    pub(crate) fn origin(&self, parts: &Parts) -> strongroom_core::audit::Origin {
+        parts.extensions.get::<strongroom_core::audit::Origin>().cloned().unwrap_or_default()
+    }
 }
 
 /// One request being served.
@@ -39,7 +54,15 @@ pub(crate) struct Call<'a> {
     pub owner: &'a User,
     /// URL path of the mount's root, without trailing slash.
     pub prefix: &'a str,
+    /// The path in the owner's tree: `base` followed by the URL's path below `prefix`.
     pub path: TreePath,
+    /// The path in the owner's tree that `prefix` names: the root for one's
+    /// own tree, the shared node when the tree is reached through a share.
+    pub base: TreePath,
+    /// Set when the tree is reached through a share.
+    pub grant: Option<Grant>,
+    /// In one's own tree: the shares received, mounted in the share folder.
+    pub mounts: Vec<Mount>,
     pub parts: Parts,
     /// Lock tokens submitted in the `If` header.
     pub tokens: Vec<String>,
@@ -47,7 +70,24 @@ pub(crate) struct Call<'a> {
 
 impl Call<'_> {
     pub fn cx(&self) -> Ctx<'_> {
-        Ctx { who: self.who, owner: self.owner, tokens: &self.tokens }
+        Ctx { who: self.who, owner: self.owner, tokens: &self.tokens, grant: self.grant.as_ref() }
+    }
+
+    /// A path below `prefix` (as a Destination or `If` URL names it) in the owner's tree.
+    pub fn in_tree(&self, below: &TreePath) -> TreePath {
+        below.rebase(&TreePath::root(), &self.base)
+    }
+
+    /// Refuses a Destination inside a received share when the request works
+    /// in one's own tree: content does not move between trees.
+    pub fn check_not_in_mount(&self, path: &TreePath) -> Result<(), Error> {
+        if self.mounts.iter().any(|m| path.starts_with(&m.at)) {
+            return Err(Error::Forbidden(
+                "the Destination is inside a shared folder; copy between trees is not supported"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -69,6 +109,9 @@ impl Call<'_> {
     /// headers: the mount itself, the owner's files URL, and the legacy alias
     /// when the tree is the caller's own.
     pub fn tree_prefixes(&self) -> Vec<String> {
+        if self.grant.is_some() {
+            return vec![self.prefix.to_owned()];
+        }
         let files = paths::href(
             "/remote.php/dav/files",
             &TreePath::from_segments([self.owner.uid.as_str()]).unwrap_or_default(),
@@ -82,7 +125,7 @@ impl Call<'_> {
     }
 
     pub fn href(&self, path: &TreePath, folder: bool) -> String {
-        paths::href(self.prefix, path, folder)
+        paths::href_in(self.prefix, &self.base, path, folder)
     }
 }
 
@@ -102,14 +145,90 @@ pub async fn handle(
         Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
     };
     // Someone else's tree does not exist for the caller, whatever the method.
-    if let Err(e) = strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id) {
+    if let Err(e) =
+        strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id, None)
+    {
         return refuse_unread(body, error::response(&e, prefix)).await;
     }
-    let mut call = Call { dav, who, owner, prefix, path, parts, tokens: Vec::new() };
+    let mounts = match dav.shares.mounts(owner).await {
+        Ok(m) => m,
+        Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
+    };
+    if let Some(m) = mounts.iter().find(|m| path.starts_with(&m.at)) {
+        // Below a received share: the owner's tree, seen through the grant.
+        let mount_prefix = paths::href(prefix, &m.at, false);
+        let owner_path = path.rebase(&m.at, &m.base);
+        let call = Call {
+            dav,
+            who,
+            owner: &m.owner,
+            prefix: &mount_prefix,
+            path: owner_path,
+            base: m.base.clone(),
+            grant: Some(m.grant.clone()),
+            mounts: Vec::new(),
+            parts,
+            tokens: Vec::new(),
+        };
+        return run(call, body, Some(&m.share)).await;
+    }
+    let call = Call {
+        dav,
+        who,
+        owner,
+        prefix,
+        path,
+        base: TreePath::root(),
+        grant: None,
+        mounts,
+        parts,
+        tokens: Vec::new(),
+    };
+    run(call, body, None).await
+}
+
+/// Serves one WebDAV request of a visitor of a public link, at `prefix`
+/// (the link's DAV root); the link was checked and its password passed.
+pub async fn handle_link(
+    dav: &Dav,
+    link: &PublicLink,
+    prefix: &str,
+    rel: &str,
+    req: http::Request<Body>,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let below = match paths::decode(rel) {
+        Ok(p) => p,
+        Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
+    };
+    let who = Principal::public_link(link.share.id);
+    let call = Call {
+        dav,
+        who: &who,
+        owner: &link.owner,
+        prefix,
+        path: below.rebase(&TreePath::root(), &link.base),
+        base: link.base.clone(),
+        grant: Some(link.grant.clone()),
+        mounts: Vec::new(),
+        parts,
+        tokens: Vec::new(),
+    };
+    run(call, body, Some(&link.share)).await
+}
+
+async fn run(
+    mut call: Call<'_>,
+    body: Body,
+    share: Option<&strongroom_core::sharing::Share>,
+) -> Response {
+    if let Some(refusal) = view::refuse_early(&call) {
+        return refuse_unread(body, view::error(&call, &refusal)).await;
+    }
     if let Err(e) = methods::conditions::evaluate_if(&mut call).await {
-        return refuse_unread(body, error::response(&e, prefix)).await;
+        return refuse_unread(body, view::error(&call, &e)).await;
     }
-    dispatch(&call, body).await.unwrap_or_else(|e| error::response(&e, prefix))
+    view::serve(&call, share, body).await.unwrap_or_else(|e| view::error(&call, &e))
 }
 
 /// Answers a request refused before its body was read. A small body is read
@@ -121,7 +240,7 @@ pub async fn refuse_unread(body: Body, response: Response) -> Response {
     response
 }
 
-async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+pub(crate) async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     match call.parts.method.as_str() {
         "OPTIONS" => Ok(methods::options()),
         "GET" => methods::read::get(call, true).await,

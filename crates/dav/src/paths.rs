@@ -64,6 +64,21 @@ pub fn href(prefix: &str, path: &TreePath, folder: bool) -> String {
     out
 }
 
+/// The URL path of a node of the owner's tree when `prefix` names `base`
+/// (a share's root); a path outside `base` maps to the prefix itself, so no
+/// URL ever shows what lies above a share.
+pub fn href_in(prefix: &str, base: &TreePath, path: &TreePath, folder: bool) -> String {
+    if base.is_root() {
+        return href(prefix, path, folder);
+    }
+    let below = if path.starts_with(base) {
+        path.rebase(base, &TreePath::root())
+    } else {
+        TreePath::root()
+    };
+    href(prefix, &below, folder)
+}
+
 /// Where a `Destination` header points.
 #[derive(Debug)]
 pub enum Destination {

@@ -1,12 +1,20 @@
 //! Live properties: values computed from the tree rather than stored.
 
-use strongroom_core::{Node, TreePath, User, locks::Lock};
+use std::collections::HashMap;
+
+use strongroom_core::{Grant, Node, TreePath, User, access::perm, locks::Lock};
 
 use crate::xml_out::{DAV, NC, OC, escape};
 
 /// What live properties of a listing need besides the node itself.
 pub struct LiveCtx<'a> {
     pub prefix: &'a str,
+    /// The owner's path that `prefix` names (see `Call::base`).
+    pub base: &'a TreePath,
+    /// Set when the tree is reached through a share.
+    pub grant: Option<&'a Grant>,
+    /// Types of the shares made on listed nodes, by node id.
+    pub share_types: &'a HashMap<i64, Vec<i64>>,
     pub owner: &'a User,
     pub instance_id: &'a str,
     pub locks: &'a [Lock],
@@ -98,24 +106,27 @@ pub fn live(
         }
         (OC, "id") => oc_id(node.id, cx.instance_id),
         (OC, "fileid") => node.id.to_string(),
-        (OC, "permissions") => {
-            if file {
-                "RGDNVW".into()
-            } else {
-                "RGDNVCK".into()
-            }
-        }
+        (OC, "permissions") => permissions(cx.grant, file, path == cx.base),
         (OC, "size") => node.size.to_string(),
         (OC, "checksums") if file => match &node.checksum {
             Some(c) => format!("<oc:checksum>{}</oc:checksum>", escape(c)),
             None => String::new(),
         },
-        (OC, "share-types") => String::new(),
+        (OC, "share-types") => cx
+            .share_types
+            .get(&node.id)
+            .map(|l| l.iter().map(|t| format!("<oc:share-type>{t}</oc:share-type>")).collect())
+            .unwrap_or_default(),
         (OC, "owner-id") => escape(&cx.owner.uid).into_owned(),
         (OC, "owner-display-name") => escape(cx.owner.display()).into_owned(),
         (OC, "data-fingerprint") if path.is_root() => String::new(),
         (OC, "favorite") => "0".into(),
         (NC, "has-preview") => "false".into(),
+        (NC, "mount-type")
+            if cx.grant.is_some() && cx.grant.is_some_and(|g| g.root_id == node.id) =>
+        {
+            "shared".into()
+        }
         (NC, "mount-type") => String::new(),
         (NC, "is-encrypted") if !file => "0".into(),
         (NC, "creation_time") => node.ctime.to_string(),
@@ -123,6 +134,36 @@ pub fn live(
         _ => return None,
     };
     Some(v)
+}
+
+/// `oc:permissions`: what the caller may do with a node, as Nextcloud's
+/// letters: S shared with the caller, R may reshare, G read, D delete,
+/// N rename, V move, W write (files), C and K create files and folders.
+pub fn permissions(grant: Option<&Grant>, file: bool, share_root: bool) -> String {
+    let Some(g) = grant else {
+        return if file { "RGDNVW".into() } else { "RGDNVCK".into() };
+    };
+    let mut p = String::from("S");
+    if g.has(perm::SHARE) {
+        p.push('R');
+    }
+    if g.has(perm::READ) {
+        p.push('G');
+    }
+    // A recipient may always remove a share from its own tree.
+    if g.has(perm::DELETE) || share_root {
+        p.push('D');
+    }
+    if g.has(perm::UPDATE) && !share_root {
+        p.push_str("NV");
+    }
+    if file && g.has(perm::UPDATE) {
+        p.push('W');
+    }
+    if !file && g.has(perm::CREATE) {
+        p.push_str("CK");
+    }
+    p
 }
 
 /// `oc:id`: the file id zero-padded to 8 digits, then the instance id.
@@ -134,17 +175,17 @@ const SUPPORTED_LOCK: &str = "<d:lockentry><d:lockscope><d:exclusive/></d:locksc
 <d:lockentry><d:lockscope><d:shared/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockentry>";
 
 fn lockdiscovery(cx: &LiveCtx<'_>, path: &TreePath) -> String {
-    cx.locks.iter().filter(|l| l.covers(path)).map(|l| activelock(cx.prefix, l)).collect()
+    cx.locks.iter().filter(|l| l.covers(path)).map(|l| activelock(cx.prefix, cx.base, l)).collect()
 }
 
 /// The `d:activelock` element describing a lock.
-pub fn activelock(prefix: &str, l: &Lock) -> String {
+pub fn activelock(prefix: &str, base: &TreePath, l: &Lock) -> String {
     let scope = if l.shared { "<d:shared/>" } else { "<d:exclusive/>" };
     let depth = if l.deep { "infinity" } else { "0" };
     let owner =
         l.owner_xml.as_deref().map(|o| format!("<d:owner>{o}</d:owner>")).unwrap_or_default();
     let remaining = (l.expires_at - strongroom_core::now_secs()).max(0);
-    let root = crate::paths::href(prefix, &l.path, false);
+    let root = crate::paths::href_in(prefix, base, &l.path, false);
     format!(
         "<d:activelock><d:locktype><d:write/></d:locktype><d:lockscope>{scope}</d:lockscope>\
          <d:depth>{depth}</d:depth>{owner}<d:timeout>Second-{remaining}</d:timeout>\

@@ -21,6 +21,7 @@ pub async fn route(
         (&Method::GET, "/cloud/capabilities") => {
             let mut c = capabilities();
             c["capabilities"]["strongroom"] = twofactor_capability(ocs, caller).await?;
+            c["capabilities"]["files_sharing"] = sharing_capability(ocs, caller).await?;
             Ok(c)
         }
         (&Method::GET, "/cloud/user") => current_user(ocs, caller).await,
@@ -59,6 +60,57 @@ pub fn capabilities() -> Value {
     })
 }
 
+/// The sharing policy as clients read it, for the caller when known: a
+/// client hides what the policy forbids (and the server refuses it anyway).
+async fn sharing_capability(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {
+    let p = ocs.shares.policy().await.map_err(internal)?;
+    let groups = match caller.user() {
+        Some(u) => ocs.users.groups_of(u.id).await.map_err(internal)?,
+        None => Vec::new(),
+    };
+    if !p.may_share(&groups) {
+        return Ok(json!({
+            "api_enabled": false, "public": { "enabled": false },
+            "user": { "send_mail": false }, "resharing": false,
+        }));
+    }
+    let expire = |enabled: bool, days: u32, enforced: bool| {
+        if enabled {
+            json!({ "enabled": true, "days": days, "enforced": enforced })
+        } else {
+            json!({ "enabled": false })
+        }
+    };
+    let link_exp =
+        expire(p.default_days(true).is_some(), p.link_expire_days, p.enforce_link_expire);
+    let internal_exp =
+        expire(p.default_days(false).is_some(), p.internal_expire_days, p.enforce_internal_expire);
+    Ok(json!({
+        "api_enabled": true,
+        "public": {
+            "enabled": p.may_link(&groups),
+            "password": { "enforced": p.enforce_links_password, "askForOptionalPassword": false },
+            "multiple_links": true,
+            "expire_date": link_exp,
+            "expire_date_internal": internal_exp,
+            "expire_date_remote": { "enabled": false },
+            "send_mail": false,
+            "upload": p.allow_public_upload,
+            "upload_files_drop": p.allow_public_upload,
+            "hide_download_default": p.hide_download_default,
+        },
+        "resharing": p.allow_resharing,
+        "user": { "send_mail": false, "expire_date": { "enabled": true } },
+        "group_sharing": p.allow_group_sharing,
+        "group": { "enabled": p.allow_group_sharing, "expire_date": { "enabled": true } },
+        "default_permissions": p.default_permissions,
+        "only_share_with_group_members": p.only_share_with_group_members,
+        "federation": { "outgoing": false, "incoming": false, "expire_date": { "enabled": false },
+                        "expire_date_supported": { "enabled": false } },
+        "sharee": { "query_lookup_default": false, "always_show_unique": true },
+    }))
+}
+
 /// The second factors offered, and whether they are enforced: for the
 /// caller when known, else whether any enforcement is configured.
 async fn twofactor_capability(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {
@@ -72,7 +124,7 @@ async fn twofactor_capability(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, O
 async fn current_user(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError> {
     let user = caller.user().ok_or_else(OcsError::unauthorised)?;
     let principal = strongroom_core::Principal { user_id: user.id, uid: user.uid.clone() };
-    let cx = Ctx { who: &principal, owner: user, tokens: &[] };
+    let cx = Ctx { who: &principal, owner: user, tokens: &[], grant: None };
     let (used, quota) = ocs.files.usage(&cx).await.map_err(internal)?;
     let groups = ocs.users.groups_of(user.id).await.map_err(internal)?;
     let quota_json = if quota < 0 {

@@ -6,6 +6,7 @@ mod endpoints;
 mod envelope;
 mod params;
 mod provisioning;
+mod sharing;
 
 use axum::response::Response;
 use http::request::Parts;
@@ -34,6 +35,11 @@ pub struct Ocs {
     /// The second-factor providers this server offers (email and SMS only
     /// when a channel is configured), for the capabilities.
     pub twofactor_providers: Vec<&'static str>,
+    pub shares: strongroom_core::sharing::Shares,
+    /// The address links are built on (`public_url`); without it, the
+    /// request's host, over https when `tls`.
+    pub public_url: Option<String>,
+    pub tls: bool,
 }
 
 /// Who is calling, as the authentication middleware resolved it.
@@ -72,9 +78,17 @@ pub async fn handle(
     let ctype = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let result = match params::Params::parse(parts.uri.query(), ctype, body) {
         Ok(params) => {
-            match provisioning::route(ocs, &parts.method, path, &params, &caller, origin).await {
+            let shared = sharing::route(ocs, parts, path, &params, &caller, origin).await;
+            match shared {
                 Some(r) => r,
-                None => endpoints::route(ocs, path, parts, &caller, origin).await,
+                None => {
+                    match provisioning::route(ocs, &parts.method, path, &params, &caller, origin)
+                        .await
+                    {
+                        Some(r) => r,
+                        None => endpoints::route(ocs, path, parts, &caller, origin).await,
+                    }
+                }
             }
         }
         Err(e) => Err(e),

@@ -34,6 +34,7 @@ pub struct App {
     pub security: Security,
     pub twofactor: TwoFactor,
     pub twofactor_config: crate::config::TwoFactorConfig,
+    pub shares: strongroom_core::sharing::Shares,
 }
 
 /// Settings of the HTTP surface that handlers consult on every request.
@@ -88,7 +89,9 @@ impl App {
             remember: s.remember_secs as i64,
         };
         let tokens = Tokens::new(db.clone(), users.clone(), lifetimes);
-        let dav = Dav { files: files.clone(), instance_id };
+        let shares = strongroom_core::sharing::Shares::new(db.clone(), users.clone());
+        let dav =
+            Dav { files: files.clone(), instance_id, shares: shares.clone(), audit: audit.clone() };
         let twofactor = TwoFactor::new(db.clone(), users.clone());
         let ocs = Ocs {
             users: users.clone(),
@@ -106,6 +109,9 @@ impl App {
                     _ => true,
                 })
                 .collect(),
+            shares: shares.clone(),
+            public_url: config.public_url.clone(),
+            tls: config.tls.cert.is_some(),
         };
         let flows = LoginFlows::new(db.clone(), users.clone(), tokens.clone());
         let throttle = open_throttle(config, &db).await?;
@@ -131,6 +137,7 @@ impl App {
             security,
             twofactor,
             twofactor_config,
+            shares,
         })
     }
 

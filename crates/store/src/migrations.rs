@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_accounts.sql")),
     (4, include_str!("migrations/0004_encryption.sql")),
     (5, include_str!("migrations/0005_twofactor.sql")),
+    (6, include_str!("migrations/0006_sharing.sql")),
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {

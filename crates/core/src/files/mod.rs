@@ -27,7 +27,7 @@ pub use versions::Version;
 pub use write::{PutOptions, PutOutcome};
 
 use crate::{
-    access::{Op, Principal, authorize},
+    access::{Grant, Op, Principal, authorize},
     error::{Error, Result},
     locks::Locks,
     path::TreePath,
@@ -40,11 +40,13 @@ pub struct Ctx<'a> {
     pub owner: &'a User,
     /// Lock tokens the request submitted (from its `If` header).
     pub tokens: &'a [String],
+    /// Set when the tree is reached through a share.
+    pub grant: Option<&'a Grant>,
 }
 
 impl Ctx<'_> {
     fn allow(&self, op: Op) -> Result<()> {
-        authorize(self.who, op, self.owner.id)
+        authorize(self.who, op, self.owner.id, self.grant)
     }
 }
 
@@ -76,7 +78,7 @@ impl Files {
 
     /// The direct children of a folder, by name.
     pub async fn children(&self, cx: &Ctx<'_>, folder: &Node) -> Result<Vec<Node>> {
-        cx.allow(Op::Stat)?;
+        cx.allow(Op::List)?;
         if folder.owner_id != cx.owner.id {
             return Err(Error::NotFound);
         }

@@ -141,12 +141,18 @@ impl Files {
         if chain.first().is_none_or(|r| r.id != cx.owner.root_id) {
             return Err(Error::NotFound);
         }
+        // Through a share, only files at or below the shared node.
+        if let Some(g) = cx.grant {
+            if node.id != g.root_id && !chain.iter().any(|n| n.id == g.root_id) {
+                return Err(Error::NotFound);
+            }
+        }
         Ok((node, chain))
     }
 
     /// The current file and its versions, newest first.
     pub async fn versions(&self, cx: &Ctx<'_>, file_id: i64) -> Result<(Node, Vec<Version>)> {
-        cx.allow(Op::Stat)?;
+        cx.allow(Op::Read)?;
         let mut db = self.db.clone();
         let (node, _) = self.file_in_tree(&mut db, cx, file_id).await?;
         let versions = list(&mut db, node.id).await?;

@@ -114,7 +114,7 @@ impl Files {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send,
     {
-        cx.allow(Op::Write)?;
+        cx.allow(Op::Stat)?;
         path.name().ok_or_else(|| Error::NotAllowed("the root is a folder".into()))?;
         // Checks that need no content, before receiving any.
         let mut db = self.db.clone();
@@ -122,6 +122,8 @@ impl Files {
         let existing =
             super::child(&mut db, chain.last().expect("chain").id, path.name().unwrap_or(""))
                 .await?;
+        // Replacing needs the right to change; adding, the right to create.
+        cx.allow(if existing.is_some() { Op::Write } else { Op::Create })?;
         check_target(existing.as_ref(), &opts)?;
         let guard = if existing.is_some() { Guard::Write } else { Guard::Create };
         self.locks.check(&mut db, cx, path, guard).await?;
@@ -310,6 +312,8 @@ impl Files {
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
             let parent_id = chain.last().expect("chain").id;
             let existing = super::child(&mut tx, parent_id, name).await?;
+            // Again here: the name may have been taken while the body arrived.
+            cx.allow(if existing.is_some() { Op::Write } else { Op::Create })?;
             check_target(existing.as_ref(), opts)?;
             let guard = if existing.is_some() { Guard::Write } else { Guard::Create };
             self.locks.check(&mut tx, cx, path, guard).await?;

@@ -50,7 +50,7 @@ async fn list_holds(
     let path = match &list.tag {
         None => Some(untagged.clone()),
         Some(url) => match paths::destination(url, call.header("host"), prefixes) {
-            Ok(Destination::Here(p)) => Some(p),
+            Ok(Destination::Here(p)) => Some(call.in_tree(&p)),
             _ => None,
         },
     };
@@ -81,7 +81,7 @@ pub fn required_etag(call: &Call<'_>, target: &TreePath, prefixes: &[String]) ->
     let about = match &list.tag {
         None => Some(target.clone()),
         Some(url) => match paths::destination(url, call.header("host"), prefixes) {
-            Ok(Destination::Here(p)) => Some(p),
+            Ok(Destination::Here(p)) => Some(call.in_tree(&p)),
             _ => None,
         },
     };

@@ -15,7 +15,10 @@ pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Er
         .header_text("destination")?
         .ok_or_else(|| Error::BadRequest("the Destination header is missing".into()))?;
     let to = match paths::destination(dest, call.header("host"), &call.tree_prefixes())? {
-        Destination::Here(p) => p,
+        Destination::Here(p) => {
+            call.check_not_in_mount(&p)?;
+            call.in_tree(&p)
+        }
         Destination::OtherServer => {
             return Ok(crate::error::error_body(
                 StatusCode::BAD_GATEWAY,

@@ -38,8 +38,7 @@ pub async fn lock(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     if existing.is_none() {
         // Locking an unmapped URL creates an empty file (RFC 4918 §7.3).
         let tokens = [lock.token.clone()];
-        let with_token =
-            strongroom_core::files::Ctx { who: call.who, owner: call.owner, tokens: &tokens };
+        let with_token = strongroom_core::files::Ctx { tokens: &tokens, ..call.cx() };
         let empty = stream::empty::<std::io::Result<bytes::Bytes>>();
         let opts =
             PutOptions { expected_len: Some(0), if_none_match_any: true, ..Default::default() };
@@ -61,7 +60,7 @@ fn lock_response(
 ) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:prop {ROOT_NS}><d:lockdiscovery>{}</d:lockdiscovery></d:prop>\n",
-        activelock(call.prefix, lock)
+        activelock(call.prefix, &call.base, lock)
     );
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = code;

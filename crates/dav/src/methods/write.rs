@@ -12,13 +12,27 @@ use crate::{
 };
 
 pub async fn put(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    put_to(call, &call.path, body, false).await
+}
+
+/// PUT at `path`; with `only_new`, never over an existing file (a file drop).
+pub async fn put_to(
+    call: &Call<'_>,
+    path: &strongroom_core::TreePath,
+    body: Body,
+    only_new: bool,
+) -> Result<Response, Error> {
     if call.header("content-range").is_some() {
         return Err(Error::BadRequest("partial PUT with Content-Range is not supported".into()));
     }
-    let opts = put_options(call)?;
+    let mut opts = put_options(call)?;
+    if only_new {
+        opts =
+            PutOptions { if_none_match_any: true, if_match: None, require_existing: false, ..opts };
+    }
     let mtime_set = opts.mtime.is_some();
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let out = call.dav.files.put(&call.cx(), &call.path, stream, opts).await?;
+    let out = call.dav.files.put(&call.cx(), path, stream, opts).await?;
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);
     if mtime_set {

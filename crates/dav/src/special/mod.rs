@@ -42,11 +42,35 @@ pub async fn handle_special(
         Ok(p) => p,
         Err(e) => return crate::refuse_unread(body, error::response(&e, prefix)).await,
     };
-    let call = Call { dav, who, owner, prefix, path, parts, tokens: Vec::new() };
     // Someone else's collections do not exist for the caller, whatever the method.
-    if let Err(e) = strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id) {
+    if let Err(e) =
+        strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id, None)
+    {
         return crate::refuse_unread(body, error::response(&e, prefix)).await;
     }
+    // Versions of a file received through a share are the owner's, reached
+    // through the caller's grant.
+    let mount = match (kind, path.segments()) {
+        (Special::Versions, [v, id, ..]) if v == "versions" => {
+            match versions::mount_of(dav, owner, id).await {
+                Ok(m) => m,
+                Err(e) => return crate::refuse_unread(body, error::response(&e, prefix)).await,
+            }
+        }
+        _ => None,
+    };
+    let call = Call {
+        dav,
+        who,
+        owner: mount.as_ref().map_or(owner, |m| &m.owner),
+        prefix,
+        path,
+        base: TreePath::root(),
+        grant: mount.as_ref().map(|m| m.grant.clone()),
+        mounts: Vec::new(),
+        parts,
+        tokens: Vec::new(),
+    };
     let result = match kind {
         Special::Uploads => uploads::dispatch(&call, files_prefix, body).await,
         Special::Trash => trash::dispatch(&call, body).await,
@@ -100,8 +124,12 @@ async fn listing(call: &Call<'_>, body: Body, mut entries: Vec<Entry>) -> Result
         _ => return Err(Error::Forbidden("only Depth 0 and 1 are supported here".into())),
     }
     let request: Request = parse_request(&crate::methods::read_small_body(body).await?)?;
+    let no_shares = Default::default();
     let cx = LiveCtx {
         prefix: call.prefix,
+        base: &call.base,
+        grant: None,
+        share_types: &no_shares,
         owner: call.owner,
         instance_id: &call.dav.instance_id,
         locks: &[],

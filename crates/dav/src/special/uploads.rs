@@ -81,6 +81,11 @@ async fn assemble(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Respo
     check_destination(call, upload.destination.as_deref())?;
     let prefixes = super::files_prefixes(call, files_prefix);
     let dest = destination_below(call, &prefixes)?;
+    if call.dav.shares.mounts(call.owner).await?.iter().any(|m| dest.starts_with(&m.at)) {
+        return Err(Error::Forbidden(
+            "chunked uploads into a received share are not supported yet".into(),
+        ));
+    }
     // The desktop client conditions the replacement on the old ETag with an
     // `If` header tagged with the destination: a change made meanwhile is a 412.
     let tokens = crate::methods::conditions::evaluate(call, &dest, &prefixes).await?;
@@ -89,7 +94,7 @@ async fn assemble(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Respo
         opts.if_match = crate::methods::conditions::required_etag(call, &dest, &prefixes);
     }
     let mtime_set = opts.mtime.is_some();
-    let cx = strongroom_core::files::Ctx { who: call.who, owner: call.owner, tokens: &tokens };
+    let cx = strongroom_core::files::Ctx { tokens: &tokens, ..call.cx() };
     let out = call.dav.files.upload_assemble(&cx, id, &dest, total_length(call)?, opts).await?;
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);

@@ -35,6 +35,19 @@ pub async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     }
 }
 
+/// The mount through which `user` reaches file `id`, when the file is not
+/// its own but lies in a share it received.
+pub(super) async fn mount_of(
+    dav: &crate::Dav,
+    user: &strongroom_core::User,
+    id: &str,
+) -> Result<Option<strongroom_core::sharing::Mount>, Error> {
+    let Ok(id) = id.parse::<i64>() else { return Ok(None) };
+    let mut m = dav.shares.mount_of_node(user, id).await?;
+    m.take_if(|m| m.owner.id == user.id);
+    Ok(m)
+}
+
 fn file_id(id: &str) -> Result<i64, Error> {
     id.parse().map_err(|_| Error::NotFound)
 }

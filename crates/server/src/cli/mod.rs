@@ -5,6 +5,7 @@
 mod accounts;
 mod encryption;
 mod security;
+mod sharing;
 mod twofactor;
 
 use std::{
@@ -82,6 +83,16 @@ enum Command {
         #[command(subcommand)]
         command: twofactor::TwoFactorCommand,
     },
+    /// Shares: list them, delete one.
+    Share {
+        #[command(subcommand)]
+        command: sharing::ShareCommand,
+    },
+    /// The sharing policy.
+    Sharing {
+        #[command(subcommand)]
+        command: sharing::SharingCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -143,6 +154,8 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         Command::Encryption { command } => encryption::run(&app, config, command).await,
         Command::Audit { command } => security::audit(config, command),
         Command::Twofactor { command } => twofactor::run(&app, command).await,
+        Command::Share { command } => sharing::share(&app, command).await,
+        Command::Sharing { command } => sharing::sharing(&app, command).await,
     }
 }
 

@@ -61,7 +61,13 @@ impl Auth {
 pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let client = Client::of(&app, &req);
     req.extensions_mut().insert(client.clone());
-    let auth = if let Some(v) = req.headers().get(header::AUTHORIZATION).cloned() {
+    req.extensions_mut().insert(client.origin());
+    // Public links check their own passwords (`public.rs`); a visitor's
+    // Basic credentials there are a link password, never an account's.
+    let public = is_public_link_path(req.uri().path());
+    let auth = if public {
+        Auth::Anonymous
+    } else if let Some(v) = req.headers().get(header::AUTHORIZATION).cloned() {
         match basic(&app, &client, &v).await {
             Ok(a) => a,
             Err(Refusal::Unauthorized(why)) => return refuse(req, why).await,
@@ -97,6 +103,12 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     }
     req.extensions_mut().insert(auth);
     next.run(req).await
+}
+
+/// Paths of public links: they act as nobody's account (their form is a
+/// link password, which a cross-site post cannot know).
+fn is_public_link_path(path: &str) -> bool {
+    path.starts_with("/public.php/") || path.starts_with("/s/") || path.starts_with("/index.php/s/")
 }
 
 /// Forms that protect themselves against cross-site posts.
@@ -282,7 +294,7 @@ async fn refuse(req: Request, why: &str) -> Response {
 }
 
 /// 429, in the OCS envelope for OCS requests.
-async fn throttled(req: Request) -> Response {
+pub(super) async fn throttled(req: Request) -> Response {
     let path = req.uri().path();
     // OCS v1 reports failures in the envelope with HTTP 200; v2 and DAV say 429.
     let mut r = if let Some(version) = ocs_version(path) {
@@ -316,7 +328,7 @@ fn ocs_version(path: &str) -> Option<strongroom_ocs::Version> {
 }
 
 /// Splits `Basic base64(login:password)`.
-fn basic_credentials(v: &HeaderValue) -> Option<(String, Secret)> {
+pub(super) fn basic_credentials(v: &HeaderValue) -> Option<(String, Secret)> {
     let v = v.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -352,7 +364,7 @@ pub fn unauthorized(req: &Request, why: &str) -> Response {
     r
 }
 
-fn unavailable(e: &Error) -> Response {
+pub(super) fn unavailable(e: &Error) -> Response {
     tracing::warn!(error = %e, "authentication backend unavailable");
     let mut r = Response::new(Body::from("service temporarily unavailable"));
     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

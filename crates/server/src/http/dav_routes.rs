@@ -39,6 +39,12 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
         let below = path[WEBDAV.len()..].to_owned();
         return legacy(&app, req, &below).await;
     }
+    if path.starts_with("/public.php/") {
+        return match super::public::dav::dispatch(&app, req).await {
+            Some(r) => r,
+            None => not_found(),
+        };
+    }
     for (prefix, version) in [("/ocs/v1.php", Version::V1), ("/ocs/v2.php", Version::V2)] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return ocs(&app, req, version, rest).await;

@@ -11,6 +11,7 @@ mod devices;
 mod headers;
 mod login_flow;
 mod pages;
+mod public;
 mod requests;
 mod session_pages;
 mod tls;
@@ -117,6 +118,13 @@ pub fn router(app: App) -> Router {
         .route("/index.php/settings/user/security/wipe/{id}", post(devices::page_wipe))
         .route("/index.php/settings/user/security/apppassword", post(devices::page_create))
         .route("/index.php/settings/user/security/password", post(devices::page_password))
+        .route("/s/{token}", get(public::page::show))
+        .route("/index.php/s/{token}", get(public::page::show))
+        .route("/s/{token}/authenticate", post(public::page::authenticate))
+        .route("/index.php/s/{token}/authenticate", post(public::page::authenticate))
+        .route("/s/{token}/download", get(public::page::download))
+        .route("/index.php/s/{token}/download", get(public::page::download))
+        .route("/s/{token}/view", get(public::page::view))
         .fallback(dav_routes::dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), auth::resolve))
         .layer(middleware::from_fn_with_state(app.clone(), headers::apply))

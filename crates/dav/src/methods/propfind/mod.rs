@@ -7,6 +7,8 @@ use axum::{body::Body, response::Response};
 use http::{HeaderValue, StatusCode, header};
 use strongroom_core::{Error, Node, TreePath, files::DeadProp};
 
+mod mounted;
+
 use crate::{
     Call,
     error::XML,
@@ -41,7 +43,9 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     let cx = call.cx();
     let node = call.dav.files.stat(&cx, &call.path).await?.ok_or(Error::NotFound)?;
     let mut entries: Vec<(TreePath, Node)> = Vec::new();
-    let children = if deep && node.is_folder() {
+    // A file drop lists nothing, not even whether its folder is empty.
+    let listable = call.grant.as_ref().is_none_or(|g| !g.is_drop_only());
+    let children = if deep && node.is_folder() && listable {
         call.dav.files.children(&cx, &node).await?
     } else {
         Vec::new()
@@ -51,6 +55,7 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
         let p = call.path.join(&c.name)?;
         entries.push((p, c));
     }
+    let mounted = mounted::entries(call, &mut entries, deep);
     let wanted = |ns: &str, name: &str| match &request {
         Request::Prop(list) => list.iter().any(|(a, b)| a == ns && b == name),
         _ => true,
@@ -75,14 +80,23 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     } else {
         HashMap::new()
     };
+    let share_types = if wanted(crate::xml_out::OC, "share-types") {
+        let ids: Vec<i64> = entries.iter().map(|(_, n)| n.id).collect();
+        call.dav.shares.types_on(call.who.user_id, &ids).await?
+    } else {
+        Default::default()
+    };
     let live_cx = LiveCtx {
         prefix: call.prefix,
+        base: &call.base,
+        grant: call.grant.as_ref(),
+        share_types: &share_types,
         owner: call.owner,
         instance_id: &call.dav.instance_id,
         locks: &locks,
         usage,
     };
-    let entries: Vec<Entry> = entries
+    let mut entries: Vec<Entry> = entries
         .into_iter()
         .map(|(path, node)| Entry {
             href: call.href(&path, node.is_folder()),
@@ -91,6 +105,7 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
             extra: Vec::new(),
         })
         .collect();
+    entries.extend(mounted);
     Ok(multistatus(render(&live_cx, &request, &entries, &dead)))
 }
 

@@ -1,0 +1,103 @@
+//! What changes when a tree is reached through a share: the share's root
+//! cannot be moved away, deleting it leaves the share (for a recipient), a
+//! hidden download refuses GET, and a file drop answers nothing but the
+//! upload of a new file (under a free name) and the folder itself, with the
+//! same 404 for every other request whether or not something exists there.
+
+use axum::{body::Body, response::Response};
+use strongroom_core::{Error, TreePath, audit::Event, sharing::Share};
+
+use crate::{Call, methods::with_status, methods::write};
+
+/// A refusal decided by the method and path alone, before the `If` header
+/// or the body are looked at.
+pub(crate) fn refuse_early(call: &Call<'_>) -> Option<Error> {
+    let g = call.grant.as_ref()?;
+    if !g.is_drop_only() {
+        return None;
+    }
+    let direct_child = call.path.parent().as_ref() == Some(&call.base);
+    let allowed = match call.parts.method.as_str() {
+        "OPTIONS" => true,
+        "PROPFIND" => call.path == call.base,
+        "PUT" => direct_child,
+        _ => false,
+    };
+    (!allowed).then_some(Error::NotFound)
+}
+
+/// The error response, with a lock's path said relative to the share root.
+pub(crate) fn error(call: &Call<'_>, e: &Error) -> Response {
+    match e {
+        Error::Locked(root) if call.grant.is_some() => {
+            let p = TreePath::from_key(root).unwrap_or_default();
+            let below = if p.starts_with(&call.base) {
+                p.rebase(&call.base, &TreePath::root())
+            } else {
+                TreePath::root()
+            };
+            crate::error::response(&Error::Locked(below.to_key()), call.prefix)
+        }
+        e => crate::error::response(e, call.prefix),
+    }
+}
+
+pub(crate) async fn serve(
+    call: &Call<'_>,
+    share: Option<&Share>,
+    body: Body,
+) -> Result<Response, Error> {
+    let method = call.parts.method.as_str();
+    let Some(g) = &call.grant else { return crate::dispatch(call, body).await };
+    if call.path == call.base {
+        match method {
+            "DELETE" => return leave(call, share).await,
+            "MOVE" => {
+                return Err(Error::Forbidden(
+                    "the root of a share cannot be moved or renamed".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if g.hide_download && method == "GET" {
+        return Err(Error::Forbidden("downloading is disabled for this share".into()));
+    }
+    if g.is_drop_only() && method == "PUT" {
+        return drop_upload(call, body).await;
+    }
+    crate::dispatch(call, body).await
+}
+
+/// DELETE of a received share's root removes the share from the
+/// recipient's tree only; the owner's node is untouched.
+async fn leave(call: &Call<'_>, share: Option<&Share>) -> Result<Response, Error> {
+    let Some(share) = share.filter(|_| call.who.user_id != 0) else {
+        return Err(Error::Forbidden("the root of a shared link cannot be deleted".into()));
+    };
+    call.dav.shares.unshare_from_self(share, call.who.user_id).await?;
+    call.dav.audit.record(
+        &call.dav.origin(&call.parts),
+        Event::new("share.left")
+            .actor(&call.who.uid)
+            .target(&share.id.to_string())
+            .detail(serde_json::json!({ "share_type": share.share_type })),
+    );
+    Ok(with_status(http::StatusCode::NO_CONTENT))
+}
+
+/// A file drop upload: stored under the name asked for, or the first free
+/// "name (n)" if that is taken; nothing existing is replaced or revealed.
+async fn drop_upload(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let name = call.path.name().ok_or(Error::NotFound)?.to_owned();
+    let cx = call.cx();
+    for n in 1..=1000u32 {
+        let candidate =
+            if n == 1 { name.clone() } else { strongroom_core::sharing::numbered(&name, n) };
+        let path = call.base.join(&candidate)?;
+        if call.dav.files.stat(&cx, &path).await?.is_none() {
+            return write::put_to(call, &path, body, true).await;
+        }
+    }
+    Err(Error::Conflict("no free name for the upload".into()))
+}
