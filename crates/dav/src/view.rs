@@ -19,7 +19,8 @@ pub(crate) fn refuse_early(call: &Call<'_>) -> Option<Error> {
     let direct_child = call.path.parent().as_ref() == Some(&call.base);
     let allowed = match call.parts.method.as_str() {
         "OPTIONS" => true,
-        "PROPFIND" => call.path == call.base,
+        // Below the root only an uploader's own files, checked in `serve`.
+        "PROPFIND" => call.path == call.base || direct_child,
         "PUT" => direct_child,
         _ => false,
     };
@@ -66,6 +67,9 @@ pub(crate) async fn serve(
     if g.is_drop_only() && method == "PUT" {
         return drop_upload(call, body).await;
     }
+    if g.is_drop_only() && method == "PROPFIND" && call.path != call.base {
+        return own_upload(call, body).await;
+    }
     crate::dispatch(call, body).await
 }
 
@@ -86,6 +90,23 @@ async fn leave(call: &Call<'_>, share: Option<&Share>) -> Result<Response, Error
     Ok(with_status(http::StatusCode::NO_CONTENT))
 }
 
+/// PROPFIND below a file drop: only what this address uploaded through
+/// this link lately, under the name it used; every other name is 404.
+async fn own_upload(call: &Call<'_>, body: Body) -> Result<Response, Error> {
+    let name = call.path.name().ok_or(Error::NotFound)?;
+    let address = call.dav.origin(&call.parts).address;
+    let share = call.grant.as_ref().map_or(0, |g| g.share_id);
+    let Some(id) = call.dav.shares.dropped(share, &address, name).await? else {
+        return Err(Error::NotFound);
+    };
+    match call.dav.shares.node(id).await? {
+        Some(node) if node.parent_id == call.grant.as_ref().map(|g| g.root_id) => {
+            crate::methods::propfind::about(call, body, node).await
+        }
+        _ => Err(Error::NotFound),
+    }
+}
+
 /// A file drop upload: stored under the name asked for, or the first free
 /// "name (n)" if that is taken; nothing existing is replaced or revealed.
 async fn drop_upload(call: &Call<'_>, body: Body) -> Result<Response, Error> {
@@ -96,7 +117,11 @@ async fn drop_upload(call: &Call<'_>, body: Body) -> Result<Response, Error> {
             if n == 1 { name.clone() } else { strongroom_core::sharing::numbered(&name, n) };
         let path = call.base.join(&candidate)?;
         if call.dav.files.stat(&cx, &path).await?.is_none() {
-            return write::put_to(call, &path, body, true).await;
+            let (response, node) = write::put_to(call, &path, body, true).await?;
+            let address = call.dav.origin(&call.parts).address;
+            let share = call.grant.as_ref().map_or(0, |g| g.share_id);
+            call.dav.shares.record_drop(share, &address, &name, node.id).await?;
+            return Ok(response);
         }
     }
     Err(Error::Conflict("no free name for the upload".into()))

@@ -14,6 +14,7 @@
 //!   the share through which someone reaches a node.
 
 mod dates;
+mod drops;
 mod lookup;
 mod manage;
 mod mounts;
@@ -223,6 +224,7 @@ impl Shares {
                 queue.push(r.i64(0)?);
             }
             tx.exec("DELETE FROM share_left WHERE share_id = ?", &[id.into()]).await?;
+            tx.exec("DELETE FROM share_drops WHERE share_id = ?", &[id.into()]).await?;
             tx.exec("DELETE FROM shares WHERE id = ?", &[id.into()]).await?;
         }
         tx.commit().await?;

@@ -85,12 +85,33 @@ impl Shares {
             if !policy.allow_resharing {
                 return Ok(None);
             }
+            // The resharer must still receive what it reshared.
             match self.get(via).await? {
-                Some(s) => cur = s,
-                None => return Ok(None),
+                Some(s) if self.receives(cur.sharer_id, &s).await? => cur = s,
+                _ => return Ok(None),
             }
         }
         Ok(None)
+    }
+
+    /// Whether user `user_id` is a recipient of `share` now (named in a user
+    /// share, or a member of the group of a group share it has not left).
+    async fn receives(&self, user_id: i64, share: &Share) -> Result<bool> {
+        Ok(match share.share_type {
+            USER => share.recipient_user == Some(user_id),
+            GROUP => {
+                let row = self
+                    .db
+                    .row(
+                        "SELECT 1 FROM group_members m WHERE m.group_id = ? AND m.user_id = ? AND NOT EXISTS \
+                         (SELECT 1 FROM share_left l WHERE l.share_id = ? AND l.user_id = ?)",
+                        &[share.recipient_group.unwrap_or(0).into(), user_id.into(), share.id.into(), user_id.into()],
+                    )
+                    .await?;
+                row.is_some()
+            }
+            _ => false,
+        })
     }
 
     /// One share's own conditions, without the chain it was reshared through.

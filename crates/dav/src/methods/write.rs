@@ -12,7 +12,7 @@ use crate::{
 };
 
 pub async fn put(call: &Call<'_>, body: Body) -> Result<Response, Error> {
-    put_to(call, &call.path, body, false).await
+    Ok(put_to(call, &call.path, body, false).await?.0)
 }
 
 /// PUT at `path`; with `only_new`, never over an existing file (a file drop).
@@ -21,7 +21,7 @@ pub async fn put_to(
     path: &strongroom_core::TreePath,
     body: Body,
     only_new: bool,
-) -> Result<Response, Error> {
+) -> Result<(Response, strongroom_core::Node), Error> {
     if call.header("content-range").is_some() {
         return Err(Error::BadRequest("partial PUT with Content-Range is not supported".into()));
     }
@@ -38,7 +38,7 @@ pub async fn put_to(
     if mtime_set {
         r.headers_mut().insert("X-OC-MTime", HeaderValue::from_static("accepted"));
     }
-    Ok(r)
+    Ok((r, out.node))
 }
 
 fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {

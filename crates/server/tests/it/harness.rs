@@ -117,7 +117,10 @@ async fn run_admin_sql(backend: Backend, url: &str, sql: &str) {
             let mut c = sqlx::MySqlConnection::connect(url).await.expect("connect to MariaDB");
             sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect(sql);
         }
-        Backend::Sqlite => {}
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(url).await.expect("open SQLite");
+            sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect(sql);
+        }
     }
 }
 
@@ -278,6 +281,16 @@ impl Server {
 
     pub fn admin(&self, method: &str, path: &str) -> RequestBuilder {
         self.dav(method, "admin", ADMIN_PASSWORD, path)
+    }
+
+    /// Runs one SQL statement on this installation's database (to stage
+    /// states a test cannot wait for, such as a share whose date has passed).
+    pub async fn sql(&self, sql: &str) {
+        let url = match &self.db.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("strongroom.db").display()),
+        };
+        run_admin_sql(self.db.backend, &url, sql).await;
     }
 
     /// Runs an admin command on this installation; panics unless it succeeds.

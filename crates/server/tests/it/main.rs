@@ -14,6 +14,8 @@ mod outage;
 mod provisioning;
 mod regressions;
 mod security;
+mod sharing;
+mod sharing_routes;
 mod sync_clients;
 mod sync_fixtures;
 mod twofactor;

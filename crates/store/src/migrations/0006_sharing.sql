@@ -37,3 +37,18 @@ CREATE TABLE share_left (
     user_id BIGINT NOT NULL,
     PRIMARY KEY (share_id, user_id)
 ) {opts};
+
+-- Files visitors put into a file drop: the name asked for, the address it
+-- came from and the node it became. The uploader (same link, same address,
+-- within the hour) may read back the metadata of what it sent, under the
+-- name it used, as clients such as rclone do after each upload; nobody
+-- learns anything about other names.
+CREATE TABLE share_drops (
+    id {id},
+    share_id BIGINT NOT NULL,
+    address VARCHAR(64) NOT NULL,
+    name {name} NOT NULL,
+    node_id BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+) {opts};
+CREATE INDEX share_drops_lookup ON share_drops (share_id, address);

@@ -42,6 +42,24 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     let request = parse_request(&bytes)?;
     let cx = call.cx();
     let node = call.dav.files.stat(&cx, &call.path).await?.ok_or(Error::NotFound)?;
+    answer(call, &request, node, deep).await
+}
+
+/// The Depth 0 answer about `node`, shown at the request's own URL (a file
+/// drop's uploader reading back what it sent under the name it used).
+pub(crate) async fn about(call: &Call<'_>, body: Body, node: Node) -> Result<Response, Error> {
+    let request = parse_request(&super::read_small_body(body).await?)?;
+    let node = Node { name: call.path.name().unwrap_or_default().to_owned(), ..node };
+    answer(call, &request, node, false).await
+}
+
+async fn answer(
+    call: &Call<'_>,
+    request: &Request,
+    node: Node,
+    deep: bool,
+) -> Result<Response, Error> {
+    let cx = call.cx();
     let mut entries: Vec<(TreePath, Node)> = Vec::new();
     // A file drop lists nothing, not even whether its folder is empty.
     let listable = call.grant.as_ref().is_none_or(|g| !g.is_drop_only());
@@ -56,7 +74,7 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
         entries.push((p, c));
     }
     let mounted = mounted::entries(call, &mut entries, deep);
-    let wanted = |ns: &str, name: &str| match &request {
+    let wanted = |ns: &str, name: &str| match request {
         Request::Prop(list) => list.iter().any(|(a, b)| a == ns && b == name),
         _ => true,
     };
@@ -70,7 +88,7 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     } else {
         (0, -1)
     };
-    let needs_dead = match &request {
+    let needs_dead = match request {
         Request::Prop(list) => list.iter().any(|(ns, n)| !is_live_name(ns, n)),
         _ => true,
     };
@@ -106,7 +124,7 @@ pub async fn propfind(call: &Call<'_>, body: Body) -> Result<Response, Error> {
         })
         .collect();
     entries.extend(mounted);
-    Ok(multistatus(render(&live_cx, &request, &entries, &dead)))
+    Ok(multistatus(render(&live_cx, request, &entries, &dead)))
 }
 
 /// One `d:response`: a node at an href, with properties beyond the live ones.

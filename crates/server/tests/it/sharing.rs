@@ -1,0 +1,574 @@
+//! Sharing over raw HTTP: the OCS sharing API's answers (every refusal with
+//! its status), shares in the recipient's WebDAV tree, group membership,
+//! resharing within what was received, the command line and the audit log.
+//! Protections on every route to content are in `sharing_routes.rs`.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::harness::{Server, backends, text};
+
+pub const PW: &str = "-long-password";
+
+/// A user's password in these tests.
+pub fn pw(user: &str) -> String {
+    format!("{user}{PW}")
+}
+
+/// An OCS v2 sharing call as `user`; returns the HTTP status and the JSON.
+pub async fn ocs(
+    s: &Server,
+    user: &str,
+    method: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let url = s.url(&format!("/ocs/v2.php/apps/files_sharing/api/v1{path}?format=json"));
+    let r = s
+        .client
+        .request(Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .basic_auth(user, Some(pw(user)))
+        .header("OCS-APIRequest", "true")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let (code, body) = text(r).await;
+    let v: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({code}): {body}"));
+    (code, v)
+}
+
+/// Creates a share and returns its JSON; panics on refusal.
+pub async fn share(s: &Server, user: &str, form: &[(&str, &str)]) -> Value {
+    let (code, v) = ocs(s, user, "POST", "/shares", form).await;
+    assert_eq!(code, 200, "share {form:?}: {v}");
+    v["ocs"]["data"].clone()
+}
+
+/// The users, a folder `/Project` of bob's with `readme.txt`, and a group `team` with carol.
+pub async fn setup(s: &Server) {
+    for u in ["alice", "bob", "carol", "dave"] {
+        s.add_user(u, &pw(u));
+    }
+    s.cli_ok(&["group", "add", "team"]);
+    s.cli_ok(&["group", "adduser", "team", "carol"]);
+    put(s, "bob", "/Project/", None).await;
+    put(s, "bob", "/Project/readme.txt", Some("hello from bob")).await;
+}
+
+/// MKCOL (a path ending in `/`) or PUT as `user` in its own tree.
+pub async fn put(s: &Server, user: &str, path: &str, body: Option<&str>) -> u16 {
+    let r = match body {
+        None => s.dav("MKCOL", user, &pw(user), path.trim_end_matches('/')),
+        Some(b) => s.dav("PUT", user, &pw(user), path).body(b.to_owned()),
+    };
+    r.send().await.unwrap().status().as_u16()
+}
+
+pub async fn propfind(s: &Server, user: &str, path: &str, depth: &str) -> (u16, String) {
+    let body = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns"><d:prop><d:getetag/><oc:fileid/><oc:permissions/><oc:owner-id/><oc:share-types/><nc:mount-type/></d:prop></d:propfind>"#;
+    let r = s
+        .dav("PROPFIND", user, &pw(user), path)
+        .header("Depth", depth)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    text(r).await
+}
+
+/// The ETag of the first response of a Depth 0 PROPFIND.
+async fn etag(s: &Server, user: &str, path: &str) -> String {
+    let (_, body) = propfind(s, user, path, "0").await;
+    body.split("<d:getetag>").nth(1).unwrap().split("</d:getetag>").next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn ocs_refusals_have_nextclouds_status_and_change_nothing() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        setup(&s).await;
+        put(&s, "bob", "/file.txt", Some("x")).await;
+        let cases: &[(&[(&str, &str)], u16, &str)] = &[
+            (
+                &[("shareType", "0"), ("shareWith", "alice")],
+                404,
+                "Please specify a file or folder path",
+            ),
+            (&[("path", "/nope"), ("shareType", "0"), ("shareWith", "alice")], 404, "Wrong path"),
+            (
+                &[("path", "/Project"), ("shareType", "7"), ("shareWith", "alice")],
+                400,
+                "Unknown share type",
+            ),
+            (&[("path", "/Project"), ("shareType", "x")], 400, "shareType must be a number"),
+            (
+                &[("path", "/Project"), ("shareType", "0"), ("shareWith", "nobody")],
+                404,
+                "valid account",
+            ),
+            (
+                &[("path", "/Project"), ("shareType", "0"), ("shareWith", "bob")],
+                403,
+                "Cannot share with yourself",
+            ),
+            (&[("path", "/"), ("shareType", "3")], 403, "root folder"),
+            (
+                &[("path", "/Project"), ("shareType", "1"), ("shareWith", "nogroup")],
+                404,
+                "valid group",
+            ),
+            (
+                &[
+                    ("path", "/Project"),
+                    ("shareType", "0"),
+                    ("shareWith", "alice"),
+                    ("permissions", "64"),
+                ],
+                400,
+                "Invalid permissions",
+            ),
+            (
+                &[("path", "/Project"), ("shareType", "3"), ("permissions", "2")],
+                400,
+                "READ or CREATE",
+            ),
+            (
+                &[("path", "/file.txt"), ("shareType", "3"), ("publicUpload", "true")],
+                400,
+                "Public upload is only possible",
+            ),
+            (
+                &[("path", "/Project"), ("shareType", "3"), ("expireDate", "2001-01-01")],
+                404,
+                "in the past",
+            ),
+            (
+                &[("path", "/Project"), ("shareType", "3"), ("expireDate", "someday")],
+                404,
+                "Invalid date",
+            ),
+            (
+                &[("path", "/Project"), ("shareType", "3"), ("password", "short")],
+                400,
+                "at least 10",
+            ),
+            (
+                &[("path", "/Project"), ("shareType", "3"), ("label", &"l".repeat(256))],
+                400,
+                "Maximum label length",
+            ),
+            (&[("path", "/Project/../file.txt"), ("shareType", "3")], 404, "Wrong path"),
+            (&[("path", "/Project%2Freadme.txt"), ("shareType", "3")], 404, "Wrong path"),
+        ];
+        for (form, code, words) in cases {
+            let (http, v) = ocs(&s, "bob", "POST", "/shares", form).await;
+            let msg = v["ocs"]["meta"]["message"].as_str().unwrap_or("");
+            assert_eq!(
+                (http, v["ocs"]["meta"]["statuscode"].as_u64()),
+                (*code, Some(*code as u64)),
+                "{form:?}: {v}"
+            );
+            assert!(msg.contains(words), "{form:?}: {msg:?} should say {words:?}");
+        }
+        let (_, v) = ocs(&s, "bob", "GET", "/shares", &[]).await;
+        assert_eq!(
+            v["ocs"]["data"],
+            serde_json::json!([]),
+            "a refused request left a share behind"
+        );
+
+        let link = share(&s, "bob", &[("path", "/Project"), ("shareType", "3")]).await;
+        let id = link["id"].as_str().unwrap().to_owned();
+        let path = format!("/shares/{id}");
+        for (who, method, form, code) in [
+            ("bob", "PUT", vec![], 400),
+            ("bob", "PUT", vec![("expireDate", "2001-01-01")], 400),
+            ("bob", "PUT", vec![("permissions", "99")], 400),
+            ("bob", "PUT", vec![("label", "ok"), ("expireDate", "bad")], 400),
+            ("alice", "PUT", vec![("permissions", "1")], 404),
+            ("alice", "DELETE", vec![], 404),
+            ("alice", "GET", vec![], 404),
+        ] {
+            let (http, v) = ocs(&s, who, method, &path, &form).await;
+            assert_eq!(http, code, "{who} {method} {form:?}: {v}");
+        }
+        for bad in ["/shares/999999", "/shares/abc"] {
+            assert_eq!(ocs(&s, "bob", "GET", bad, &[]).await.0, 404, "{bad}");
+        }
+        let (_, v) = ocs(&s, "bob", "GET", &path, &[]).await;
+        assert_eq!(v["ocs"]["data"][0]["label"], "", "a refused update changed the share");
+        assert_eq!(v["ocs"]["data"][0]["expiration"], Value::Null);
+        // Unauthenticated and without the OCS header.
+        let r = s
+            .client
+            .get(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_user_share_appears_in_the_recipients_tree_with_its_permissions() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        setup(&s).await;
+        let sh = share(
+            &s,
+            "bob",
+            &[
+                ("path", "/Project"),
+                ("shareType", "0"),
+                ("shareWith", "alice"),
+                ("permissions", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (sh["share_type"].as_i64(), sh["permissions"].as_i64()),
+            (Some(0), Some(1)),
+            "{sh}"
+        );
+        assert_eq!(
+            (sh["uid_owner"].as_str(), sh["share_with"].as_str(), sh["path"].as_str()),
+            (Some("bob"), Some("alice"), Some("/Project"))
+        );
+        assert_eq!(sh["item_type"], "folder");
+
+        let (code, listing) = propfind(&s, "alice", "/", "1").await;
+        assert_eq!(code, 207);
+        let entry =
+            listing.split("<d:response>").find(|r| r.contains("/alice/Project/")).expect(&listing);
+        assert!(
+            entry.contains("<oc:owner-id>bob</oc:owner-id>")
+                && entry.contains("<nc:mount-type>shared</nc:mount-type>"),
+            "{entry}"
+        );
+        assert!(entry.contains("<oc:permissions>SGD</oc:permissions>"), "read-only share: {entry}");
+        let r = s.dav("GET", "alice", &pw("alice"), "/Project/readme.txt").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+        // Read-only: no upload, no delete, no rename, no new folder.
+        assert_eq!(put(&s, "alice", "/Project/new.txt", Some("x")).await, 403);
+        assert_eq!(put(&s, "alice", "/Project/readme.txt", Some("x")).await, 403);
+        assert_eq!(put(&s, "alice", "/Project/sub/", None).await, 403);
+        let r = s.dav("DELETE", "alice", &pw("alice"), "/Project/readme.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        // The owner's side: the share type on the node.
+        let (_, own) = propfind(&s, "bob", "/", "1").await;
+        let entry = own.split("<d:response>").find(|r| r.contains("/bob/Project/")).unwrap();
+        assert!(entry.contains("<oc:share-type>0</oc:share-type>"), "{entry}");
+
+        // The recipient's root ETag follows the owner's changes inside the share.
+        let before = etag(&s, "alice", "/").await;
+        put(&s, "bob", "/Project/readme.txt", Some("changed by bob")).await;
+        assert_ne!(
+            etag(&s, "alice", "/").await,
+            before,
+            "the owner's change is invisible to a sync client"
+        );
+
+        // More permissions: alice can now write, and her changes land in bob's tree.
+        let id = sh["id"].as_str().unwrap();
+        let (code, v) =
+            ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("permissions", "15")]).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(put(&s, "alice", "/Project/from-alice.txt", Some("hi bob")).await, 201);
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/from-alice.txt").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hi bob".to_owned()));
+        // The share's root cannot be moved away; nothing leaves the share by MOVE.
+        let dest = s.url("/remote.php/dav/files/alice/Elsewhere");
+        let r = s
+            .dav("MOVE", "alice", &pw("alice"), "/Project")
+            .header("Destination", &dest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        let dest = s.url("/remote.php/dav/files/alice/stolen.txt");
+        let r = s
+            .dav("MOVE", "alice", &pw("alice"), "/Project/readme.txt")
+            .header("Destination", &dest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        // Paths cannot climb out of the share.
+        for sneaky in ["/Project/../../bob/secret", "/Project/%2e%2e/x", "/Project/..%2Fx"] {
+            let r = s.dav("GET", "alice", &pw("alice"), sneaky).send().await.unwrap();
+            assert!(matches!(r.status().as_u16(), 400 | 404), "{sneaky}: {}", r.status());
+        }
+        // Shared with me, as the recipient sees it.
+        let (_, v) = ocs(&s, "alice", "GET", "/shares", &[("shared_with_me", "true")]).await;
+        let got = &v["ocs"]["data"][0];
+        assert_eq!(
+            (got["path"].as_str(), got["permissions"].as_i64(), got["mount-type"].as_str()),
+            (Some("/Project"), Some(15), Some("shared")),
+            "{got}"
+        );
+        // Deleting the mount removes the share for alice only; bob keeps his folder.
+        let r = s.dav("DELETE", "alice", &pw("alice"), "/Project").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let (_, listing) = propfind(&s, "alice", "/", "1").await;
+        assert!(!listing.contains("/alice/Project/"), "{listing}");
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/readme.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn group_shares_follow_membership_and_reshares_stay_within_what_was_received() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        setup(&s).await;
+        share(
+            &s,
+            "bob",
+            &[
+                ("path", "/Project"),
+                ("shareType", "1"),
+                ("shareWith", "team"),
+                ("permissions", "17"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            s.dav("GET", "carol", &pw("carol"), "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+        assert_eq!(
+            s.dav("GET", "dave", &pw("dave"), "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        s.cli_ok(&["group", "adduser", "team", "dave"]);
+        assert_eq!(
+            s.dav("GET", "dave", &pw("dave"), "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+        s.cli_ok(&["group", "removeuser", "team", "dave"]);
+        assert_eq!(
+            s.dav("GET", "dave", &pw("dave"), "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+
+        // carol holds read+share (17): she may reshare read-only, nothing more (C011).
+        for (form, code) in [
+            (
+                vec![
+                    ("path", "/Project"),
+                    ("shareType", "0"),
+                    ("shareWith", "alice"),
+                    ("permissions", "31"),
+                ],
+                404,
+            ),
+            (vec![("path", "/Project"), ("shareType", "3"), ("publicUpload", "true")], 404),
+            (vec![("path", "/Project"), ("shareType", "3"), ("permissions", "4")], 404),
+        ] {
+            let (http, v) = ocs(&s, "carol", "POST", "/shares", &form).await;
+            assert_eq!(http, code, "{form:?}: {v}");
+        }
+        let re = share(
+            &s,
+            "carol",
+            &[
+                ("path", "/Project"),
+                ("shareType", "0"),
+                ("shareWith", "alice"),
+                ("permissions", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (re["uid_owner"].as_str(), re["uid_file_owner"].as_str()),
+            (Some("carol"), Some("bob"))
+        );
+        let link = share(&s, "carol", &[("path", "/Project/readme.txt"), ("shareType", "3")]).await;
+        for (id, form) in [
+            (re["id"].as_str().unwrap(), vec![("permissions", "15")]),
+            (link["id"].as_str().unwrap(), vec![("permissions", "15")]),
+            (link["id"].as_str().unwrap(), vec![("publicUpload", "true")]),
+        ] {
+            let (http, v) = ocs(&s, "carol", "PUT", &format!("/shares/{id}"), &form).await;
+            assert!(matches!(http, 400 | 403 | 404), "reshare raised with {form:?}: {v}");
+        }
+        let (_, v) =
+            ocs(&s, "carol", "GET", &format!("/shares/{}", re["id"].as_str().unwrap()), &[]).await;
+        assert_eq!(v["ocs"]["data"][0]["permissions"], 1);
+        // alice, the reshare's recipient, cannot change it.
+        let (http, _) = ocs(
+            &s,
+            "alice",
+            "PUT",
+            &format!("/shares/{}", re["id"].as_str().unwrap()),
+            &[("permissions", "1")],
+        )
+        .await;
+        assert_eq!(http, 403);
+        assert_eq!(
+            s.dav("GET", "alice", &pw("alice"), "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+        // When carol leaves the group, what she reshared stops working too.
+        s.cli_ok(&["group", "removeuser", "team", "carol"]);
+        assert_eq!(
+            s.dav("GET", "alice", &pw("alice"), "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        let token = link["token"].as_str().unwrap();
+        assert_eq!(
+            s.client.get(s.url(&format!("/s/{token}"))).send().await.unwrap().status().as_u16(),
+            404
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_lists_deletes_and_sets_policy_and_the_audit_log_records_shares() {
+    let s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    let sh =
+        share(&s, "bob", &[("path", "/Project"), ("shareType", "0"), ("shareWith", "alice")]).await;
+    let link = share(
+        &s,
+        "bob",
+        &[("path", "/Project"), ("shareType", "3"), ("password", "Link-Pass-9876")],
+    )
+    .await;
+    let (out, _) = s.cli_ok(&["share", "list"]);
+    assert!(
+        out.contains("\tuser\tbob\tbob\t") && out.contains(link["token"].as_str().unwrap()),
+        "{out}"
+    );
+    let (out, _) = s.cli_ok(&["share", "list", "--user", "alice"]);
+    assert_eq!(out.lines().count(), 1, "alice made and owns no share: {out}");
+    s.cli_ok(&["share", "delete", sh["id"].as_str().unwrap()]);
+    assert_eq!(
+        s.dav("GET", "alice", &pw("alice"), "/Project/readme.txt")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let out = s.command().args(["share", "delete", "424242"]).output().unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no such share")
+    );
+
+    let (out, _) = s.cli_ok(&[
+        "sharing",
+        "policy",
+        "--set",
+        "allow_links=false",
+        "--set",
+        "link_expire_days=3",
+    ]);
+    assert!(
+        out.contains("\"allow_links\": false") && out.contains("\"link_expire_days\": 3"),
+        "{out}"
+    );
+    for bad in ["allow_links=perhaps", "no_such_key=1", "default_permissions=4"] {
+        let out = s.command().args(["sharing", "policy", "--set", bad]).output().unwrap();
+        assert!(!out.status.success(), "{bad} was accepted");
+    }
+    let r = s
+        .client
+        .get(s.url("/ocs/v2.php/cloud/capabilities?format=json"))
+        .basic_auth("bob", Some(pw("bob")))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await
+        .unwrap();
+    let caps: Value = r.json().await.unwrap();
+    let fs = &caps["ocs"]["data"]["capabilities"]["files_sharing"];
+    assert_eq!(
+        (fs["api_enabled"].as_bool(), fs["public"]["enabled"].as_bool()),
+        (Some(true), Some(false)),
+        "{fs}"
+    );
+    let (code, _) =
+        ocs(&s, "bob", "POST", "/shares", &[("path", "/Project"), ("shareType", "3")]).await;
+    assert_eq!(code, 404);
+
+    // A wrong link password and a public access, then the log.
+    s.cli_ok(&["sharing", "policy", "--set", "allow_links=true"]);
+    let token = link["token"].as_str().unwrap();
+    let r = s
+        .client
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            s.url(&format!("/public.php/dav/files/{token}/")),
+        )
+        .basic_auth("x", Some("wrong-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s
+        .client
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            s.url(&format!("/public.php/dav/files/{token}/")),
+        )
+        .basic_auth("x", Some("Link-Pass-9876"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 207);
+    let log = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
+    for action in [
+        "share.created",
+        "share.deleted",
+        "sharing.policy",
+        "share.password_failed",
+        "share.public_access",
+    ] {
+        assert!(
+            log.contains(&format!("\"action\":\"{action}\"")),
+            "{action} missing from the audit log:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("Link-Pass-9876") && !log.contains("wrong-password"),
+        "a password reached the audit log"
+    );
+    s.stop().await;
+}
