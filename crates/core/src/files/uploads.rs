@@ -304,9 +304,13 @@ impl Files {
 
     /// Assembles the chunks into the file at `dest`. The chunks stay when the
     /// assembly is refused, so the client can resume.
+    /// Assembles the upload `name` of `cx`'s user at `dest` in the tree of
+    /// `into`: the uploader's own tree, or a tree it reaches through a share
+    /// (then the share's grant decides, and the owner's quota counts).
     pub async fn upload_assemble(
         &self,
         cx: &Ctx<'_>,
+        into: &Ctx<'_>,
         name: &str,
         dest: &TreePath,
         total: Option<i64>,
@@ -315,7 +319,7 @@ impl Files {
         cx.allow(Op::Write)?;
         let up = self.upload_get(cx, name).await?;
         self.claim_assembly(&up).await?;
-        let result = self.assemble(cx, &up, dest, total, opts).await;
+        let result = self.assemble(cx, into, &up, dest, total, opts).await;
         if result.is_err() {
             let _ = self
                 .db
@@ -344,6 +348,7 @@ impl Files {
     async fn assemble(
         &self,
         cx: &Ctx<'_>,
+        into: &Ctx<'_>,
         up: &Upload,
         dest: &TreePath,
         total: Option<i64>,
@@ -362,11 +367,11 @@ impl Files {
                 )));
             }
         }
-        let existing = self.stat(cx, dest).await?;
-        self.make_room(cx, size - existing.map_or(0, |n| n.size)).await?;
+        let existing = self.stat(into, dest).await?;
+        self.make_room(into, size - existing.map_or(0, |n| n.size)).await?;
         let staged = self.concatenate(&chunks, opts.checksum.as_ref()).await?;
         let outcome = self
-            .place(cx, dest, staged, &PutOptions { expected_len: None, checksum: None, ..opts })
+            .place(into, dest, staged, &PutOptions { expected_len: None, checksum: None, ..opts })
             .await?;
         let mut tx = self.begin_for(cx.owner.id).await?;
         let freed = drop_upload(&mut tx, up.id).await?;

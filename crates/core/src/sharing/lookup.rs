@@ -42,6 +42,18 @@ impl Shares {
         Ok(out)
     }
 
+    /// A group's id and display name (the id when it has none).
+    pub async fn group_names(&self, id: i64) -> Result<(String, String)> {
+        let row = self
+            .db
+            .row("SELECT gid, display_name FROM user_groups WHERE id = ?", &[id.into()])
+            .await?;
+        let Some(r) = row else { return Ok((String::new(), String::new())) };
+        let gid = r.str(0)?;
+        let name = r.opt_str(1)?.filter(|n| !n.is_empty()).unwrap_or_else(|| gid.clone());
+        Ok((gid, name))
+    }
+
     pub async fn group_name(&self, id: i64) -> Result<String> {
         let row = self.db.row("SELECT gid FROM user_groups WHERE id = ?", &[id.into()]).await?;
         Ok(row.map(|r| r.str(0)).transpose()?.unwrap_or_default())

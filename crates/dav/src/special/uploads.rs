@@ -81,21 +81,50 @@ async fn assemble(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Respo
     check_destination(call, upload.destination.as_deref())?;
     let prefixes = super::files_prefixes(call, files_prefix);
     let dest = destination_below(call, &prefixes)?;
-    if call.dav.shares.mounts(call.owner).await?.iter().any(|m| dest.starts_with(&m.at)) {
-        return Err(Error::Forbidden(
-            "chunked uploads into a received share are not supported yet".into(),
-        ));
+    let mounts = call.dav.shares.mounts(call.owner).await?;
+    let Some(m) = mounts.iter().find(|m| dest.starts_with(&m.at)) else {
+        return finish(call, call, id, &dest, &prefixes).await;
+    };
+    // Into a received share: the owner's tree through the grant, as a
+    // request to the mount's URL would see it.
+    let prefix = crate::paths::href(files_prefix, &m.at, false);
+    let target = Call {
+        dav: call.dav,
+        who: call.who,
+        owner: &m.owner,
+        prefix: &prefix,
+        path: dest.rebase(&m.at, &m.base),
+        base: m.base.clone(),
+        grant: Some(m.grant.clone()),
+        mounts: Vec::new(),
+        parts: call.parts.clone(),
+        tokens: Vec::new(),
+    };
+    if target.grant.as_ref().is_some_and(|g| g.is_drop_only()) {
+        return Err(Error::Forbidden("chunked uploads into a file drop are not supported".into()));
     }
+    finish(call, &target, id, &target.path, std::slice::from_ref(&prefix)).await
+}
+
+/// Assembles the upload into `target`'s tree at `dest` (an owner path).
+async fn finish(
+    call: &Call<'_>,
+    target: &Call<'_>,
+    id: &str,
+    dest: &strongroom_core::TreePath,
+    prefixes: &[String],
+) -> Result<Response, Error> {
     // The desktop client conditions the replacement on the old ETag with an
     // `If` header tagged with the destination: a change made meanwhile is a 412.
-    let tokens = crate::methods::conditions::evaluate(call, &dest, &prefixes).await?;
+    let tokens = crate::methods::conditions::evaluate(target, dest, prefixes).await?;
     let mut opts = upload_options(call)?;
     if opts.if_match.is_none() {
-        opts.if_match = crate::methods::conditions::required_etag(call, &dest, &prefixes);
+        opts.if_match = crate::methods::conditions::required_etag(target, dest, prefixes);
     }
     let mtime_set = opts.mtime.is_some();
-    let cx = strongroom_core::files::Ctx { tokens: &tokens, ..call.cx() };
-    let out = call.dav.files.upload_assemble(&cx, id, &dest, total_length(call)?, opts).await?;
+    let into = strongroom_core::files::Ctx { tokens: &tokens, ..target.cx() };
+    let total = total_length(call)?;
+    let out = call.dav.files.upload_assemble(&call.cx(), &into, id, dest, total, opts).await?;
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);
     if mtime_set {

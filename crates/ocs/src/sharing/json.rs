@@ -81,7 +81,9 @@ async fn share_at(cx: &Cx<'_>, s: &Share, node: &Node, path: &TreePath) -> Resul
         "item_source": node.id,
         "file_source": node.id,
         "file_parent": node.parent_id,
-        "file_target": format!("/{}", s.target),
+        // Where the share is: for the sharer its name as shared, for a
+        // recipient the mount as it appears in its tree now.
+        "file_target": if mine { format!("/{}", s.target) } else { path.to_key() },
         "item_size": node.size,
         "item_mtime": node.mtime,
         "mail_send": 0,
@@ -101,10 +103,10 @@ async fn share_at(cx: &Cx<'_>, s: &Share, node: &Node, path: &TreePath) -> Resul
             v["share_with_displayname_unique"] = json!(uid);
         }
         GROUP => {
-            let gid =
-                ocs.shares.group_name(s.recipient_group.unwrap_or(0)).await.map_err(internal)?;
+            let group = s.recipient_group.unwrap_or(0);
+            let (gid, name) = ocs.shares.group_names(group).await.map_err(internal)?;
             v["share_with"] = json!(gid);
-            v["share_with_displayname"] = json!(gid);
+            v["share_with_displayname"] = json!(name);
         }
         LINK => {
             v["share_with"] = Value::Null;

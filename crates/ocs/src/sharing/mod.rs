@@ -4,6 +4,7 @@
 //! what the caller may see, writes the share JSON and the audit lines.
 
 mod json;
+mod sharees;
 
 use http::Method;
 use serde_json::{Value, json};
@@ -65,6 +66,7 @@ async fn dispatch(
         ("GET", ["shares"]) => list(cx, p).await,
         ("POST", ["shares"]) => create(cx, p).await,
         ("GET", ["shares", "pending"]) => Ok(json!([])),
+        ("GET", ["sharees"]) => sharees::search(cx, p).await,
         ("GET", ["shares", "inherited"]) => {
             json::inherited(cx, p.get("path").unwrap_or("")).await.map(Value::Array)
         }

@@ -1,4 +1,4 @@
-//! Runs the provisioning tests written with nc_py_api (tests/py) against the
+//! Runs the provisioning and sharing tests written with nc_py_api (tests/py) against the
 //! real server. The virtual environment with nc-py-api and pytest comes from
 //! `STRONGROOM_TEST_VENV` (scripts/test makes it).
 
@@ -15,13 +15,22 @@ pub fn venv() -> std::path::PathBuf {
 
 #[tokio::test]
 async fn nc_py_api_provisioning_suite_passes() {
+    suite_passes(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_provisioning.py")).await;
+}
+
+#[tokio::test]
+async fn nc_py_api_sharing_suite_passes() {
+    suite_passes(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_sharing.py")).await;
+}
+
+/// Runs one pytest file against a fresh server on every backend.
+async fn suite_passes(tests: &'static str) {
     let python = venv().join("bin/python");
     assert!(
         python.exists(),
         "{} is missing: pip install nc-py-api pytest into the venv",
         python.display()
     );
-    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_provisioning.py");
     for b in backends() {
         let s = Server::start(b).await;
         let (url, py) = (s.base.clone(), python.clone());

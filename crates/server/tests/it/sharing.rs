@@ -572,3 +572,119 @@ async fn the_command_line_lists_deletes_and_sets_policy_and_the_audit_log_record
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn sharees_offer_whom_the_policy_lets_one_share_with() {
+    let s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    let (code, v) =
+        ocs(&s, "bob", "GET", "/sharees", &[("search", "a"), ("itemType", "folder")]).await;
+    assert_eq!(code, 200, "{v}");
+    let d = &v["ocs"]["data"];
+    let uids: Vec<&str> = d["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["value"]["shareWith"].as_str().unwrap())
+        .collect();
+    assert!(
+        uids.contains(&"alice")
+            && uids.contains(&"dave")
+            && uids.contains(&"carol")
+            && !uids.contains(&"bob"),
+        "{d}"
+    );
+    let gids: Vec<&str> = d["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["value"]["shareWith"].as_str().unwrap())
+        .collect();
+    assert!(gids.contains(&"team"), "{d}");
+    let (_, v) = ocs(&s, "bob", "GET", "/sharees", &[("search", "alice")]).await;
+    assert_eq!(v["ocs"]["data"]["exact"]["users"][0]["value"]["shareWith"], "alice");
+    // Within one's groups only: bob shares no group with anybody yet.
+    s.cli_ok(&["sharing", "policy", "--set", "only_share_with_group_members=true"]);
+    let (_, v) = ocs(&s, "bob", "GET", "/sharees", &[("search", "")]).await;
+    assert_eq!(v["ocs"]["data"]["users"], serde_json::json!([]), "{v}");
+    assert_eq!(v["ocs"]["data"]["groups"], serde_json::json!([]), "{v}");
+    s.cli_ok(&["group", "adduser", "team", "bob"]);
+    let (_, v) = ocs(&s, "bob", "GET", "/sharees", &[("search", "")]).await;
+    let d = &v["ocs"]["data"];
+    assert_eq!(d["users"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d["users"][0]["value"]["shareWith"], "carol");
+    assert_eq!(ocs(&s, "bob", "GET", "/sharees", &[("perPage", "0")]).await.0, 400);
+    s.stop().await;
+}
+
+/// A chunked upload of `alice` (upload id `id`) moved to `dest` under her files.
+async fn chunked(s: &Server, id: &str, dest: &str, if_etag: Option<&str>) -> u16 {
+    let req = |m: &str, p: &str| {
+        s.client
+            .request(
+                Method::from_bytes(m.as_bytes()).unwrap(),
+                s.url(&format!("/remote.php/dav/uploads/alice/{id}{p}")),
+            )
+            .basic_auth("alice", Some(pw("alice")))
+    };
+    assert_eq!(req("MKCOL", "").send().await.unwrap().status().as_u16(), 201);
+    for (n, part) in
+        ["0000000000000001", "0000000000000002"].iter().zip(["first half ", "second half"])
+    {
+        assert_eq!(
+            req("PUT", &format!("/{n}")).body(part).send().await.unwrap().status().as_u16(),
+            201
+        );
+    }
+    let dest = s.url(&format!("/remote.php/dav/files/alice{dest}"));
+    let mut r = req("MOVE", "/.file").header("Destination", &dest).header("OC-Total-Length", "22");
+    if let Some(e) = if_etag {
+        r = r.header("If", format!("<{dest}> ([\"{e}\"])"));
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn chunked_uploads_land_in_a_received_share_within_its_permissions() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        setup(&s).await;
+        let sh = share(
+            &s,
+            "bob",
+            &[
+                ("path", "/Project"),
+                ("shareType", "0"),
+                ("shareWith", "alice"),
+                ("permissions", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            chunked(&s, "ro", "/Project/big.bin", None).await,
+            403,
+            "read-only share took a chunked upload"
+        );
+        let id = sh["id"].as_str().unwrap();
+        assert_eq!(
+            ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("permissions", "7")]).await.0,
+            200
+        );
+        assert_eq!(chunked(&s, "rw", "/Project/big.bin", None).await, 201);
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/big.bin").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "first half second half".to_owned()));
+        // Replacing with the wrong ETag in the If header is a 412; with the right one it works.
+        assert_eq!(chunked(&s, "stale", "/Project/big.bin", Some("not-the-etag")).await, 412);
+        let (_, body) = propfind(&s, "bob", "/Project/big.bin", "0").await;
+        let etag = body
+            .split("<d:getetag>&quot;")
+            .nth(1)
+            .unwrap()
+            .split("&quot;")
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(chunked(&s, "fresh", "/Project/big.bin", Some(&etag)).await, 204);
+        s.stop().await;
+    }
+}

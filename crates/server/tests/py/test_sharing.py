@@ -70,6 +70,7 @@ def received(nc):
 
 def test_user_share_life_cycle(people):
     bob, alice = people.client("bob"), people.client("alice")
+    assert bob.files.sharing.available
     bob.files.mkdir("reports")
     bob.files.upload("reports/q1.txt", b"first quarter figures")
 
@@ -269,7 +270,7 @@ def test_public_upload_link(people):
     assert put.status_code in (201, 204)
     assert bob.files.download("drop-box/visitor.txt") == b"hello bob"
     with pytest.raises(NextcloudException) as e:
-        bob.files.sharing.create("open-letter-missing.txt", ShareType.TYPE_LINK, public_upload=True)
+        bob.files.sharing.create("no-such-drop-box", ShareType.TYPE_LINK, public_upload=True)
     assert e.value.status_code == 404
     bob.files.upload("leaflet.txt", b"a leaflet")
     with pytest.raises(NextcloudException) as e:
