@@ -683,3 +683,83 @@ async fn rclone_uploads_big_files_in_nextcloud_chunks() {
         let _ = std::fs::remove_dir_all(&work);
     }
 }
+
+/// The desktop client syncs a folder shared with its user: content from the
+/// owner comes down (also after the owner changes it: the share folder's
+/// ETag covers the mount), the recipient's new and changed files go up into
+/// the owner's tree, a big file in chunks too; when the share becomes
+/// read-only, the recipient's edits no longer reach the owner.
+#[tokio::test]
+async fn nextcloudcmd_syncs_a_received_share_both_ways() {
+    let _turn = TURN.lock().await;
+    nextcloudcmd();
+    let s = Server::start(backends()[0]).await;
+    let alice = Account::new(&s, "alice", PW);
+    let bob = Account::new(&s, "bob", "bob-sync-password-1");
+    bob.req("MKCOL", "Project").send().await.unwrap();
+    bob.req("PUT", "Project/readme.txt").body("from bob").send().await.unwrap();
+    let share = |perms: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .client
+                .post(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
+                .basic_auth("bob", Some("bob-sync-password-1"))
+                .header("OCS-APIRequest", "true")
+                .form(&[
+                    ("path", "/Project"),
+                    ("shareType", "0"),
+                    ("shareWith", "alice"),
+                    ("permissions", perms),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["ocs"]["data"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let id = share("15").await;
+    let work = temp_dir("ncc-share");
+    let (dir, home) = (work.join("local"), work.join("home"));
+    sync_ok(&s, &alice, &dir, &home, "share: first sync").await;
+    assert_eq!(std::fs::read_to_string(dir.join("Project/readme.txt")).unwrap(), "from bob");
+
+    std::fs::write(dir.join("Project/readme.txt"), "edited by alice").unwrap();
+    std::fs::write(dir.join("Project/from-alice.txt"), "new from alice").unwrap();
+    let big = content("alice's big file", 12 * MIB);
+    std::fs::write(dir.join("Project/big.bin"), &big).unwrap();
+    sync_ok(&s, &alice, &dir, &home, "share: recipient uploads").await;
+    let get = |p: &'static str| {
+        let bob = &bob;
+        async move { bob.req("GET", p).send().await.unwrap().bytes().await.unwrap().to_vec() }
+    };
+    assert_eq!(get("Project/readme.txt").await, b"edited by alice");
+    assert_eq!(get("Project/from-alice.txt").await, b"new from alice");
+    assert!(get("Project/big.bin").await == big, "the chunked upload did not reach bob intact");
+
+    bob.req("PUT", "Project/later.txt").body("bob again").send().await.unwrap();
+    sync_ok(&s, &alice, &dir, &home, "share: owner's change comes down").await;
+    assert_eq!(std::fs::read_to_string(dir.join("Project/later.txt")).unwrap(), "bob again");
+
+    let r = s
+        .client
+        .put(s.url(&format!("/ocs/v2.php/apps/files_sharing/api/v1/shares/{id}?format=json")))
+        .basic_auth("bob", Some("bob-sync-password-1"))
+        .header("OCS-APIRequest", "true")
+        .form(&[("permissions", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sync_ok(&s, &alice, &dir, &home, "share: now read-only").await;
+    std::fs::write(dir.join("Project/later.txt"), "alice tries again").unwrap();
+    let _ = nextcloudcmd_sync(&s, &alice, &dir, &home, "share: edit refused").await;
+    assert_eq!(
+        get("Project/later.txt").await,
+        b"bob again",
+        "an edit reached bob through a read-only share"
+    );
+    s.stop().await;
+}
