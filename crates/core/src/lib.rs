@@ -28,4 +28,4 @@ pub use error::{Error, Result};
 pub use files::{Files, Node, NodeKind};
 pub use path::TreePath;
 pub use users::{User, Users};
-pub use util::{MAX_TIME, new_etag, now_secs};
+pub use util::{MAX_TIME, civil_from_days, new_etag, now_secs};

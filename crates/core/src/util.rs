@@ -16,6 +16,45 @@ pub fn new_etag() -> String {
     hex::encode(rand::random::<[u8; 8]>())
 }
 
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A JSON value kept in `sr_meta` under `key`, `None` when absent.
+pub(crate) async fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &strongroom_store::Db,
+    key: &str,
+) -> crate::Result<Option<T>> {
+    let row = db.row("SELECT v FROM sr_meta WHERE k = ?", &[key.into()]).await?;
+    let Some(r) = row else { return Ok(None) };
+    serde_json::from_str(&r.str(0)?)
+        .map(Some)
+        .map_err(|e| crate::Error::Internal(format!("the stored {key} is unreadable: {e}")))
+}
+
+/// Stores a JSON value in `sr_meta` under `key`, replacing what was there.
+pub(crate) async fn write_meta<T: serde::Serialize>(
+    db: &strongroom_store::Db,
+    key: &str,
+    value: &T,
+) -> crate::Result<()> {
+    let v = serde_json::to_string(value).map_err(|e| crate::Error::Internal(e.to_string()))?;
+    let mut tx = db.begin().await?;
+    tx.exec("DELETE FROM sr_meta WHERE k = ?", &[key.into()]).await?;
+    tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[key.into(), v.into()]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// How many times a transaction that lost a race is tried again.
 const RETRIES: u32 = 20;
 

@@ -23,7 +23,7 @@ mod policy;
 
 use strongroom_store::{Db, Row, Tx, Val};
 
-pub use dates::{Expiry, format_date, parse_date};
+pub use dates::{Expiry, day_start, format_date, parse_date};
 pub use manage::{NewShare, ShareUpdate};
 pub use mounts::{Located, Mount, PublicLink, free_name, numbered};
 pub use pass::PASS_SECS;

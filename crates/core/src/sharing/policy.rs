@@ -142,23 +142,12 @@ impl Policy {
 
 impl Shares {
     pub async fn policy(&self) -> Result<Policy> {
-        let row = self.db.row("SELECT v FROM sr_meta WHERE k = ?", &[KEY.into()]).await?;
-        Ok(match row {
-            Some(r) => serde_json::from_str(&r.str(0)?).map_err(|e| {
-                Error::Internal(format!("the stored sharing policy is unreadable: {e}"))
-            })?,
-            None => Policy::default(),
-        })
+        Ok(crate::util::read_meta(&self.db, KEY).await?.unwrap_or_default())
     }
 
     pub async fn set_policy(&self, policy: &Policy) -> Result<()> {
         policy.check()?;
-        let v = serde_json::to_string(policy).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut tx = self.db.begin().await?;
-        tx.exec("DELETE FROM sr_meta WHERE k = ?", &[KEY.into()]).await?;
-        tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[KEY.into(), v.into()]).await?;
-        tx.commit().await?;
-        Ok(())
+        crate::util::write_meta(&self.db, KEY, policy).await
     }
 }
 

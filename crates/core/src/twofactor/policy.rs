@@ -33,20 +33,12 @@ impl Policy {
 
 impl TwoFactor {
     pub async fn policy(&self) -> Result<Policy> {
-        let row = self.db.row("SELECT v FROM sr_meta WHERE k = ?", &[KEY.into()]).await?;
-        Ok(match row {
-            Some(r) => serde_json::from_str(&r.str(0)?).unwrap_or_default(),
-            None => Policy::default(),
-        })
+        // An unreadable stored policy is an error, not "nothing enforced".
+        Ok(crate::util::read_meta(&self.db, KEY).await?.unwrap_or_default())
     }
 
     pub async fn set_policy(&self, policy: &Policy) -> Result<()> {
-        let v = serde_json::to_string(policy).map_err(|e| crate::Error::Internal(e.to_string()))?;
-        let mut tx = self.db.begin().await?;
-        tx.exec("DELETE FROM sr_meta WHERE k = ?", &[KEY.into()]).await?;
-        tx.exec("INSERT INTO sr_meta (k, v) VALUES (?, ?)", &[KEY.into(), v.into()]).await?;
-        tx.commit().await?;
-        Ok(())
+        crate::util::write_meta(&self.db, KEY, policy).await
     }
 }
 

@@ -169,19 +169,8 @@ async fn expired_shares_are_gone_on_every_route_whatever_the_cleanup() {
 }
 
 fn tomorrow() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-        as i64;
-    let days = now / 86_400 + 1;
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{m:02}-{d:02}", yoe + era * 400 + i64::from(m <= 2))
+    let today = strongroom_core::sharing::day_start(strongroom_core::now_secs());
+    strongroom_core::sharing::format_date(today + 86_400)[..10].to_owned()
 }
 
 #[tokio::test]
