@@ -1,5 +1,6 @@
 //! Periodic clean-up: abandoned chunked uploads, expired trash and versions,
-//! blob files replaced by an encryption conversion.
+//! blob files replaced by an encryption conversion, shares of nodes that
+//! no longer exist and file drop records past their hour.
 //! Every step is idempotent, so several nodes may run it at the same time.
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub fn spawn(app: App, config: &Config) {
             report("trash items", files.trash_expire(now - trash_days * DAY).await);
             report("versions", files.versions_expire(now - version_days * DAY, per_file).await);
             report("replaced blobs", files.purge_blob_garbage(now).await);
+            report("shares of deleted files", app.shares.forget_orphans(now).await);
         }
     });
 }

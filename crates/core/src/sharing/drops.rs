@@ -5,7 +5,7 @@ use super::Shares;
 use crate::{Result, now_secs};
 
 /// How long an uploader may look at what it sent.
-const KEEP_SECS: i64 = 3600;
+pub(super) const KEEP_SECS: i64 = 3600;
 
 impl Shares {
     /// Records that `address` uploaded `name` through link `share_id`, stored as `node_id`.

@@ -258,6 +258,27 @@ impl Shares {
         Ok(())
     }
 
+    /// Deletes the shares (with their reshares) of nodes purged for good,
+    /// and file drop records past their hour. Shares of nodes in the trash
+    /// stay: restoring the node brings them back. Returns how many shares went.
+    pub async fn forget_orphans(&self, now: i64) -> Result<usize> {
+        self.db
+            .exec(
+                "DELETE FROM share_drops WHERE created_at < ?",
+                &[(now - drops::KEEP_SECS).into()],
+            )
+            .await?;
+        let rows = self
+            .db
+            .rows("SELECT s.id FROM shares s LEFT JOIN nodes n ON n.id = s.node_id WHERE n.id IS NULL", &[])
+            .await?;
+        let mut n = 0;
+        for r in rows {
+            n += self.delete(r.i64(0)?).await?.len();
+        }
+        Ok(n)
+    }
+
     /// Removes what refers to an account about to be deleted.
     pub(crate) async fn forget_user(c: &mut Tx, user_id: i64) -> Result<()> {
         c.exec(

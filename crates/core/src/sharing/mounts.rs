@@ -94,6 +94,16 @@ impl Shares {
         Ok(None)
     }
 
+    /// Whether `share` gives anything now: [`Shares::effective`], and its
+    /// node still in the owner's live tree (not in the trash, not purged).
+    pub async fn usable(&self, share: &Share, policy: &Policy) -> Result<bool> {
+        if self.effective(share, policy).await?.is_none() {
+            return Ok(false);
+        }
+        let Some(owner) = self.users.get_by_id(share.owner_id).await? else { return Ok(false) };
+        Ok(self.live_node(&owner, share.node_id).await?.is_some())
+    }
+
     /// Whether user `user_id` is a recipient of `share` now (named in a user
     /// share, or a member of the group of a group share it has not left).
     async fn receives(&self, user_id: i64, share: &Share) -> Result<bool> {

@@ -50,7 +50,7 @@ pub async fn share(app: &App, cmd: ShareCommand) -> Result<(), String> {
                 "id\ttype\towner\tsharer\tnode\twith\tpermissions\texpires\tpassword\thide_download\tactive"
             );
             for s in app.shares.all(of).await.map_err(text)? {
-                let active = app.shares.effective(&s, &policy).await.map_err(text)?.is_some();
+                let active = app.shares.usable(&s, &policy).await.map_err(text)?;
                 println!("{}", row(app, &s, active).await.map_err(text)?);
             }
         }

@@ -688,3 +688,40 @@ async fn chunked_uploads_land_in_a_received_share_within_its_permissions() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_share_sleeps_while_its_file_is_in_the_trash_and_goes_with_the_purge() {
+    let mut s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    share(
+        &s,
+        "bob",
+        &[("path", "/Project/readme.txt"), ("shareType", "0"), ("shareWith", "alice")],
+    )
+    .await;
+    let alice_reads = |s: &Server| {
+        let r = s.dav("GET", "alice", &pw("alice"), "/readme.txt");
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(alice_reads(&s).await, 200);
+    assert_eq!(
+        s.dav("DELETE", "bob", &pw("bob"), "/Project/readme.txt")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(alice_reads(&s).await, 404, "a file in the owner's trash is still shared");
+    let (out, _) = s.cli_ok(&["share", "list"]);
+    assert!(out.lines().nth(1).is_some_and(|l| l.ends_with("\tno")), "{out}");
+    let trash = s.url("/remote.php/dav/trashbin/bob/trash");
+    let r = s.client.delete(trash).basic_auth("bob", Some(pw("bob"))).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    // The clean-up runs at start and then periodically.
+    s.restart().await;
+    let (out, _) = s.cli_ok(&["share", "list"]);
+    assert_eq!(out.lines().count(), 1, "the share of a purged file is left behind: {out}");
+    s.stop().await;
+}
