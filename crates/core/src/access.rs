@@ -20,16 +20,23 @@ use crate::error::Error;
 /// Who is asking: an authenticated, enabled account, or a public link.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The account's id; 0 for a public link (no account has id 0).
+    /// The account's id; for a public link the negated share id, so no
+    /// account matches it and locks taken through two links never mix.
     pub user_id: i64,
     /// The account's uid, or `link:<share id>` for a public link (for logs).
     pub uid: String,
 }
 
 impl Principal {
+    /// Whether an account (not a link's visitor) is asking.
+    pub fn is_account(&self) -> bool {
+        self.user_id > 0
+    }
+
     /// The visitor of a public link: nobody's account.
     pub fn public_link(share_id: i64) -> Principal {
-        Principal { user_id: 0, uid: format!("link:{share_id}") }
+        debug_assert!(share_id > 0);
+        Principal { user_id: -share_id, uid: format!("link:{share_id}") }
     }
 }
 
@@ -53,6 +60,28 @@ pub struct Grant {
     pub root_id: i64,
     /// Content may be shown but not downloaded (public links only).
     pub hide_download: bool,
+    /// Asks again, just before a long write commits, whether the share
+    /// still allows it: an upload may outlast the share that let it start.
+    pub recheck: Option<Recheck>,
+}
+
+/// A way to validate a grant again (see [`Grant::recheck`]).
+#[derive(Clone)]
+pub struct Recheck(pub std::sync::Arc<dyn StillAllowed>);
+
+impl std::fmt::Debug for Recheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recheck")
+    }
+}
+
+/// Implemented by the sharing service for each kind of grant.
+pub trait StillAllowed: Send + Sync {
+    /// `Ok` when the grant still gives at least the write permissions it
+    /// gave; `Err(Forbidden)` otherwise.
+    fn still_allowed(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + '_>>;
 }
 
 impl Grant {
@@ -130,7 +159,7 @@ mod tests {
         [Op::Stat, Op::List, Op::Read, Op::Write, Op::Create, Op::Delete, Op::Lock];
 
     fn grant(perms: u32) -> Grant {
-        Grant { share_id: 9, perms, root_id: 5, hide_download: false }
+        Grant { share_id: 9, perms, root_id: 5, hide_download: false, recheck: None }
     }
 
     #[test]
@@ -157,6 +186,7 @@ mod tests {
     #[test]
     fn a_file_drop_stats_and_creates_only_and_is_told_nothing() {
         let link = Principal::public_link(9);
+        assert!(link.user_id < 0 && !link.is_account());
         let drop = grant(perm::CREATE);
         assert!(drop.is_drop_only());
         for op in ALL_OPS {

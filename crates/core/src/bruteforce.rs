@@ -90,6 +90,11 @@ impl Throttle {
         }
     }
 
+    /// The longest delay an attempt is made to wait.
+    pub fn max_delay(&self) -> Duration {
+        self.settings.max_delay
+    }
+
     /// How to treat the next attempt of `action` from `ip`.
     pub async fn check(&self, ip: IpAddr, action: &str) -> Result<Verdict> {
         if self.exempt(ip) {

@@ -5,6 +5,7 @@
 use strongroom_store::{Conn, Db, Row, Tx, Val};
 
 use crate::{
+    access::{Op, authorize},
     error::{Error, Result},
     files::Ctx,
     path::TreePath,
@@ -146,6 +147,7 @@ impl Locks {
 
     /// Takes a new lock on `path`, refusing when it conflicts with another.
     pub async fn lock(&self, cx: &Ctx<'_>, path: &TreePath, req: &LockRequest) -> Result<Lock> {
+        authorize(cx.who, Op::Lock, cx.owner.id, cx.grant)?;
         crate::util::retry(|| self.try_lock(cx, path, req)).await
     }
 
@@ -199,6 +201,7 @@ impl Locks {
 
     /// Extends the lifetime of a lock the request holds and that covers `path`.
     pub async fn refresh(&self, cx: &Ctx<'_>, path: &TreePath, timeout_secs: i64) -> Result<Lock> {
+        authorize(cx.who, Op::Lock, cx.owner.id, cx.grant)?;
         let mut db = self.db.clone();
         let locks = self.active(&mut db, cx.owner.id).await?;
         let mut lock = locks
@@ -220,8 +223,11 @@ impl Locks {
         Ok(lock)
     }
 
-    /// Releases the lock `token`, which must cover `path`.
+    /// Releases the lock `token`, which must cover `path`. Its holder may,
+    /// and so may the owner of the tree in its own name (a lock taken
+    /// through a share must not shut the owner out of its files).
     pub async fn unlock(&self, cx: &Ctx<'_>, path: &TreePath, token: &str) -> Result<()> {
+        authorize(cx.who, Op::Lock, cx.owner.id, cx.grant)?;
         let mut db = self.db.clone();
         let locks = self.active(&mut db, cx.owner.id).await?;
         let lock = locks.into_iter().find(|l| l.token == token).ok_or_else(|| {
@@ -232,7 +238,8 @@ impl Locks {
                 "the lock token does not match a lock on this resource".into(),
             ));
         }
-        if lock.holder_id != cx.who.user_id {
+        let tree_owner = cx.grant.is_none() && cx.who.user_id == cx.owner.id;
+        if lock.holder_id != cx.who.user_id && !tree_owner {
             return Err(Error::Forbidden("the lock belongs to someone else".into()));
         }
         self.db.exec("DELETE FROM locks WHERE token = ?", &[token.into()]).await?;

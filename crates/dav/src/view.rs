@@ -76,7 +76,7 @@ pub(crate) async fn serve(
 /// DELETE of a received share's root removes the share from the
 /// recipient's tree only; the owner's node is untouched.
 async fn leave(call: &Call<'_>, share: Option<&Share>) -> Result<Response, Error> {
-    let Some(share) = share.filter(|_| call.who.user_id != 0) else {
+    let Some(share) = share.filter(|_| call.who.is_account()) else {
         return Err(Error::Forbidden("the root of a shared link cannot be deleted".into()));
     };
     call.dav.shares.unshare_from_self(share, call.who.user_id).await?;
@@ -108,21 +108,13 @@ async fn own_upload(call: &Call<'_>, body: Body) -> Result<Response, Error> {
 }
 
 /// A file drop upload: stored under the name asked for, or the first free
-/// "name (n)" if that is taken; nothing existing is replaced or revealed.
+/// "name (n)" (chosen when committing, so simultaneous uploads of one name
+/// all arrive); nothing existing is replaced or revealed.
 async fn drop_upload(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     let name = call.path.name().ok_or(Error::NotFound)?.to_owned();
-    let cx = call.cx();
-    for n in 1..=1000u32 {
-        let candidate =
-            if n == 1 { name.clone() } else { strongroom_core::sharing::numbered(&name, n) };
-        let path = call.base.join(&candidate)?;
-        if call.dav.files.stat(&cx, &path).await?.is_none() {
-            let (response, node) = write::put_to(call, &path, body, true).await?;
-            let address = call.dav.origin(&call.parts).address;
-            let share = call.grant.as_ref().map_or(0, |g| g.share_id);
-            call.dav.shares.record_drop(share, &address, &name, node.id).await?;
-            return Ok(response);
-        }
-    }
-    Err(Error::Conflict("no free name for the upload".into()))
+    let (response, node) = write::put_to(call, &call.path, body, true).await?;
+    let address = call.dav.origin(&call.parts).address;
+    let share = call.grant.as_ref().map_or(0, |g| g.share_id);
+    call.dav.shares.record_drop(share, &address, &name, node.id).await?;
+    Ok(response)
 }

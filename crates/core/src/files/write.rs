@@ -36,6 +36,9 @@ pub struct PutOptions {
     pub require_existing: bool,
     /// The checksum the client announced (`OC-Checksum`); a mismatch is refused.
     pub checksum: Option<Expected>,
+    /// Never replace: when the name is taken (also by an upload that
+    /// committed meanwhile), store under the first free "name (n)".
+    pub free_name: bool,
 }
 
 /// The result of a successful upload.
@@ -122,6 +125,8 @@ impl Files {
         let existing =
             super::child(&mut db, chain.last().expect("chain").id, path.name().unwrap_or(""))
                 .await?;
+        // A free name is looked for when committing.
+        let existing = existing.filter(|_| !opts.free_name);
         // Replacing needs the right to change; adding, the right to create.
         cx.allow(if existing.is_some() { Op::Write } else { Op::Create })?;
         check_target(existing.as_ref(), &opts)?;
@@ -155,7 +160,15 @@ impl Files {
         opts: &PutOptions,
     ) -> Result<PutOutcome> {
         let key = staged.key.clone();
-        let result = self.commit_put(cx, path, &staged, opts).await;
+        // The body may have taken long: the share that allowed it may be gone.
+        let still = match cx.grant.and_then(|g| g.recheck.as_ref()) {
+            Some(r) => r.0.still_allowed().await,
+            None => Ok(()),
+        };
+        let result = match still {
+            Ok(()) => self.commit_put(cx, path, &staged, opts).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             if let Some(k) = key {
                 let _ = self.blobs.delete(&k.key).await;
@@ -311,6 +324,11 @@ impl Files {
             let mut tx = self.begin_for(cx.owner.id).await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
             let parent_id = chain.last().expect("chain").id;
+            let (name, path) = match opts.free_name {
+                true => free_name_in(&mut tx, parent_id, path).await?,
+                false => (name.to_owned(), path.clone()),
+            };
+            let (name, path) = (name.as_str(), &path);
             let existing = super::child(&mut tx, parent_id, name).await?;
             // Again here: the name may have been taken while the body arrived.
             cx.allow(if existing.is_some() { Op::Write } else { Op::Create })?;
@@ -408,6 +426,19 @@ async fn write_row(
             }
         }
     }
+}
+
+/// The first of `name`, `name (2)`, `name (3)`… not taken in the folder.
+async fn free_name_in(tx: &mut Tx, parent_id: i64, path: &TreePath) -> Result<(String, TreePath)> {
+    let name = path.name().unwrap_or_default();
+    for n in 1..=10_000u32 {
+        let candidate = if n == 1 { name.to_owned() } else { crate::sharing::numbered(name, n) };
+        if super::child(tx, parent_id, &candidate).await?.is_none() {
+            let parent = path.parent().unwrap_or_default();
+            return Ok((candidate.clone(), parent.join(&candidate)?));
+        }
+    }
+    Err(Error::Conflict("no free name for the upload".into()))
 }
 
 fn check_target(existing: Option<&Node>, opts: &PutOptions) -> Result<()> {

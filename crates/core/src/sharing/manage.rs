@@ -357,6 +357,20 @@ impl Shares {
         }
         let policy = self.policy().await?;
         let link = share.is_link();
+        // What the policy no longer allows cannot be changed either.
+        let groups = self.users.groups_of(share.sharer_id).await?;
+        if !policy.may_share(&groups) {
+            return Err(ShareError::new(403, "Sharing is not allowed for your account"));
+        }
+        if link && !policy.may_link(&groups) {
+            return Err(ShareError::new(
+                404,
+                "Public link sharing is disabled by the administrator",
+            ));
+        }
+        if share.share_type == GROUP && !policy.allow_group_sharing {
+            return Err(ShareError::new(404, "Group sharing is disabled by the administrator"));
+        }
         let owner = self
             .users
             .get_by_id(share.owner_id)
@@ -429,9 +443,20 @@ impl Shares {
             .ok_or_else(|| ShareError::new(404, "Wrong share ID, share does not exist"))
     }
 
-    /// The expiry date as the API shows it.
+    /// The expiry date as stored, as the API shows it.
     pub fn expiration_text(share: &Share) -> Option<String> {
         share.expires_at.map(format_date)
+    }
+
+    /// The date a share stops working: its own, or sooner the end of the
+    /// lifetime the policy enforces now (counted from its creation).
+    pub fn effective_expiry(share: &Share, policy: &Policy) -> Option<i64> {
+        let enforced =
+            policy.max_days(share.is_link()).map(|d| day_start(share.created_at) + days(d));
+        match (share.expires_at, enforced) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -228,7 +228,28 @@ impl Shares {
             tx.exec("DELETE FROM shares WHERE id = ?", &[id.into()]).await?;
         }
         tx.commit().await?;
+        for s in &gone {
+            self.release_locks(s).await?;
+        }
         Ok(gone)
+    }
+
+    /// Drops the WebDAV locks that others than the owner hold on a share's
+    /// node or below: they were taken through the share, which is gone.
+    async fn release_locks(&self, share: &Share) -> Result<()> {
+        let Some(owner) = self.users.get_by_id(share.owner_id).await? else { return Ok(()) };
+        let Some((_, base)) = self.live_node(&owner, share.node_id).await? else { return Ok(()) };
+        let rows = self
+            .db
+            .rows("SELECT token, path, holder_id FROM locks WHERE owner_id = ?", &[owner.id.into()])
+            .await?;
+        for r in rows {
+            let inside = crate::TreePath::from_key(&r.str(1)?).is_ok_and(|p| p.starts_with(&base));
+            if inside && r.i64(2)? != owner.id {
+                self.db.exec("DELETE FROM locks WHERE token = ?", &[r.str(0)?.into()]).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A recipient removes a share from its own tree: a user share is

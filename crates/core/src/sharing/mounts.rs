@@ -10,9 +10,10 @@ use std::collections::{HashMap, HashSet};
 
 use strongroom_store::Val;
 
-use super::{COLUMNS, GROUP, LINK, Policy, Share, Shares, USER, dates};
+use super::{COLUMNS, GROUP, LINK, Policy, Share, Shares, USER};
 use crate::{
-    access::{Grant, perm},
+    Error,
+    access::{Grant, Recheck, StillAllowed, perm},
     error::Result,
     files::{Node, NodeKind},
     now_secs,
@@ -126,13 +127,8 @@ impl Shares {
 
     /// One share's own conditions, without the chain it was reshared through.
     async fn valid(&self, s: &Share, policy: &Policy, now: i64) -> Result<bool> {
-        if s.expired(now) {
+        if Shares::effective_expiry(s, policy).is_some_and(|e| now >= e) {
             return Ok(false);
-        }
-        if let Some(max) = policy.max_days(s.is_link()) {
-            if now >= dates::day_start(s.created_at) + dates::days(max) {
-                return Ok(false);
-            }
         }
         let sharer_groups = self.users.groups_of(s.sharer_id).await?;
         if !policy.may_share(&sharer_groups) {
@@ -239,7 +235,15 @@ impl Shares {
             }
             let Some(owner) = self.users.get_by_id(share.owner_id).await? else { continue };
             let Some((node, base)) = self.live_node(&owner, share.node_id).await? else { continue };
-            let grant = Grant { share_id: share.id, perms, root_id: node.id, hide_download: false };
+            let recheck =
+                self.recheck(Again::Mount { user: user.clone(), node_id: node.id, perms });
+            let grant = Grant {
+                share_id: share.id,
+                perms,
+                root_id: node.id,
+                hide_download: false,
+                recheck,
+            };
             order.push(share.node_id);
             let at = TreePath::root();
             by_node.insert(share.node_id, Mount { share, grant, owner, node, base, at });
@@ -338,11 +342,13 @@ impl Shares {
         if perms & (perm::READ | perm::CREATE) == 0 {
             return Ok(None);
         }
+        let recheck = self.recheck(Again::Link { token: token.to_owned(), perms });
         let grant = Grant {
             share_id: share.id,
             perms,
             root_id: node.id,
             hide_download: share.hide_download,
+            recheck,
         };
         Ok(Some(PublicLink { share, grant, owner, node, base }))
     }
@@ -365,6 +371,48 @@ impl Shares {
             }
         }
         Ok(out)
+    }
+}
+
+/// What to look up again to see whether a grant still holds.
+enum Again {
+    Mount { user: User, node_id: i64, perms: u32 },
+    Link { token: String, perms: u32 },
+}
+
+struct StillShared {
+    shares: Shares,
+    again: Again,
+}
+
+impl StillAllowed for StillShared {
+    fn still_allowed(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            const WRITE: u32 = perm::UPDATE | perm::CREATE | perm::DELETE;
+            let (now, before) = match &self.again {
+                Again::Mount { user, node_id, perms } => {
+                    let mounts = self.shares.mounts(user).await?;
+                    (mounts.iter().find(|m| m.node.id == *node_id).map(|m| m.grant.perms), *perms)
+                }
+                Again::Link { token, perms } => {
+                    (self.shares.link(token).await?.map(|l| l.grant.perms), *perms)
+                }
+            };
+            match now {
+                Some(p) if p & before & WRITE == before & WRITE => Ok(()),
+                _ => Err(Error::Forbidden(
+                    "the share ended or changed while the upload was running".into(),
+                )),
+            }
+        })
+    }
+}
+
+impl Shares {
+    fn recheck(&self, again: Again) -> Option<Recheck> {
+        Some(Recheck(std::sync::Arc::new(StillShared { shares: self.clone(), again })))
     }
 }
 

@@ -27,6 +27,11 @@ pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Er
                 "",
             ));
         }
+        Destination::OtherTree if call.grant.is_some() => {
+            return Err(Error::Forbidden(
+                "the Destination is outside this share; copying or moving between a share and other files is not supported".into(),
+            ));
+        }
         Destination::OtherTree => {
             return Err(Error::Forbidden("the Destination is outside this user's files".into()));
         }

@@ -15,7 +15,8 @@ pub async fn put(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     Ok(put_to(call, &call.path, body, false).await?.0)
 }
 
-/// PUT at `path`; with `only_new`, never over an existing file (a file drop).
+/// PUT at `path`; with `only_new`, never over an existing file: a taken
+/// name becomes "name (2)"… (a file drop).
 pub async fn put_to(
     call: &Call<'_>,
     path: &strongroom_core::TreePath,
@@ -27,8 +28,14 @@ pub async fn put_to(
     }
     let mut opts = put_options(call)?;
     if only_new {
-        opts =
-            PutOptions { if_none_match_any: true, if_match: None, require_existing: false, ..opts };
+        // The client's conditions would tell which names exist: ignored.
+        opts = PutOptions {
+            free_name: true,
+            if_none_match_any: false,
+            if_match: None,
+            require_existing: false,
+            ..opts
+        };
     }
     let mtime_set = opts.mtime.is_some();
     let stream = body.into_data_stream().map_err(std::io::Error::other);
@@ -80,6 +87,7 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         if_none_match_any: call.header("if-none-match").is_some_and(|v| v.trim() == "*"),
         require_existing: if_match_header == Some("*"),
         checksum,
+        free_name: false,
     })
 }
 

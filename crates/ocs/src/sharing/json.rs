@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use strongroom_core::{
     Node, NodeKind, TreePath, User,
     access::perm,
-    sharing::{GROUP, LINK, Share, Shares, USER},
+    sharing::{GROUP, LINK, Share, Shares, USER, format_date},
 };
 
 use super::Cx;
@@ -65,7 +65,7 @@ async fn share_at(cx: &Cx<'_>, s: &Share, node: &Node, path: &TreePath) -> Resul
         "can_delete": true,
         "stime": s.created_at,
         "parent": null,
-        "expiration": Shares::expiration_text(s),
+        "expiration": Shares::effective_expiry(s, &policy).map(format_date),
         "token": s.token,
         "note": s.note,
         "label": s.label,

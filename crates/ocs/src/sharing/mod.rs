@@ -89,8 +89,15 @@ fn internal(e: strongroom_core::Error) -> OcsError {
     refusal(e.into())
 }
 
-fn flag(p: &Params, key: &str) -> Option<bool> {
-    p.get(key).map(|v| v.eq_ignore_ascii_case("true") || v == "1")
+/// A boolean parameter: `true`/`false` (any case) or `1`/`0`; anything else
+/// is refused rather than read as false.
+fn flag(p: &Params, key: &str) -> Result<Option<bool>, OcsError> {
+    match p.get(key).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(Some(false)),
+        Some(_) => Err(OcsError::new(400, format!("{key} must be true or false"))),
+    }
 }
 
 fn number(p: &Params, key: &str) -> Result<Option<i64>, OcsError> {
@@ -114,7 +121,7 @@ fn expiry(p: &Params) -> Result<Option<Expiry>, OcsError> {
 
 /// `hideDownload`, or the download attribute Nextcloud's newer clients send.
 fn hide_download(p: &Params) -> Result<Option<bool>, OcsError> {
-    if let Some(h) = flag(p, "hideDownload") {
+    if let Some(h) = flag(p, "hideDownload")? {
         return Ok(Some(h));
     }
     let Some(raw) = p.get("attributes").filter(|a| !a.is_empty()) else { return Ok(None) };
@@ -158,7 +165,7 @@ async fn create(cx: &Cx<'_>, p: &Params) -> Result<Value, OcsError> {
         share_type: number(p, "shareType")?,
         share_with: p.get("shareWith").map(str::to_owned),
         permissions: number(p, "permissions")?,
-        public_upload: flag(p, "publicUpload"),
+        public_upload: flag(p, "publicUpload")?,
         password: p.get("password").map(Secret::new),
         expiry: expiry(p).map_err(|e| OcsError::new(404, e.message))?,
         note: p.get("note").map(str::to_owned),
@@ -217,7 +224,7 @@ async fn update(cx: &Cx<'_>, id: &str, p: &Params) -> Result<Value, OcsError> {
     let share = visible(cx, id).await?;
     let up = ShareUpdate {
         permissions: number(p, "permissions")?,
-        public_upload: flag(p, "publicUpload"),
+        public_upload: flag(p, "publicUpload")?,
         password: p.get("password").map(Secret::new),
         expiry: expiry(p)?,
         note: p.get("note").map(str::to_owned),
@@ -283,14 +290,14 @@ async fn rejoin(cx: &Cx<'_>, id: &str) -> Result<Value, OcsError> {
 }
 
 async fn list(cx: &Cx<'_>, p: &Params) -> Result<Value, OcsError> {
-    let shares = if flag(p, "shared_with_me") == Some(true) {
+    let shares = if flag(p, "shared_with_me")? == Some(true) {
         json::received(cx, p.get("path")).await?
     } else {
         json::outgoing(
             cx,
             p.get("path"),
-            flag(p, "reshares") == Some(true),
-            flag(p, "subfiles") == Some(true),
+            flag(p, "reshares")? == Some(true),
+            flag(p, "subfiles")? == Some(true),
         )
         .await?
     };

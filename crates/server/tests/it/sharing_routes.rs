@@ -281,6 +281,32 @@ async fn a_link_password_is_asked_on_every_route_and_guessing_is_throttled() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 429, "the throttle must cover public DAV too");
+        // Another address with the right password is slowed, not locked out:
+        // guesses from one place must not close the link for everyone.
+        let elsewhere = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let r = elsewhere
+            .request(
+                Method::from_bytes(b"PROPFIND").unwrap(),
+                s.url(&format!("/public.php/dav/files/{token}/")),
+            )
+            .basic_auth("x", Some("Other-Pass-5432"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 207);
+        let r = elsewhere
+            .request(
+                Method::from_bytes(b"PROPFIND").unwrap(),
+                s.url(&format!("/public.php/dav/files/{token}/")),
+            )
+            .basic_auth("x", Some("still-a-guess"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
         s.stop().await;
     }
 }
@@ -653,5 +679,187 @@ async fn rclone_reads_a_read_only_link_and_fills_a_file_drop() {
     assert_eq!(text(r).await, (200, "from rclone".to_owned()));
     let r = s.dav("GET", "bob", &pw("bob"), "/Inbox/already-there.txt").send().await.unwrap();
     assert_eq!(text(r).await, (200, "private".to_owned()));
+    s.stop().await;
+}
+
+const LOCKINFO: &str = r#"<?xml version="1.0"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockinfo>"#;
+
+fn lock_token(r: &reqwest::Response) -> String {
+    r.headers()["lock-token"].to_str().unwrap().trim_matches(|c| c == '<' || c == '>').to_owned()
+}
+
+#[tokio::test]
+async fn locks_need_write_permission_and_never_shut_the_owner_out() {
+    let s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    let link = share(&s, "bob", &[("path", "/Project"), ("shareType", "3")]).await;
+    let token = link["token"].as_str().unwrap();
+    let lock =
+        |url: String| s.client.request(Method::from_bytes(b"LOCK").unwrap(), url).body(LOCKINFO);
+    let r = lock(s.url(&format!("/public.php/dav/files/{token}/")))
+        .header("Depth", "infinity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a read-only link took a lock");
+    let sh = share(
+        &s,
+        "bob",
+        &[("path", "/Project"), ("shareType", "0"), ("shareWith", "alice"), ("permissions", "1")],
+    )
+    .await;
+    let alice_lock = || s.dav("LOCK", "alice", &pw("alice"), "/Project/readme.txt").body(LOCKINFO);
+    assert_eq!(
+        alice_lock().send().await.unwrap().status().as_u16(),
+        403,
+        "a read-only share took a lock"
+    );
+
+    // With write permission the recipient may lock; the owner can still unlock.
+    let id = sh["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("permissions", "15")]).await.0,
+        200
+    );
+    let r = alice_lock().send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let held = lock_token(&r);
+    assert_eq!(put(&s, "bob", "/Project/readme.txt", Some("bob writes")).await, 423);
+    let r = s
+        .dav("UNLOCK", "bob", &pw("bob"), "/Project/readme.txt")
+        .header("Lock-Token", format!("<{held}>"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "the owner could not break a lock in its own tree");
+    assert_eq!(put(&s, "bob", "/Project/readme.txt", Some("bob writes")).await, 204);
+
+    // A lock taken through a share ends with the share.
+    assert_eq!(alice_lock().send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(put(&s, "bob", "/Project/readme.txt", Some("again")).await, 423);
+    assert_eq!(ocs(&s, "bob", "DELETE", &format!("/shares/{id}"), &[]).await.0, 200);
+    assert_eq!(put(&s, "bob", "/Project/readme.txt", Some("again")).await, 204);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn simultaneous_drops_of_one_name_all_arrive_and_the_drop_tells_nothing() {
+    let s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    put(&s, "bob", "/Inbox/", None).await;
+    let link =
+        share(&s, "bob", &[("path", "/Inbox"), ("shareType", "3"), ("permissions", "4")]).await;
+    let token = link["token"].as_str().unwrap();
+    let url = s.url(&format!("/public.php/dav/files/{token}/same.txt"));
+    let uploads = (0..6).map(|i| {
+        let r = s.client.put(&url).body(format!("upload {i}"));
+        async move { r.send().await.unwrap().status().as_u16() }
+    });
+    let codes = futures_util::future::join_all(uploads).await;
+    assert!(codes.iter().all(|c| *c == 201), "{codes:?}");
+    let (_, listing) = propfind(&s, "bob", "/Inbox", "1").await;
+    assert_eq!(listing.matches("same").count(), 6, "{listing}");
+
+    // The drop's own folder says nothing that changes with its content.
+    let ask = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><d:getetag/><oc:size/><d:getlastmodified/><d:quota-used-bytes/></d:prop></d:propfind>"#;
+    let root = || {
+        s.client
+            .request(
+                Method::from_bytes(b"PROPFIND").unwrap(),
+                s.url(&format!("/public.php/dav/files/{token}/")),
+            )
+            .header("Depth", "0")
+            .body(ask)
+    };
+    let before = root().send().await.unwrap().text().await.unwrap();
+    assert!(
+        before.contains("<oc:size>0</oc:size>")
+            && before.contains("<d:quota-used-bytes>0</d:quota-used-bytes>"),
+        "{before}"
+    );
+    put(&s, "bob", "/Inbox/more.txt", Some("owner adds")).await;
+    assert_eq!(root().send().await.unwrap().text().await.unwrap(), before);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_that_outlives_its_link_is_not_kept() {
+    let s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    let link =
+        share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("publicUpload", "true")])
+            .await;
+    let token = link["token"].as_str().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let url = s.url(&format!("/public.php/dav/files/{token}/slow.bin"));
+    let upload = tokio::spawn(s.client.put(url).body(body).send());
+    tx.send(Ok(vec![b'a'; 64 * 1024])).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        ocs(&s, "bob", "DELETE", &format!("/shares/{}", link["id"].as_str().unwrap()), &[]).await.0,
+        200
+    );
+    tx.send(Ok(vec![b'b'; 64 * 1024])).await.unwrap();
+    drop(tx);
+    let r = upload.await.unwrap().unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        s.dav("GET", "bob", &pw("bob"), "/Project/slow.bin")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    s.stop().await;
+}
+
+/// A stream of the channel's items, for a request body sent piece by piece.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test]
+async fn parameters_are_read_strictly_and_a_closed_kind_cannot_be_edited() {
+    let s = Server::start(backends()[0]).await;
+    setup(&s).await;
+    for (key, value) in [("hideDownload", "yes"), ("publicUpload", "on"), ("hideDownload", "maybe")]
+    {
+        let (code, v) = ocs(
+            &s,
+            "bob",
+            "POST",
+            "/shares",
+            &[("path", "/Project"), ("shareType", "3"), (key, value)],
+        )
+        .await;
+        assert_eq!(code, 400, "{key}={value}: {v}");
+    }
+    let link =
+        share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("hideDownload", "TRUE")])
+            .await;
+    assert_eq!(link["hide_download"], 1);
+    let id = link["id"].as_str().unwrap().to_owned();
+    s.cli_ok(&["sharing", "policy", "--set", "allow_links=false"]);
+    let (code, _) = ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("label", "x")]).await;
+    assert_eq!(code, 404, "a link was edited while links are off");
+    s.cli_ok(&[
+        "sharing",
+        "policy",
+        "--set",
+        "allow_links=true",
+        "--set",
+        "enforce_link_expire=true",
+        "--set",
+        "link_expire_days=5",
+    ]);
+    // The enforced end of an older link shows in its expiration.
+    let (_, v) = ocs(&s, "bob", "GET", &format!("/shares/{id}"), &[]).await;
+    let shown = v["ocs"]["data"][0]["expiration"].as_str().unwrap_or("").to_owned();
+    assert!(shown.ends_with(" 00:00:00"), "the enforced expiry is not shown: {v}");
     s.stop().await;
 }

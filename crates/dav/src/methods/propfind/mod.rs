@@ -63,6 +63,7 @@ async fn answer(
     let mut entries: Vec<(TreePath, Node)> = Vec::new();
     // A file drop lists nothing, not even whether its folder is empty.
     let listable = call.grant.as_ref().is_none_or(|g| !g.is_drop_only());
+    let node = if listable || call.path != call.base { node } else { masked_drop_root(call, node) };
     let children = if deep && node.is_folder() && listable {
         call.dav.files.children(&cx, &node).await?
     } else {
@@ -83,10 +84,14 @@ async fn answer(
     } else {
         Vec::new()
     };
-    let usage = if wanted(DAV, "quota-used-bytes") || wanted(DAV, "quota-available-bytes") {
-        call.dav.files.usage(&cx).await?
-    } else {
+    let usage = if !(wanted(DAV, "quota-used-bytes") || wanted(DAV, "quota-available-bytes")) {
         (0, -1)
+    } else if call.grant.is_some() {
+        // Through a share: the shared folder's own size, the owner's quota
+        // untold (-3 is "unknown" to clients).
+        (entries.first().map_or(0, |(_, n)| n.size), -3)
+    } else {
+        call.dav.files.usage(&cx).await?
     };
     let needs_dead = match request {
         Request::Prop(list) => list.iter().any(|(ns, n)| !is_live_name(ns, n)),
@@ -125,6 +130,13 @@ async fn answer(
         .collect();
     entries.extend(mounted);
     Ok(multistatus(render(&live_cx, request, &entries, &dead)))
+}
+
+/// A file drop's folder as its visitors see it: nothing that changes with
+/// its content (size, ETag, modification time).
+fn masked_drop_root(call: &Call<'_>, node: Node) -> Node {
+    let share = call.grant.as_ref().map_or(0, |g| g.share_id);
+    Node { size: 0, etag: format!("drop{share}"), mtime: node.ctime, ..node }
 }
 
 /// One `d:response`: a node at an href, with properties beyond the live ones.

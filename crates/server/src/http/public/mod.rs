@@ -4,8 +4,10 @@
 //! link must be usable now (`Shares::link` applies expiry and the current
 //! policy), and a password-protected link needs its password, given in
 //! this request (Basic) or earlier on the page (a signed cookie bound to the
-//! password). Wrong passwords count against the visitor's address and
-//! against the link itself. Every public request is written to the audit
+//! password). Wrong passwords count against the visitor's address (past
+//! the budget it is refused with 429) and against the link itself (past the
+//! budget every attempt on it waits the longest delay, but is not refused:
+//! guesses from elsewhere must not lock the link's visitors out). Every public request is written to the audit
 //! log. Unknown, expired and refused links all look the same: 404.
 
 pub mod dav;
@@ -65,12 +67,18 @@ pub async fn try_password(
     let who = format!("link:{}", link.share.id);
     let by_address = app.throttle.begin_attempt(client.address, ACTION, &who).await?;
     let by_link = app.throttle.begin_attempt(PER_LINK, &per_link, &who).await?;
-    let wait = match (by_address, by_link) {
-        (Verdict::Blocked, _) | (_, Verdict::Blocked) => {
+    // Past the budget an address is refused; a link only slows down to the
+    // longest delay, so guesses from elsewhere cannot lock its visitors out.
+    let link_wait = match by_link {
+        Verdict::Blocked => app.throttle.max_delay(),
+        Verdict::Wait(d) => d,
+    };
+    let wait = match by_address {
+        Verdict::Blocked => {
             audit(app, &client.origin(), link, "share.password_throttled", serde_json::json!({}));
             return Ok(Attempt::Throttled);
         }
-        (Verdict::Wait(a), Verdict::Wait(b)) => a.max(b),
+        Verdict::Wait(d) => d.max(link_wait),
     };
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
