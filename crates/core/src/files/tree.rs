@@ -144,6 +144,11 @@ impl Files {
         let name =
             to.name().ok_or_else(|| Error::Forbidden("the root cannot be replaced".into()))?;
         let existing = super::child(tx, chain.last().expect("chain").id, name).await?;
+        // Replacing a node removes it: through a share that needs the right
+        // to delete, whatever the operation brings in its place.
+        if existing.is_some() {
+            cx.allow(Op::Delete)?;
+        }
         let guard = if existing.is_some() { Guard::Remove } else { Guard::Create };
         self.locks.check(tx, cx, to, guard).await?;
         let Some(old) = existing else { return Ok((chain, None, Vec::new())) };

@@ -116,8 +116,21 @@ impl Shares {
         self.db.rows(&sql, &[Val::I64(user_id)]).await?.iter().map(Share::from_row).collect()
     }
 
-    /// Puts a group share `user_id` had left back into its tree.
+    /// Puts a group share `user_id` had left back into its tree; `None`
+    /// when it had not left it or is no longer a member of the group.
     pub async fn rejoin(&self, share_id: i64, user_id: i64) -> Result<Option<Share>> {
+        let Some(share) = self.get(share_id).await? else { return Ok(None) };
+        let member = self
+            .db
+            .row(
+                "SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?",
+                &[share.recipient_group.unwrap_or(0).into(), user_id.into()],
+            )
+            .await?
+            .is_some();
+        if share.share_type != GROUP || !member {
+            return Ok(None);
+        }
         let n = self
             .db
             .exec(

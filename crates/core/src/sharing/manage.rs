@@ -232,9 +232,11 @@ impl Shares {
                 if policy.only_share_with_group_members {
                     let theirs = self.users.groups_of(r.id).await?;
                     if !groups.iter().any(|g| theirs.iter().any(|t| t.eq_ignore_ascii_case(g))) {
+                        // The words for a missing account: an account one may
+                        // not share with is not told to exist.
                         return Err(ShareError::new(
-                            403,
-                            "Sharing is only allowed with members of your groups",
+                            404,
+                            "Please specify a valid account to share with",
                         ));
                     }
                 }
@@ -262,10 +264,7 @@ impl Shares {
                 if policy.only_share_with_group_members
                     && !groups.iter().any(|g| g.eq_ignore_ascii_case(&gid))
                 {
-                    return Err(ShareError::new(
-                        403,
-                        "Sharing is only allowed with members of your groups",
-                    ));
+                    return Err(ShareError::new(404, "Please specify a valid group"));
                 }
                 (None, Some(row.i64(0)?))
             }

@@ -271,7 +271,11 @@ async fn left(cx: &Cx<'_>) -> Result<Value, OcsError> {
     let (ocs, me) = (cx.ocs, cx.me);
     let mut out = Vec::new();
     for share in ocs.shares.left_by(me.id).await.map_err(internal)? {
-        out.push(json::share(cx, &share).await?);
+        // Not mounted any more: said where it would appear again.
+        let mut v = json::share(cx, &share).await?;
+        v["path"] = json!(format!("/{}", share.target));
+        v["file_target"] = v["path"].clone();
+        out.push(v);
     }
     Ok(Value::Array(out))
 }

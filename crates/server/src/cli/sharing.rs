@@ -76,7 +76,11 @@ async fn row(app: &App, s: &Share, active: bool) -> strongroom_core::Result<Stri
     let (kind, with) = match s.share_type {
         USER => ("user", uid(s.recipient_user.unwrap_or(0)).await?),
         GROUP => ("group", app.shares.group_name(s.recipient_group.unwrap_or(0)).await?),
-        LINK => ("link", s.token.clone().unwrap_or_default()),
+        // Enough of the token to tell links apart, not enough to use one.
+        LINK => (
+            "link",
+            s.token.as_deref().map(|t| format!("{}…", &t[..t.len().min(5)])).unwrap_or_default(),
+        ),
         _ => ("other", String::new()),
     };
     Ok(format!(
@@ -114,7 +118,7 @@ fn apply(policy: &Policy, set: &[String]) -> Result<Policy, String> {
         let (key, raw) = s.split_once('=').ok_or(format!("{s:?}: expected KEY=VALUE"))?;
         let slot = v.get_mut(key).ok_or(format!("unknown policy key {key:?}"))?;
         *slot = match slot {
-            Value::Bool(_) => Value::Bool(match raw {
+            Value::Bool(_) => Value::Bool(match raw.trim().to_ascii_lowercase().as_str() {
                 "true" | "yes" | "on" | "1" => true,
                 "false" | "no" | "off" | "0" => false,
                 _ => return Err(format!("{key} takes true or false")),

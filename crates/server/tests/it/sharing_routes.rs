@@ -10,7 +10,7 @@ use reqwest::Method;
 
 use crate::{
     harness::{Server, backends, temp_dir, text},
-    sharing::{ocs, propfind, put, pw, setup, share},
+    sharing::{ocs, propfind, put, pw, setup, share, start},
     sync_fixtures::rclone_debian,
 };
 
@@ -110,7 +110,7 @@ const LONG_AGO: i64 = 1_600_000_000;
 #[tokio::test]
 async fn expired_shares_are_gone_on_every_route_whatever_the_cleanup() {
     for b in backends() {
-        let s = Server::start(b).await;
+        let s = start(b).await;
         setup(&s).await;
         put(&s, "bob", "/Project/readme.txt", Some("second version")).await;
         let id = file_id(&s, "bob", "/Project/readme.txt").await;
@@ -313,7 +313,7 @@ async fn a_link_password_is_asked_on_every_route_and_guessing_is_throttled() {
 
 #[tokio::test]
 async fn a_hidden_download_is_refused_by_every_download_route() {
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     let link =
         share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("hideDownload", "true")])
@@ -352,7 +352,7 @@ async fn a_hidden_download_is_refused_by_every_download_route() {
 #[tokio::test]
 async fn a_file_drop_shows_nothing_and_overwrites_nothing() {
     for b in backends() {
-        let s = Server::start(b).await;
+        let s = start(b).await;
         setup(&s).await;
         put(&s, "bob", "/Inbox/", None).await;
         put(&s, "bob", "/Inbox/secret-report.pdf", Some("confidential")).await;
@@ -422,7 +422,7 @@ async fn a_file_drop_shows_nothing_and_overwrites_nothing() {
 
 #[tokio::test]
 async fn a_read_only_link_refuses_every_change() {
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     let link = share(&s, "bob", &[("path", "/Project"), ("shareType", "3")]).await;
     let token = link["token"].as_str().unwrap();
@@ -466,7 +466,7 @@ async fn a_read_only_link_refuses_every_change() {
 #[tokio::test]
 async fn a_stricter_policy_holds_for_shares_that_already_exist() {
     for b in backends() {
-        let s = Server::start(b).await;
+        let s = start(b).await;
         setup(&s).await;
         let id = file_id(&s, "bob", "/Project/readme.txt").await;
         share(
@@ -570,7 +570,8 @@ async fn a_stricter_policy_holds_for_shares_that_already_exist() {
             &[("path", "/Project/readme.txt"), ("shareType", "0"), ("shareWith", "dave")],
         )
         .await;
-        assert_eq!(code, 403);
+        // The same answer as for an account that does not exist.
+        assert_eq!(code, 404);
         policy("only_share_with_group_members=false");
         all(&recipient_routes(&s, &id).await, 200, "policy relaxed again");
 
@@ -620,7 +621,7 @@ async fn a_stricter_policy_holds_for_shares_that_already_exist() {
 #[tokio::test]
 async fn rclone_reads_a_read_only_link_and_fills_a_file_drop() {
     let rclone = rclone_debian();
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     put(&s, "bob", "/Project/sub/", None).await;
     put(&s, "bob", "/Project/sub/deep.txt", Some("deep content")).await;
@@ -690,7 +691,7 @@ fn lock_token(r: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn locks_need_write_permission_and_never_shut_the_owner_out() {
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     let link = share(&s, "bob", &[("path", "/Project"), ("shareType", "3")]).await;
     let token = link["token"].as_str().unwrap();
@@ -744,7 +745,7 @@ async fn locks_need_write_permission_and_never_shut_the_owner_out() {
 
 #[tokio::test]
 async fn simultaneous_drops_of_one_name_all_arrive_and_the_drop_tells_nothing() {
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     put(&s, "bob", "/Inbox/", None).await;
     let link =
@@ -784,7 +785,7 @@ async fn simultaneous_drops_of_one_name_all_arrive_and_the_drop_tells_nothing() 
 
 #[tokio::test]
 async fn an_upload_that_outlives_its_link_is_not_kept() {
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     let link =
         share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("publicUpload", "true")])
@@ -825,7 +826,7 @@ fn tokio_stream_from(
 
 #[tokio::test]
 async fn parameters_are_read_strictly_and_a_closed_kind_cannot_be_edited() {
-    let s = Server::start(backends()[0]).await;
+    let s = start(backends()[0]).await;
     setup(&s).await;
     for (key, value) in [("hideDownload", "yes"), ("publicUpload", "on"), ("hideDownload", "maybe")]
     {
@@ -861,5 +862,110 @@ async fn parameters_are_read_strictly_and_a_closed_kind_cannot_be_edited() {
     let (_, v) = ocs(&s, "bob", "GET", &format!("/shares/{id}"), &[]).await;
     let shown = v["ocs"]["data"][0]["expiration"].as_str().unwrap_or("").to_owned();
     assert!(shown.ends_with(" 00:00:00"), "the enforced expiry is not shown: {v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn copy_over_an_existing_node_needs_the_right_to_delete_it() {
+    for b in backends() {
+        let s = start(b).await;
+        setup(&s).await;
+        put(&s, "bob", "/Project/sub/", None).await;
+        put(&s, "bob", "/Project/sub/inner.txt", Some("inner")).await;
+        put(&s, "bob", "/Project/other.txt", Some("other")).await;
+        // read, update, create: no delete.
+        share(
+            &s,
+            "bob",
+            &[
+                ("path", "/Project"),
+                ("shareType", "0"),
+                ("shareWith", "alice"),
+                ("permissions", "7"),
+            ],
+        )
+        .await;
+        let link =
+            share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("permissions", "5")])
+                .await;
+        let token = link["token"].as_str().unwrap();
+        let alice_copy = |from: &str, to: &str| {
+            let dest = s.url(&format!("/remote.php/dav/files/alice{to}"));
+            s.dav("COPY", "alice", &pw("alice"), from)
+                .header("Destination", dest)
+                .header("Overwrite", "T")
+        };
+        assert_eq!(
+            alice_copy("/Project/other.txt", "/Project/sub")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            403
+        );
+        assert_eq!(
+            alice_copy("/Project/other.txt", "/Project/readme.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            403
+        );
+        let base = format!("/public.php/dav/files/{token}");
+        let r = s
+            .client
+            .request(Method::from_bytes(b"COPY").unwrap(), s.url(&format!("{base}/other.txt")))
+            .header("Destination", s.url(&format!("{base}/readme.txt")))
+            .header("Overwrite", "T")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "a read+create link overwrote a file by COPY");
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/readme.txt").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/sub/inner.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        // A copy to a free name is what create allows.
+        assert_eq!(
+            alice_copy("/Project/other.txt", "/Project/copy.txt")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            201
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn guessing_link_tokens_is_throttled_per_address() {
+    let env = [
+        ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "5"),
+        ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+        ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "5"),
+    ];
+    let s = Server::start_with(backends()[0], &env).await;
+    setup(&s).await;
+    let link = share(&s, "bob", &[("path", "/Project"), ("shareType", "3")]).await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let r = s.client.get(s.url(&format!("/s/NoSuchToken{i:04}"))).send().await.unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes[..5], [404; 5], "{codes:?}");
+    assert_eq!(codes[7], 429, "{codes:?}");
+    let url = s.url(&format!("/public.php/dav/files/{}/", link["token"].as_str().unwrap()));
+    let r = s.client.request(Method::from_bytes(b"PROPFIND").unwrap(), &url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429, "the guessing address still reaches links");
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let r = elsewhere.request(Method::from_bytes(b"PROPFIND").unwrap(), &url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 207);
     s.stop().await;
 }

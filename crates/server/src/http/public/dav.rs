@@ -6,7 +6,7 @@ use axum::{extract::Request, response::Response};
 use http::{StatusCode, header};
 use strongroom_core::sharing::PublicLink;
 
-use super::{Attempt, audit, has_pass, try_password};
+use super::{Attempt, admit, audit, has_pass, try_password, unknown_token};
 use crate::{
     app::App,
     http::{
@@ -52,12 +52,22 @@ fn gone() -> Response {
 }
 
 async fn serve(app: &App, req: Request, token: String, prefix: &str, below: &str) -> Response {
+    let client = req.extensions().get::<Client>().cloned().unwrap_or_else(|| Client::of(app, &req));
+    match admit(app, &client).await {
+        Ok(true) => {}
+        Ok(false) => return throttled(req).await,
+        Err(e) => return unavailable(&e),
+    }
     let link = match app.shares.link(&token).await {
         Ok(Some(l)) => l,
-        Ok(None) => return strongroom_dav::refuse_unread(req.into_body(), gone()).await,
+        Ok(None) => {
+            if let Err(e) = unknown_token(app, &client).await {
+                return unavailable(&e);
+            }
+            return strongroom_dav::refuse_unread(req.into_body(), gone()).await;
+        }
         Err(e) => return unavailable(&e),
     };
-    let client = req.extensions().get::<Client>().cloned().unwrap_or_else(|| Client::of(app, &req));
     match unlock(app, &client, req.headers(), &link).await {
         Ok(true) => {}
         Ok(false) => {

@@ -92,6 +92,21 @@ pub async fn try_password(
     Ok(Attempt::Wrong)
 }
 
+/// What a visitor's address may do before a link is looked up: refused
+/// past the budget of wrong passwords and unknown tokens.
+pub async fn admit(app: &App, client: &Client) -> Result<bool, Error> {
+    Ok(app.throttle.check(client.address, ACTION).await? != Verdict::Blocked)
+}
+
+/// A token that names no usable link counts like a wrong password, and is
+/// answered after the same growing delay: tokens cannot be enumerated fast.
+pub async fn unknown_token(app: &App, client: &Client) -> Result<(), Error> {
+    if let Verdict::Wait(d) = app.throttle.check(client.address, ACTION).await? {
+        tokio::time::sleep(d).await;
+    }
+    app.throttle.failed(client.address, ACTION, "unknown link").await
+}
+
 /// One line of the audit log about a link.
 pub fn audit(
     app: &App,

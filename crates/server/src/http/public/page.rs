@@ -19,7 +19,7 @@ use strongroom_core::{
     Error, Node, NodeKind, Principal, TreePath, files::Ctx, secret::Secret, sharing::PublicLink,
 };
 
-use super::{Attempt, audit, has_pass, pass_cookie, try_password};
+use super::{Attempt, admit, audit, has_pass, pass_cookie, try_password, unknown_token};
 use crate::{
     app::App,
     http::{
@@ -58,16 +58,32 @@ enum Gate {
     Closed(Response),
 }
 
-async fn gate(app: &App, token: &str, headers: &HeaderMap) -> Gate {
+async fn gate(app: &App, client: &Client, token: &str, headers: &HeaderMap) -> Gate {
+    match admit(app, client).await {
+        Ok(true) => {}
+        Ok(false) => return Gate::Closed(too_many()),
+        Err(e) => return Gate::Closed(failed(&e)),
+    }
     match app.shares.link(token).await {
         Ok(Some(link)) => match has_pass(app, headers, &link).await {
             Ok(true) => Gate::Open(link),
             Ok(false) => Gate::Locked(link),
             Err(e) => Gate::Closed(failed(&e)),
         },
-        Ok(None) => Gate::Closed(gone()),
+        Ok(None) => match unknown_token(app, client).await {
+            Ok(()) => Gate::Closed(gone()),
+            Err(e) => Gate::Closed(failed(&e)),
+        },
         Err(e) => Gate::Closed(failed(&e)),
     }
+}
+
+fn too_many() -> Response {
+    status_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        "Too many failed attempts. Try again later.",
+    )
 }
 
 fn password_form(token: &str, wrong: bool) -> Response {
@@ -105,7 +121,7 @@ pub async fn show(
     Extension(nonce): Extension<CspNonce>,
     headers: HeaderMap,
 ) -> Response {
-    let link = match gate(&app, &token, &headers).await {
+    let link = match gate(&app, &client, &token, &headers).await {
         Gate::Open(l) => l,
         Gate::Locked(_) => return password_form(&token, false),
         Gate::Closed(r) => return r,
@@ -224,7 +240,7 @@ pub async fn authenticate(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let link = match gate(&app, &token, &headers).await {
+    let link = match gate(&app, &client, &token, &headers).await {
         Gate::Open(_) => return Redirect::to(&format!("/s/{token}")).into_response(),
         Gate::Locked(l) => l,
         Gate::Closed(r) => return r,
@@ -295,7 +311,7 @@ async fn serve_file(
     headers: &HeaderMap,
     inline: bool,
 ) -> Response {
-    let link = match gate(app, token, headers).await {
+    let link = match gate(app, client, token, headers).await {
         Gate::Open(l) => l,
         Gate::Locked(_) => return password_form(token, false),
         Gate::Closed(r) => return r,
