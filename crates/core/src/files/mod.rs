@@ -171,28 +171,49 @@ const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.siz
 
 /// Resolves `path` in the owner's tree to the chain of nodes from the root to
 /// the target, or `None` when some segment does not exist.
+///
+/// One query whatever the depth: a recursive walk from the owner's root that
+/// at depth `d` follows the child named by segment `d` on the
+/// `(parent_id, name)` index (files have no children, so the walk stops at
+/// them). Fewer rows than segments plus one means a segment is missing.
 pub(crate) async fn resolve<C: Conn>(
     c: &mut C,
     owner: &User,
     path: &TreePath,
 ) -> Result<Option<Vec<Node>>> {
-    let root_sql = format!(
-        "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?"
+    let segs = path.segments();
+    let mut args: Vec<Val> = vec![owner.root_id.into()];
+    let step = if segs.is_empty() {
+        // The root alone: the recursive part must still be valid SQL.
+        "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id WHERE 1 = 0"
+            .to_owned()
+    } else {
+        let mut case = String::from("CASE w.depth");
+        for (i, s) in segs.iter().enumerate() {
+            case.push_str(&format!(" WHEN {i} THEN ?"));
+            args.push(s.as_str().into());
+        }
+        case.push_str(" END");
+        format!(
+            "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id \
+             AND n.name = {case} WHERE w.depth < {}",
+            segs.len()
+        )
+    };
+    let sql = format!(
+        "WITH RECURSIVE walk(depth, id) AS (SELECT 0, n0.id FROM nodes n0 WHERE n0.id = ? \
+         UNION ALL {step}) \
+         SELECT {NODE_COLUMNS} FROM walk w JOIN nodes n ON n.id = w.id \
+         LEFT JOIN blobs b ON b.id = n.blob_id ORDER BY w.depth"
     );
-    let root = c.row(&root_sql, &[owner.root_id.into()]).await?;
-    let Some(root) = root else { return Err(Error::Internal("user has no home folder".into())) };
-    let mut chain = vec![Node::from_row(&root)?];
-    for name in path.segments() {
-        let parent = chain.last().expect("chain is never empty");
-        if parent.kind != NodeKind::Folder {
-            return Ok(None);
-        }
-        match child(c, parent.id, name).await? {
-            Some(n) => chain.push(n),
-            None => return Ok(None),
-        }
+    let rows = c.rows(&sql, &args).await?;
+    if rows.is_empty() {
+        return Err(Error::Internal("user has no home folder".into()));
     }
-    Ok(Some(chain))
+    if rows.len() != segs.len() + 1 {
+        return Ok(None);
+    }
+    rows.iter().map(Node::from_row).collect::<Result<Vec<_>>>().map(Some)
 }
 
 pub(crate) async fn fetch_node<C: Conn>(c: &mut C, id: i64) -> Result<Option<Node>> {
