@@ -78,18 +78,6 @@ impl Call<'_> {
         below.rebase(&TreePath::root(), &self.base)
     }
 
-    /// Refuses a Destination inside a received share when the request works
-    /// in one's own tree: content does not move between trees.
-    pub fn check_not_in_mount(&self, path: &TreePath) -> Result<(), Error> {
-        if self.mounts.iter().any(|m| path.starts_with(&m.at)) {
-            return Err(Error::Forbidden(
-                "the Destination is inside a shared folder; copy between trees is not supported"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }

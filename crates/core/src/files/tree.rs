@@ -71,9 +71,8 @@ impl Files {
                 let size = if deep || src.kind == NodeKind::File { src.size } else { 0 };
                 check_quota_in(&mut tx, cx, size - replaced.as_ref().map_or(0, |n| n.size)).await?;
                 let parent = chain.last().expect("chain").id;
-                let new_id =
-                    copy_subtree(&mut tx, &src, parent, to.name().unwrap_or_default(), deep)
-                        .await?;
+                let name = to.name().unwrap_or_default();
+                let new_id = copy_subtree(&mut tx, &src, parent, name, deep, cx.owner.id).await?;
                 let delta = size - replaced.as_ref().map_or(0, |n| n.size);
                 propagate(&mut tx, &chain_ids(&chain), delta).await?;
                 let node = node_by_id(&mut tx, new_id).await?;
@@ -82,6 +81,74 @@ impl Files {
             })
             .await?;
         self.release(freed).await;
+        Ok(placed)
+    }
+
+    /// Copies `from` of one tree to `to` of another (one's own files and a
+    /// share one received, or two shares): content is shared by blob, the
+    /// copy belongs to the destination's owner and counts against its quota.
+    /// Both owners' rows are locked, in id order, so changes to either tree
+    /// do not interleave with it.
+    pub async fn copy_across(
+        &self,
+        from_cx: &Ctx<'_>,
+        from: &TreePath,
+        to_cx: &Ctx<'_>,
+        to: &TreePath,
+        overwrite: bool,
+        deep: bool,
+    ) -> Result<Placed> {
+        from_cx.allow(Op::Read)?;
+        to_cx.allow(Op::Create)?;
+        let (placed, freed) = self
+            .retry(|| async {
+                let (a, b) =
+                    (from_cx.owner.id.min(to_cx.owner.id), from_cx.owner.id.max(to_cx.owner.id));
+                let mut tx = self.begin_for(a).await?;
+                if b != a {
+                    tx.lock_row("users", b).await?;
+                }
+                let src = resolve(&mut tx, from_cx.owner, from)
+                    .await?
+                    .ok_or(Error::NotFound)?
+                    .pop()
+                    .expect("chain");
+                let (chain, replaced, freed) =
+                    self.clear_destination(&mut tx, to_cx, to, overwrite).await?;
+                let size = if deep || src.kind == NodeKind::File { src.size } else { 0 };
+                let delta = size - replaced.as_ref().map_or(0, |n| n.size);
+                check_quota_in(&mut tx, to_cx, delta).await?;
+                let parent = chain.last().expect("chain").id;
+                let name = to.name().unwrap_or_default();
+                let new_id =
+                    copy_subtree(&mut tx, &src, parent, name, deep, to_cx.owner.id).await?;
+                propagate(&mut tx, &chain_ids(&chain), delta).await?;
+                let node = node_by_id(&mut tx, new_id).await?;
+                tx.commit().await?;
+                Ok((Placed { node, created: replaced.is_none() }, freed))
+            })
+            .await?;
+        self.release(freed).await;
+        Ok(placed)
+    }
+
+    /// Moves `from` of one tree to `to` of another: a copy, then the source
+    /// goes to its owner's trash (so a failure half way loses nothing).
+    /// Needs the right to delete the source before anything is copied.
+    pub async fn move_across(
+        &self,
+        from_cx: &Ctx<'_>,
+        from: &TreePath,
+        to_cx: &Ctx<'_>,
+        to: &TreePath,
+        overwrite: bool,
+    ) -> Result<Placed> {
+        from_cx.allow(Op::Delete)?;
+        if from.is_root() {
+            return Err(Error::Forbidden("the root folder cannot be moved".into()));
+        }
+        let placed = self.copy_across(from_cx, from, to_cx, to, overwrite, true).await?;
+        self.delete(from_cx, from).await?;
         Ok(placed)
     }
 
@@ -284,8 +351,17 @@ pub(crate) async fn unref_blobs(tx: &mut Tx, blob_ids: &[i64]) -> Result<Vec<Str
 
 /// Copies a node (and, when `deep`, its subtree) under `parent` as `name`.
 /// Content is shared: the copy references the same immutable blobs.
-async fn copy_subtree(tx: &mut Tx, src: &Node, parent: i64, name: &str, deep: bool) -> Result<i64> {
-    let top = insert_copy(tx, src, parent, name, deep || src.kind == NodeKind::File).await?;
+/// Copies `src` (and with `deep` everything below it) under `parent` as
+/// `name`, owned by `owner` (the destination tree's owner).
+async fn copy_subtree(
+    tx: &mut Tx,
+    src: &Node,
+    parent: i64,
+    name: &str,
+    deep: bool,
+    owner: i64,
+) -> Result<i64> {
+    let top = insert_copy(tx, src, parent, name, deep || src.kind == NodeKind::File, owner).await?;
     if !(deep && src.is_folder()) {
         return Ok(top);
     }
@@ -294,7 +370,7 @@ async fn copy_subtree(tx: &mut Tx, src: &Node, parent: i64, name: &str, deep: bo
         let mut next = Vec::new();
         for (old_parent, new_parent) in level {
             for c in children(tx, old_parent).await? {
-                let id = insert_copy(tx, &c, new_parent, &c.name, true).await?;
+                let id = insert_copy(tx, &c, new_parent, &c.name, true, owner).await?;
                 if c.is_folder() {
                     next.push((c.id, id));
                 }
@@ -311,6 +387,7 @@ async fn insert_copy(
     parent: i64,
     name: &str,
     with_size: bool,
+    owner: i64,
 ) -> Result<i64> {
     let now = now_secs();
     let size = if with_size { src.size } else { 0 };
@@ -319,7 +396,7 @@ async fn insert_copy(
             "INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag, blob_id, content_type, checksum) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
-                src.owner_id.into(), parent.into(), name.into(), src.kind.code().into(), size.into(), src.mtime.into(),
+                owner.into(), parent.into(), name.into(), src.kind.code().into(), size.into(), src.mtime.into(),
                 now.into(), new_etag().into(), src.blob_id.into(), src.content_type.clone().into(), src.checksum.clone().into(),
             ],
         )

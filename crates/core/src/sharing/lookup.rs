@@ -12,6 +12,11 @@ use crate::{
 };
 
 impl Shares {
+    /// An account by id (the sharing service's view of users).
+    pub async fn account(&self, id: i64) -> Result<Option<User>> {
+        self.users.get_by_id(id).await
+    }
+
     pub async fn node(&self, id: i64) -> Result<Option<Node>> {
         let mut db = self.db.clone();
         fetch_node(&mut db, id).await

@@ -270,6 +270,21 @@ async fn a_user_share_appears_in_the_recipients_tree_with_its_permissions() {
         assert_eq!(put(&s, "alice", "/Project/sub/", None).await, 403);
         let r = s.dav("DELETE", "alice", &pw("alice"), "/Project/readme.txt").send().await.unwrap();
         assert_eq!(r.status().as_u16(), 403);
+        // Reading allows a copy out, not a move out; nothing comes in.
+        let copy_or_move = |m: &str, from: &str, to: &str| {
+            let dest = s.url(&format!("/remote.php/dav/files/alice{to}"));
+            s.dav(m, "alice", &pw("alice"), from).header("Destination", dest)
+        };
+        let r = copy_or_move("MOVE", "/Project/readme.txt", "/taken.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        let r = copy_or_move("COPY", "/Project/readme.txt", "/copied.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let r = s.dav("GET", "alice", &pw("alice"), "/copied.txt").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+        let r = copy_or_move("COPY", "/copied.txt", "/Project/pushed.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/readme.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "a refused move took the file");
         // The owner's side: the share type on the node.
         let (_, own) = propfind(&s, "bob", "/", "1").await;
         let entry = own.split("<d:response>").find(|r| r.contains("/bob/Project/")).unwrap();
@@ -292,7 +307,7 @@ async fn a_user_share_appears_in_the_recipients_tree_with_its_permissions() {
         assert_eq!(put(&s, "alice", "/Project/from-alice.txt", Some("hi bob")).await, 201);
         let r = s.dav("GET", "bob", &pw("bob"), "/Project/from-alice.txt").send().await.unwrap();
         assert_eq!(text(r).await, (200, "hi bob".to_owned()));
-        // The share's root cannot be moved away; nothing leaves the share by MOVE.
+        // The share's root cannot be moved away.
         let dest = s.url("/remote.php/dav/files/alice/Elsewhere");
         let r = s
             .dav("MOVE", "alice", &pw("alice"), "/Project")
@@ -301,14 +316,30 @@ async fn a_user_share_appears_in_the_recipients_tree_with_its_permissions() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 403);
-        let dest = s.url("/remote.php/dav/files/alice/stolen.txt");
+        // With the right to delete, a file moves out into alice's own files
+        // (bob's goes to his trash), and copies go both ways.
+        let dest = s.url("/remote.php/dav/files/alice/mine.txt");
         let r = s
-            .dav("MOVE", "alice", &pw("alice"), "/Project/readme.txt")
+            .dav("MOVE", "alice", &pw("alice"), "/Project/from-alice.txt")
             .header("Destination", &dest)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 403);
+        assert_eq!(r.status().as_u16(), 201);
+        let r = s.dav("GET", "alice", &pw("alice"), "/mine.txt").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hi bob".to_owned()));
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/from-alice.txt").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+        let dest = s.url("/remote.php/dav/files/alice/Project/back.txt");
+        let r = s
+            .dav("COPY", "alice", &pw("alice"), "/mine.txt")
+            .header("Destination", &dest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let r = s.dav("GET", "bob", &pw("bob"), "/Project/back.txt").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hi bob".to_owned()));
         // Paths cannot climb out of the share.
         for sneaky in ["/Project/../../bob/secret", "/Project/%2e%2e/x", "/Project/..%2Fx"] {
             let r = s.dav("GET", "alice", &pw("alice"), sneaky).send().await.unwrap();

@@ -743,6 +743,16 @@ async fn nextcloudcmd_syncs_a_received_share_both_ways() {
     sync_ok(&s, &alice, &dir, &home, "share: owner's change comes down").await;
     assert_eq!(std::fs::read_to_string(dir.join("Project/later.txt")).unwrap(), "bob again");
 
+    // Moving files between the share and one's own folders works both ways.
+    std::fs::rename(dir.join("Project/from-alice.txt"), dir.join("taken-out.txt")).unwrap();
+    std::fs::write(dir.join("own.txt"), "alice's own").unwrap();
+    sync_ok(&s, &alice, &dir, &home, "share: files in").await;
+    std::fs::rename(dir.join("own.txt"), dir.join("Project/own.txt")).unwrap();
+    sync_ok(&s, &alice, &dir, &home, "share: files moved").await;
+    assert_eq!(alice.req("GET", "taken-out.txt").send().await.unwrap().text().await.unwrap(), "new from alice");
+    assert_eq!(bob.req("GET", "Project/from-alice.txt").send().await.unwrap().status(), 404);
+    assert_eq!(get("Project/own.txt").await, b"alice's own");
+
     let r = s
         .client
         .put(s.url(&format!("/ocs/v2.php/apps/files_sharing/api/v1/shares/{id}?format=json")))
