@@ -749,7 +749,10 @@ async fn nextcloudcmd_syncs_a_received_share_both_ways() {
     sync_ok(&s, &alice, &dir, &home, "share: files in").await;
     std::fs::rename(dir.join("own.txt"), dir.join("Project/own.txt")).unwrap();
     sync_ok(&s, &alice, &dir, &home, "share: files moved").await;
-    assert_eq!(alice.req("GET", "taken-out.txt").send().await.unwrap().text().await.unwrap(), "new from alice");
+    assert_eq!(
+        alice.req("GET", "taken-out.txt").send().await.unwrap().text().await.unwrap(),
+        "new from alice"
+    );
     assert_eq!(bob.req("GET", "Project/from-alice.txt").send().await.unwrap().status(), 404);
     assert_eq!(get("Project/own.txt").await, b"alice's own");
 
