@@ -55,40 +55,15 @@ impl Files {
         overwrite: bool,
         deep: bool,
     ) -> Result<Placed> {
-        cx.allow(Op::Read)?;
-        cx.allow(Op::Create)?;
-        check_not_inside(from, to)?;
-        let (placed, freed) = self
-            .retry(|| async {
-                let mut tx = self.begin_for(cx.owner.id).await?;
-                let src = resolve(&mut tx, cx.owner, from)
-                    .await?
-                    .ok_or(Error::NotFound)?
-                    .pop()
-                    .expect("chain");
-                let (chain, replaced, freed) =
-                    self.clear_destination(&mut tx, cx, to, overwrite).await?;
-                let size = if deep || src.kind == NodeKind::File { src.size } else { 0 };
-                check_quota_in(&mut tx, cx, size - replaced.as_ref().map_or(0, |n| n.size)).await?;
-                let parent = chain.last().expect("chain").id;
-                let name = to.name().unwrap_or_default();
-                let new_id = copy_subtree(&mut tx, &src, parent, name, deep, cx.owner.id).await?;
-                let delta = size - replaced.as_ref().map_or(0, |n| n.size);
-                propagate(&mut tx, &chain_ids(&chain), delta).await?;
-                let node = node_by_id(&mut tx, new_id).await?;
-                tx.commit().await?;
-                Ok((Placed { node, created: replaced.is_none() }, freed))
-            })
-            .await?;
-        self.release(freed).await;
-        Ok(placed)
+        self.copy_across(cx, from, cx, to, overwrite, deep).await
     }
 
-    /// Copies `from` of one tree to `to` of another (one's own files and a
-    /// share one received, or two shares): content is shared by blob, the
-    /// copy belongs to the destination's owner and counts against its quota.
-    /// Both owners' rows are locked, in id order, so changes to either tree
-    /// do not interleave with it.
+    /// Copies `from` of the tree of `from_cx` to `to` of the tree of `to_cx`
+    /// (the same tree, or one's own files and a share one received, or two
+    /// shares): content is shared by blob, the copy belongs to the
+    /// destination's owner and counts against its quota. Both owners' rows
+    /// are locked, in id order, so changes to either tree do not interleave
+    /// with it.
     pub async fn copy_across(
         &self,
         from_cx: &Ctx<'_>,
@@ -100,6 +75,10 @@ impl Files {
     ) -> Result<Placed> {
         from_cx.allow(Op::Read)?;
         to_cx.allow(Op::Create)?;
+        // Two shares of one owner may name the same tree: never into itself.
+        if from_cx.owner.id == to_cx.owner.id {
+            check_not_inside(from, to)?;
+        }
         let (placed, freed) = self
             .retry(|| async {
                 let (a, b) =

@@ -768,3 +768,37 @@ async fn a_share_sleeps_while_its_file_is_in_the_trash_and_goes_with_the_purge()
     assert_eq!(out.lines().count(), 1, "the share of a purged file is left behind: {out}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_folder_never_copies_into_itself_through_two_shares_of_its_owner() {
+    let s = start(backends()[0]).await;
+    setup(&s).await;
+    put(&s, "bob", "/Project/sub/", None).await;
+    for path in ["/Project", "/Project/sub"] {
+        share(
+            &s,
+            "bob",
+            &[("path", path), ("shareType", "0"), ("shareWith", "alice"), ("permissions", "31")],
+        )
+        .await;
+    }
+    // alice sees both: /Project and /sub (the same folder as /Project/sub).
+    let dest = s.url("/remote.php/dav/files/alice/sub/copy-of-project");
+    let r = s
+        .dav("COPY", "alice", &pw("alice"), "/Project")
+        .header("Destination", &dest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = s
+        .dav("MOVE", "alice", &pw("alice"), "/Project/readme.txt")
+        .header("Destination", s.url("/remote.php/dav/files/alice/sub/readme.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "a move between two shares of one owner");
+    let r = s.dav("GET", "bob", &pw("bob"), "/Project/sub/readme.txt").send().await.unwrap();
+    assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+    s.stop().await;
+}
