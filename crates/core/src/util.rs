@@ -55,6 +55,15 @@ pub(crate) async fn write_meta<T: serde::Serialize>(
     Ok(())
 }
 
+/// `name (n)`, the number before a file name's extension: `a (2).txt`.
+pub fn numbered(name: &str, n: u32) -> String {
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    format!("{stem} ({n}){ext}")
+}
+
 /// How many times a transaction that lost a race is tried again.
 const RETRIES: u32 = 20;
 

@@ -432,7 +432,7 @@ async fn write_row(
 async fn free_name_in(tx: &mut Tx, parent_id: i64, path: &TreePath) -> Result<(String, TreePath)> {
     let name = path.name().unwrap_or_default();
     for n in 1..=10_000u32 {
-        let candidate = if n == 1 { name.to_owned() } else { crate::sharing::numbered(name, n) };
+        let candidate = if n == 1 { name.to_owned() } else { crate::util::numbered(name, n) };
         if super::child(tx, parent_id, &candidate).await?.is_none() {
             let parent = path.parent().unwrap_or_default();
             return Ok((candidate.clone(), parent.join(&candidate)?));

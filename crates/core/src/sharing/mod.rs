@@ -25,7 +25,7 @@ use strongroom_store::{Db, Row, Tx, Val};
 
 pub use dates::{Expiry, day_start, format_date, parse_date};
 pub use manage::{NewShare, ShareUpdate};
-pub use mounts::{Located, Mount, PublicLink, free_name, numbered};
+pub use mounts::{Located, Mount, PublicLink, free_name};
 pub use pass::PASS_SECS;
 pub use policy::{ExcludeMode, Policy};
 

@@ -421,20 +421,11 @@ pub fn free_name(name: &str, taken: &mut HashSet<String>) -> String {
     let mut candidate = name.to_owned();
     let mut n = 2;
     while taken.contains(&candidate) {
-        candidate = numbered(name, n);
+        candidate = crate::util::numbered(name, n);
         n += 1;
     }
     taken.insert(candidate.clone());
     candidate
-}
-
-/// `name (n)`, the number before a file name's extension: `a (2).txt`.
-pub fn numbered(name: &str, n: u32) -> String {
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
-        _ => (name, ""),
-    };
-    format!("{stem} ({n}){ext}")
 }
 
 #[cfg(test)]
