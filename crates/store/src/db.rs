@@ -3,6 +3,8 @@
 //! sqlx's `Any` driver is avoided on purpose (it rejects several column types);
 //! instead every query is written once with `?` placeholders, rewritten to `$n`
 //! for PostgreSQL, and bound from the handful of value types this project uses.
+//! PostgreSQL and MySQL go through sqlx; SQLite through [`crate::sqlite`],
+//! which runs statements without sqlx's thread hand-offs.
 //!
 //! Query text is taken as `&str` so that `IN (…)` lists can be built; callers only
 //! ever join literal fragments and [`placeholders`], and bind every value.
@@ -13,11 +15,9 @@ use sqlx::{
     AssertSqlSafe, Row as _,
     mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow},
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres},
-    sqlite::{
-        Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-        SqliteSynchronous,
-    },
 };
+
+use crate::sqlite::{SqlitePool, SqliteRow, SqliteTx};
 
 /// The SQL dialect of a connection; a few statements differ per dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +122,12 @@ pub enum Row {
 
 impl Row {
     pub fn i64(&self, i: usize) -> Result<i64, DbError> {
-        Ok(match self {
-            Row::Sqlite(r) => r.try_get(i)?,
-            Row::Postgres(r) => r.try_get(i)?,
-            Row::MySql(r) => r.try_get(i)?,
-        })
+        self.opt_i64(i)?.ok_or_else(|| DbError::Other(format!("column {i} is NULL")))
     }
 
     pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, DbError> {
         Ok(match self {
-            Row::Sqlite(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.opt_i64(i)?,
             Row::Postgres(r) => r.try_get(i)?,
             Row::MySql(r) => r.try_get(i)?,
         })
@@ -143,7 +139,7 @@ impl Row {
 
     pub fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
         Ok(match self {
-            Row::Sqlite(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.opt_str(i)?,
             Row::Postgres(r) => r.try_get(i)?,
             // Columns with a binary collation (names compare byte-wise) are reported
             // as binary by MySQL, so they are read as bytes and checked as UTF-8.
@@ -160,25 +156,14 @@ impl Row {
 /// A database handle: a pool of one backend.
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool, WriteGate),
+    Sqlite(SqlitePool),
     Postgres(PgPool),
     MySql(MySqlPool),
 }
 
-/// Queues this process's SQLite write transactions in memory. SQLite lets one
-/// writer in at a time; without the queue the others poll in SQLite's busy
-/// handler, which sleeps 1, 2, 5, … 100 ms between tries, so under concurrent
-/// PUTs most of the wait was sleep. Other processes (the CLI) still meet the
-/// busy handler, which stays the fallback.
-pub type WriteGate = std::sync::Arc<tokio::sync::Mutex<()>>;
-
-/// How long a SQLite writer waits for its turn, like SQLite's `busy_timeout`.
-const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(10);
-
 /// An open transaction; dropped without [`Tx::commit`] it rolls back.
 pub enum Tx {
-    // The guard is declared after the transaction so it is released after it.
-    Sqlite(sqlx::Transaction<'static, Sqlite>, tokio::sync::OwnedMutexGuard<()>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
     MySql(sqlx::Transaction<'static, MySql>),
 }
@@ -227,18 +212,12 @@ fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Runs `$body` with `$q` bound to the prepared query for whichever backend `$conn` is.
+/// Runs `$body` with `$q` bound to the prepared query on PostgreSQL or MySQL;
+/// `$sqlite` is what SQLite does instead.
 macro_rules! on_backend {
-    ($self:expr, $sql:expr, $args:expr, |$q:ident, $c:ident, $wrap:ident| $body:expr) => {
+    ($self:expr, $sql:expr, $args:expr, |$s:ident| $sqlite:expr, |$q:ident, $c:ident, $wrap:ident| $body:expr) => {
         match $self {
-            Self::Sqlite($c, ..) => {
-                let $q = bind_all!(
-                    sqlx::query::<Sqlite>(AssertSqlSafe(sqlite_sql($sql).into_owned())),
-                    $args
-                );
-                let $wrap = Row::Sqlite;
-                $body
-            }
+            Self::Sqlite($s) => $sqlite,
             Self::Postgres($c) => {
                 let $q =
                     bind_all!(sqlx::query::<Postgres>(AssertSqlSafe(pg_placeholders($sql))), $args);
@@ -254,25 +233,17 @@ macro_rules! on_backend {
     };
 }
 
+/// The rows of a SQLite statement, wrapped as [`Row`]s.
+fn sqlite_rows(rows: Vec<SqliteRow>) -> Vec<Row> {
+    rows.into_iter().map(Row::Sqlite).collect()
+}
+
 impl Db {
     /// Connects to the database named by `url` (`sqlite://`, `postgres://`, `mysql://`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         let acquire = Duration::from_secs(5);
         if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|e| DbError::Other(e.to_string()))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // FULL: a commit is on stable storage before it is acknowledged.
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(acquire)
-                .connect_with(opts)
-                .await?;
-            Ok(Db::Sqlite(pool, WriteGate::default()))
+            Ok(Db::Sqlite(SqlitePool::open(url, max_connections).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts =
                 PgConnectOptions::from_str(url).map_err(|e| DbError::Other(e.to_string()))?;
@@ -339,44 +310,53 @@ impl Db {
     /// transactions on the same data run one after the other.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Db::Sqlite(p, gate) => {
-                // A timeout rather than an endless wait: a caller that began a
-                // second transaction while holding one would otherwise hang.
-                let turn = tokio::time::timeout(SQLITE_WRITE_WAIT, gate.clone().lock_owned())
-                    .await
-                    .map_err(|_| DbError::Retry)?;
-                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
-            }
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
             Db::MySql(p) => Tx::MySql(p.begin().await?),
         })
     }
 
     pub async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, DbError> {
-        on_backend!(self, sql, args, |q, c, _w| Ok(q.execute(c).await?.rows_affected()))
+        on_backend!(
+            self,
+            sql,
+            args,
+            |p| Ok(p.run(&sqlite_sql(sql), args, Some(0)).await?.1),
+            |q, c, _w| Ok(q.execute(c).await?.rows_affected())
+        )
     }
 
     pub async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Row>, DbError> {
-        on_backend!(self, sql, args, |q, c, w| Ok(q
-            .fetch_all(c)
-            .await?
-            .into_iter()
-            .map(w)
-            .collect()))
+        on_backend!(
+            self,
+            sql,
+            args,
+            |p| Ok(sqlite_rows(p.run(&sqlite_sql(sql), args, None).await?.0)),
+            |q, c, w| Ok(q.fetch_all(c).await?.into_iter().map(w).collect())
+        )
     }
 
     pub async fn row(&self, sql: &str, args: &[Val]) -> Result<Option<Row>, DbError> {
-        on_backend!(self, sql, args, |q, c, w| Ok(q.fetch_optional(c).await?.map(w)))
+        on_backend!(
+            self,
+            sql,
+            args,
+            |p| Ok(sqlite_rows(p.run(&sqlite_sql(sql), args, Some(1)).await?.0).pop()),
+            |q, c, w| Ok(q.fetch_optional(c).await?.map(w))
+        )
     }
 
     /// Runs a statement given as text (migrations), without parameters.
     pub(crate) async fn exec_raw(&self, sql: String) -> Result<(), DbError> {
         match self {
-            Db::Sqlite(p, _) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
-            Db::Postgres(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
-            Db::MySql(p) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop),
+            Db::Sqlite(p) => p.exec_batch(sql).await,
+            Db::Postgres(p) => {
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop).map_err(DbError::from)
+            }
+            Db::MySql(p) => {
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(p).await.map(drop).map_err(DbError::from)
+            }
         }
-        .map_err(DbError::from)
     }
 
     /// Checks that the database answers.
@@ -386,7 +366,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(p, _) => p.close().await,
+            Db::Sqlite(p) => p.close().await,
             Db::Postgres(p) => p.close().await,
             Db::MySql(p) => p.close().await,
         }
@@ -403,20 +383,33 @@ impl Tx {
     }
 
     pub async fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64, DbError> {
-        on_backend!(self, sql, args, |q, c, _w| Ok(q.execute(&mut **c).await?.rows_affected()))
+        on_backend!(
+            self,
+            sql,
+            args,
+            |t| Ok(t.run(&sqlite_sql(sql), args, Some(0))?.1),
+            |q, c, _w| Ok(q.execute(&mut **c).await?.rows_affected())
+        )
     }
 
     pub async fn rows(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, DbError> {
-        on_backend!(self, sql, args, |q, c, w| Ok(q
-            .fetch_all(&mut **c)
-            .await?
-            .into_iter()
-            .map(w)
-            .collect()))
+        on_backend!(
+            self,
+            sql,
+            args,
+            |t| Ok(sqlite_rows(t.run(&sqlite_sql(sql), args, None)?.0)),
+            |q, c, w| Ok(q.fetch_all(&mut **c).await?.into_iter().map(w).collect())
+        )
     }
 
     pub async fn row(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, DbError> {
-        on_backend!(self, sql, args, |q, c, w| Ok(q.fetch_optional(&mut **c).await?.map(w)))
+        on_backend!(
+            self,
+            sql,
+            args,
+            |t| Ok(sqlite_rows(t.run(&sqlite_sql(sql), args, Some(1))?.0).pop()),
+            |q, c, w| Ok(q.fetch_optional(&mut **c).await?.map(w))
+        )
     }
 
     /// Locks the row `id` of `table` until the transaction ends (`SELECT … FOR
@@ -437,12 +430,9 @@ impl Tx {
     /// the others report the last insert id of the connection.
     pub async fn insert(&mut self, sql: &str, args: &[Val]) -> Result<i64, DbError> {
         match self {
-            Tx::Sqlite(c, _) => {
-                let q = bind_all!(
-                    sqlx::query::<Sqlite>(AssertSqlSafe(sqlite_sql(sql).into_owned())),
-                    args
-                );
-                Ok(q.execute(&mut **c).await?.last_insert_rowid())
+            Tx::Sqlite(t) => {
+                t.run(&sqlite_sql(sql), args, Some(0))?;
+                t.last_insert_rowid()
             }
             Tx::Postgres(c) => {
                 let text = format!("{} RETURNING id", pg_placeholders(sql));
@@ -459,7 +449,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), DbError> {
         match self {
-            Tx::Sqlite(t, _gate) => t.commit().await?,
+            Tx::Sqlite(t) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
             Tx::MySql(t) => t.commit().await?,
         }

@@ -9,6 +9,7 @@ mod blobs;
 pub mod crypt;
 mod db;
 mod migrations;
+mod sqlite;
 
 pub use blobs::{BlobError, BlobKey, BlobStore, BlobWriter, ByteStream, StoredBlob};
 pub use db::{Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};

@@ -118,8 +118,9 @@ async fn run_admin_sql(backend: Backend, url: &str, sql: &str) {
             sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect(sql);
         }
         Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(url).await.expect("open SQLite");
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect(sql);
+            let path = url.trim_start_matches("sqlite://");
+            let c = rusqlite::Connection::open(path).expect("open SQLite");
+            c.execute_batch(sql).expect(sql);
         }
     }
 }

@@ -823,9 +823,7 @@ async fn pending_token(b: &mut Browser) -> String {
 
 /// Rows left of a user's second factors, read straight from the SQLite file.
 async fn factor_rows(s: &Server, user_id: i64) -> i64 {
-    use sqlx::{Connection, Row};
-    let url = format!("sqlite://{}", s.data_dir.join("strongroom.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let c = rusqlite::Connection::open(s.data_dir.join("strongroom.db")).unwrap();
     let mut n = 0;
     for table in [
         "twofactor_totp",
@@ -835,7 +833,7 @@ async fn factor_rows(s: &Server, user_id: i64) -> i64 {
         "mfa_challenges",
     ] {
         let q = format!("SELECT COUNT(*) FROM {table} WHERE user_id = {user_id}");
-        n += sqlx::query(sqlx::AssertSqlSafe(q)).fetch_one(&mut c).await.unwrap().get::<i64, _>(0);
+        n += c.query_row(&q, [], |r| r.get::<_, i64>(0)).unwrap();
     }
     n
 }
@@ -958,21 +956,14 @@ async fn factors_are_turned_off_from_the_page_and_go_with_the_account() {
     assert!(location(&r).contains("done=off"));
     let (out, _) = s.cli_ok(&["twofactor", "status", "lena"]);
     assert!(out.contains("totp: off") && out.contains("backup codes: 10 of 10"), "{out}");
-    let id = sqlx_user_id(&s, "lena").await;
+    let id = user_id_in_db(&s, "lena").await;
     assert!(factor_rows(&s, id).await > 0);
     s.cli_ok(&["user", "delete", "lena", "--yes"]);
     assert_eq!(factor_rows(&s, id).await, 0, "second-factor rows outlive the account");
     s.stop().await;
 }
 
-async fn sqlx_user_id(s: &Server, uid: &str) -> i64 {
-    use sqlx::{Connection, Row};
-    let url = format!("sqlite://{}", s.data_dir.join("strongroom.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("SELECT id FROM users WHERE uid = ?")
-        .bind(uid)
-        .fetch_one(&mut c)
-        .await
-        .unwrap()
-        .get(0)
+async fn user_id_in_db(s: &Server, uid: &str) -> i64 {
+    let c = rusqlite::Connection::open(s.data_dir.join("strongroom.db")).unwrap();
+    c.query_row("SELECT id FROM users WHERE uid = ?", [uid], |r| r.get(0)).unwrap()
 }

@@ -1,0 +1,454 @@
+//! SQLite through its C library directly (rusqlite), without a thread per
+//! connection.
+//!
+//! sqlx runs every SQLite connection on a thread of its own and hands each
+//! statement and each result row to it through a channel; under load those
+//! hand-offs (context switches and futex wake-ups) were about 40 % of the
+//! server's CPU for a small GET. Here a read runs on the calling thread: with
+//! the database in WAL mode a reader never waits for a writer, and a lookup
+//! that hits SQLite's page cache takes microseconds. What can wait on the disk
+//! or on another process runs on tokio's blocking pool instead: a `COMMIT`
+//! (it flushes the WAL, `synchronous = FULL`), a statement that writes outside
+//! a transaction, and a `BEGIN IMMEDIATE` that finds the write lock held by
+//! another process (the CLI).
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, types::Value};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+use crate::db::{DbError, Val};
+
+/// How long a writer waits for SQLite's write lock held by another process,
+/// and for its turn among this process's writers.
+pub(crate) const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a caller waits for a free connection.
+const ACQUIRE_WAIT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: the server runs about a hundred
+/// distinct statements, the hot ones a dozen.
+const STATEMENT_CACHE: usize = 128;
+
+/// A pool of SQLite connections to one database file.
+#[derive(Clone)]
+pub struct SqlitePool(Arc<Shared>);
+
+struct Shared {
+    path: PathBuf,
+    flags: OpenFlags,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+    /// Queues this process's write transactions in memory. SQLite lets one
+    /// writer in at a time; without the queue the others poll in SQLite's
+    /// busy handler, which sleeps 1, 2, 5, … 100 ms between tries. Other
+    /// processes (the CLI) still meet the busy handler, which stays the
+    /// fallback.
+    writers: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A result row, copied out of SQLite.
+pub struct SqliteRow(Vec<Value>);
+
+impl SqliteRow {
+    pub(crate) fn opt_i64(&self, i: usize) -> Result<Option<i64>, DbError> {
+        match self.0.get(i) {
+            Some(Value::Integer(v)) => Ok(Some(*v)),
+            Some(Value::Null) => Ok(None),
+            Some(other) => Err(DbError::Other(format!("column {i} is not an integer: {other:?}"))),
+            None => Err(DbError::Other(format!("no column {i}"))),
+        }
+    }
+
+    pub(crate) fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
+        match self.0.get(i) {
+            Some(Value::Text(v)) => Ok(Some(v.clone())),
+            Some(Value::Null) => Ok(None),
+            Some(Value::Blob(b)) => String::from_utf8(b.clone())
+                .map(Some)
+                .map_err(|_| DbError::Other("non UTF-8 text".into())),
+            Some(other) => Err(DbError::Other(format!("column {i} is not text: {other:?}"))),
+            None => Err(DbError::Other(format!("no column {i}"))),
+        }
+    }
+}
+
+/// A connection taken from the pool; back to the pool when dropped.
+pub(crate) struct Pooled {
+    conn: Option<Connection>,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            // A connection left inside a transaction (a failed ROLLBACK) is closed,
+            // never handed to the next caller.
+            if c.is_autocommit() {
+                self.shared.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+            }
+        }
+    }
+}
+
+impl Pooled {
+    fn conn(&self) -> Result<&Connection, DbError> {
+        self.conn.as_ref().ok_or_else(|| DbError::Unavailable("connection lost".into()))
+    }
+
+    /// Runs `work` with the connection on tokio's blocking pool and takes it back.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn =
+            self.conn.take().ok_or_else(|| DbError::Unavailable("connection lost".into()))?;
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let out = work(&conn);
+            (conn, out)
+        })
+        .await
+        .map_err(|e| DbError::Other(format!("database task failed: {e}")))?;
+        self.conn = Some(conn);
+        out
+    }
+}
+
+impl SqlitePool {
+    /// Opens (and with `create`, creates) the database named by a `sqlite:` URL:
+    /// `sqlite:///absolute/path`, `sqlite://relative/path` or `sqlite:path`,
+    /// optionally followed by `?mode=rwc` (the default), `?mode=rw` or `?mode=ro`.
+    pub async fn open(url: &str, max_connections: u32) -> Result<SqlitePool, DbError> {
+        let (path, flags) = parse_url(url)?;
+        let pool = SqlitePool(Arc::new(Shared {
+            path,
+            flags,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
+            writers: Arc::default(),
+        }));
+        // Open one connection now so a wrong path fails at start, not at the first request.
+        let first = pool.acquire().await?;
+        drop(first);
+        Ok(pool)
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<Pooled, DbError> {
+        let permit = tokio::time::timeout(ACQUIRE_WAIT, self.0.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| DbError::Unavailable("no free database connection".into()))?
+            .map_err(|_| DbError::Unavailable("database closed".into()))?;
+        let idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let (path, flags) = (self.0.path.clone(), self.0.flags);
+                tokio::task::spawn_blocking(move || open_connection(&path, flags))
+                    .await
+                    .map_err(|e| DbError::Other(format!("database task failed: {e}")))??
+            }
+        };
+        Ok(Pooled { conn: Some(conn), shared: self.0.clone(), _permit: permit })
+    }
+
+    /// Runs one statement outside a transaction. A statement that only reads
+    /// runs here; one that writes takes its turn among the writers and runs
+    /// (with its implicit commit and flush) on the blocking pool.
+    pub(crate) async fn run(
+        &self,
+        sql: &str,
+        args: &[Val],
+        limit: Option<usize>,
+    ) -> Result<(Vec<SqliteRow>, u64), DbError> {
+        let mut c = self.acquire().await?;
+        if c.conn()?.prepare_cached(sql).map_err(map_err)?.readonly() {
+            return run_on(c.conn()?, sql, args, limit);
+        }
+        let _turn = self.writer_turn().await?;
+        let (sql, args) = (sql.to_owned(), args.to_vec());
+        c.blocking(move |conn| run_on(conn, &sql, &args, limit)).await
+    }
+
+    async fn writer_turn(&self) -> Result<OwnedMutexGuard<()>, DbError> {
+        // A timeout rather than an endless wait: a caller that began a second
+        // transaction while holding one would otherwise hang.
+        tokio::time::timeout(WRITE_WAIT, self.0.writers.clone().lock_owned())
+            .await
+            .map_err(|_| DbError::Retry)
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`: the write lock is taken at once).
+    pub(crate) async fn begin(&self) -> Result<SqliteTx, DbError> {
+        let turn = self.writer_turn().await?;
+        let mut c = self.acquire().await?;
+        // Without a busy wait first: the lock is normally free, since this
+        // process's writers queue above. If another process holds it, wait for
+        // it on the blocking pool rather than sleep on this thread.
+        let conn = c.conn()?;
+        conn.busy_timeout(Duration::ZERO).map_err(map_err)?;
+        let first = conn.execute_batch("BEGIN IMMEDIATE");
+        conn.busy_timeout(WRITE_WAIT).map_err(map_err)?;
+        match first {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => {
+                c.blocking(|conn| conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)).await?
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+        Ok(SqliteTx { conn: c, open: true, _turn: turn })
+    }
+
+    /// Runs a script of statements (the migrations) on the blocking pool.
+    pub(crate) async fn exec_batch(&self, sql: String) -> Result<(), DbError> {
+        let _turn = self.writer_turn().await?;
+        let mut c = self.acquire().await?;
+        c.blocking(move |conn| conn.execute_batch(&sql).map_err(map_err)).await
+    }
+
+    /// Closes the idle connections and refuses new ones.
+    pub async fn close(&self) {
+        self.0.permits.close();
+        self.0.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// An open write transaction; dropped without [`SqliteTx::commit`] it rolls back.
+pub struct SqliteTx {
+    conn: Pooled,
+    open: bool,
+    // Declared last so the turn passes on only after the rollback in `drop`.
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl SqliteTx {
+    pub(crate) fn run(
+        &mut self,
+        sql: &str,
+        args: &[Val],
+        limit: Option<usize>,
+    ) -> Result<(Vec<SqliteRow>, u64), DbError> {
+        run_on(self.conn.conn()?, sql, args, limit)
+    }
+
+    pub(crate) fn last_insert_rowid(&self) -> Result<i64, DbError> {
+        Ok(self.conn.conn()?.last_insert_rowid())
+    }
+
+    /// Commits on the blocking pool: the commit waits for the WAL to reach the disk.
+    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
+        let out = self.conn.blocking(|conn| conn.execute_batch("COMMIT").map_err(map_err)).await;
+        // On failure `drop` rolls back whatever is still open.
+        self.open = out.is_err();
+        out
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open
+            && let Some(c) = self.conn.conn.as_ref()
+            && !c.is_autocommit()
+        {
+            // A rollback in WAL mode discards pages in memory: nothing to wait for.
+            if let Err(e) = c.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "SQLite rollback failed; the connection is closed");
+            }
+        }
+    }
+}
+
+/// Prepares (from the connection's cache), binds and runs one statement,
+/// copying out at most `limit` rows; also returns how many rows it changed.
+fn run_on(
+    conn: &Connection,
+    sql: &str,
+    args: &[Val],
+    limit: Option<usize>,
+) -> Result<(Vec<SqliteRow>, u64), DbError> {
+    let mut st = conn.prepare_cached(sql).map_err(map_err)?;
+    for (i, a) in args.iter().enumerate() {
+        let r = match a {
+            Val::I64(v) => st.raw_bind_parameter(i + 1, v),
+            Val::OptI64(v) => st.raw_bind_parameter(i + 1, v),
+            Val::Str(v) => st.raw_bind_parameter(i + 1, v.as_str()),
+            Val::OptStr(v) => st.raw_bind_parameter(i + 1, v.as_deref()),
+        };
+        r.map_err(map_err)?;
+    }
+    let columns = st.column_count();
+    // A statement that writes runs to its end whatever it returns; a read
+    // stops at the rows asked for.
+    let to_the_end = !st.readonly();
+    let mut out = Vec::new();
+    let mut rows = st.raw_query();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        if limit.is_some_and(|n| out.len() >= n) {
+            if to_the_end {
+                continue;
+            }
+            break;
+        }
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            let v = row.get_ref(i).map_err(map_err)?;
+            values.push(Value::try_from(v).map_err(|e| DbError::Other(e.to_string()))?);
+        }
+        out.push(SqliteRow(values));
+    }
+    drop(rows);
+    Ok((out, conn.changes()))
+}
+
+fn open_connection(path: &std::path::Path, flags: OpenFlags) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(..) => {
+            DbError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        }
+        e => map_err(e),
+    })?;
+    conn.busy_timeout(WRITE_WAIT).map_err(map_err)?;
+    // FULL: a commit is on stable storage before it is acknowledged.
+    let read_only = flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
+    let journal = if read_only { "" } else { "PRAGMA journal_mode = WAL;" };
+    conn.execute_batch(&format!("{journal} PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"))
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn parse_url(url: &str) -> Result<(PathBuf, OpenFlags), DbError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| DbError::Other("not a sqlite: URL".into()))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(DbError::Other("the sqlite: URL names no file".into()));
+    }
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let mut flags = base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        flags = match param {
+            "mode=rwc" => base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            "mode=rw" => base | OpenFlags::SQLITE_OPEN_READ_WRITE,
+            "mode=ro" => base | OpenFlags::SQLITE_OPEN_READ_ONLY,
+            other => {
+                return Err(DbError::Other(format!(
+                    "unsupported sqlite: URL parameter {other:?} (only mode=rwc, rw or ro)"
+                )));
+            }
+        };
+    }
+    Ok((PathBuf::from(path), flags))
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Classifies a SQLite error the way [`DbError`] does for the other backends.
+fn map_err(e: rusqlite::Error) -> DbError {
+    use rusqlite::ErrorCode as C;
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        // 2067 / 1555: SQLITE_CONSTRAINT_UNIQUE / SQLITE_CONSTRAINT_PRIMARYKEY.
+        if f.extended_code == 2067 || f.extended_code == 1555 {
+            return DbError::Conflict;
+        }
+        return match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => DbError::Retry,
+            C::CannotOpen | C::SystemIoFailure | C::DiskFull | C::NotADatabase => {
+                DbError::Unavailable(e.to_string())
+            }
+            _ => DbError::Other(e.to_string()),
+        };
+    }
+    DbError::Other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_file_and_a_mode() {
+        let (p, f) = parse_url("sqlite:///var/db/x.db").unwrap();
+        assert_eq!(p, PathBuf::from("/var/db/x.db"));
+        assert!(f.contains(OpenFlags::SQLITE_OPEN_CREATE));
+        let (p, f) = parse_url("sqlite:rel.db?mode=ro").unwrap();
+        assert_eq!(p, PathBuf::from("rel.db"));
+        assert!(f.contains(OpenFlags::SQLITE_OPEN_READ_ONLY));
+        assert!(parse_url("sqlite://").is_err());
+        assert!(parse_url("sqlite:x.db?cache=shared").is_err());
+    }
+
+    fn temp_url(name: &str) -> (PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("sr-sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        (dir, url)
+    }
+
+    #[tokio::test]
+    async fn a_dropped_transaction_rolls_back_and_the_next_writer_gets_in() {
+        let (dir, url) = temp_url("rollback");
+        let pool = SqlitePool::open(&url, 4).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)".into())
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        tx.run("INSERT INTO t (v) VALUES (?)", &[Val::from("a")], None).unwrap();
+        drop(tx);
+        let (rows, _) = pool.run("SELECT count(*) FROM t", &[], None).await.unwrap();
+        assert_eq!(rows[0].opt_i64(0).unwrap(), Some(0));
+
+        let mut tx = pool.begin().await.unwrap();
+        tx.run("INSERT INTO t (v) VALUES (?)", &[Val::from("b")], None).unwrap();
+        assert!(matches!(
+            tx.run("INSERT INTO t (v) VALUES (?)", &[Val::from("b")], None),
+            Err(DbError::Conflict)
+        ));
+        tx.commit().await.unwrap();
+        let (_, changed) = pool
+            .run("UPDATE t SET v = ? WHERE v = ?", &["c".into(), "b".into()], None)
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+        let (rows, _) = pool.run("SELECT v, NULL FROM t", &[], None).await.unwrap();
+        assert_eq!(rows[0].opt_str(0).unwrap().as_deref(), Some("c"));
+        assert_eq!(rows[0].opt_str(1).unwrap(), None);
+        assert!(rows[0].opt_i64(0).is_err());
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_for_another_process_holding_the_lock() {
+        let (dir, url) = temp_url("busy");
+        let pool = SqlitePool::open(&url, 4).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)".into()).await.unwrap();
+        // A second, independent connection stands for another process.
+        let (path, flags) = parse_url(&url).unwrap();
+        let other = open_connection(&path, flags).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE; INSERT INTO t DEFAULT VALUES;").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let mut tx = pool.begin().await.unwrap();
+        tx.run("INSERT INTO t DEFAULT VALUES", &[], None).unwrap();
+        tx.commit().await.unwrap();
+        release.join().unwrap();
+        let (rows, _) = pool.run("SELECT count(*) FROM t", &[], None).await.unwrap();
+        assert_eq!(rows[0].opt_i64(0).unwrap(), Some(2));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
