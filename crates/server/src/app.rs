@@ -1,7 +1,7 @@
 //! Opening an installation: database, migrations, blob store, services, and
 //! the first-start set-up (instance id and the first admin account).
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use strongroom_core::{
     Files, Users,
@@ -19,9 +19,21 @@ use strongroom_store::{BlobStore, Db, Val};
 
 use crate::config::Config;
 
-/// Everything a request handler or an admin command needs.
+/// Everything a request handler or an admin command needs. Cloned for every
+/// request (axum's state), so it is one shared pointer: a clone of the
+/// services themselves was several dozen reference counts and a `Vec` copy.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<Services>);
+
+impl std::ops::Deref for App {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind an [`App`].
+pub struct Services {
     pub db: Db,
     pub users: Users,
     pub files: Files,
@@ -124,7 +136,7 @@ impl App {
             public_url: config.public_url.clone(),
         };
         let twofactor_config = config.twofactor.clone();
-        Ok(App {
+        Ok(App(Arc::new(Services {
             db,
             users,
             files,
@@ -138,7 +150,7 @@ impl App {
             twofactor,
             twofactor_config,
             shares,
-        })
+        })))
     }
 
     /// On the very first start, creates the admin account. Returns the
