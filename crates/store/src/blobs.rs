@@ -302,6 +302,17 @@ impl BlobStore {
 
     /// The stored size of a blob, or `None` when it is missing.
     pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>, BlobError> {
+        if let Some(root) = &self.local_root {
+            // One stat(2), done here: through OpenDAL it is a blocking-pool hand-off.
+            return match std::fs::metadata(root.join(key.path())) {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(BlobError::Storage(
+                    opendal::Error::new(opendal::ErrorKind::Unexpected, "stat of a blob")
+                        .set_source(e),
+                )),
+            };
+        }
         match self.op.stat(&key.path()).await {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
@@ -619,7 +630,9 @@ mod tests {
             let got = collect(store.read(&key, None, n, r.clone()).await.unwrap()).await;
             assert_eq!(got, content[r.start as usize..r.end as usize], "range {r:?}");
         }
+        assert_eq!(store.size(&key).await.unwrap(), Some(n));
         let missing = BlobKey::random();
+        assert_eq!(store.size(&missing).await.unwrap(), None);
         for r in [0..10, 0..n] {
             match store.read(&missing, None, n, r).await {
                 Ok(s) => assert!(fails(s).await, "a missing blob was read without an error"),
