@@ -227,8 +227,10 @@ impl Files {
         let mut freed = Vec::new();
         let trash = super::trash::trash_root(&mut tx, user.id).await?;
         for id in [user.root_id, trash] {
-            let root = node_by_id(&mut tx, id).await?;
-            freed.extend(remove_subtree(&mut tx, &root).await?);
+            // Already gone when an earlier deletion of the account was cut short.
+            if let Some(root) = super::fetch_node(&mut tx, id).await? {
+                freed.extend(remove_subtree(&mut tx, &root).await?);
+            }
         }
         tx.exec("DELETE FROM trash WHERE user_id = ?", &[user.id.into()]).await?;
         freed.extend(super::uploads::drop_all(&mut tx, user.id).await?);

@@ -331,3 +331,27 @@ async fn a_streamed_upload_over_quota_is_cut_short() {
 }
 
 use futures_util::StreamExt as _;
+
+/// Deleting an account removes its files, then its rows. A deletion cut short
+/// between the two (a crash, a killed command) once left an account that could
+/// still log in, answered 500 to everything ("user has no home folder") and
+/// could not be deleted again ("transaction conflict").
+#[tokio::test]
+async fn an_account_whose_deletion_was_cut_short_is_off_and_deleting_it_again_finishes() {
+    for b in backends() {
+        let s = Server::start(b).await;
+        s.add_user("dora", "dora-password-1");
+        let put = s.dav("PUT", "dora", "dora-password-1", "/f").body("x").send().await.unwrap();
+        assert_eq!(put.status(), 201);
+        // What the first deletion's first steps leave behind: the account off,
+        // its files gone, its row still there.
+        s.cli_ok(&["user", "disable", "dora"]);
+        s.sql("DELETE FROM nodes WHERE owner_id = (SELECT id FROM users WHERE uid = 'dora')").await;
+        let listing = s.dav("PROPFIND", "dora", "dora-password-1", "/").send().await.unwrap();
+        assert_eq!(listing.status(), 401, "{b:?}");
+        s.cli_ok(&["user", "delete", "dora", "--yes"]);
+        let (users, _) = s.cli_ok(&["user", "list"]);
+        assert!(!users.contains("dora"), "{b:?}: {users}");
+        s.stop().await;
+    }
+}
