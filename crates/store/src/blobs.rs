@@ -248,8 +248,11 @@ impl BlobStore {
         if first == 0 {
             // Read on its own so that the segments below arrive aligned to the
             // chunks (each chunk then decrypts in place, without a copy).
-            let header = self.op.read_with(&key.path()).range(0..HEADER_LEN as u64).await?;
-            if let Err(e) = cipher.check_header(&header.to_vec()) {
+            let header = match &self.local_root {
+                Some(root) => read_small(&root.join(key.path()), 0..HEADER_LEN as u64)?.to_vec(),
+                None => self.op.read_with(&key.path()).range(0..HEADER_LEN as u64).await?.to_vec(),
+            };
+            if let Err(e) = cipher.check_header(&header) {
                 let what = e.to_string();
                 enc.report(key.as_str(), &what);
                 return Err(BlobError::Integrity { blob: key.0.clone(), what });
@@ -257,10 +260,22 @@ impl BlobStore {
         }
         let from = HEADER_LEN as u64 + first * SEALED_SEGMENT as u64;
         let to = (HEADER_LEN as u64 + (last_needed + 1) * SEALED_SEGMENT as u64).min(total);
-        let reader = self.op.reader_with(&key.path()).chunk(4 * SEALED_SEGMENT).await?;
-        let inner = reader.into_bytes_stream(from..to).await?.map_err(std::io::Error::other);
+        let inner: ByteStream = match &self.local_root {
+            // A short span (up to four segments; a 4 KiB range read touches
+            // one or two) is read at once, as small plain reads are (see
+            // INLINE_READ): the blocking-pool hand-offs cost more than the read.
+            Some(root) if to - from <= 4 * SEALED_SEGMENT as u64 => {
+                let bytes = read_small(&root.join(key.path()), from..to)?;
+                Box::pin(futures_util::stream::once(async move { Ok(bytes) }))
+            }
+            _ => {
+                let reader = self.op.reader_with(&key.path()).chunk(4 * SEALED_SEGMENT).await?;
+                let s = reader.into_bytes_stream(from..to).await?.map_err(std::io::Error::other);
+                Box::pin(s)
+            }
+        };
         let state = Decrypting {
-            inner: Box::pin(inner),
+            inner,
             cipher,
             buf: BytesMut::new(),
             seg: first,
