@@ -1,5 +1,6 @@
 //! `strongroom`: the server and its admin command line in one binary.
 
+mod allocator;
 mod app;
 mod cli;
 mod config;
@@ -10,7 +11,13 @@ mod maintenance;
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    cli::run().await
+fn main() -> ExitCode {
+    allocator::tune();
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(cli::run()),
+        Err(e) => {
+            eprintln!("strongroom: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

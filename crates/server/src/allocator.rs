@@ -1,0 +1,36 @@
+//! Keeps glibc's allocator from holding on to the memory of password hashes.
+//!
+//! Argon2id needs 19 MiB per hash. glibc serves an allocation that large
+//! with its own mmap and gives it back when freed, but then raises its mmap
+//! threshold to that size ("dynamic threshold"), so later hashes come from a
+//! thread's arena and their 19 MiB stay resident after the hash: a fresh
+//! server that hashed its generated admin password idled at 36 MiB instead
+//! of about 16. Setting the threshold explicitly turns the dynamic raise off.
+//! The only way to set it without `unsafe` (forbidden in this workspace) is
+//! glibc's tunables variable, read when a process starts, so the binary
+//! starts itself once more with it set.
+
+use std::{os::unix::process::CommandExt, process::Command};
+
+const TUNABLES: &str = "GLIBC_TUNABLES";
+/// Allocations from 4 MiB up are mapped on their own and unmapped when freed:
+/// the hashes, not the 1 MiB frames of large transfers.
+const SETTING: &str = "glibc.malloc.mmap_threshold=4194304";
+
+/// Re-executes this binary with [`SETTING`] unless glibc tunables are already
+/// set (by us, or by an operator who chose their own). Returns only when no
+/// re-execution happens or it failed; the process then runs on unchanged.
+pub fn tune() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(TUNABLES).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut args = std::env::args_os();
+    let mut cmd = Command::new(exe);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    let err = cmd.args(args).env(TUNABLES, SETTING).exec();
+    // Only reached when exec failed (say, the binary was replaced on disk).
+    eprintln!("strongroom: running without allocator tuning ({err})");
+}
