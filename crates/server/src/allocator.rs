@@ -13,6 +13,7 @@
 use std::{os::unix::process::CommandExt, process::Command};
 
 const TUNABLES: &str = "GLIBC_TUNABLES";
+const SELF: &str = "/proc/self/exe";
 /// Allocations from 4 MiB up are mapped on their own and unmapped when freed:
 /// the hashes, not the 1 MiB frames of large transfers.
 const SETTING: &str = "glibc.malloc.mmap_threshold=4194304";
@@ -24,13 +25,21 @@ pub fn tune() {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(TUNABLES).is_some() {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else { return };
+    // The running image itself, not its path: a binary replaced or deleted
+    // on disk since it started is still the one that runs again.
+    let Ok(image) = std::fs::read_link(SELF) else { return };
+    // Started through the dynamic loader (`ld-linux-x86-64.so.2 ./strongroom
+    // …`), the image is the loader, which would take our arguments as its own.
+    let name = image.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with("ld-") || name.starts_with("ld.so") {
+        return;
+    }
     let mut args = std::env::args_os();
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(SELF);
     if let Some(arg0) = args.next() {
         cmd.arg0(arg0);
     }
     let err = cmd.args(args).env(TUNABLES, SETTING).exec();
-    // Only reached when exec failed (say, the binary was replaced on disk).
+    // Only reached when exec failed.
     eprintln!("strongroom: running without allocator tuning ({err})");
 }

@@ -261,4 +261,12 @@ async fn the_first_start_gives_the_password_hash_memory_back() {
             Some(s) => assert!(environ.contains(&format!("GLIBC_TUNABLES={s}")), "kept"),
         }
     }
+    // Started through the dynamic loader, the binary must not re-execute the
+    // loader with its own arguments.
+    let loader = std::path::Path::new("/lib64/ld-linux-x86-64.so.2");
+    if loader.exists() {
+        let out = Command::new(loader).arg(bin()).arg("--version").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("strongroom"), "{text}");
+    }
 }
