@@ -129,14 +129,14 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 u.group_add_user("admin", &uid).await.map_err(|e| e.to_string())?;
             }
             audit(app, "user.created", &uid);
-            println!("user {uid} created");
+            out!("user {uid} created");
         }
         UserCommand::List => {
             for user in u.list().await.map_err(|e| e.to_string())? {
                 let groups = u.groups_of(user.id).await.map_err(|e| e.to_string())?;
                 let quota = if user.quota < 0 { "none".to_owned() } else { user.quota.to_string() };
                 let state = if user.enabled { "enabled" } else { "disabled" };
-                println!(
+                out!(
                     "{}\t{}\t{state}\tquota={quota}\tgroups={}",
                     user.uid,
                     user.display(),
@@ -150,7 +150,7 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
             }
             u.delete(&uid, &app.files).await.map_err(|e| not_found(e, "user", &uid))?;
             audit(app, "user.deleted", &uid);
-            println!("user {uid} deleted");
+            out!("user {uid} deleted");
         }
         UserCommand::Passwd { uid, password_file } => {
             let pw = password(password_file)?;
@@ -159,12 +159,12 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 u.end_sessions(user.id, None).await.map_err(|e| e.to_string())?;
             }
             audit(app, "password.changed", &uid);
-            println!("password of {uid} changed");
+            out!("password of {uid} changed");
         }
         UserCommand::Enable { uid } => {
             u.set_enabled(&uid, true).await.map_err(|e| not_found(e, "user", &uid))?;
             audit(app, "user.enabled", &uid);
-            println!("user {uid} enabled");
+            out!("user {uid} enabled");
         }
         UserCommand::Disable { uid } => {
             u.set_enabled(&uid, false).await.map_err(|e| not_found(e, "user", &uid))?;
@@ -172,12 +172,12 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 u.end_sessions(user.id, None).await.map_err(|e| e.to_string())?;
             }
             audit(app, "user.disabled", &uid);
-            println!("user {uid} disabled");
+            out!("user {uid} disabled");
         }
         UserCommand::Quota { uid, quota } => {
             u.set_quota(&uid, parse_size(&quota)?).await.map_err(|e| not_found(e, "user", &uid))?;
             audit(app, "user.changed", &uid);
-            println!("quota of {uid} set");
+            out!("quota of {uid} set");
         }
         UserCommand::Set { uid, key, value } => {
             let user = u
@@ -193,7 +193,7 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
             }
             .map_err(|e| e.to_string())?;
             audit(app, "user.changed", &uid);
-            println!("{key} of {uid} set");
+            out!("{key} of {uid} set");
         }
         UserCommand::Wipe { uid } => {
             let user = u
@@ -203,7 +203,7 @@ pub async fn user(app: &App, cmd: UserCommand) -> Result<(), String> {
                 .ok_or(format!("no such user: {uid}"))?;
             let n = app.tokens.request_wipe_all(user.id).await.map_err(|e| e.to_string())?;
             audit(app, "wipe.requested", &uid);
-            println!("{n} devices of {uid} will be wiped");
+            out!("{n} devices of {uid} will be wiped");
         }
     }
     Ok(())
@@ -215,16 +215,16 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
         GroupCommand::Add { gid } => {
             u.group_create(&gid).await.map_err(|e| e.to_string())?;
             audit(app, "group.created", &gid);
-            println!("group {gid} created");
+            out!("group {gid} created");
         }
         GroupCommand::Delete { gid } => {
             u.group_delete(&gid).await.map_err(|e| not_found(e, "group", &gid))?;
             audit(app, "group.deleted", &gid);
-            println!("group {gid} deleted");
+            out!("group {gid} deleted");
         }
         GroupCommand::List => {
             for g in u.groups().await.map_err(|e| e.to_string())? {
-                println!("{}\t{}", g.gid, g.members.join(","));
+                out!("{}\t{}", g.gid, g.members.join(","));
             }
         }
         GroupCommand::Adduser { gid, uid } => {
@@ -232,14 +232,14 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| not_found(e, "group or user", &format!("{gid}/{uid}")))?;
             audit(app, "group.member_added", &uid);
-            println!("{uid} added to {gid}");
+            out!("{uid} added to {gid}");
         }
         GroupCommand::Removeuser { gid, uid } => {
             u.group_remove_user(&gid, &uid)
                 .await
                 .map_err(|e| not_found(e, "membership", &format!("{gid}/{uid}")))?;
             audit(app, "group.member_removed", &uid);
-            println!("{uid} removed from {gid}");
+            out!("{uid} removed from {gid}");
         }
         GroupCommand::Addadmin { gid, uid } => {
             let user = u
@@ -249,7 +249,7 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
                 .ok_or(format!("no such user: {uid}"))?;
             u.add_group_admin(&gid, &user).await.map_err(|e| not_found(e, "group", &gid))?;
             audit(app, "group.admin_added", &uid);
-            println!("{uid} administers {gid}");
+            out!("{uid} administers {gid}");
         }
         GroupCommand::Removeadmin { gid, uid } => {
             let user = u
@@ -261,12 +261,12 @@ pub async fn group(app: &App, cmd: GroupCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| not_found(e, "group administrator", &format!("{gid}/{uid}")))?;
             audit(app, "group.admin_removed", &uid);
-            println!("{uid} no longer administers {gid}");
+            out!("{uid} no longer administers {gid}");
         }
         GroupCommand::Rename { gid, name } => {
             u.group_set_display_name(&gid, &name).await.map_err(|e| not_found(e, "group", &gid))?;
             audit(app, "group.changed", &gid);
-            println!("{gid} renamed");
+            out!("{gid} renamed");
         }
     }
     Ok(())

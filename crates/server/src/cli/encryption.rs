@@ -144,15 +144,15 @@ async fn run_locked(
                 &master,
                 json!({"provider": provider.describe()}),
             );
-            println!("encryption is on: new content is sealed with master key {master}");
-            println!("run `strongroom encryption encrypt-all` to encrypt existing content");
+            out!("encryption is on: new content is sealed with master key {master}");
+            out!("run `strongroom encryption encrypt-all` to encrypt existing content");
             Ok(())
         }
         EncryptionCommand::Disable => {
             switch.enabled = false;
             switch.save(&app.db).await.map_err(err)?;
             audit_detail(app, "encryption.disabled", "", serde_json::Value::Null);
-            println!("encryption is off for new content; encrypted content stays readable");
+            out!("encryption is off for new content; encrypted content stays readable");
             Ok(())
         }
         EncryptionCommand::EncryptAll { batch, settle_secs } => {
@@ -184,22 +184,22 @@ async fn status(
     enc: Option<&strongroom_store::crypt::Encryption>,
 ) -> Result<(), String> {
     let counts = app.files.blob_counts().await.map_err(err)?;
-    println!("encryption: {}", if switch.enabled { "on" } else { "off" });
-    println!("current master key: {}", switch.master.as_deref().unwrap_or("none"));
+    out!("encryption: {}", if switch.enabled { "on" } else { "off" });
+    out!("current master key: {}", switch.master.as_deref().unwrap_or("none"));
     match enc {
         Some(e) => {
-            println!("key provider: {}", e.provider().describe());
+            out!("key provider: {}", e.provider().describe());
             let keys = e.provider().masters().map_err(err)?;
-            println!(
+            out!(
                 "master keys held: {}",
                 if keys.is_empty() { "none".into() } else { keys.join(", ") }
             );
         }
-        None => println!("key provider: none configured"),
+        None => out!("key provider: none configured"),
     }
-    println!("plaintext: {} blobs, {} bytes", counts.plain_blobs, counts.plain_bytes);
+    out!("plaintext: {} blobs, {} bytes", counts.plain_blobs, counts.plain_bytes);
     for (m, n, bytes) in &counts.sealed {
-        println!("encrypted with {m}: {n} blobs, {bytes} bytes");
+        out!("encrypted with {m}: {n} blobs, {bytes} bytes");
     }
     Ok(())
 }
@@ -263,19 +263,19 @@ async fn convert(
         master.unwrap_or(""),
         json!({"blobs": done, "bytes": bytes}),
     );
-    println!("{what}ed {done} blobs ({bytes} bytes) in {secs:.1} s; nothing is left to {what}");
-    println!(
+    out!("{what}ed {done} blobs ({bytes} bytes) in {secs:.1} s; nothing is left to {what}");
+    out!(
         "uploads that started before the switch and are still running land in the old form: \
          check `strongroom encryption status` once they are done, and run this again if needed"
     );
     let purged = app.files.purge_blob_garbage(now_secs()).await.map_err(err)?;
     if config.encryption.grace_secs() > 0 {
-        println!(
+        out!(
             "the replaced files are deleted after {} s by the running server (or the next run)",
             config.encryption.grace_secs()
         );
     } else {
-        println!("deleted {purged} replaced files");
+        out!("deleted {purged} replaced files");
     }
     Ok(())
 }
@@ -308,7 +308,7 @@ async fn rotate(
     switch.retiring.extend(old.clone());
     switch.save(&app.db).await.map_err(err)?;
     audit_detail(app, "encryption.rotation.started", &new, json!({"previous": old}));
-    println!("new master key {new}; waiting {settle_secs} s for running servers to switch");
+    out!("new master key {new}; waiting {settle_secs} s for running servers to switch");
     tokio::time::sleep(Duration::from_secs(settle_secs)).await;
     lease.check().await?;
     let mut total = 0;
@@ -329,18 +329,18 @@ async fn rotate(
         eprintln!("re-wrapped {total} data keys");
     }
     audit_detail(app, "encryption.rotation.finished", &new, json!({"rewrapped": total}));
-    println!("re-wrapped {total} data keys with {new}; no content was re-encrypted");
+    out!("re-wrapped {total} data keys with {new}; no content was re-encrypted");
     let held = provider.masters().map_err(err)?;
     let mut kept = Vec::new();
     for m in std::mem::take(&mut switch.retiring) {
         let refs = app.files.master_key_refs(&m).await.map_err(err)?;
         if refs > 0 {
-            println!("kept master key {m}: {refs} blobs still refer to it");
+            out!("kept master key {m}: {refs} blobs still refer to it");
             kept.push(m);
         } else if held.contains(&m) {
             provider.retire(&m).map_err(err)?;
             audit_detail(app, "encryption.master_key.retired", &m, serde_json::Value::Null);
-            println!("retired master key {m}");
+            out!("retired master key {m}");
         }
     }
     switch.retiring = kept;

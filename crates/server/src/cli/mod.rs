@@ -2,6 +2,22 @@
 //! on the same database as the server (found through the same `--data-dir` or
 //! `--config`).
 
+/// `println!` for the command line's output. A reader that goes away early
+/// (`strongroom user list | head -1`) ends the command quietly instead of a
+/// panic on the broken pipe; it must be defined before the modules using it.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("strongroom: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod accounts;
 mod encryption;
 mod security;
@@ -145,7 +161,7 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         Command::Db { command: DbCommand::Migrate } => {
             // App::open has applied them; a second run finds nothing to do.
             let ran = app.db.migrate().await.map_err(|e| e.to_string())?;
-            println!("database is up to date ({ran} migrations applied now)");
+            out!("database is up to date ({ran} migrations applied now)");
             Ok(())
         }
         Command::User { command } => accounts::user(&app, command).await,
@@ -168,8 +184,8 @@ async fn serve(
     match app.bootstrap_admin(admin, password_file).await? {
         Some(pw) => {
             // Shown once, on standard output, never through the log.
-            println!("Created the admin account {admin:?} with the password: {}", pw.expose());
-            println!("Store it now; it will not be shown again.");
+            out!("Created the admin account {admin:?} with the password: {}", pw.expose());
+            out!("Store it now; it will not be shown again.");
         }
         None => {}
     }
@@ -184,7 +200,7 @@ async fn serve(
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, database = app.db.dialect_name(), tls = tls.is_some(), "listening");
-    println!("Strongroom listening on {scheme}://{local}");
+    out!("Strongroom listening on {scheme}://{local}");
     // Only the server clears partial writes: an admin command run beside a
     // running server must not delete the uploads it is receiving.
     let blob_dir = config.blob_dir();

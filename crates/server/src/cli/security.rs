@@ -39,15 +39,15 @@ pub async fn security(app: &App, cmd: SecurityCommand) -> Result<(), String> {
         SecurityCommand::Bruteforce { command: BruteforceCommand::Status { address } } => {
             let counts = app.throttle.status(address).await.map_err(|e| e.to_string())?;
             if counts.is_empty() {
-                println!("{address}: no failed attempts recorded");
+                out!("{address}: no failed attempts recorded");
             }
             for (action, n) in counts {
-                println!("{address}\t{action}\t{n} failed attempts in the last 12 hours");
+                out!("{address}\t{action}\t{n} failed attempts in the last 12 hours");
             }
         }
         SecurityCommand::Bruteforce { command: BruteforceCommand::Reset { address } } => {
             app.throttle.reset(address).await.map_err(|e| e.to_string())?;
-            println!("{address}: failed attempts forgotten");
+            out!("{address}: failed attempts forgotten");
         }
     }
     Ok(())
@@ -58,7 +58,7 @@ pub fn audit(config: &Config, cmd: AuditCommand) -> Result<(), String> {
     let path = path.unwrap_or_else(|| config.audit_path());
     match verify(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))? {
         Verdict::Intact { lines } => {
-            println!("{}: {lines} records, chain intact", path.display());
+            out!("{}: {lines} records, chain intact", path.display());
             Ok(())
         }
         Verdict::Broken { line, reason } => {

@@ -46,12 +46,12 @@ pub async fn share(app: &App, cmd: ShareCommand) -> Result<(), String> {
                 None => None,
             };
             let policy = app.shares.policy().await.map_err(text)?;
-            println!(
+            out!(
                 "id\ttype\towner\tsharer\tnode\twith\tpermissions\texpires\tpassword\thide_download\tactive"
             );
             for s in app.shares.all(of).await.map_err(text)? {
                 let active = app.shares.usable(&s, &policy).await.map_err(text)?;
-                println!("{}", row(app, &s, active).await.map_err(text)?);
+                out!("{}", row(app, &s, active).await.map_err(text)?);
             }
         }
         ShareCommand::Delete { id } => {
@@ -60,7 +60,7 @@ pub async fn share(app: &App, cmd: ShareCommand) -> Result<(), String> {
                 let detail =
                     serde_json::json!({ "share_type": gone.share_type, "node": gone.node_id });
                 super::accounts::audit_detail(app, "share.deleted", &gone.id.to_string(), detail);
-                println!("share {} deleted", gone.id);
+                out!("share {} deleted", gone.id);
             }
         }
     }
@@ -106,7 +106,7 @@ pub async fn sharing(app: &App, cmd: SharingCommand) -> Result<(), String> {
         app.shares.set_policy(&policy).await.map_err(text)?;
         super::accounts::audit_detail(app, "sharing.policy", "", serde_json::json!(policy));
     }
-    println!("{}", serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?);
+    out!("{}", serde_json::to_string_pretty(&policy).map_err(|e| e.to_string())?);
     Ok(())
 }
 

@@ -36,9 +36,9 @@ pub async fn run(app: &App, cmd: TwoFactorCommand) -> Result<(), String> {
                 app.users.get(&uid).await.map_err(text)?.ok_or(format!("no such user: {uid}"))?;
             let f = app.twofactor.factors(user.id).await.map_err(text)?;
             let enforced = app.twofactor.enforced_for(user.id).await.map_err(text)?;
-            println!("user: {}", user.uid);
-            println!("enforced: {}", if enforced { "yes" } else { "no" });
-            println!(
+            out!("user: {}", user.uid);
+            out!("enforced: {}", if enforced { "yes" } else { "no" });
+            out!(
                 "totp: {}",
                 if f.totp {
                     "on"
@@ -48,10 +48,10 @@ pub async fn run(app: &App, cmd: TwoFactorCommand) -> Result<(), String> {
                     "off"
                 }
             );
-            println!("webauthn keys: {} ({} passkeys)", f.webauthn_keys, f.passkeys);
-            println!("email: {}", if f.email { "on" } else { "off" });
-            println!("sms: {}", if f.sms { "on" } else { "off" });
-            println!("backup codes: {} of {} left", f.backup_remaining, f.backup_total);
+            out!("webauthn keys: {} ({} passkeys)", f.webauthn_keys, f.passkeys);
+            out!("email: {}", if f.email { "on" } else { "off" });
+            out!("sms: {}", if f.sms { "on" } else { "off" });
+            out!("backup codes: {} of {} left", f.backup_remaining, f.backup_total);
         }
         TwoFactorCommand::Enforce { off, group, exclude } => {
             let groups = app.users.groups().await.map_err(text)?;
@@ -77,22 +77,22 @@ pub async fn run(app: &App, cmd: TwoFactorCommand) -> Result<(), String> {
             };
             let admin = std::env::var("USER").unwrap_or_else(|_| "local administrator".into());
             crate::http::reset_user(app, &user, &admin, &origin).await.map_err(text)?;
-            println!("{}: every second factor removed", user.uid);
+            out!("{}: every second factor removed", user.uid);
         }
     }
     Ok(())
 }
 
 fn print_policy(p: &Policy) {
-    println!("enforced: {}", if p.enforced { "yes" } else { "no" });
+    out!("enforced: {}", if p.enforced { "yes" } else { "no" });
     if p.enforced {
         let all = if p.enforced_groups.is_empty() {
             "everyone".to_owned()
         } else {
             p.enforced_groups.join(", ")
         };
-        println!("for: {all}");
-        println!(
+        out!("for: {all}");
+        out!(
             "excluded: {}",
             if p.excluded_groups.is_empty() {
                 "none".to_owned()

@@ -270,3 +270,24 @@ async fn the_first_start_gives_the_password_hash_memory_back() {
         assert!(out.status.success() && text.contains("strongroom"), "{text}");
     }
 }
+
+/// `strongroom user list | head -0`: a reader that leaves before the output
+/// is written ends the command quietly (it once panicked, exit 101).
+#[tokio::test]
+async fn output_into_a_closed_pipe_is_no_panic() {
+    let s = Server::start(Backend::Sqlite).await;
+    for _ in 0..5 {
+        let mut child = s
+            .command()
+            .args(["user", "list"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", out.status);
+    }
+    s.stop().await;
+}
