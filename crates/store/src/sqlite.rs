@@ -182,11 +182,16 @@ impl SqlitePool {
         args: &[Val],
         limit: Option<usize>,
     ) -> Result<(Vec<SqliteRow>, u64), DbError> {
-        let mut c = self.acquire().await?;
+        let c = self.acquire().await?;
         if c.conn()?.prepare_cached(sql).map_err(map_err)?.readonly() {
             return run_on(c.conn()?, sql, args, limit);
         }
+        // The writers' turn first, then a connection, as in `begin`: waiting
+        // for the turn while holding a connection could starve the turn's
+        // holder of connections.
+        drop(c);
         let turn = self.writer_turn().await?;
+        let mut c = self.acquire().await?;
         let (sql, args) = (sql.to_owned(), args.to_vec());
         let out = c.blocking(move |conn| run_on(conn, &sql, &args, limit)).await?;
         let done = self.0.committed();
@@ -535,6 +540,29 @@ mod tests {
         let other = open_connection(&path, flags).unwrap();
         let n: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 64);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waiting_for_its_turn_holds_no_connection() {
+        let (dir, url) = temp_url("order");
+        let pool = SqlitePool::open(&url, 1).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)".into()).await.unwrap();
+        // Someone has the writers' turn and is about to take a connection (as
+        // `begin` does) while another statement that writes waits for the turn.
+        let turn = pool.writer_turn().await.unwrap();
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run("INSERT INTO t DEFAULT VALUES", &[], None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let conn = tokio::time::timeout(Duration::from_secs(1), pool.acquire())
+            .await
+            .expect("the waiting writer must not hold the only connection")
+            .unwrap();
+        drop(conn);
+        drop(turn);
+        assert_eq!(waiting.await.unwrap().unwrap().1, 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 
