@@ -379,14 +379,13 @@ impl Users {
     }
 
     /// Deletes an account, its files and its group memberships.
-    /// Returns the blobs no longer referenced, for the caller to remove.
     pub async fn delete(&self, uid: &str, files: &crate::Files) -> Result<()> {
         let user = self.get(uid).await?.ok_or(Error::NotFound)?;
         // Disabled first, in a commit of its own: while the files go (which
         // can take a while) the account's requests are refused as for any
         // disabled account, and a deletion cut short by a crash leaves an
         // account that is off and that a second `delete` finishes.
-        self.db.exec("UPDATE users SET enabled = 0 WHERE id = ?", &[user.id.into()]).await?;
+        self.set_enabled(&user.uid, false).await?;
         files.delete_tree_of(&user).await?;
         let mut tx = self.db.begin().await?;
         tx.exec("DELETE FROM group_members WHERE user_id = ?", &[user.id.into()]).await?;
