@@ -183,8 +183,12 @@ impl SqlitePool {
         limit: Option<usize>,
     ) -> Result<(Vec<SqliteRow>, u64), DbError> {
         let c = self.acquire().await?;
-        if c.conn()?.prepare_cached(sql).map_err(map_err)?.readonly() {
-            return run_on(c.conn()?, sql, args, limit);
+        {
+            let conn = c.conn()?;
+            let mut st = conn.prepare_cached(sql).map_err(map_err)?;
+            if st.readonly() {
+                return run_prepared(conn, &mut st, args, limit);
+            }
         }
         // The writers' turn first, then a connection, as in `begin`: waiting
         // for the turn while holding a connection could starve the turn's
@@ -347,6 +351,16 @@ fn run_on(
     limit: Option<usize>,
 ) -> Result<(Vec<SqliteRow>, u64), DbError> {
     let mut st = conn.prepare_cached(sql).map_err(map_err)?;
+    run_prepared(conn, &mut st, args, limit)
+}
+
+/// [`run_on`] for a statement already prepared on `conn`.
+fn run_prepared(
+    conn: &Connection,
+    st: &mut rusqlite::Statement<'_>,
+    args: &[Val],
+    limit: Option<usize>,
+) -> Result<(Vec<SqliteRow>, u64), DbError> {
     for (i, a) in args.iter().enumerate() {
         let r = match a {
             Val::I64(v) => st.raw_bind_parameter(i + 1, v),
