@@ -130,6 +130,11 @@ impl BlobStore {
         self
     }
 
+    /// Where a blob lies when the store is a local folder.
+    fn local_path(&self, key: &BlobKey) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(key.path()))
+    }
+
     pub fn encryption(&self) -> Option<&Arc<Encryption>> {
         self.enc.as_ref()
     }
@@ -218,10 +223,10 @@ impl BlobStore {
         plain: u64,
         range: Range<u64>,
     ) -> Result<ByteStream, BlobError> {
-        if let (None, Some(root)) = (seal, &self.local_root)
+        if let (None, Some(path)) = (seal, self.local_path(key))
             && range.end.saturating_sub(range.start) <= INLINE_READ
         {
-            let bytes = read_small(&root.join(key.path()), range)?;
+            let bytes = read_small(&path, range)?;
             return Ok(Box::pin(futures_util::stream::once(async move { Ok(bytes) })));
         }
         let Some(seal) = seal else {
@@ -248,8 +253,8 @@ impl BlobStore {
         if first == 0 {
             // Read on its own so that the segments below arrive aligned to the
             // chunks (each chunk then decrypts in place, without a copy).
-            let header = match &self.local_root {
-                Some(root) => read_small(&root.join(key.path()), 0..HEADER_LEN as u64)?.to_vec(),
+            let header = match self.local_path(key) {
+                Some(path) => read_small(&path, 0..HEADER_LEN as u64)?.to_vec(),
                 None => self.op.read_with(&key.path()).range(0..HEADER_LEN as u64).await?.to_vec(),
             };
             if let Err(e) = cipher.check_header(&header) {
@@ -260,12 +265,12 @@ impl BlobStore {
         }
         let from = HEADER_LEN as u64 + first * SEALED_SEGMENT as u64;
         let to = (HEADER_LEN as u64 + (last_needed + 1) * SEALED_SEGMENT as u64).min(total);
-        let inner: ByteStream = match &self.local_root {
+        let inner: ByteStream = match self.local_path(key) {
             // A short span (up to four segments; a 4 KiB range read touches
             // one or two) is read at once, as small plain reads are (see
             // INLINE_READ): the blocking-pool hand-offs cost more than the read.
-            Some(root) if to - from <= 4 * SEALED_SEGMENT as u64 => {
-                let bytes = read_small(&root.join(key.path()), from..to)?;
+            Some(path) if to - from <= 4 * SEALED_SEGMENT as u64 => {
+                let bytes = read_small(&path, from..to)?;
                 Box::pin(futures_util::stream::once(async move { Ok(bytes) }))
             }
             _ => {
@@ -317,15 +322,12 @@ impl BlobStore {
 
     /// The stored size of a blob, or `None` when it is missing.
     pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>, BlobError> {
-        if let Some(root) = &self.local_root {
+        if let Some(path) = self.local_path(key) {
             // One stat(2), done here: through OpenDAL it is a blocking-pool hand-off.
-            return match std::fs::metadata(root.join(key.path())) {
+            return match std::fs::metadata(path) {
                 Ok(m) => Ok(Some(m.len())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(BlobError::Storage(
-                    opendal::Error::new(opendal::ErrorKind::Unexpected, "stat of a blob")
-                        .set_source(e),
-                )),
+                Err(e) => Err(local_error("stat of a blob", e)),
             };
         }
         match self.op.stat(&key.path()).await {
@@ -379,16 +381,20 @@ fn write_small(root: &Path, key: &BlobKey, content: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
+/// An I/O error of the local store's own fast paths, classified as OpenDAL
+/// classifies the same error on its paths.
+fn local_error(what: &'static str, e: std::io::Error) -> BlobError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => opendal::ErrorKind::NotFound,
+        _ => opendal::ErrorKind::Unexpected,
+    };
+    BlobError::Storage(opendal::Error::new(kind, what).set_source(e))
+}
+
 /// Reads `range` of a local file synchronously (see [`INLINE_READ`]).
 fn read_small(path: &Path, range: Range<u64>) -> Result<Bytes, BlobError> {
     use std::os::unix::fs::FileExt;
-    let io = |e: std::io::Error| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => opendal::ErrorKind::NotFound,
-            _ => opendal::ErrorKind::Unexpected,
-        };
-        BlobError::Storage(opendal::Error::new(kind, "reading a blob").set_source(e))
-    };
+    let io = |e| local_error("reading a blob", e);
     if range.start >= range.end {
         return Ok(Bytes::new());
     }
@@ -582,10 +588,7 @@ impl BlobWriter {
                     .await
                     .map_err(std::io::Error::other)
                     .and_then(|r| r)
-                    .map_err(|e| {
-                        opendal::Error::new(opendal::ErrorKind::Unexpected, "writing a blob")
-                            .set_source(e)
-                    })?;
+                    .map_err(|e| local_error("writing a blob", e))?;
                 return Ok(StoredBlob { key: self.key.clone(), seal: None, dek: None });
             }
             Sink::Closed => return Err(closed()),
