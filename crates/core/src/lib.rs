@@ -4,6 +4,17 @@
 //! Handlers in the protocol crates call these services; they never touch SQL or
 //! blob storage directly, and they never decide on their own who may do what.
 
+/// SQL text put together from constant pieces (`format!` over `const`
+/// column lists), built on first use and kept: hot statements would
+/// otherwise be formatted anew, with a dozen allocations, on every request.
+/// Only constants can appear in it; a local variable does not compile.
+macro_rules! const_sql {
+    ($($fmt:tt)*) => {{
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!($($fmt)*));
+        SQL.as_str()
+    }};
+}
+
 pub mod access;
 pub mod accounts;
 pub mod audit;

@@ -87,8 +87,9 @@ impl Locks {
 
     /// The unexpired locks in one owner's tree.
     pub async fn active<C: Conn>(&self, c: &mut C, owner_id: i64) -> Result<Vec<Lock>> {
-        let sql = format!("SELECT {LOCK_COLUMNS} FROM locks WHERE owner_id = ? AND expires_at > ?");
-        let rows = c.rows(&sql, &[owner_id.into(), now_secs().into()]).await?;
+        let sql =
+            const_sql!("SELECT {LOCK_COLUMNS} FROM locks WHERE owner_id = ? AND expires_at > ?");
+        let rows = c.rows(sql, &[owner_id.into(), now_secs().into()]).await?;
         rows.iter().map(Lock::from_row).collect()
     }
 
@@ -179,7 +180,7 @@ impl Locks {
         )
         .await?;
         tx.exec(
-            &format!(
+            const_sql!(
                 "INSERT INTO locks ({LOCK_COLUMNS}, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             &[

@@ -361,14 +361,15 @@ impl Tokens {
     }
 
     async fn by_secret(&self, secret: &Secret) -> Result<Option<AppToken>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE token_hash = ?");
-        let row = self.db.row(&sql, &[digest(secret.expose()).into()]).await?;
+        let sql = const_sql!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE token_hash = ?");
+        let row = self.db.row(sql, &[digest(secret.expose()).into()]).await?;
         row.map(|r| AppToken::from_row(&r)).transpose()
     }
 
     pub async fn list(&self, user_id: i64) -> Result<Vec<AppToken>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE user_id = ? ORDER BY id");
-        let rows = self.db.rows(&sql, &[Val::I64(user_id)]).await?;
+        let sql =
+            const_sql!("SELECT {TOKEN_COLUMNS} FROM app_tokens WHERE user_id = ? ORDER BY id");
+        let rows = self.db.rows(sql, &[Val::I64(user_id)]).await?;
         rows.iter().map(AppToken::from_row).collect()
     }
 

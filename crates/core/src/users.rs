@@ -189,20 +189,20 @@ impl Users {
     }
 
     pub async fn get(&self, uid: &str) -> Result<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE uid_lower = ?");
-        let row = self.db.row(&sql, &[uid.to_lowercase().into()]).await?;
+        let sql = const_sql!("SELECT {USER_COLUMNS} FROM users WHERE uid_lower = ?");
+        let row = self.db.row(sql, &[uid.to_lowercase().into()]).await?;
         row.map(|r| User::from_row(&r)).transpose()
     }
 
     pub async fn get_by_id(&self, id: i64) -> Result<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
-        let row = self.db.row(&sql, &[id.into()]).await?;
+        let sql = const_sql!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let row = self.db.row(sql, &[id.into()]).await?;
         row.map(|r| User::from_row(&r)).transpose()
     }
 
     pub async fn list(&self) -> Result<Vec<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY uid_lower");
-        self.db.rows(&sql, &[]).await?.iter().map(User::from_row).collect()
+        let sql = const_sql!("SELECT {USER_COLUMNS} FROM users ORDER BY uid_lower");
+        self.db.rows(sql, &[]).await?.iter().map(User::from_row).collect()
     }
 
     /// Creates an account with its (empty) home folder.

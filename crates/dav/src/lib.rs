@@ -16,6 +16,7 @@ mod xml_in;
 mod xml_out;
 
 use axum::{body::Body, response::Response};
+use futures_util::FutureExt;
 use http::{Method, request::Parts};
 use strongroom_core::{
     Error, Files, Grant, Principal, TreePath, User,
@@ -138,7 +139,7 @@ pub async fn handle(
     {
         return refuse_unread(body, error::response(&e, prefix)).await;
     }
-    let mounts = match dav.shares.mounts(owner).await {
+    let mounts = match dav.shares.mounts(owner).boxed().await {
         Ok(m) => m,
         Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
     };
@@ -213,7 +214,7 @@ async fn run(
     if let Some(refusal) = view::refuse_early(&call) {
         return refuse_unread(body, view::error(&call, &refusal)).await;
     }
-    if let Err(e) = methods::conditions::evaluate_if(&mut call).await {
+    if let Err(e) = methods::conditions::evaluate_if(&mut call).boxed().await {
         return refuse_unread(body, view::error(&call, &e)).await;
     }
     view::serve(&call, share, body).await.unwrap_or_else(|e| view::error(&call, &e))
@@ -228,23 +229,33 @@ pub async fn refuse_unread(body: Body, response: Response) -> Response {
     response
 }
 
+/// Each method's handler is boxed: an `async fn` is as large as its largest
+/// state, and a `match` over every method inline would make each request's
+/// future the size of the biggest handler's (PUT, PROPFIND), copied whole
+/// every time a layer of the router boxes it.
 pub(crate) async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
-    match call.parts.method.as_str() {
-        "OPTIONS" => Ok(methods::options()),
-        "GET" => methods::read::get(call, true).await,
-        "HEAD" => methods::read::get(call, false).await,
-        "PUT" => methods::write::put(call, body).await,
-        "DELETE" => methods::write::delete(call).await,
-        "MKCOL" => methods::write::mkcol(call, body).await,
-        "PROPFIND" => methods::propfind::propfind(call, body).await,
-        "PROPPATCH" => methods::proppatch::proppatch(call, body).await,
-        "COPY" => methods::copymove::copy_or_move(call, false).await,
-        "MOVE" => methods::copymove::copy_or_move(call, true).await,
-        "LOCK" => methods::lock::lock(call, body).await,
-        "UNLOCK" => methods::lock::unlock(call).await,
-        "PATCH" => methods::write::patch(call).await,
-        _ => Err(Error::NotAllowed(format!("method {} is not supported here", call.parts.method))),
-    }
+    let handler = match call.parts.method.as_str() {
+        "OPTIONS" => return Ok(methods::options()),
+        "GET" => methods::read::get(call, true).boxed(),
+        "HEAD" => methods::read::get(call, false).boxed(),
+        "PUT" => methods::write::put(call, body).boxed(),
+        "DELETE" => methods::write::delete(call).boxed(),
+        "MKCOL" => methods::write::mkcol(call, body).boxed(),
+        "PROPFIND" => methods::propfind::propfind(call, body).boxed(),
+        "PROPPATCH" => methods::proppatch::proppatch(call, body).boxed(),
+        "COPY" => methods::copymove::copy_or_move(call, false).boxed(),
+        "MOVE" => methods::copymove::copy_or_move(call, true).boxed(),
+        "LOCK" => methods::lock::lock(call, body).boxed(),
+        "UNLOCK" => methods::lock::unlock(call).boxed(),
+        "PATCH" => methods::write::patch(call).boxed(),
+        _ => {
+            return Err(Error::NotAllowed(format!(
+                "method {} is not supported here",
+                call.parts.method
+            )));
+        }
+    };
+    handler.await
 }
 
 /// True for methods this handler knows, so the router can refuse others early.

@@ -5,6 +5,7 @@
 //! same 404 for every other request whether or not something exists there.
 
 use axum::{body::Body, response::Response};
+use futures_util::FutureExt;
 use strongroom_core::{Error, TreePath, audit::Event, sharing::Share};
 
 use crate::{Call, methods::with_status, methods::write};
@@ -52,7 +53,7 @@ pub(crate) async fn serve(
     let Some(g) = &call.grant else { return crate::dispatch(call, body).await };
     if call.path == call.base {
         match method {
-            "DELETE" => return leave(call, share).await,
+            "DELETE" => return leave(call, share).boxed().await,
             "MOVE" => {
                 return Err(Error::Forbidden(
                     "the root of a share cannot be moved or renamed".into(),
@@ -65,10 +66,10 @@ pub(crate) async fn serve(
         return Err(Error::Forbidden("downloading is disabled for this share".into()));
     }
     if g.is_drop_only() && method == "PUT" {
-        return drop_upload(call, body).await;
+        return drop_upload(call, body).boxed().await;
     }
     if g.is_drop_only() && method == "PROPFIND" && call.path != call.base {
-        return own_upload(call, body).await;
+        return own_upload(call, body).boxed().await;
     }
     crate::dispatch(call, body).await
 }

@@ -9,7 +9,7 @@
 //! Query text is taken as `&str` so that `IN (…)` lists can be built; callers only
 //! ever join literal fragments and [`placeholders`], and bind every value.
 
-use std::{str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     AssertSqlSafe, Row as _,
@@ -204,12 +204,27 @@ macro_rules! bind_all {
 /// sqlx clears bindings after each use, so that happened on every execution.
 /// A unary plus keeps the planner from looking (`col = +?` still uses the
 /// index) and costs nothing at run time.
-fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
-    if sql.contains("= ?") {
-        std::borrow::Cow::Owned(sql.replace("= ?", "= +?"))
-    } else {
-        std::borrow::Cow::Borrowed(sql)
+///
+/// The rewritten text is remembered per thread (the server runs a few hundred
+/// distinct statements): searching each statement's text again cost more
+/// than a hash lookup.
+fn sqlite_sql(sql: &str) -> Arc<str> {
+    const KEPT: usize = 1024;
+    thread_local! {
+        static REWRITTEN: std::cell::RefCell<HashMap<Box<str>, Arc<str>, foldhash::fast::RandomState>> =
+            std::cell::RefCell::new(HashMap::default());
     }
+    REWRITTEN.with_borrow_mut(|kept| {
+        if let Some(text) = kept.get(sql) {
+            return text.clone();
+        }
+        let text: Arc<str> = sql.replace("= ?", "= +?").into();
+        if kept.len() >= KEPT {
+            kept.clear();
+        }
+        kept.insert(sql.into(), text.clone());
+        text
+    })
 }
 
 /// Runs `$body` with `$q` bound to the prepared query on PostgreSQL or MySQL;
@@ -468,8 +483,8 @@ mod tests {
 
     #[test]
     fn sqlite_equality_parameters_get_a_unary_plus() {
-        assert_eq!(sqlite_sql("a = ? AND b > ?"), "a = +? AND b > ?");
-        assert_eq!(sqlite_sql("SELECT 1"), "SELECT 1");
+        assert_eq!(&*sqlite_sql("a = ? AND b > ?"), "a = +? AND b > ?");
+        assert_eq!(&*sqlite_sql("SELECT 1"), "SELECT 1");
     }
 
     #[test]

@@ -168,6 +168,8 @@ impl Files {
 
 const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.size, n.mtime, \
      n.ctime, n.etag, n.blob_id, n.content_type, n.checksum, b.blob_key, b.kek_id, b.wrapped_key";
+/// How many columns [`NODE_COLUMNS`] names.
+const NODE_COLUMN_COUNT: usize = 15;
 
 /// Resolves `path` in the owner's tree to the chain of nodes from the root to
 /// the target, or `None` when some segment does not exist.
@@ -182,30 +184,10 @@ pub(crate) async fn resolve<C: Conn>(
     path: &TreePath,
 ) -> Result<Option<Vec<Node>>> {
     let segs = path.segments();
-    let mut args: Vec<Val> = vec![owner.root_id.into()];
-    let step = if segs.is_empty() {
-        // The root alone: the recursive part must still be valid SQL.
-        "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id WHERE 1 = 0"
-            .to_owned()
-    } else {
-        let mut case = String::from("CASE w.depth");
-        for (i, s) in segs.iter().enumerate() {
-            case.push_str(&format!(" WHEN {i} THEN ?"));
-            args.push(s.as_str().into());
-        }
-        case.push_str(" END");
-        format!(
-            "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id \
-             AND n.name = {case} WHERE w.depth < {}",
-            segs.len()
-        )
-    };
-    let sql = format!(
-        "WITH RECURSIVE walk(depth, id) AS (SELECT 0, n0.id FROM nodes n0 WHERE n0.id = ? \
-         UNION ALL {step}) \
-         SELECT {NODE_COLUMNS} FROM walk w JOIN nodes n ON n.id = w.id \
-         LEFT JOIN blobs b ON b.id = n.blob_id ORDER BY w.depth"
-    );
+    let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
+    args.push(owner.root_id.into());
+    args.extend(segs.iter().map(|s| Val::from(s.as_str())));
+    let sql = resolve_sql(segs.len());
     let rows = c.rows(&sql, &args).await?;
     if rows.is_empty() {
         return Err(Error::Internal("user has no home folder".into()));
@@ -213,32 +195,75 @@ pub(crate) async fn resolve<C: Conn>(
     if rows.len() != segs.len() + 1 {
         return Ok(None);
     }
-    rows.iter().map(Node::from_row).collect::<Result<Vec<_>>>().map(Some)
+    // The walk's depth is the last column; ordering here spares SQLite a sort.
+    let depth_col = NODE_COLUMN_COUNT;
+    let mut chain = rows
+        .iter()
+        .map(|r| Ok((r.i64(depth_col)?, Node::from_row(r)?)))
+        .collect::<Result<Vec<_>>>()?;
+    chain.sort_unstable_by_key(|(depth, _)| *depth);
+    Ok(Some(chain.into_iter().map(|(_, n)| n).collect()))
+}
+
+/// The walk of [`resolve`] for paths of `depth` segments. Paths of up to 32
+/// segments, nearly all of them, reuse text built once.
+fn resolve_sql(depth: usize) -> std::borrow::Cow<'static, str> {
+    const KEPT_WALKS: usize = 32;
+    static KEPT: [std::sync::OnceLock<String>; KEPT_WALKS] =
+        [const { std::sync::OnceLock::new() }; KEPT_WALKS];
+    match KEPT.get(depth) {
+        Some(kept) => kept.get_or_init(|| walk_sql(depth)).as_str().into(),
+        None => walk_sql(depth).into(),
+    }
+}
+
+fn walk_sql(depth: usize) -> String {
+    let step = if depth == 0 {
+        // The root alone: the recursive part must still be valid SQL.
+        "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id WHERE 1 = 0"
+            .to_owned()
+    } else {
+        let mut case = String::from("CASE w.depth");
+        for i in 0..depth {
+            case.push_str(&format!(" WHEN {i} THEN ?"));
+        }
+        case.push_str(" END");
+        format!(
+            "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id \
+             AND n.name = {case} WHERE w.depth < {depth}"
+        )
+    };
+    format!(
+        "WITH RECURSIVE walk(depth, id) AS (SELECT 0, n0.id FROM nodes n0 WHERE n0.id = ? \
+         UNION ALL {step}) \
+         SELECT {NODE_COLUMNS}, w.depth FROM walk w JOIN nodes n ON n.id = w.id \
+         LEFT JOIN blobs b ON b.id = n.blob_id"
+    )
 }
 
 pub(crate) async fn fetch_node<C: Conn>(c: &mut C, id: i64) -> Result<Option<Node>> {
-    let sql = format!(
+    let sql = const_sql!(
         "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?"
     );
-    let row = c.row(&sql, &[Val::I64(id)]).await?;
+    let row = c.row(sql, &[Val::I64(id)]).await?;
     row.map(|r| Node::from_row(&r)).transpose()
 }
 
 pub(crate) async fn child<C: Conn>(c: &mut C, parent: i64, name: &str) -> Result<Option<Node>> {
-    let sql = format!(
+    let sql = const_sql!(
         "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id \
          WHERE n.parent_id = ? AND n.name = ?"
     );
-    let row = c.row(&sql, &[parent.into(), name.into()]).await?;
+    let row = c.row(sql, &[parent.into(), name.into()]).await?;
     row.map(|r| Node::from_row(&r)).transpose()
 }
 
 pub(crate) async fn children<C: Conn>(c: &mut C, parent: i64) -> Result<Vec<Node>> {
-    let sql = format!(
+    let sql = const_sql!(
         "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id \
          WHERE n.parent_id = ? ORDER BY n.name"
     );
-    c.rows(&sql, &[Val::I64(parent)]).await?.iter().map(Node::from_row).collect()
+    c.rows(sql, &[Val::I64(parent)]).await?.iter().map(Node::from_row).collect()
 }
 
 /// Resolves the parent folder chain of `path`, which must exist and be a folder.
@@ -253,5 +278,23 @@ pub(crate) async fn parent_chain<C: Conn>(
     match resolve(c, owner, &parent).await? {
         Some(chain) if chain.last().is_some_and(|n| n.kind == NodeKind::Folder) => Ok(chain),
         _ => Err(Error::Conflict("the parent folder does not exist".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_column_count_matches_the_column_list() {
+        assert_eq!(NODE_COLUMNS.split(',').count(), NODE_COLUMN_COUNT);
+    }
+
+    #[test]
+    fn walks_up_to_the_kept_depth_are_built_once_and_deeper_ones_each_time() {
+        assert!(matches!(resolve_sql(3), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(resolve_sql(3), walk_sql(3));
+        assert!(matches!(resolve_sql(40), std::borrow::Cow::Owned(_)));
+        assert_eq!(walk_sql(2).matches(" THEN ?").count(), 2);
     }
 }

@@ -87,11 +87,11 @@ impl Files {
     /// The top-level items of the owner's trash, newest first.
     pub async fn trash_list(&self, cx: &Ctx<'_>) -> Result<Vec<TrashItem>> {
         cx.allow(Op::Stat)?;
-        let sql = format!(
+        let sql = const_sql!(
             "SELECT {TRASH_COLUMNS} FROM trash t WHERE t.user_id = ? ORDER BY t.deleted_at DESC, t.node_id DESC"
         );
         let mut db = self.db.clone();
-        let rows = db.rows(&sql, &[Val::I64(cx.owner.id)]).await?;
+        let rows = db.rows(sql, &[Val::I64(cx.owner.id)]).await?;
         let mut out = Vec::new();
         for r in rows {
             let (id, original_path, deleted_at) = trash_meta(&r)?;

@@ -159,15 +159,16 @@ impl Files {
 
     pub async fn upload_get(&self, cx: &Ctx<'_>, name: &str) -> Result<Upload> {
         cx.allow(Op::Stat)?;
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE user_id = ? AND name = ?");
-        let row = self.db.row(&sql, &[cx.owner.id.into(), name.into()]).await?;
+        let sql = const_sql!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE user_id = ? AND name = ?");
+        let row = self.db.row(sql, &[cx.owner.id.into(), name.into()]).await?;
         row.map(|r| Upload::from_row(&r)).transpose()?.ok_or(Error::NotFound)
     }
 
     pub async fn uploads(&self, cx: &Ctx<'_>) -> Result<Vec<Upload>> {
         cx.allow(Op::Stat)?;
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE user_id = ? ORDER BY name");
-        self.db.rows(&sql, &[Val::I64(cx.owner.id)]).await?.iter().map(Upload::from_row).collect()
+        let sql =
+            const_sql!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE user_id = ? ORDER BY name");
+        self.db.rows(sql, &[Val::I64(cx.owner.id)]).await?.iter().map(Upload::from_row).collect()
     }
 
     /// The chunks of an upload in assembly order.

@@ -111,10 +111,10 @@ pub(crate) async fn drop_for(tx: &mut Tx, node_ids: &[i64]) -> Result<Vec<String
 }
 
 async fn list<C: Conn>(c: &mut C, node_id: i64) -> Result<Vec<Version>> {
-    let sql = format!(
+    let sql = const_sql!(
         "SELECT {VERSION_COLUMNS} FROM versions v LEFT JOIN blobs b ON b.id = v.blob_id WHERE v.node_id = ? ORDER BY v.mtime DESC, v.id DESC"
     );
-    c.rows(&sql, &[Val::I64(node_id)]).await?.iter().map(Version::from_row).collect()
+    c.rows(sql, &[Val::I64(node_id)]).await?.iter().map(Version::from_row).collect()
 }
 
 impl Files {

@@ -146,7 +146,7 @@ impl Shares {
         if n == 0 {
             return Ok(None);
         }
-        let sql = format!("SELECT {COLUMNS} FROM shares WHERE id = ?");
-        self.db.row(&sql, &[share_id.into()]).await?.map(|r| Share::from_row(&r)).transpose()
+        let sql = const_sql!("SELECT {COLUMNS} FROM shares WHERE id = ?");
+        self.db.row(sql, &[share_id.into()]).await?.map(|r| Share::from_row(&r)).transpose()
     }
 }

@@ -148,13 +148,13 @@ impl Shares {
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<Share>> {
-        let sql = format!("SELECT {COLUMNS} FROM shares WHERE id = ?");
-        self.db.row(&sql, &[id.into()]).await?.map(|r| Share::from_row(&r)).transpose()
+        let sql = const_sql!("SELECT {COLUMNS} FROM shares WHERE id = ?");
+        self.db.row(sql, &[id.into()]).await?.map(|r| Share::from_row(&r)).transpose()
     }
 
     pub async fn by_token(&self, token: &str) -> Result<Option<Share>> {
-        let sql = format!("SELECT {COLUMNS} FROM shares WHERE token = ? AND share_type = ?");
-        let row = self.db.row(&sql, &[token.into(), LINK.into()]).await?;
+        let sql = const_sql!("SELECT {COLUMNS} FROM shares WHERE token = ? AND share_type = ?");
+        let row = self.db.row(sql, &[token.into(), LINK.into()]).await?;
         row.map(|r| Share::from_row(&r)).transpose()
     }
 
@@ -162,12 +162,14 @@ impl Shares {
     pub async fn all(&self, of: Option<i64>) -> Result<Vec<Share>> {
         let rows = match of {
             Some(u) => {
-                let sql = format!(
+                let sql = const_sql!(
                     "SELECT {COLUMNS} FROM shares WHERE sharer_id = ? OR owner_id = ? ORDER BY id"
                 );
-                self.db.rows(&sql, &[u.into(), u.into()]).await?
+                self.db.rows(sql, &[u.into(), u.into()]).await?
             }
-            None => self.db.rows(&format!("SELECT {COLUMNS} FROM shares ORDER BY id"), &[]).await?,
+            None => {
+                self.db.rows(const_sql!("SELECT {COLUMNS} FROM shares ORDER BY id"), &[]).await?
+            }
         };
         rows.iter().map(Share::from_row).collect()
     }
@@ -175,20 +177,20 @@ impl Shares {
     /// Shares made by `user_id`, or (with `owned`) also those others made on
     /// nodes `user_id` owns.
     pub async fn outgoing(&self, user_id: i64, owned: bool) -> Result<Vec<Share>> {
-        let (sql, args): (String, Vec<Val>) = if owned {
+        let (sql, args): (&str, Vec<Val>) = if owned {
             (
-                format!(
+                const_sql!(
                     "SELECT {COLUMNS} FROM shares WHERE sharer_id = ? OR owner_id = ? ORDER BY id"
                 ),
                 vec![user_id.into(), user_id.into()],
             )
         } else {
             (
-                format!("SELECT {COLUMNS} FROM shares WHERE sharer_id = ? ORDER BY id"),
+                const_sql!("SELECT {COLUMNS} FROM shares WHERE sharer_id = ? ORDER BY id"),
                 vec![user_id.into()],
             )
         };
-        self.db.rows(&sql, &args).await?.iter().map(Share::from_row).collect()
+        self.db.rows(sql, &args).await?.iter().map(Share::from_row).collect()
     }
 
     /// Shares on any of `node_ids`.
@@ -216,8 +218,8 @@ impl Shares {
         let mut gone = Vec::new();
         let mut queue = vec![id];
         while let Some(id) = queue.pop() {
-            let sql = format!("SELECT {COLUMNS} FROM shares WHERE id = ?");
-            if let Some(r) = tx.row(&sql, &[id.into()]).await? {
+            let sql = const_sql!("SELECT {COLUMNS} FROM shares WHERE id = ?");
+            if let Some(r) = tx.row(sql, &[id.into()]).await? {
                 gone.push(Share::from_row(&r)?);
             }
             for r in tx.rows("SELECT id FROM shares WHERE via_share = ?", &[id.into()]).await? {

@@ -206,16 +206,19 @@ impl Shares {
     /// (the permissions of several shares of one node add up), named after
     /// the share's target, with " (2)", " (3)"… where a name is taken.
     pub async fn mounts(&self, user: &User) -> Result<Vec<Mount>> {
-        let s = columns("s");
-        let sql = format!(
-            "SELECT {s} FROM shares s WHERE s.share_type = ? AND s.recipient_user = ? \
-             UNION ALL SELECT {s} FROM shares s JOIN group_members m ON m.group_id = s.recipient_group \
-             WHERE s.share_type = ? AND m.user_id = ? AND NOT EXISTS \
-             (SELECT 1 FROM share_left l WHERE l.share_id = s.id AND l.user_id = ?)"
-        );
+        // Every request into a tree asks this; its text is built once.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let s = columns("s");
+            format!(
+                "SELECT {s} FROM shares s WHERE s.share_type = ? AND s.recipient_user = ? \
+                 UNION ALL SELECT {s} FROM shares s JOIN group_members m ON m.group_id = s.recipient_group \
+                 WHERE s.share_type = ? AND m.user_id = ? AND NOT EXISTS \
+                 (SELECT 1 FROM share_left l WHERE l.share_id = s.id AND l.user_id = ?)"
+            )
+        });
         let args: Vec<Val> =
             vec![USER.into(), user.id.into(), GROUP.into(), user.id.into(), user.id.into()];
-        let rows = self.db.rows(&sql, &args).await?;
+        let rows = self.db.rows(&SQL, &args).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }

@@ -6,6 +6,7 @@ use axum::{
     extract::{Request, State},
     response::Response,
 };
+use futures_util::FutureExt;
 use http::StatusCode;
 use percent_encoding::percent_decode_str;
 
@@ -18,6 +19,7 @@ use crate::app::App;
 const DAV: &str = "/remote.php/dav/";
 const WEBDAV: &str = "/remote.php/webdav";
 
+/// Each branch is boxed, so this future stays small (see `strongroom_dav::dispatch`).
 pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(rest) = path.strip_prefix(DAV) {
@@ -33,21 +35,21 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
         if user_raw.is_empty() {
             return not_found();
         }
-        return files(&app, req, special, kind, user_raw, below).await;
+        return files(&app, req, special, kind, user_raw, below).boxed().await;
     }
     if path == WEBDAV || path.starts_with("/remote.php/webdav/") {
         let below = path[WEBDAV.len()..].to_owned();
-        return legacy(&app, req, &below).await;
+        return legacy(&app, req, &below).boxed().await;
     }
     if path.starts_with("/public.php/") {
-        return match super::public::dav::dispatch(&app, req).await {
+        return match super::public::dav::dispatch(&app, req).boxed().await {
             Some(r) => r,
             None => not_found(),
         };
     }
     for (prefix, version) in [("/ocs/v1.php", Version::V1), ("/ocs/v2.php", Version::V2)] {
         if let Some(rest) = path.strip_prefix(prefix) {
-            return ocs(&app, req, version, rest).await;
+            return ocs(&app, req, version, rest).boxed().await;
         }
     }
     not_found()
@@ -83,7 +85,9 @@ async fn files(
     let Some(owner) = owner else { return not_found() };
     let files_prefix = format!("{DAV}files/{user_raw}");
     match special {
-        None => strongroom_dav::handle(&app.dav, &who, &owner, &files_prefix, below, req).await,
+        None => {
+            strongroom_dav::handle(&app.dav, &who, &owner, &files_prefix, below, req).boxed().await
+        }
         Some(s) => {
             let prefix = format!("{DAV}{kind}/{user_raw}");
             strongroom_dav::handle_special(
@@ -96,6 +100,7 @@ async fn files(
                 below,
                 req,
             )
+            .boxed()
             .await
         }
     }

@@ -1,10 +1,11 @@
 //! Request ids, the one access-log line per request, and the task each
 //! request runs in.
 
-use std::time::Instant;
+use std::{panic::AssertUnwindSafe, time::Instant};
 
 use axum::{body::Body, extract::Request, middleware::Next, response::Response};
-use http::{HeaderValue, StatusCode};
+use futures_util::FutureExt;
+use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
 /// A client's `X-Request-ID` is kept when it is short and plain; otherwise we make one.
@@ -22,13 +23,6 @@ fn request_id(req: &Request) -> String {
     }
 }
 
-/// Opens the request span and writes the access line: id, user, method, path,
-/// status and duration. Never headers or bodies, so no secret reaches the log.
-///
-/// The handler runs in a task of its own: when a client hangs up, hyper drops
-/// the request's future, and a handler dropped between two steps of an upload
-/// would leave work half done. In its own task it always finishes (a body cut
-/// short fails the upload cleanly), and a panic becomes a 500 for this request.
 /// The request's id, for handlers and audit events.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
@@ -41,26 +35,41 @@ fn loggable_path(path: &str) -> String {
     }
 }
 
+/// Opens the request span and writes the access line: id, user, method, path,
+/// status and duration. Never headers or bodies, so no secret reaches the log.
+///
+/// A request that may change something runs in a task of its own: when a
+/// client hangs up, hyper drops the request's future, and a handler dropped
+/// between two steps of an upload would leave work half done. In its own task
+/// it always finishes (a body cut short fails the upload cleanly). A WebDAV
+/// read ([`reads_only`]) runs in place instead, which spares a task and a
+/// wake-up per request; dropping it leaves nothing half done, and its access
+/// line then says the client closed (499). Either way a panic becomes a 500
+/// for this request alone.
 pub async fn trace(mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = loggable_path(req.uri().path());
+    let in_place = reads_only(req.method(), req.uri().path());
+    let mut line = AccessLine {
+        method: req.method().clone(),
+        path: loggable_path(req.uri().path()),
+        started: Instant::now(),
+        status: None,
+    };
     let span = tracing::info_span!("request", id = %id, user = tracing::field::Empty);
-    let started = Instant::now();
-    // The access line is written inside the task, so it is there even when the
-    // client has gone before the answer.
-    let handler = tokio::spawn(
-        async move {
-            let res = next.run(req).await;
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let status = res.status().as_u16();
-            tracing::info!(target: "strongroom::access", %method, %path, status, ms = format!("{ms:.2}"), "request");
-            res
-        }
-        .instrument(span),
-    );
-    let mut res = match handler.await {
+    let handler = async move {
+        let res = next.run(req).await;
+        line.status = Some(res.status().as_u16());
+        drop(line);
+        res
+    }
+    .instrument(span);
+    let outcome = if in_place {
+        AssertUnwindSafe(handler).catch_unwind().await.map_err(|_| "it panicked".to_owned())
+    } else {
+        tokio::spawn(handler).await.map_err(|e| e.to_string())
+    };
+    let mut res = match outcome {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request = %id, error = %e, "a request handler failed");
@@ -73,4 +82,32 @@ pub async fn trace(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert("X-Request-ID", v);
     }
     res
+}
+
+/// WebDAV methods that only read. Their handlers write at most single
+/// statements on the side (a token's last use, a failed login's count), each
+/// complete in itself, so they may stop at any await.
+fn reads_only(method: &Method, path: &str) -> bool {
+    path.starts_with("/remote.php/")
+        && (matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || method.as_str() == "PROPFIND")
+}
+
+/// The access line of one request, written when it is dropped: after the
+/// handler, or when the client hung up first (then with 499, "client
+/// closed", as nginx logs it).
+struct AccessLine {
+    method: Method,
+    path: String,
+    started: Instant,
+    status: Option<u16>,
+}
+
+impl Drop for AccessLine {
+    fn drop(&mut self) {
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let status = self.status.unwrap_or(499);
+        let (method, path) = (&self.method, &self.path);
+        tracing::info!(target: "strongroom::access", %method, %path, status, ms = format!("{ms:.2}"), "request");
+    }
 }
