@@ -8,8 +8,8 @@ use strongroom_store::{Db, Row, Val};
 use crate::{
     error::{Error, Result},
     secret::Secret,
-    users::{User, Users},
-    util::now_secs,
+    users::{USER_COLUMNS, User, Users},
+    util::{now_secs, prefixed},
 };
 
 pub const TOKEN_LEN: usize = 72;
@@ -59,6 +59,8 @@ pub struct AppToken {
 }
 
 const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret, mfa_pending";
+/// How many columns [`TOKEN_COLUMNS`] names.
+const TOKEN_COLUMN_COUNT: usize = 13;
 
 impl AppToken {
     fn from_row(r: &Row) -> Result<AppToken> {
@@ -348,12 +350,24 @@ impl Tokens {
         if !looks_like_token(secret.expose()) {
             return Ok(None);
         }
-        let Some(token) = self.by_secret(secret).await? else { return Ok(None) };
+        // Every request of a sync client comes here: token and account in one query.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {}, {} FROM app_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = ?",
+                prefixed("t", TOKEN_COLUMNS),
+                prefixed("u", USER_COLUMNS)
+            )
+        });
+        let Some(row) = self.db.row(&SQL, &[digest(secret.expose()).into()]).await? else {
+            return Ok(None);
+        };
+        let token = AppToken::from_row(&row)?;
         // A session cookie is never a Basic password, and a wiped device is refused.
         if token.wipe || token.kind != TokenKind::AppPassword {
             return Ok(None);
         }
-        let Some(user) = self.users.get_by_id(token.user_id).await? else { return Ok(None) };
+        let user = User::from_row_at(&row, TOKEN_COLUMN_COUNT)?;
         if !user.enabled || !user.uid.eq_ignore_ascii_case(login) {
             return Ok(None);
         }
@@ -440,6 +454,11 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_column_count_matches_the_column_list() {
+        assert_eq!(TOKEN_COLUMNS.split(',').count(), TOKEN_COLUMN_COUNT);
+    }
 
     #[test]
     fn tokens_have_the_expected_shape() {

@@ -28,7 +28,7 @@ use crate::{
     util::{new_etag, now_secs},
 };
 
-const USER_COLUMNS: &str = "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at, trash_root_id, last_login";
+pub(crate) const USER_COLUMNS: &str = "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at, trash_root_id, last_login";
 
 /// An account.
 #[derive(Debug, Clone)]
@@ -51,18 +51,24 @@ pub struct User {
 
 impl User {
     fn from_row(r: &Row) -> Result<User> {
+        User::from_row_at(r, 0)
+    }
+
+    /// The account whose [`USER_COLUMNS`] start at column `at` of `r` (after
+    /// another table's columns in a join).
+    pub(crate) fn from_row_at(r: &Row, at: usize) -> Result<User> {
         Ok(User {
-            id: r.i64(0)?,
-            uid: r.str(1)?,
-            display_name: r.opt_str(2)?,
-            email: r.opt_str(3)?,
-            password_hash: r.opt_str(4)?,
-            enabled: r.i64(5)? != 0,
-            quota: r.i64(6)?,
-            root_id: r.opt_i64(7)?.unwrap_or(0),
-            created_at: r.i64(8)?,
-            trash_root_id: r.opt_i64(9)?,
-            last_login: r.i64(10)?,
+            id: r.i64(at)?,
+            uid: r.str(at + 1)?,
+            display_name: r.opt_str(at + 2)?,
+            email: r.opt_str(at + 3)?,
+            password_hash: r.opt_str(at + 4)?,
+            enabled: r.i64(at + 5)? != 0,
+            quota: r.i64(at + 6)?,
+            root_id: r.opt_i64(at + 7)?.unwrap_or(0),
+            created_at: r.i64(at + 8)?,
+            trash_root_id: r.opt_i64(at + 9)?,
+            last_login: r.i64(at + 10)?,
         })
     }
 

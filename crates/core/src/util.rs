@@ -88,3 +88,9 @@ where
     }
     Err(crate::Error::Unavailable("too much contention, try again".into()))
 }
+
+/// A comma-separated column list with each column qualified by a table
+/// alias: `prefixed("t", "id, name")` is `"t.id, t.name"`.
+pub(crate) fn prefixed(alias: &str, columns: &str) -> String {
+    columns.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}

@@ -58,7 +58,7 @@ pub struct PublicLink {
 
 /// The `shares` columns prefixed with a table alias.
 pub(super) fn columns(alias: &str) -> String {
-    COLUMNS.split(", ").map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+    crate::util::prefixed(alias, COLUMNS)
 }
 
 impl Shares {
