@@ -168,8 +168,6 @@ impl Files {
 
 const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.size, n.mtime, \
      n.ctime, n.etag, n.blob_id, n.content_type, n.checksum, b.blob_key, b.kek_id, b.wrapped_key";
-/// How many columns [`NODE_COLUMNS`] names.
-const NODE_COLUMN_COUNT: usize = 15;
 
 /// Resolves `path` in the owner's tree to the chain of nodes from the root to
 /// the target, or `None` when some segment does not exist.
@@ -195,14 +193,26 @@ pub(crate) async fn resolve<C: Conn>(
     if rows.len() != segs.len() + 1 {
         return Ok(None);
     }
-    // The walk's depth is the last column; ordering here spares SQLite a sort.
-    let depth_col = NODE_COLUMN_COUNT;
-    let mut chain = rows
-        .iter()
-        .map(|r| Ok((r.i64(depth_col)?, Node::from_row(r)?)))
-        .collect::<Result<Vec<_>>>()?;
-    chain.sort_unstable_by_key(|(depth, _)| *depth);
-    Ok(Some(chain.into_iter().map(|(_, n)| n).collect()))
+    let nodes = rows.iter().map(Node::from_row).collect::<Result<Vec<_>>>()?;
+    chain_from_root(nodes, owner.root_id).map(Some)
+}
+
+/// Orders the rows of a walk from the root down by following parent links:
+/// the query leaves them unordered, which spares the database a sort. Each
+/// level holds exactly one node, the child of the level above.
+fn chain_from_root(mut nodes: Vec<Node>, root_id: i64) -> Result<Vec<Node>> {
+    let mut chain: Vec<Node> = Vec::with_capacity(nodes.len());
+    while !nodes.is_empty() {
+        let next = nodes.iter().position(|n| match chain.last() {
+            None => n.id == root_id,
+            Some(above) => n.parent_id == Some(above.id),
+        });
+        let Some(at) = next else {
+            return Err(Error::Internal("a path walk returned a broken chain".into()));
+        };
+        chain.push(nodes.swap_remove(at));
+    }
+    Ok(chain)
 }
 
 /// The walk of [`resolve`] for paths of `depth` segments. Paths of up to 32
@@ -236,7 +246,7 @@ fn walk_sql(depth: usize) -> String {
     format!(
         "WITH RECURSIVE walk(depth, id) AS (SELECT 0, n0.id FROM nodes n0 WHERE n0.id = ? \
          UNION ALL {step}) \
-         SELECT {NODE_COLUMNS}, w.depth FROM walk w JOIN nodes n ON n.id = w.id \
+         SELECT {NODE_COLUMNS} FROM walk w JOIN nodes n ON n.id = w.id \
          LEFT JOIN blobs b ON b.id = n.blob_id"
     )
 }
@@ -285,9 +295,33 @@ pub(crate) async fn parent_chain<C: Conn>(
 mod tests {
     use super::*;
 
+    fn node(id: i64, parent_id: Option<i64>) -> Node {
+        Node {
+            id,
+            owner_id: 1,
+            parent_id,
+            name: format!("n{id}"),
+            kind: NodeKind::Folder,
+            size: 0,
+            mtime: 0,
+            ctime: 0,
+            etag: String::new(),
+            blob_id: None,
+            content_type: None,
+            checksum: None,
+            blob_key: None,
+            blob_seal: None,
+        }
+    }
+
     #[test]
-    fn the_node_column_count_matches_the_column_list() {
-        assert_eq!(NODE_COLUMNS.split(',').count(), NODE_COLUMN_COUNT);
+    fn a_walk_in_any_order_comes_back_from_the_root_down() {
+        // Ids unrelated to depth: a folder made after its subfolder was moved in.
+        let rows = vec![node(3, Some(9)), node(7, None), node(5, Some(3)), node(9, Some(7))];
+        let chain = chain_from_root(rows, 7).expect("a chain");
+        assert_eq!(chain.iter().map(|n| n.id).collect::<Vec<_>>(), [7, 9, 3, 5]);
+        let broken = vec![node(7, None), node(5, Some(3))];
+        assert!(chain_from_root(broken, 7).is_err());
     }
 
     #[test]

@@ -94,8 +94,8 @@ fn reads_only(method: &Method, path: &str) -> bool {
 }
 
 /// The access line of one request, written when it is dropped: after the
-/// handler, or when the client hung up first (then with 499, "client
-/// closed", as nginx logs it).
+/// handler; when the handler panicked (500, as the client is answered); or
+/// when the client hung up first (499, "client closed", as nginx logs it).
 struct AccessLine {
     method: Method,
     path: String,
@@ -106,7 +106,11 @@ struct AccessLine {
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let status = self.status.unwrap_or(499);
+        let status = match self.status {
+            Some(s) => s,
+            None if std::thread::panicking() => 500,
+            None => 499,
+        };
         let (method, path) = (&self.method, &self.path);
         tracing::info!(target: "strongroom::access", %method, %path, status, ms = format!("{ms:.2}"), "request");
     }
