@@ -276,14 +276,20 @@ impl Tokens {
         Ok(Some((user, t)))
     }
 
+    /// Whether [`Tokens::touch`] would write: the last recorded use is old
+    /// enough, or the address is new.
+    pub fn touch_due(&self, t: &AppToken, address: &str) -> bool {
+        // Often enough that a short idle lifetime is measured from the last use.
+        let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
+        now_secs() - t.last_used >= interval || t.last_address.as_deref() != Some(address)
+    }
+
     /// Records use (at most once a minute, or when the address changes).
     /// Returns true when the token is used from an address it was not used from before.
     pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
         let now = now_secs();
         let moved = t.last_address.as_deref().is_some_and(|a| a != address);
-        // Often enough that a short idle lifetime is measured from the last use.
-        let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
-        if now - t.last_used >= interval || t.last_address.as_deref() != Some(address) {
+        if self.touch_due(t, address) {
             self.db
                 .exec(
                     "UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?",

@@ -142,18 +142,47 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
         return Err(Refusal::Unauthorized("malformed Authorization header"));
     };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
-        if app.tokens.touch(&token, &client.address.to_string()).await? {
-            let id = token.id.to_string();
-            app.audit.record(
-                &client.origin(),
-                Event::new("token.new_address").actor(&user.uid).target(&id),
-            );
+        let address = client.address.to_string();
+        if app.tokens.touch_due(&token, &address) {
+            // Its own task: the new address and its audit event go together
+            // even when the client hangs up meanwhile (reads run in place
+            // and are dropped then, see `requests::trace`).
+            let (app, origin, uid, id) =
+                (app.clone(), client.origin(), user.uid.clone(), token.id.to_string());
+            let token = token.clone();
+            let moved = tokio::spawn(async move {
+                let moved = app.tokens.touch(&token, &address).await?;
+                if moved {
+                    app.audit
+                        .record(&origin, Event::new("token.new_address").actor(&uid).target(&id));
+                }
+                Ok::<_, Error>(moved)
+            });
+            moved.await.map_err(|e| Error::Internal(format!("recording a token's use: {e}")))??;
         }
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
     }
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
         return password_login(app, client, user).await;
     }
+    // A password check runs in a task of its own: the attempt is counted
+    // before Argon2 runs and forgotten only on success, so a check dropped
+    // half way (a read whose client hung up) would leave a correct password
+    // counted as a failure, and a few such would lock the address out.
+    let (app, client) = (app.clone(), client.clone());
+    let checked = tokio::spawn(async move { check_password(&app, &client, login, password).await });
+    checked.await.map_err(|e| {
+        Refusal::Unavailable(Error::Internal(format!("a password check failed: {e}")))
+    })?
+}
+
+/// The account password, under brute-force protection ([`guarded`]).
+async fn check_password(
+    app: &App,
+    client: &Client,
+    login: String,
+    password: Secret,
+) -> Result<Auth, Refusal> {
     match guarded(app, client, "login", &login, || app.users.verify_password(&login, &password))
         .await
     {
