@@ -9,7 +9,7 @@ use crate::{
     error::{Error, Result},
     secret::Secret,
     users::{USER_COLUMNS, User, Users},
-    util::{now_secs, prefixed},
+    util::{column_count, now_secs, prefixed},
 };
 
 pub const TOKEN_LEN: usize = 72;
@@ -59,8 +59,7 @@ pub struct AppToken {
 }
 
 const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, last_used, wipe, kind, remember, confirmed_at, last_address, user_agent, csrf_secret, mfa_pending";
-/// How many columns [`TOKEN_COLUMNS`] names.
-const TOKEN_COLUMN_COUNT: usize = 13;
+const TOKEN_COLUMN_COUNT: usize = column_count(TOKEN_COLUMNS);
 
 impl AppToken {
     fn from_row(r: &Row) -> Result<AppToken> {

@@ -89,6 +89,20 @@ where
     Err(crate::Error::Unavailable("too much contention, try again".into()))
 }
 
+/// How many columns a comma-separated column list names, worked out when
+/// compiling, so a count kept beside a list cannot drift from it.
+pub(crate) const fn column_count(columns: &str) -> usize {
+    let bytes = columns.as_bytes();
+    let (mut i, mut n) = (0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
 /// A comma-separated column list with each column qualified by a table
 /// alias: `prefixed("t", "id, name")` is `"t.id, t.name"`.
 pub(crate) fn prefixed(alias: &str, columns: &str) -> String {
