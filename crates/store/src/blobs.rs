@@ -1,9 +1,17 @@
-//! Immutable content blobs behind Apache OpenDAL.
+//! Immutable content blobs behind Apache OpenDAL, or in the database.
 //!
 //! A blob is written once under a fresh random key and never changed; the file
 //! tree in SQL points at it. A write is flushed to stable storage before
 //! [`BlobWriter::finish`] returns, so metadata committed afterwards never points
 //! at bytes that a crash could lose.
+//!
+//! Small plaintext blobs (up to [`INLINE_LIMIT`]) are not stored here at all:
+//! [`BlobWriter::finish`] hands their bytes back in [`StoredBlob::inline`] and
+//! the caller stores them in the blob's database row, in the transaction that
+//! records the blob. A small upload then costs one transaction, whose flush
+//! is shared with concurrent ones, instead of a file created, flushed and
+//! renamed and its folder flushed. Reading them is the caller's business too
+//! (the row is where they are); [`BlobStore::read`] serves the rest.
 
 use std::{
     ops::Range,
@@ -88,6 +96,9 @@ pub struct BlobStore {
 pub struct StoredBlob {
     pub key: BlobKey,
     pub seal: Option<Seal>,
+    /// The whole content of a small plaintext blob, to be stored in its
+    /// database row: nothing of it is in the store. `None` for stored blobs.
+    pub inline: Option<Bytes>,
     /// The data key itself, kept until the blob is committed so that it can be
     /// wrapped again under a master key that replaced the one it was sealed
     /// with, even after that one is gone.
@@ -97,7 +108,7 @@ pub struct StoredBlob {
 impl StoredBlob {
     /// A plaintext blob (or a placeholder row without content).
     pub fn plain(key: BlobKey) -> StoredBlob {
-        StoredBlob { key, seal: None, dek: None }
+        StoredBlob { key, seal: None, dek: None, inline: None }
     }
 }
 
@@ -175,9 +186,9 @@ impl BlobStore {
                 });
             }
         };
-        let sink = match (&sealer, &self.local_root) {
-            (None, Some(_)) => Sink::Small(Vec::new()),
-            _ => Sink::Writer(self.op.writer(&key.path()).await?),
+        let sink = match &sealer {
+            None => Sink::Small(Vec::new()),
+            Some(_) => Sink::Writer(self.op.writer(&key.path()).await?),
         };
         Ok(BlobWriter { store: self.clone(), key, sink, written: 0, sealer })
     }
@@ -320,6 +331,14 @@ impl BlobStore {
         Ok(self.op.delete(&key.path()).await?)
     }
 
+    /// Removes a finished blob that will not be committed after all (a blob
+    /// kept inline has nothing in the store to remove).
+    pub async fn discard(&self, blob: &StoredBlob) {
+        if blob.inline.is_none() {
+            let _ = self.delete(&blob.key).await;
+        }
+    }
+
     /// The stored size of a blob, or `None` when it is missing.
     pub async fn size(&self, key: &BlobKey) -> Result<Option<u64>, BlobError> {
         if let Some(path) = self.local_path(key) {
@@ -351,34 +370,6 @@ impl BlobStore {
             .await
             .map_err(std::io::Error::other)?
     }
-}
-
-/// Writes a small blob of a local store as OpenDAL's fs writer would, with
-/// one hand-off to the blocking pool instead of one per step: a temporary
-/// file in `.tmp`, flushed, renamed into its shard folder, and that folder
-/// flushed, so the blob survives a crash once this returns.
-fn write_small(root: &Path, key: &BlobKey, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = root.join(".tmp").join(key.as_str());
-    let dest = root.join(key.path());
-    let shard = root.join(&key.0[..2]);
-    let mut f = std::fs::File::create(&tmp)?;
-    let written = f.write_all(content).and_then(|()| f.sync_all());
-    drop(f);
-    let new_shard = !shard.is_dir();
-    let moved = written.and_then(|()| {
-        std::fs::create_dir_all(&shard)?;
-        std::fs::rename(&tmp, &dest)
-    });
-    if let Err(e) = moved {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::File::open(&shard)?.sync_all()?;
-    if new_shard {
-        std::fs::File::open(root)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// An I/O error of the local store's own fast paths, classified as OpenDAL
@@ -518,10 +509,10 @@ impl Sealer {
     }
 }
 
-/// Plain blobs in a local store are held in memory up to this size and written
-/// in one go when finished (see [`write_small`]); larger ones, and every blob
-/// of an object store or an encrypted one, stream through OpenDAL's writer.
-const INLINE_WRITE: usize = 64 * 1024;
+/// Plaintext blobs of at most this many bytes are held in memory while
+/// written and handed back for the database row (see the module's comment);
+/// larger ones, and every encrypted one, stream through OpenDAL's writer.
+pub const INLINE_LIMIT: usize = 64 * 1024;
 
 /// A blob being written. Dropped without [`BlobWriter::finish`], nothing remains
 /// but a partial file that [`BlobStore::clean_partial`] removes.
@@ -549,7 +540,7 @@ impl BlobWriter {
             None => bytes,
         };
         if let Sink::Small(buf) = &mut self.sink {
-            if buf.len() + out.len() <= INLINE_WRITE {
+            if buf.len() + out.len() <= INLINE_LIMIT {
                 buf.extend_from_slice(&out);
                 return Ok(());
             }
@@ -577,19 +568,14 @@ impl BlobWriter {
         self.written
     }
 
-    /// Completes the blob and flushes it to stable storage.
+    /// Completes the blob and flushes it to stable storage; a small one comes
+    /// back whole in [`StoredBlob::inline`], for the caller to commit.
     pub async fn finish(mut self) -> Result<StoredBlob, BlobError> {
         let mut w = match std::mem::replace(&mut self.sink, Sink::Closed) {
             Sink::Writer(w) => w,
             Sink::Small(buf) => {
-                let (root, key) = (self.store.local_root.clone(), self.key.clone());
-                let root = root.ok_or_else(closed)?;
-                tokio::task::spawn_blocking(move || write_small(&root, &key, &buf))
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map_err(|e| local_error("writing a blob", e))?;
-                return Ok(StoredBlob { key: self.key.clone(), seal: None, dek: None });
+                let inline = Some(Bytes::from(buf));
+                return Ok(StoredBlob { key: self.key.clone(), seal: None, dek: None, inline });
             }
             Sink::Closed => return Err(closed()),
         };
@@ -605,7 +591,7 @@ impl BlobWriter {
             opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder")
                 .set_source(e)
         })?;
-        Ok(StoredBlob { key: self.key.clone(), seal, dek })
+        Ok(StoredBlob { key: self.key.clone(), seal, dek, inline: None })
     }
 
     /// Abandons the blob.
@@ -662,7 +648,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_small_blob_is_written_in_one_go_and_read_back() {
+    async fn a_small_plain_blob_comes_back_whole_and_leaves_nothing_in_the_store() {
         let dir = std::env::temp_dir().join(format!("sr-small-blobs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = BlobStore::local(&dir).unwrap();
@@ -671,17 +657,23 @@ mod tests {
             w.write(Bytes::copy_from_slice(part)).await.unwrap();
         }
         assert_eq!(w.written(), 18);
-        let key = w.finish().await.unwrap().key;
-        assert_eq!(std::fs::read(dir.join(key.path())).unwrap(), b"first second third");
+        let stored = w.finish().await.unwrap();
+        assert_eq!(stored.inline.as_deref(), Some(&b"first second third"[..]));
+        assert!(!dir.join(stored.key.path()).exists());
+        assert_eq!(store.size(&stored.key).await.unwrap(), None);
         assert_eq!(std::fs::read_dir(dir.join(".tmp")).unwrap().count(), 0);
-        let got = collect(store.read(&key, None, 18, 6..12).await.unwrap()).await;
-        assert_eq!(got, b"second");
-        // An abandoned small blob leaves nothing behind.
-        let mut w = store.create().await.unwrap();
-        w.write(Bytes::from_static(b"gone")).await.unwrap();
-        let gone = w.key().clone();
-        w.abort().await;
-        assert!(!dir.join(gone.path()).exists());
+        // Exactly the limit is still inline; one byte more goes to the store.
+        for (len, inline) in [(INLINE_LIMIT, true), (INLINE_LIMIT + 1, false)] {
+            let mut w = store.create().await.unwrap();
+            w.write(Bytes::from(vec![7u8; len - 1])).await.unwrap();
+            w.write(Bytes::from_static(b"x")).await.unwrap();
+            let stored = w.finish().await.unwrap();
+            assert_eq!(stored.inline.is_some(), inline, "{len} bytes");
+            let in_store = store.size(&stored.key).await.unwrap();
+            assert_eq!(in_store, (!inline).then_some(len as u64), "{len} bytes");
+            store.discard(&stored).await;
+            assert_eq!(store.size(&stored.key).await.unwrap(), None);
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

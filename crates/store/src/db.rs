@@ -80,6 +80,8 @@ pub enum Val {
     OptI64(Option<i64>),
     Str(String),
     OptStr(Option<String>),
+    /// Binary content (a small blob kept in the database), or NULL.
+    OptBytes(Option<bytes::Bytes>),
 }
 
 impl From<i64> for Val {
@@ -105,6 +107,11 @@ impl From<String> for Val {
 impl From<Option<String>> for Val {
     fn from(v: Option<String>) -> Self {
         Val::OptStr(v)
+    }
+}
+impl From<Option<bytes::Bytes>> for Val {
+    fn from(v: Option<bytes::Bytes>) -> Self {
+        Val::OptBytes(v)
     }
 }
 impl From<Option<&str>> for Val {
@@ -151,6 +158,15 @@ impl Row {
             },
         })
     }
+
+    /// A binary column, or `None` for NULL.
+    pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.opt_bytes(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+            Row::MySql(r) => r.try_get(i)?,
+        })
+    }
 }
 
 /// A database handle: a pool of one backend.
@@ -193,6 +209,7 @@ macro_rules! bind_all {
                 Val::OptI64(v) => q.bind(*v),
                 Val::Str(v) => q.bind(v.clone()),
                 Val::OptStr(v) => q.bind(v.clone()),
+                Val::OptBytes(v) => q.bind(v.as_ref().map(|b| b.to_vec())),
             };
         }
         q

@@ -11,5 +11,5 @@ mod db;
 mod migrations;
 mod sqlite;
 
-pub use blobs::{BlobError, BlobKey, BlobStore, BlobWriter, ByteStream, StoredBlob};
+pub use blobs::{BlobError, BlobKey, BlobStore, BlobWriter, ByteStream, INLINE_LIMIT, StoredBlob};
 pub use db::{Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};

@@ -1,7 +1,8 @@
 //! Schema migrations, written once and specialised per dialect.
 //!
 //! Each migration is a list of statements with a few type placeholders
-//! (`{id}`, `{text}`, `{name}` for names compared byte for byte, `{opts}`)
+//! (`{id}`, `{text}`, `{name}` for names compared byte for byte, `{bytes}`,
+//! `{opts}`)
 //! that differ between SQLite, PostgreSQL and MySQL/MariaDB. Applied versions are recorded in `sr_migrations`.
 
 use crate::{Db, DbError, Dialect, Val};
@@ -14,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_encryption.sql")),
     (5, include_str!("migrations/0005_twofactor.sql")),
     (6, include_str!("migrations/0006_sharing.sql")),
+    (7, include_str!("migrations/0007_inline_content.sql")),
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {
@@ -29,7 +31,17 @@ fn specialise(sql: &str, d: Dialect) -> String {
             "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         ),
     };
-    sql.replace("{id}", id).replace("{text}", text).replace("{name}", name).replace("{opts}", opts)
+    // Binary content up to a few MiB (MySQL's BLOB stops 1 byte short of 64 KiB).
+    let bytes = match d {
+        Dialect::Sqlite => "BLOB",
+        Dialect::Postgres => "BYTEA",
+        Dialect::MySql => "MEDIUMBLOB",
+    };
+    sql.replace("{id}", id)
+        .replace("{text}", text)
+        .replace("{name}", name)
+        .replace("{bytes}", bytes)
+        .replace("{opts}", opts)
 }
 
 impl Db {

@@ -79,6 +79,15 @@ impl SqliteRow {
         }
     }
 
+    pub(crate) fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, DbError> {
+        match self.0.get(i) {
+            Some(Value::Blob(b)) => Ok(Some(b.clone())),
+            Some(Value::Null) => Ok(None),
+            Some(other) => Err(DbError::Other(format!("column {i} is not binary: {other:?}"))),
+            None => Err(DbError::Other(format!("no column {i}"))),
+        }
+    }
+
     pub(crate) fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
         match self.0.get(i) {
             Some(Value::Text(v)) => Ok(Some(v.clone())),
@@ -367,6 +376,7 @@ fn run_prepared(
             Val::OptI64(v) => st.raw_bind_parameter(i + 1, v),
             Val::Str(v) => st.raw_bind_parameter(i + 1, v.as_str()),
             Val::OptStr(v) => st.raw_bind_parameter(i + 1, v.as_deref()),
+            Val::OptBytes(v) => st.raw_bind_parameter(i + 1, v.as_deref()),
         };
         r.map_err(map_err)?;
     }

@@ -140,7 +140,7 @@ impl Files {
             .await?;
         let size = row.size as u64;
         let copied = async {
-            let mut stream = self.blobs.read(&old, row.seal.as_ref(), size, 0..size).await?;
+            let mut stream = self.blob_stream(&old, row.seal.as_ref(), size, 0..size).await?;
             while let Some(part) = stream.next().await {
                 let part = part.map_err(|e| Error::Internal(format!("blob {}: {e}", row.key)))?;
                 writer.write(part).await?;
@@ -173,8 +173,8 @@ impl Files {
         };
         let switched = tx
             .exec(
-                "UPDATE blobs SET blob_key = ?, kek_id = ?, wrapped_key = ? WHERE id = ? AND blob_key = ?",
-                &[new_key.as_str().into(), kek.into(), wrapped.into(), row.id.into(), row.key.as_str().into()],
+                "UPDATE blobs SET blob_key = ?, kek_id = ?, wrapped_key = ?, content = ? WHERE id = ? AND blob_key = ?",
+                &[new_key.as_str().into(), kek.into(), wrapped.into(), stored.inline.clone().into(), row.id.into(), row.key.as_str().into()],
             )
             .await?;
         let now = now_secs();

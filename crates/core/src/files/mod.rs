@@ -5,6 +5,7 @@
 //! reads or changes anything. A change gives the node a new ETag and updates
 //! ETag, size and time of every ancestor in the same transaction.
 
+mod content;
 mod convert;
 mod mime;
 mod node;
@@ -15,7 +16,7 @@ mod uploads;
 mod versions;
 mod write;
 
-use strongroom_store::{BlobError, BlobKey, BlobStore, Conn, Db, Val};
+use strongroom_store::{BlobKey, BlobStore, Conn, Db, Val};
 
 pub use convert::{Batch, BlobCounts};
 pub use node::{Node, NodeKind};
@@ -103,32 +104,13 @@ impl Files {
             return Ok(futures_util::future::Either::Left(futures_util::stream::empty()));
         };
         let key = BlobKey::parse(key).ok_or_else(|| Error::Internal("bad blob key".into()))?;
-        // Checked before the first byte is sent: once a 200 is out, a missing or
-        // short blob could only show as a cut connection.
-        let seal = file.blob_seal.as_ref();
-        let expected = BlobStore::stored_len(file.size as u64, seal);
-        match self.blobs.size(&key).await? {
-            Some(n) if n == expected => {}
-            found => {
-                if seal.is_some() {
-                    let what = format!("stored size {found:?}, {expected} expected");
-                    self.blobs.report_damage(&key, &what);
-                }
-                return Err(Error::Internal(format!(
-                    "the content of file {} is damaged: blob {} holds {found:?} bytes, {expected} expected",
-                    file.id,
-                    key.as_str(),
-                )));
-            }
-        }
-        let stream = self.blobs.read(&key, seal, file.size as u64, range).await;
-        Ok(futures_util::future::Either::Right(stream.map_err(|e| match e {
-            // Said in terms of the file, for the log; the client gets a 500.
-            BlobError::Integrity { .. } | BlobError::Key { .. } => {
-                Error::Internal(format!("file {} cannot be decrypted: {e}", file.id))
-            }
-            e => e.into(),
-        })?))
+        let stream = self.serve_blob(&key, file.blob_seal.as_ref(), file.size as u64, range).await;
+        let stream = stream.map_err(|e| match e {
+            // Said in terms of the file too, for the log; the client gets a 500.
+            Error::Internal(what) => Error::Internal(format!("file {}: {what}", file.id)),
+            e => e,
+        })?;
+        Ok(futures_util::future::Either::Right(stream))
     }
 
     /// Quota state of the owner: (used bytes, quota or negative for unlimited).

@@ -309,8 +309,9 @@ pub(crate) async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<Strin
     Ok(freed)
 }
 
-/// Drops one reference per entry of `blob_ids`; returns the keys of blobs that
-/// lost their last reference (their rows are deleted here, their bytes after commit).
+/// Drops one reference per entry of `blob_ids`; returns the keys of stored
+/// blobs that lost their last reference (their rows are deleted here, their
+/// files after commit; inline content goes with its row).
 pub(crate) async fn unref_blobs(tx: &mut Tx, blob_ids: &[i64]) -> Result<Vec<String>> {
     let mut counts: HashMap<i64, i64> = HashMap::new();
     for b in blob_ids {
@@ -319,10 +320,15 @@ pub(crate) async fn unref_blobs(tx: &mut Tx, blob_ids: &[i64]) -> Result<Vec<Str
     let mut freed = Vec::new();
     for (id, n) in counts {
         tx.exec("UPDATE blobs SET refs = refs - ? WHERE id = ?", &[n.into(), id.into()]).await?;
-        let row = tx.row("SELECT refs, blob_key FROM blobs WHERE id = ?", &[id.into()]).await?;
+        let row = tx
+            .row(
+                "SELECT refs, CASE WHEN content IS NULL THEN blob_key END FROM blobs WHERE id = ?",
+                &[id.into()],
+            )
+            .await?;
         if let Some(r) = row {
             if r.i64(0)? <= 0 {
-                freed.push(r.str(1)?);
+                freed.extend(r.opt_str(1)?);
                 tx.exec("DELETE FROM blobs WHERE id = ?", &[id.into()]).await?;
             }
         }

@@ -228,7 +228,7 @@ impl Files {
         let result = self.retry(|| self.commit_chunk(cx, &up, chunk, &staged)).await;
         if result.is_err() {
             if let Some(k) = &staged.key {
-                let _ = self.blobs.delete(&k.key).await;
+                self.blobs.discard(k).await;
             }
         }
         let (created, freed) = result?;
@@ -413,12 +413,16 @@ impl Files {
                 Some(_) => self.current_seal(&c.blob_key).await?,
                 None => None,
             };
-            let mut stream = match self.blobs.read(&key, seal.as_ref(), len, 0..len).await {
-                Err(BlobError::Key { .. }) if seal.is_some() => {
-                    let seal = self.current_seal(&c.blob_key).await?;
-                    self.blobs.read(&key, seal.as_ref(), len, 0..len).await?
-                }
-                r => r?,
+            let mut stream = match &seal {
+                // Small plaintext chunks are kept in their rows.
+                None => self.blob_stream(&key, None, len, 0..len).await?,
+                Some(s) => match self.blobs.read(&key, Some(s), len, 0..len).await {
+                    Err(BlobError::Key { .. }) => {
+                        let seal = self.current_seal(&c.blob_key).await?;
+                        self.blobs.read(&key, seal.as_ref(), len, 0..len).await?
+                    }
+                    r => r?,
+                },
             };
             while let Some(part) = stream.next().await {
                 let part = part.map_err(|e| Error::Internal(format!("reading a chunk: {e}")))?;

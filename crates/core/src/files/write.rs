@@ -143,7 +143,7 @@ impl Files {
         if opts.expected_len.is_none() {
             if let Err(e) = self.make_room(cx, staged.size - old_size).await {
                 if let Some(k) = &staged.key {
-                    let _ = self.blobs.delete(&k.key).await;
+                    self.blobs.discard(k).await;
                 }
                 return Err(e);
             }
@@ -171,7 +171,7 @@ impl Files {
         };
         if result.is_err() {
             if let Some(k) = key {
-                let _ = self.blobs.delete(&k.key).await;
+                self.blobs.discard(&k).await;
             }
         }
         let (outcome, freed) = result?;
@@ -355,8 +355,9 @@ impl Files {
 
 impl Files {
     /// Records a finished blob with one reference, inside the transaction that
-    /// uses it; returns its row id. The data key is re-wrapped first if the
-    /// master key changed while the blob was written.
+    /// uses it, with its content when it is kept inline; returns its row id.
+    /// The data key is re-wrapped first if the master key changed while the
+    /// blob was written.
     pub(crate) async fn insert_blob(&self, tx: &mut Tx, b: &StoredBlob, size: i64) -> Result<i64> {
         let (kek, wrapped) = match self.blobs.seal_for_commit(b)? {
             Some(s) => (Some(s.master.clone()), Some(s.wrapped_hex())),
@@ -364,14 +365,15 @@ impl Files {
         };
         Ok(tx
             .insert(
-                "INSERT INTO blobs (blob_key, size, refs, created_at, kek_id, wrapped_key) \
-                 VALUES (?, ?, 1, ?, ?, ?)",
+                "INSERT INTO blobs (blob_key, size, refs, created_at, kek_id, wrapped_key, content) \
+                 VALUES (?, ?, 1, ?, ?, ?, ?)",
                 &[
                     b.key.as_str().into(),
                     size.into(),
                     now_secs().into(),
                     kek.into(),
                     wrapped.into(),
+                    b.inline.clone().into(),
                 ],
             )
             .await?)

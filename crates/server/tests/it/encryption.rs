@@ -33,6 +33,9 @@ fn marked(len: usize, salt: u8) -> Vec<u8> {
     v
 }
 
+/// Blob rows holding their content (plaintext, up to 64 KiB).
+const INLINE_ROWS: &str = "SELECT COUNT(*) FROM blobs WHERE content IS NOT NULL";
+
 fn key_file_env(tag: &str) -> (PathBuf, Vec<(String, String)>) {
     let keys = temp_dir(tag).join("master.keys");
     let env = vec![
@@ -258,6 +261,8 @@ async fn existing_content_converts_both_ways_resumes_after_a_kill_and_rotates() 
         }
         put(&s, "/f0.bin", marked(999, 200)).await; // a version too
         assert!(!plaintext_on_disk(&s).is_empty());
+        // Files up to 64 KiB keep their content in the database.
+        assert_eq!(s.sql_count(INLINE_ROWS).await, 23, "{b:?}");
         s.cli_ok(&["encryption", "enable"]);
         interrupted_encrypt_all(&s, 5);
         let (out, _) = s.cli_ok(&["encryption", "status"]);
@@ -265,6 +270,7 @@ async fn existing_content_converts_both_ways_resumes_after_a_kill_and_rotates() 
         let (out, _) = s.cli_ok(&["encryption", "encrypt-all"]);
         assert!(out.contains("nothing is left to encrypt"), "{out}");
         assert_eq!(plaintext_on_disk(&s), Vec::<PathBuf>::new(), "{b:?}");
+        assert_eq!(s.sql_count(INLINE_ROWS).await, 0, "{b:?}: plaintext left in the database");
         files[0].1 = marked(999, 200);
         for (p, body) in &files {
             assert_eq!(get(&s, p).await, (200, body.clone()), "{b:?} {p}");
@@ -293,6 +299,8 @@ async fn existing_content_converts_both_ways_resumes_after_a_kill_and_rotates() 
         assert!(out.contains("nothing is left to decrypt"), "{out}");
         let (out, _) = s.cli_ok(&["encryption", "status"]);
         assert!(out.contains("encryption: off") && !out.contains("encrypted with"), "{out}");
+        // Small ones went back into the database (after.bin is larger).
+        assert_eq!(s.sql_count(INLINE_ROWS).await, 23, "{b:?}");
         for (p, body) in &files {
             assert_eq!(get(&s, p).await, (200, body.clone()), "{b:?} {p} decrypted");
         }

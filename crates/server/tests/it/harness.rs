@@ -294,6 +294,31 @@ impl Server {
         run_admin_sql(self.db.backend, &url, sql).await;
     }
 
+    /// The number a `SELECT COUNT(*) …` gives on this installation's database.
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        use sqlx::{AssertSqlSafe, Connection};
+        let url = match &self.db.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("strongroom.db").display()),
+        };
+        let query = || sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_owned()));
+        match self.db.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&url).await.expect("connect to PostgreSQL");
+                query().fetch_one(&mut c).await.expect(sql)
+            }
+            Backend::MySql => {
+                let mut c = sqlx::MySqlConnection::connect(&url).await.expect("connect to MariaDB");
+                query().fetch_one(&mut c).await.expect(sql)
+            }
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(url.trim_start_matches("sqlite://"))
+                    .expect("open SQLite");
+                c.query_row(sql, [], |r| r.get(0)).expect(sql)
+            }
+        }
+    }
+
     /// Runs an admin command on this installation; panics unless it succeeds.
     /// Returns standard output and standard error.
     pub fn cli_ok(&self, args: &[&str]) -> (String, String) {

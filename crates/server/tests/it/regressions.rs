@@ -278,7 +278,12 @@ async fn destinations_in_every_spelling_of_the_same_tree() {
 #[tokio::test]
 async fn damaged_content_is_an_error_not_a_short_download() {
     let s = Server::start(Backend::Sqlite).await;
-    assert_eq!(s.admin("PUT", "/d.txt").body("some content").send().await.unwrap().status(), 201);
+    // Larger than what is kept in the database: its content is a blob file.
+    let big = vec![b'x'; 100_000];
+    assert_eq!(s.admin("PUT", "/d.txt").body(big).send().await.unwrap().status(), 201);
+    // Small: kept in its database row, damaged there.
+    assert_eq!(s.admin("PUT", "/s.txt").body("some content").send().await.unwrap().status(), 201);
+    s.sql("UPDATE blobs SET content = x'00' WHERE size = 12").await;
     let blobs = s.data_dir.join("blobs");
     for shard in std::fs::read_dir(&blobs).unwrap().flatten() {
         if shard.file_name() != ".tmp" {
@@ -287,10 +292,14 @@ async fn damaged_content_is_an_error_not_a_short_download() {
             }
         }
     }
-    let r = s.admin("GET", "/d.txt").send().await.unwrap();
-    assert_eq!(r.status(), 500);
+    for path in ["/d.txt", "/s.txt"] {
+        let r = s.admin("GET", path).send().await.unwrap();
+        assert_eq!(r.status(), 500, "{path}");
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(s.log().contains("damaged"), "the damage is logged");
+    let log = s.log();
+    assert!(log.contains("holds None bytes, 100000 expected"), "the missing file is logged");
+    assert!(log.contains("holds Some(1) bytes, 12 expected"), "the short row is logged");
     s.stop().await;
 }
 
