@@ -6,10 +6,12 @@
 //! hand-offs (context switches and futex wake-ups) were about 40 % of the
 //! server's CPU for a small GET. Here a read runs on the calling thread: with
 //! the database in WAL mode a reader never waits for a writer, and a lookup
-//! that hits SQLite's page cache takes microseconds. What can wait on the disk
-//! or on another process runs on tokio's blocking pool instead: a `COMMIT`, a
-//! statement that writes outside a transaction, and a `BEGIN IMMEDIATE` that
-//! finds the write lock held by another process (the CLI).
+//! that hits SQLite's page cache takes microseconds. So does a `COMMIT`, which
+//! only appends to the WAL (checkpoints run in the background). What can wait
+//! on the disk or on another process runs on tokio's blocking pool instead:
+//! the flush of the WAL, a checkpoint, a statement that writes outside a
+//! transaction, and a `BEGIN IMMEDIATE` that finds the write lock held by
+//! another process (the CLI).
 //!
 //! Commits are made durable in groups. SQLite runs with `synchronous =
 //! NORMAL`: a `COMMIT` appends the transaction to the WAL file without
@@ -64,7 +66,24 @@ struct Shared {
     /// Held while the WAL is flushed; holds the count of commits known to be
     /// on disk.
     flushed: tokio::sync::Mutex<u64>,
+    /// The commit count when the last checkpoint began (see [`Shared::checkpoint_due`]).
+    checkpointed_at: std::sync::atomic::AtomicU64,
+    /// Set while a checkpoint runs.
+    checkpointing: std::sync::atomic::AtomicBool,
 }
+
+/// Commits between two checkpoints of the WAL into the database file. SQLite's
+/// own automatic checkpoint (every 1,000 WAL pages) is turned off: it runs in
+/// whichever `COMMIT` crosses the threshold, and its flush of the database
+/// file would then stall the request thread that commits (see `commit`).
+const CHECKPOINT_EVERY: u64 = 256;
+
+/// A WAL larger than this is checkpointed with the writers held back. The WAL
+/// only starts over from its beginning when a writer finds all of it copied,
+/// and under a steady stream of commits a checkpoint that lets writers go on
+/// never ends with all of it copied: without this, the WAL would grow as
+/// long as the stream lasts.
+const WAL_RESET_SIZE: u64 = 8 * 1024 * 1024;
 
 /// A result row, copied out of SQLite.
 pub struct SqliteRow(Vec<Value>);
@@ -157,6 +176,8 @@ impl SqlitePool {
             writers: Arc::default(),
             committed: 0.into(),
             flushed: tokio::sync::Mutex::new(0),
+            checkpointed_at: 0.into(),
+            checkpointing: false.into(),
         }));
         // Open one connection now so a wrong path fails at start, not at the first request.
         let first = pool.acquire().await?;
@@ -209,8 +230,45 @@ impl SqlitePool {
         let out = c.blocking(move |conn| run_on(conn, &sql, &args, limit)).await?;
         let done = self.0.committed();
         drop(turn);
+        self.checkpoint_if_due(done);
         self.0.make_durable(done).await?;
         Ok(out)
+    }
+
+    /// Starts a checkpoint in the background once [`CHECKPOINT_EVERY`]
+    /// commits have gone by since the last one began. PASSIVE: it copies
+    /// what no reader still needs and waits for nobody; a later one finishes
+    /// the job. It takes the writers' turn first when the WAL has grown past
+    /// [`WAL_RESET_SIZE`], so that it copies all of it and the WAL starts over.
+    fn checkpoint_if_due(&self, done: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let shared = &self.0;
+        if done < shared.checkpointed_at.load(SeqCst) + CHECKPOINT_EVERY
+            || shared.checkpointing.swap(true, SeqCst)
+        {
+            return;
+        }
+        shared.checkpointed_at.store(done, SeqCst);
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let run = async {
+                let wal = std::fs::metadata(wal_path(&pool.0.path)).map(|m| m.len());
+                let _turn = match wal {
+                    Ok(len) if len > WAL_RESET_SIZE => Some(pool.writer_turn().await?),
+                    _ => None,
+                };
+                let mut c = pool.acquire().await?;
+                c.blocking(|conn| {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .map_err(map_err)
+                })
+                .await
+            };
+            if let Err(e) = run.await {
+                tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
+            }
+            pool.0.checkpointing.store(false, SeqCst);
+        });
     }
 
     async fn writer_turn(&self) -> Result<OwnedMutexGuard<()>, DbError> {
@@ -326,13 +384,20 @@ impl SqliteTx {
 
     /// Commits, passes the write lock on, and returns once the commit is on
     /// stable storage (see the module's note on group commit).
+    ///
+    /// The `COMMIT` runs on the calling thread: it only appends the
+    /// transaction's pages to the WAL (no flush, no checkpoint, no lock to
+    /// wait for, since the transaction holds the write lock), which takes
+    /// less than a hand-off to the blocking pool and back, and the writers'
+    /// turn is held meanwhile.
     pub(crate) async fn commit(mut self) -> Result<(), DbError> {
-        let out = self.conn.blocking(|conn| conn.execute_batch("COMMIT").map_err(map_err)).await;
+        let out = self.conn.conn()?.execute_batch("COMMIT").map_err(map_err);
         // On failure `drop` rolls back whatever is still open.
         self.open = out.is_err();
         out?;
         let done = self.pool.committed();
         self.turn = None;
+        SqlitePool(self.pool.clone()).checkpoint_if_due(done);
         self.pool.make_durable(done).await
     }
 }
@@ -414,7 +479,11 @@ fn open_connection(path: &std::path::Path, flags: OpenFlags) -> Result<Connectio
     conn.busy_timeout(WRITE_WAIT).map_err(map_err)?;
     // NORMAL: commits are flushed by the pool, in groups (`make_durable`).
     let read_only = flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
-    let journal = if read_only { "" } else { "PRAGMA journal_mode = WAL;" };
+    let journal = match read_only {
+        true => "",
+        // Checkpoints run in the background (`checkpoint_if_due`).
+        false => "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;",
+    };
     conn.execute_batch(&format!(
         "{journal} PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
     ))
@@ -564,6 +633,37 @@ mod tests {
         let other = open_connection(&path, flags).unwrap();
         let n: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 64);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_in_the_background_and_stays_small() {
+        let (dir, url) = temp_url("checkpoint");
+        let pool = SqlitePool::open(&url, 4).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)".into()).await.unwrap();
+        let page = bytes::Bytes::from(vec![7u8; 4096]);
+        // About four times WAL_RESET_SIZE in all (a commit writes two pages).
+        let commits = 16 * CHECKPOINT_EVERY as usize;
+        for _ in 0..commits {
+            let mut tx = pool.begin().await.unwrap();
+            tx.run("INSERT INTO t (v) VALUES (?)", &[Val::OptBytes(Some(page.clone()))], None)
+                .unwrap();
+            tx.commit().await.unwrap();
+            // Time for a background checkpoint to catch up now and then, as
+            // the gaps between a server's requests give it.
+            tokio::task::yield_now().await;
+        }
+        while pool.0.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Without checkpoints the WAL would hold every commit; with them it
+        // is reused from its start once it has all been copied.
+        let (path, _) = parse_url(&url).unwrap();
+        let wal = std::fs::metadata(wal_path(&path)).unwrap().len();
+        let all = (commits * 2 * 4096) as u64;
+        assert!(wal <= WAL_RESET_SIZE * 2 && wal < all / 2, "WAL of {wal} bytes");
+        let (rows, _) = pool.run("SELECT count(*) FROM t", &[], None).await.unwrap();
+        assert_eq!(rows[0].opt_i64(0).unwrap(), Some(commits as i64));
         let _ = std::fs::remove_dir_all(dir);
     }
 
