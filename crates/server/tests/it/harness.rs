@@ -301,15 +301,15 @@ impl Server {
             Some(u) => u.clone(),
             None => format!("sqlite://{}", self.data_dir.join("strongroom.db").display()),
         };
-        let query = || sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_owned()));
+        let text = || AssertSqlSafe(sql.to_owned());
         match self.db.backend {
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&url).await.expect("connect to PostgreSQL");
-                query().fetch_one(&mut c).await.expect(sql)
+                sqlx::query_scalar(text()).fetch_one(&mut c).await.expect(sql)
             }
             Backend::MySql => {
                 let mut c = sqlx::MySqlConnection::connect(&url).await.expect("connect to MariaDB");
-                query().fetch_one(&mut c).await.expect(sql)
+                sqlx::query_scalar(text()).fetch_one(&mut c).await.expect(sql)
             }
             Backend::Sqlite => {
                 let c = rusqlite::Connection::open(url.trim_start_matches("sqlite://"))
