@@ -164,6 +164,15 @@ pub(crate) async fn resolve<C: Conn>(
     path: &TreePath,
 ) -> Result<Option<Vec<Node>>> {
     let segs = path.segments();
+    if segs.is_empty() {
+        // The root alone. Not a walk: SQLite's planner turned the walk that
+        // has no step into a scan of every node (found by the scan notice of
+        // the SQLite pool).
+        return match fetch_node(c, owner.root_id).await? {
+            Some(root) => Ok(Some(vec![root])),
+            None => Err(Error::Internal("user has no home folder".into())),
+        };
+    }
     let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
     args.push(owner.root_id.into());
     args.extend(segs.iter().map(|s| Val::from(s.as_str())));
@@ -209,22 +218,17 @@ fn resolve_sql(depth: usize) -> std::borrow::Cow<'static, str> {
     }
 }
 
+/// The walk for a path of `depth` segments, at least one.
 fn walk_sql(depth: usize) -> String {
-    let step = if depth == 0 {
-        // The root alone: the recursive part must still be valid SQL.
-        "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id WHERE 1 = 0"
-            .to_owned()
-    } else {
-        let mut case = String::from("CASE w.depth");
-        for i in 0..depth {
-            case.push_str(&format!(" WHEN {i} THEN ?"));
-        }
-        case.push_str(" END");
-        format!(
-            "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id \
-             AND n.name = {case} WHERE w.depth < {depth}"
-        )
-    };
+    let mut case = String::from("CASE w.depth");
+    for i in 0..depth {
+        case.push_str(&format!(" WHEN {i} THEN ?"));
+    }
+    case.push_str(" END");
+    let step = format!(
+        "SELECT w.depth + 1, n.id FROM walk w JOIN nodes n ON n.parent_id = w.id \
+         AND n.name = {case} WHERE w.depth < {depth}"
+    );
     format!(
         "WITH RECURSIVE walk(depth, id) AS (SELECT 0, n0.id FROM nodes n0 WHERE n0.id = ? \
          UNION ALL {step}) \

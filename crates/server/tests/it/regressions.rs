@@ -402,3 +402,54 @@ async fn logins_cut_short_by_their_client_are_not_counted_as_failures() {
     assert_eq!(r.send().await.unwrap().status().as_u16(), 207);
     s.stop().await;
 }
+
+/// No request of a share's recipient or owner may step through a whole
+/// table: such a statement costs more with every file on the server. Once a
+/// user had received a share, every one of their requests walked to their
+/// root with a statement SQLite ran as a scan of all nodes (6 ms a request at
+/// 60,000 files, and the overlapping reads kept the WAL from starting over).
+/// The SQLite pool logs such statements at debug level; the test turns that
+/// on, puts 3,000 other files on the server and looks for the notice.
+#[tokio::test]
+async fn requests_around_a_share_scan_no_table() {
+    use crate::sharing::{ocs, put, pw, setup, share};
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("RUST_LOG", "info,strongroom_store=debug"),
+            ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+        ],
+    )
+    .await;
+    setup(&s).await;
+    s.sql(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) \
+         INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
+         SELECT u.id, u.root_id, 'other' || x, 2, 1, 0, 0, 'e' || x FROM c, users u WHERE u.uid = 'dave'",
+    )
+    .await;
+    share(&s, "bob", &[("path", "/Project"), ("shareType", "0"), ("shareWith", "alice")]).await;
+    let alice = pw("alice");
+    assert_eq!(put(&s, "alice", "/own.txt", Some("mine")).await, 201);
+    for (path, depth) in [("/", "0"), ("/", "1"), ("/Project", "1"), ("/Project/readme.txt", "0")] {
+        assert_eq!(propfind(&s, "alice", &alice, path, depth).await.0, 207, "{path}");
+    }
+    for path in ["/own.txt", "/Project/readme.txt"] {
+        assert_eq!(text(s.dav("GET", "alice", &alice, path).send().await.unwrap()).await.0, 200);
+    }
+    assert_eq!(put(&s, "alice", "/Project/new.txt", Some("into the share")).await, 201);
+    let moved = s.url("/remote.php/dav/files/alice/Project/moved.txt");
+    let r = s.dav("MOVE", "alice", &alice, "/Project/new.txt").header("Destination", moved);
+    assert_eq!(r.send().await.unwrap().status().as_u16(), 201);
+    assert_eq!(s.dav("DELETE", "alice", &alice, "/own.txt").send().await.unwrap().status(), 204);
+    let with_me = [("shared_with_me", "true")];
+    assert_eq!(ocs(&s, "alice", "GET", "/shares", &with_me).await.0, 200);
+    assert_eq!(ocs(&s, "bob", "GET", "/shares", &[]).await.0, 200);
+    assert_eq!(propfind(&s, "bob", &pw("bob"), "/", "1").await.0, 207);
+    let log = s.log();
+    assert!(log.contains("strongroom::access"), "the log is captured");
+    let scans: Vec<&str> =
+        log.lines().filter(|l| l.contains("a statement scanned a table")).collect();
+    assert!(scans.is_empty(), "{scans:#?}");
+    s.stop().await;
+}
