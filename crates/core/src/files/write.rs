@@ -28,10 +28,15 @@ pub struct PutOptions {
     pub mtime: Option<i64>,
     /// The length the client announced, checked against what arrives.
     pub expected_len: Option<u64>,
-    /// Only write if the current ETag is this one.
-    pub if_match: Option<String>,
-    /// Only write if nothing exists at the path.
+    /// Only write if the current ETag is one of these (`If-Match`).
+    pub if_match: Option<Vec<String>>,
+    /// Only write if nothing exists at the path (`If-None-Match: *`).
     pub if_none_match_any: bool,
+    /// Refuse if the current ETag is one of these (`If-None-Match`).
+    pub if_none_match: Vec<String>,
+    /// Refuse if the file was modified after this time, in seconds
+    /// (`If-Unmodified-Since`).
+    pub if_unmodified_since: Option<i64>,
     /// Only write if something exists at the path (`If-Match: *`).
     pub require_existing: bool,
     /// The checksum the client announced (`OC-Checksum`); a mismatch is refused.
@@ -476,12 +481,18 @@ fn check_target(existing: Option<&Node>, opts: &PutOptions) -> Result<()> {
     if opts.if_none_match_any && existing.is_some() {
         return Err(Error::PreconditionFailed("the file already exists".into()));
     }
-    if let Some(want) = &opts.if_match {
-        match existing {
-            Some(n) if n.etag == *want => {}
-            _ => {
-                return Err(Error::PreconditionFailed("the file has changed on the server".into()));
-            }
+    let changed = || Err(Error::PreconditionFailed("the file has changed on the server".into()));
+    if let Some(wanted) = &opts.if_match {
+        if !existing.is_some_and(|n| wanted.contains(&n.etag)) {
+            return changed();
+        }
+    }
+    if existing.is_some_and(|n| opts.if_none_match.contains(&n.etag)) {
+        return changed();
+    }
+    if let (Some(n), Some(since)) = (existing, opts.if_unmodified_since) {
+        if n.mtime > since {
+            return changed();
         }
     }
     Ok(())

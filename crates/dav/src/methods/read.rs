@@ -122,14 +122,14 @@ fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
 
 /// True when an `If-Unmodified-Since` header names a time before `mtime`.
 pub fn unmodified_since_fails(call: &Call<'_>, mtime: i64) -> bool {
-    let Some(since) =
-        call.header("if-unmodified-since").and_then(|v| httpdate::parse_http_date(v).ok())
-    else {
-        return false;
-    };
-    let since =
-        since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    mtime > since
+    unmodified_since(call).is_some_and(|since| mtime > since)
+}
+
+/// The time of `If-Unmodified-Since` in Unix seconds; `None` without the
+/// header or when it is not an HTTP date (then it is ignored, as RFC 9110 says).
+pub fn unmodified_since(call: &Call<'_>) -> Option<i64> {
+    let since = httpdate::parse_http_date(call.header("if-unmodified-since")?).ok()?;
+    Some(since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
 }
 
 /// True when a comma-separated entity-tag list (or `*`) names `etag`.

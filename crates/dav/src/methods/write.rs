@@ -32,7 +32,9 @@ pub async fn put_to(
         opts = PutOptions {
             free_name: true,
             if_none_match_any: false,
+            if_none_match: Vec::new(),
             if_match: None,
+            if_unmodified_since: None,
             require_existing: false,
             ..opts
         };
@@ -59,12 +61,23 @@ fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         None if call.parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
         None => Some(0),
     };
-    // Clients that announce the total separately must agree with the body's framing.
-    if let (Some(len), Some(total)) = (expected_len, call.header("oc-total-length")) {
-        if total.trim().parse::<u64>().ok() != Some(len) {
+    // A client that announces the total separately must agree with the
+    // body's framing; without a Content-Length (a chunked body) the total is
+    // the length the body must have, checked as it arrives.
+    let announced =
+        match call.header("oc-total-length") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                Error::BadRequest("OC-Total-Length must be a number of bytes".into())
+            })?),
+        };
+    let expected_len = match (expected_len, announced) {
+        (Some(len), Some(total)) if len != total => {
             return Err(Error::BadRequest("OC-Total-Length does not match Content-Length".into()));
         }
-    }
+        (None, total) => total,
+        (len, _) => len,
+    };
     Ok(PutOptions { expected_len, ..upload_options(call)? })
 }
 
@@ -75,7 +88,8 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         Some(v) => Some(parse_mtime(v)?),
         None => None,
     };
-    let if_match_header = call.header("if-match").map(str::trim);
+    let if_match = call.header("if-match").map(etag_list);
+    let if_none_match = call.header("if-none-match").map(etag_list);
     let checksum = match call.header("oc-checksum") {
         Some(v) => Some(strongroom_core::checksum::parse_header(v)?),
         None => None,
@@ -83,12 +97,26 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
     Ok(PutOptions {
         mtime,
         expected_len: None,
-        if_match: if_match_header.filter(|v| *v != "*").map(|v| strip_etag(v).to_owned()),
-        if_none_match_any: call.header("if-none-match").is_some_and(|v| v.trim() == "*"),
-        require_existing: if_match_header == Some("*"),
+        require_existing: if_match.as_ref().is_some_and(|l| l.any),
+        if_match: if_match.filter(|l| !l.any).map(|l| l.tags),
+        if_none_match_any: if_none_match.as_ref().is_some_and(|l| l.any),
+        if_none_match: if_none_match.map(|l| l.tags).unwrap_or_default(),
+        if_unmodified_since: read::unmodified_since(call),
         checksum,
         free_name: false,
     })
+}
+
+/// An `If-Match` or `If-None-Match` value: `*`, or the entity tags it lists.
+struct EtagList {
+    any: bool,
+    tags: Vec<String>,
+}
+
+fn etag_list(v: &str) -> EtagList {
+    let items = v.split(',').map(str::trim).filter(|t| !t.is_empty());
+    let tags: Vec<String> = items.map(|t| strip_etag(t).to_owned()).collect();
+    EtagList { any: tags.iter().any(|t| t == "*"), tags }
 }
 
 /// `X-OC-Mtime`: Unix seconds, possibly with a fraction.

@@ -119,7 +119,8 @@ async fn finish(
     let tokens = crate::methods::conditions::evaluate(target, dest, prefixes).await?;
     let mut opts = upload_options(call)?;
     if opts.if_match.is_none() {
-        opts.if_match = crate::methods::conditions::required_etag(target, dest, prefixes);
+        opts.if_match =
+            crate::methods::conditions::required_etag(target, dest, prefixes).map(|e| vec![e]);
     }
     let mtime_set = opts.mtime.is_some();
     let into = strongroom_core::files::Ctx { tokens: &tokens, ..target.cx() };

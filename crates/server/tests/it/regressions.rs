@@ -453,3 +453,64 @@ async fn requests_around_a_share_scan_no_table() {
     assert!(scans.is_empty(), "{scans:#?}");
     s.stop().await;
 }
+
+/// Every precondition of a PUT is honoured the same way whether the upload
+/// is small (its content kept in the database), large (a blob file) or sent
+/// without a Content-Length: `If-Match` with a list in which one tag is
+/// current passes, `If-None-Match` naming the current tag refuses, so does
+/// an `If-Unmodified-Since` older than the file, and a chunked body that
+/// disagrees with its announced `OC-Total-Length` is refused. A refusal
+/// changes nothing.
+#[tokio::test]
+async fn put_preconditions_hold_for_every_size_and_framing() {
+    let s = Server::start(Backend::Sqlite).await;
+    let streamed = |data: Vec<u8>| {
+        let parts: Vec<Vec<u8>> = data.chunks(16 * 1024).map(<[u8]>::to_vec).collect();
+        let parts = parts.into_iter().map(Ok::<_, std::io::Error>);
+        reqwest::Body::wrap_stream(futures_util::stream::iter(parts))
+    };
+    for (label, size, chunked) in
+        [("small", 100, false), ("large", 70_000, false), ("chunked", 70_000, true)]
+    {
+        let path = format!("/cond-{label}.bin");
+        let content = |n: u8| vec![n; size];
+        let body = |n: u8| match chunked {
+            true => streamed(content(n)),
+            false => reqwest::Body::from(content(n)),
+        };
+        let r = s.admin("PUT", &path).body(body(1)).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{label}");
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let put = |header: &str, value: &str, n: u8| {
+            s.admin("PUT", &path).header(header, value).body(body(n)).send()
+        };
+        let refusals = [
+            ("If-None-Match", etag.clone()),
+            ("If-None-Match", format!("\"zz\", {etag}")),
+            ("If-Match", "\"zz\"".to_owned()),
+            ("If-Unmodified-Since", "Mon, 01 Feb 1971 00:00:00 GMT".to_owned()),
+        ];
+        for (header, value) in refusals {
+            let r = put(header, &value, 9).await.unwrap();
+            assert_eq!(r.status(), 412, "{label}: {header}: {value}");
+        }
+        let r = s.admin("PUT", &path).header("OC-Total-Length", "5").body(body(9)).send().await;
+        assert_eq!(r.unwrap().status(), 400, "{label}: OC-Total-Length");
+        let now = s.admin("GET", &path).send().await.unwrap();
+        assert_eq!(now.headers()["etag"].to_str().unwrap(), etag, "{label}");
+        assert_eq!(now.bytes().await.unwrap().to_vec(), content(1), "{label}: unchanged");
+
+        let r = put("If-Match", &format!("\"zz\", {etag}"), 2).await.unwrap();
+        assert_eq!(r.status(), 204, "{label}: one listed tag is current");
+        let r = put("If-None-Match", "\"zz\"", 3).await.unwrap();
+        assert_eq!(r.status(), 204, "{label}: the tag named is not current");
+        let r = put("If-Unmodified-Since", "Fri, 01 Jan 2100 00:00:00 GMT", 4).await.unwrap();
+        assert_eq!(r.status(), 204, "{label}: not modified since");
+        let total = size.to_string();
+        let r = s.admin("PUT", &path).header("OC-Total-Length", &total).body(body(5)).send().await;
+        assert_eq!(r.unwrap().status(), 204, "{label}: OC-Total-Length");
+        let now = s.admin("GET", &path).send().await.unwrap();
+        assert_eq!(now.bytes().await.unwrap().to_vec(), content(5), "{label}");
+    }
+    s.stop().await;
+}
