@@ -151,13 +151,24 @@ impl Files {
 const NODE_COLUMNS: &str = "n.id, n.owner_id, n.parent_id, n.name, n.kind, n.size, n.mtime, \
      n.ctime, n.etag, n.blob_id, n.content_type, n.checksum, b.blob_key, b.kek_id, b.wrapped_key";
 
+/// Columns of one node in [`NODE_COLUMNS`].
+const NODE_WIDTH: usize = 15;
+
+/// Paths of up to this many segments are resolved by a join with one level
+/// per segment ([`join_walk_sql`]), deeper ones by a recursive walk. MySQL
+/// allows 61 tables in a join, and each level joins two.
+const JOIN_WALK_MAX: usize = 24;
+
 /// Resolves `path` in the owner's tree to the chain of nodes from the root to
 /// the target, or `None` when some segment does not exist.
 ///
-/// One query whatever the depth: a recursive walk from the owner's root that
-/// at depth `d` follows the child named by segment `d` on the
-/// `(parent_id, name)` index (files have no children, so the walk stops at
-/// them). Fewer rows than segments plus one means a segment is missing.
+/// One query whatever the depth, each level found on the `(parent_id, name)`
+/// index (files have no children, so a path through a file ends there). Up
+/// to [`JOIN_WALK_MAX`] segments it is a chain of left joins that returns one
+/// row holding every level: SQLite runs it as plain index lookups, where the
+/// recursive walk built and read a queue and a result table of its own (a
+/// quarter of a small GET's instructions). Deeper paths take the recursive
+/// walk, whose rows number the segments found plus one.
 pub(crate) async fn resolve<C: Conn>(
     c: &mut C,
     owner: &User,
@@ -173,10 +184,13 @@ pub(crate) async fn resolve<C: Conn>(
             None => Err(Error::Internal("user has no home folder".into())),
         };
     }
+    if segs.len() <= JOIN_WALK_MAX {
+        return join_walk(c, owner, segs).await;
+    }
     let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
     args.push(owner.root_id.into());
     args.extend(segs.iter().map(|s| Val::from(s.as_str())));
-    let sql = resolve_sql(segs.len());
+    let sql = walk_sql(segs.len());
     let rows = c.rows(&sql, &args).await?;
     if rows.is_empty() {
         return Err(Error::Internal("user has no home folder".into()));
@@ -206,19 +220,48 @@ fn chain_from_root(mut nodes: Vec<Node>, root_id: i64) -> Result<Vec<Node>> {
     Ok(chain)
 }
 
-/// The walk of [`resolve`] for paths of `depth` segments. Paths of up to 32
-/// segments, nearly all of them, reuse text built once.
-fn resolve_sql(depth: usize) -> std::borrow::Cow<'static, str> {
-    const KEPT_WALKS: usize = 32;
-    static KEPT: [std::sync::OnceLock<String>; KEPT_WALKS] =
-        [const { std::sync::OnceLock::new() }; KEPT_WALKS];
-    match KEPT.get(depth) {
-        Some(kept) => kept.get_or_init(|| walk_sql(depth)).as_str().into(),
-        None => walk_sql(depth).into(),
+/// [`resolve`] for paths of 1 to [`JOIN_WALK_MAX`] segments.
+async fn join_walk<C: Conn>(c: &mut C, owner: &User, segs: &[String]) -> Result<Option<Vec<Node>>> {
+    static KEPT: [std::sync::OnceLock<String>; JOIN_WALK_MAX + 1] =
+        [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1];
+    let sql = KEPT[segs.len()].get_or_init(|| join_walk_sql(segs.len()));
+    let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
+    args.extend(segs.iter().map(|s| Val::from(s.as_str())));
+    args.push(owner.root_id.into());
+    let Some(row) = c.row(sql, &args).await? else {
+        return Err(Error::Internal("user has no home folder".into()));
+    };
+    let mut chain = Vec::with_capacity(segs.len() + 1);
+    for level in 0..=segs.len() {
+        let at = level * NODE_WIDTH;
+        // A level the join did not find leaves its columns (and all below) NULL.
+        if row.opt_i64(at)?.is_none() {
+            return Ok(None);
+        }
+        chain.push(Node::from_row_at(&row, at)?);
     }
+    Ok(Some(chain))
 }
 
-/// The walk for a path of `depth` segments, at least one.
+/// `SELECT` of the nodes from the root (`n0`, whose id is the last
+/// parameter) down `depth` named children (one parameter each, in order),
+/// each with its blob.
+fn join_walk_sql(depth: usize) -> String {
+    let level =
+        |i: usize| NODE_COLUMNS.replace("n.", &format!("n{i}.")).replace("b.", &format!("b{i}."));
+    let columns: Vec<String> = (0..=depth).map(level).collect();
+    let mut from = String::from("nodes n0 LEFT JOIN blobs b0 ON b0.id = n0.blob_id");
+    for i in 1..=depth {
+        let up = i - 1;
+        from.push_str(&format!(
+            " LEFT JOIN nodes n{i} ON n{i}.parent_id = n{up}.id AND n{i}.name = ? \
+             LEFT JOIN blobs b{i} ON b{i}.id = n{i}.blob_id"
+        ));
+    }
+    format!("SELECT {} FROM {from} WHERE n0.id = ?", columns.join(", "))
+}
+
+/// The recursive walk for a path of `depth` segments, at least one.
 fn walk_sql(depth: usize) -> String {
     let mut case = String::from("CASE w.depth");
     for i in 0..depth {
@@ -311,10 +354,13 @@ mod tests {
     }
 
     #[test]
-    fn walks_up_to_the_kept_depth_are_built_once_and_deeper_ones_each_time() {
-        assert!(matches!(resolve_sql(3), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(resolve_sql(3), walk_sql(3));
-        assert!(matches!(resolve_sql(40), std::borrow::Cow::Owned(_)));
+    fn walks_have_one_parameter_per_segment_and_the_root() {
         assert_eq!(walk_sql(2).matches(" THEN ?").count(), 2);
+        let join = join_walk_sql(2);
+        assert_eq!(join.matches('?').count(), 3);
+        assert!(join.ends_with("WHERE n0.id = ?"));
+        // Every level brings a whole node.
+        assert_eq!(join.matches("n2.").count(), 12 + 3);
+        assert_eq!(NODE_COLUMNS.split(',').count(), NODE_WIDTH);
     }
 }

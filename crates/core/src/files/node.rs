@@ -52,21 +52,26 @@ pub struct Node {
 
 impl Node {
     pub(crate) fn from_row(r: &Row) -> Result<Node> {
+        Self::from_row_at(r, 0)
+    }
+
+    /// The node whose columns start at column `at` (a row of several nodes).
+    pub(crate) fn from_row_at(r: &Row, at: usize) -> Result<Node> {
         Ok(Node {
-            id: r.i64(0)?,
-            owner_id: r.i64(1)?,
-            parent_id: r.opt_i64(2)?,
-            name: r.str(3)?,
-            kind: NodeKind::from_code(r.i64(4)?)?,
-            size: r.i64(5)?,
-            mtime: r.i64(6)?,
-            ctime: r.i64(7)?,
-            etag: r.str(8)?,
-            blob_id: r.opt_i64(9)?,
-            content_type: r.opt_str(10)?,
-            checksum: r.opt_str(11)?,
-            blob_key: r.opt_str(12)?,
-            blob_seal: Seal::from_columns(r.opt_str(13)?, r.opt_str(14)?),
+            id: r.i64(at)?,
+            owner_id: r.i64(at + 1)?,
+            parent_id: r.opt_i64(at + 2)?,
+            name: r.str(at + 3)?,
+            kind: NodeKind::from_code(r.i64(at + 4)?)?,
+            size: r.i64(at + 5)?,
+            mtime: r.i64(at + 6)?,
+            ctime: r.i64(at + 7)?,
+            etag: r.str(at + 8)?,
+            blob_id: r.opt_i64(at + 9)?,
+            content_type: r.opt_str(at + 10)?,
+            checksum: r.opt_str(at + 11)?,
+            blob_key: r.opt_str(at + 12)?,
+            blob_seal: Seal::from_columns(r.opt_str(at + 13)?, r.opt_str(at + 14)?),
         })
     }
 
