@@ -21,17 +21,11 @@ pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result
         return Ok(r);
     }
     let size = node.size.max(0) as u64;
-    let range = match call.header("range") {
-        Some(v) => match parse_range(v, size) {
-            RangeSpec::Whole => None,
-            RangeSpec::Part(a, b) => Some((a, b)),
-            RangeSpec::Unsatisfiable => return Ok(unsatisfiable(size)),
-        },
-        None => None,
+    let range = match byte_range(call.header("range"), call.header("if-range"), &node.etag, size) {
+        RangeSpec::Whole => None,
+        RangeSpec::Part(a, b) => Some((a, b)),
+        RangeSpec::Unsatisfiable => return Ok(unsatisfiable(size)),
     };
-    // A Range is ignored when If-Range names another version.
-    let range =
-        range.filter(|_| call.header("if-range").is_none_or(|v| strip_etag(v) == node.etag));
     let (start, end) = range.unwrap_or((0, size));
     let mut r = if with_body && end > start {
         let stream = call.dav.files.read(&call.cx(), &node, start..end).await?;
@@ -137,10 +131,23 @@ pub fn etag_list_matches(list: &str, etag: &str) -> bool {
     list.split(',').map(str::trim).any(|t| t == "*" || strip_etag(t) == etag)
 }
 
-enum RangeSpec {
+/// What a request's `Range` asks of a file.
+pub enum RangeSpec {
     Whole,
+    /// The half-open interval of bytes `[start, end)`.
     Part(u64, u64),
     Unsatisfiable,
+}
+
+/// The part of a file of `size` bytes, currently tagged `etag`, that a request
+/// with these `Range` and `If-Range` headers is to get. A Range is ignored
+/// when If-Range names another version (or a date: ours are not exact enough
+/// to stand for a version).
+pub fn byte_range(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) -> RangeSpec {
+    match range {
+        Some(v) if if_range.is_none_or(|t| strip_etag(t) == etag) => parse_range(v, size),
+        _ => RangeSpec::Whole,
+    }
 }
 
 /// Parses a single `bytes=` range into a half-open interval. Several ranges, or
@@ -182,7 +189,8 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
     }
 }
 
-fn unsatisfiable(size: u64) -> Response {
+/// 416, naming the file's length.
+pub fn unsatisfiable(size: u64) -> Response {
     let mut r = crate::error::status(StatusCode::RANGE_NOT_SATISFIABLE);
     if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
         r.headers_mut().insert(header::CONTENT_RANGE, v);

@@ -232,7 +232,25 @@ async fn a_link_password_is_asked_on_every_route_and_guessing_is_throttled() {
             r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
         let download = s.url(&format!("/s/{token}/download?path=%2Freadme.txt"));
         let r = browser.get(&download).header("Cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.headers()["accept-ranges"], "bytes");
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
         assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+        // A download can resume: one range, also under an If-Range that
+        // still holds; a stale If-Range gets the whole file.
+        let get = |range: &'static str, if_range: &str| {
+            let r = browser.get(&download).header("Cookie", &cookie).header("Range", range);
+            if if_range.is_empty() { r } else { r.header("If-Range", if_range) }
+        };
+        let r = get("bytes=6-", "").send().await.unwrap();
+        assert_eq!(r.headers()["content-range"], "bytes 6-13/14");
+        assert_eq!(text(r).await, (206, "from bob".to_owned()));
+        let r = get("bytes=-3", &etag).send().await.unwrap();
+        assert_eq!(text(r).await, (206, "bob".to_owned()));
+        let r = get("bytes=0-4", "\"stale\"").send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+        let r = get("bytes=99-", "").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 416);
+        assert_eq!(r.headers()["content-range"], "bytes */14");
         // The same pass opens public DAV (the page's uploads go there).
         let r = browser
             .request(

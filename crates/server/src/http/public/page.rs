@@ -18,6 +18,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use strongroom_core::{
     Error, Node, NodeKind, Principal, TreePath, files::Ctx, secret::Secret, sharing::PublicLink,
 };
+use strongroom_dav::{RangeSpec, byte_range, unsatisfiable};
 
 use super::{Attempt, admit, audit, has_pass, pass_cookie, try_password, unknown_token};
 use crate::{
@@ -343,11 +344,32 @@ async fn serve_file(
     audit(app, &client.origin(), &link, "share.public_access", detail);
     let who = Principal::public_link(link.share.id);
     let cx = Ctx { who: &who, owner: &link.owner, tokens: &[], grant: Some(&link.grant) };
-    let stream = match app.files.read(&cx, &node, 0..node.size as u64).await {
+    // A single range, so that a browser or a download manager can resume.
+    let size = node.size.max(0) as u64;
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let (start, end, partial) =
+        match byte_range(value(header::RANGE), value(header::IF_RANGE), &node.etag, size) {
+            RangeSpec::Whole => (0, size, false),
+            RangeSpec::Part(a, b) => (a, b, true),
+            RangeSpec::Unsatisfiable => return unsatisfiable(size),
+        };
+    let stream = match app.files.read(&cx, &node, start..end).await {
         Ok(s) => s,
         Err(e) => return failed(&e),
     };
     let mut r = Response::new(Body::from_stream(stream));
+    let h = r.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", node.etag)) {
+        h.insert(header::ETAG, v);
+    }
+    if partial {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let range = format!("bytes {start}-{}/{size}", end.saturating_sub(1));
+        if let Ok(v) = HeaderValue::from_str(&range) {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
     let h = r.headers_mut();
     let name = utf8_percent_encode(&node.name, NON_ALPHANUMERIC).to_string();
     let disposition = if inline { "inline" } else { "attachment" };
@@ -357,7 +379,7 @@ async fn serve_file(
     if let Ok(v) = HeaderValue::from_str(&ctype) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(node.size as u64));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
