@@ -159,6 +159,40 @@ impl BlobStore {
         Ok(())
     }
 
+    /// The blob files of a local store last written before `before` (Unix
+    /// seconds), with their sizes: the candidates of a sweep for files that no
+    /// row names (a crash between a large blob's rename into place and the
+    /// commit that records it leaves one). Partial writes in `.tmp` are not
+    /// listed ([`BlobStore::clean_partial`] removes those).
+    pub async fn files_written_before(&self, before: i64) -> std::io::Result<Vec<(BlobKey, u64)>> {
+        let Some(root) = self.local_root.clone() else { return Ok(Vec::new()) };
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for shard in std::fs::read_dir(&root)? {
+                let shard = shard?;
+                let shard_name = shard.file_name();
+                let Some(shard_name) = shard_name.to_str() else { continue };
+                if shard_name.len() != 2 || !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for file in std::fs::read_dir(shard.path())? {
+                    let file = file?;
+                    let name = file.file_name();
+                    let key = name.to_str().and_then(BlobKey::parse);
+                    let Some(key) = key.filter(|k| k.0.starts_with(shard_name)) else { continue };
+                    let meta = file.metadata()?;
+                    let written = meta.modified()?.duration_since(std::time::UNIX_EPOCH);
+                    if meta.is_file() && written.is_ok_and(|t| (t.as_secs() as i64) < before) {
+                        found.push((key, meta.len()));
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// Starts writing a new blob, encrypted when encryption is on.
     pub async fn create(&self) -> Result<BlobWriter, BlobError> {
         let master = self.enc.as_ref().and_then(|e| e.write_key());

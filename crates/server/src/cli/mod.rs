@@ -120,6 +120,16 @@ enum Command {
 enum DbCommand {
     /// Apply pending schema migrations.
     Migrate,
+    /// Delete blob files that no file, version, trash item or upload refers
+    /// to (left by a crash during a large upload).
+    SweepBlobs {
+        /// Only files last written more than this many hours ago.
+        #[arg(long, default_value_t = 24)]
+        older_than_hours: u32,
+        /// Count them without deleting anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -162,6 +172,14 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
             // App::open has applied them; a second run finds nothing to do.
             let ran = app.db.migrate().await.map_err(|e| e.to_string())?;
             out!("database is up to date ({ran} migrations applied now)");
+            Ok(())
+        }
+        Command::Db { command: DbCommand::SweepBlobs { older_than_hours, dry_run } } => {
+            let before = strongroom_core::now_secs() - i64::from(older_than_hours) * 3600;
+            let swept =
+                app.files.sweep_orphan_blobs(before, dry_run).await.map_err(|e| e.to_string())?;
+            let what = if dry_run { "would be deleted" } else { "deleted" };
+            out!("{} orphaned blob files ({} bytes) {what}", swept.files, swept.bytes);
             Ok(())
         }
         Command::User { command } => accounts::user(&app, command).await,
