@@ -9,6 +9,7 @@ mod client;
 mod dav_routes;
 mod devices;
 mod headers;
+mod listen;
 mod login_flow;
 mod pages;
 mod public;
@@ -17,8 +18,6 @@ mod session_pages;
 mod tls;
 mod twofactor;
 mod wipe;
-
-use std::net::SocketAddr;
 
 use axum::{
     Router, middleware,
@@ -139,17 +138,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<tls::Acceptor>,
 ) -> std::io::Result<()> {
-    let routes = router(app);
-    if let Some(acceptor) = tls {
-        return tls::serve(listener, acceptor, routes, shutdown_signal()).await;
-    }
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, routes.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    listen::serve(listener, tls, router(app), shutdown_signal()).await
 }
 
 pub use tls::acceptor as tls_acceptor;

@@ -269,3 +269,48 @@ async fn impossible_moves_and_missing_parents_are_refused() {
     assert_eq!(s.admin("GET", "/f").send().await.unwrap().status(), 404);
     s.stop().await;
 }
+
+/// A connection may not be held for ever without a request: one whose
+/// headers stall, one kept alive and then left idle, and one that never
+/// sends a byte are all closed by the server within its 30 s header
+/// deadline, while other clients are served as usual.
+#[tokio::test]
+async fn stalled_idle_and_silent_connections_are_closed() {
+    let s = Server::start(Backend::Sqlite).await;
+    let port = s.port;
+    let started = std::time::Instant::now();
+    let waits: Vec<_> = [
+        &b"GET /status.php HTTP/1.1\r\nHost: x\r\n"[..],
+        b"GET /status.php HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"",
+    ]
+    .into_iter()
+    .map(|first| {
+        std::thread::spawn(move || {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            c.write_all(first).unwrap();
+            // Read until the server closes; an answered request's
+            // response comes first and the connection stays open after it.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        })
+    })
+    .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = s.client.get(s.url("/status.php")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "others are served meanwhile");
+    let answers: Vec<String> = waits.into_iter().map(|t| t.join().unwrap()).collect();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(50), "closed after {took:?}");
+    assert!(answers[1].starts_with("HTTP/1.1 200"), "{}", answers[1]);
+    assert!(!answers[0].contains(" 200 "), "{}", answers[0]);
+    s.stop().await;
+}

@@ -1,8 +1,8 @@
 //! Operating the server: first start, admin command line, configuration
 //! errors, and what the logs may and may not contain.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
+use std::{io::Write, time::Duration};
 
 use crate::harness::{
     ADMIN_PASSWORD, Backend, Server, backends, bin, free_port, temp_dir, write_secret,
@@ -289,5 +289,30 @@ async fn output_into_a_closed_pipe_is_no_panic() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", out.status);
     }
+    s.stop().await;
+}
+
+/// SIGTERM stops the server without cutting short the request it is
+/// serving: an upload under way completes, is acknowledged and is there
+/// after a restart.
+#[tokio::test]
+async fn sigterm_lets_the_upload_in_flight_finish() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    let parts: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 50_000]).collect();
+    let content: Vec<u8> = parts.concat();
+    let stream = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(p)
+    });
+    let upload = s.admin("PUT", "/slow.bin").body(reqwest::Body::wrap_stream(stream)).send();
+    let upload = tokio::spawn(upload);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = s.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let r = upload.await.unwrap().unwrap();
+    assert_eq!(r.status(), 201);
+    s.restart().await;
+    let r = s.admin("GET", "/slow.bin").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), content);
     s.stop().await;
 }
