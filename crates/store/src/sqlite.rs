@@ -70,6 +70,10 @@ struct Shared {
     checkpointed_at: std::sync::atomic::AtomicU64,
     /// Set while a checkpoint runs.
     checkpointing: std::sync::atomic::AtomicBool,
+    /// Frames in the WAL after the last commit of any of the pool's
+    /// connections (SQLite's WAL hook sets it): how far the WAL reaches now,
+    /// which its file's size stops telling once it has started over.
+    wal_frames: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Commits between two checkpoints of the WAL into the database file. SQLite's
@@ -86,6 +90,16 @@ const CHECKPOINT_EVERY: u64 = 256;
 /// stream lasts. Also the size SQLite cuts the WAL file back to when it
 /// starts over (`journal_size_limit`).
 const WAL_RESET_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Bytes a WAL frame holds: SQLite's default page of 4 KiB (the server
+/// never sets another) and the frame's own header.
+const WAL_FRAME_BYTES: u64 = 4096 + 24;
+
+/// Commits between two checkpoints started because the WAL is large: a
+/// single commit may write megabytes (deleting a batch of versions frees
+/// every page of their content), so size alone starts one early; the
+/// spacing keeps a WAL that readers hold from making every commit try.
+const CHECKPOINT_MIN_SPACING: u64 = 16;
 
 /// How long [`restart_wal`] may hold the writers back waiting for the
 /// readers of older snapshots to finish; past it the writers go on and the
@@ -185,6 +199,7 @@ impl SqlitePool {
             flushed: tokio::sync::Mutex::new(0),
             checkpointed_at: 0.into(),
             checkpointing: false.into(),
+            wal_frames: Arc::default(),
         }));
         // Open one connection now so a wrong path fails at start, not at the first request.
         let first = pool.acquire().await?;
@@ -202,9 +217,14 @@ impl SqlitePool {
             Some(c) => c,
             None => {
                 let (path, flags) = (self.0.path.clone(), self.0.flags);
-                tokio::task::spawn_blocking(move || open_connection(&path, flags))
-                    .await
-                    .map_err(|e| DbError::Other(format!("database task failed: {e}")))??
+                let frames = self.0.wal_frames.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = open_connection(&path, flags)?;
+                    count_wal_frames(&mut conn, frames)?;
+                    Ok::<_, DbError>(conn)
+                })
+                .await
+                .map_err(|e| DbError::Other(format!("database task failed: {e}")))??
             }
         };
         Ok(Pooled { conn: Some(conn), shared: self.0.clone(), _permit: permit })
@@ -243,24 +263,27 @@ impl SqlitePool {
     }
 
     /// Starts a checkpoint in the background once [`CHECKPOINT_EVERY`]
-    /// commits have gone by since the last one began. PASSIVE: it copies
-    /// what no reader still needs and waits for nobody; a later one finishes
-    /// the job. Once the WAL has grown past [`WAL_RESET_SIZE`] it takes the
-    /// writers' turn instead and makes the WAL start over ([`restart_wal`]).
+    /// commits have gone by since the last one began, or (at least
+    /// [`CHECKPOINT_MIN_SPACING`] commits after it) once the WAL reaches past
+    /// [`WAL_RESET_SIZE`]. PASSIVE: it copies what no reader still needs and
+    /// waits for nobody; a later one finishes the job. Once the WAL has grown
+    /// past [`WAL_RESET_SIZE`] it takes the writers' turn instead and makes
+    /// the WAL start over ([`restart_wal`]).
     fn checkpoint_if_due(&self, done: u64) {
         use std::sync::atomic::Ordering::SeqCst;
         let shared = &self.0;
-        if done < shared.checkpointed_at.load(SeqCst) + CHECKPOINT_EVERY
-            || shared.checkpointing.swap(true, SeqCst)
-        {
+        let last = shared.checkpointed_at.load(SeqCst);
+        let large = shared.wal_frames.load(SeqCst) * WAL_FRAME_BYTES > WAL_RESET_SIZE;
+        let due =
+            done >= last + CHECKPOINT_EVERY || (large && done >= last + CHECKPOINT_MIN_SPACING);
+        if !due || shared.checkpointing.swap(true, SeqCst) {
             return;
         }
         shared.checkpointed_at.store(done, SeqCst);
         let pool = self.clone();
         tokio::spawn(async move {
             let run = async {
-                let wal = std::fs::metadata(wal_path(&pool.0.path)).map(|m| m.len());
-                let large = matches!(wal, Ok(len) if len > WAL_RESET_SIZE);
+                let large = pool.0.wal_frames.load(SeqCst) * WAL_FRAME_BYTES > WAL_RESET_SIZE;
                 // The turn before the connection, as in `begin`.
                 let _turn = match large {
                     true => Some(pool.writer_turn().await?),
@@ -383,6 +406,20 @@ fn restart_wal(conn: &Connection) -> Result<(), DbError> {
         tracing::debug!("readers kept the WAL from starting over; the next checkpoint retries");
     }
     Ok(())
+}
+
+/// Has `conn` report, after each of its commits, how many frames the WAL
+/// holds (SQLite's WAL hook, which `wal_autocheckpoint` would otherwise own;
+/// it is off, see `open_connection`).
+fn count_wal_frames(
+    conn: &mut Connection,
+    frames: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(), DbError> {
+    let hook = move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+        frames.store(pages.max(0) as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    };
+    conn.wal_hook(Some(hook)).map_err(map_err)
 }
 
 /// The WAL file SQLite keeps beside the database file.
@@ -748,6 +785,34 @@ mod tests {
         assert!(wal <= WAL_RESET_SIZE * 2 && wal < all / 2, "WAL of {wal} bytes");
         let (rows, _) = pool.run("SELECT count(*) FROM t", &[], None).await.unwrap();
         assert_eq!(rows[0].opt_i64(0).unwrap(), Some(commits as i64));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_commits_start_a_checkpoint_before_their_count_would() {
+        let (dir, url) = temp_url("large-commits");
+        let pool = SqlitePool::open(&url, 4).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)".into()).await.unwrap();
+        let page = bytes::Bytes::from(vec![7u8; 4096]);
+        // 128 commits of 1 MiB each: half the commits of one CHECKPOINT_EVERY,
+        // 16 times WAL_RESET_SIZE.
+        let commits = CHECKPOINT_EVERY as usize / 2;
+        for _ in 0..commits {
+            let mut tx = pool.begin().await.unwrap();
+            for _ in 0..256 {
+                tx.run("INSERT INTO t (v) VALUES (?)", &[Val::OptBytes(Some(page.clone()))], None)
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        while pool.0.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (path, _) = parse_url(&url).unwrap();
+        let wal = std::fs::metadata(wal_path(&path)).unwrap().len();
+        let all = (commits * 256 * 4096) as u64;
+        assert!(wal <= 4 * WAL_RESET_SIZE && wal < all / 4, "WAL of {wal} bytes");
         let _ = std::fs::remove_dir_all(dir);
     }
 
