@@ -130,7 +130,8 @@ impl Throttle {
         if before == Verdict::Blocked {
             return Ok(Verdict::Blocked);
         }
-        self.failed(ip, action, who).await?;
+        tracing::debug!(address = %ip, action, "attempt counted before its check");
+        self.record(ip, action, who).await?;
         let n = self.count(ip, action, now_secs() - BLOCK_SECS).await?;
         if n > u64::from(self.settings.max_attempts) {
             return Ok(Verdict::Blocked);
@@ -143,10 +144,15 @@ impl Throttle {
         if self.exempt(ip) {
             return Ok(());
         }
+        tracing::info!(address = %ip, action, "failed attempt counted for brute-force protection");
+        self.record(ip, action, who).await
+    }
+
+    /// Stores one attempt (a failure, or one counted before its check).
+    async fn record(&self, ip: IpAddr, action: &str, who: &str) -> Result<()> {
         let net = subnet(ip);
         let now = now_secs();
         let who: String = who.chars().take(200).collect();
-        tracing::info!(address = %ip, action, "failed attempt counted for brute-force protection");
         match &self.store {
             Store::Db(db) => {
                 db.exec(

@@ -84,6 +84,24 @@ impl Call<'_> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Every line of a list-valued header (`If-Match`, `If-None-Match`) as
+    /// one comma-separated list. A value that is not visible ASCII is a bad
+    /// request: ignoring it would drop the client's condition.
+    pub fn header_list(&self, name: &str) -> Result<Option<String>, Error> {
+        let mut lines = self.parts.headers.get_all(name).iter().peekable();
+        if lines.peek().is_none() {
+            return Ok(None);
+        }
+        let mut parts = Vec::new();
+        for v in lines {
+            let text = v
+                .to_str()
+                .map_err(|_| Error::BadRequest(format!("the {name} header is not ASCII")))?;
+            parts.push(text);
+        }
+        Ok(Some(parts.join(", ")))
+    }
+
     /// A header that may carry UTF-8 (Destination, If); one that is not valid
     /// UTF-8 is a bad request rather than absent.
     pub fn header_text(&self, name: &str) -> Result<Option<&str>, Error> {

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_twofactor.sql")),
     (6, include_str!("migrations/0006_sharing.sql")),
     (7, include_str!("migrations/0007_inline_content.sql")),
+    (8, include_str!("migrations/0008_age_indexes.sql")),
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {

@@ -64,13 +64,18 @@ fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
     // A client that announces the total separately must agree with the
     // body's framing; without a Content-Length (a chunked body) the total is
     // the length the body must have, checked as it arrives.
-    let announced =
-        match call.header("oc-total-length") {
-            None => None,
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                Error::BadRequest("OC-Total-Length must be a number of bytes".into())
-            })?),
-        };
+    let announced = match call.header_list("oc-total-length")? {
+        None => None,
+        Some(v) => {
+            let v = v.trim();
+            let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+            let n = v.parse::<u64>().ok().filter(|_| digits);
+            // Two lines (now "5, 6") or anything but digits is no length.
+            Some(n.ok_or_else(|| {
+                Error::BadRequest("OC-Total-Length must be one number of bytes".into())
+            })?)
+        }
+    };
     let expected_len = match (expected_len, announced) {
         (Some(len), Some(total)) if len != total => {
             return Err(Error::BadRequest("OC-Total-Length does not match Content-Length".into()));
@@ -88,12 +93,13 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         Some(v) => Some(parse_mtime(v)?),
         None => None,
     };
-    let if_match = call.header("if-match").map(etag_list);
-    let if_none_match = call.header("if-none-match").map(etag_list);
+    let if_match = call.header_list("if-match")?.map(|v| etag_list(&v, Compare::Strong));
+    let if_none_match = call.header_list("if-none-match")?.map(|v| etag_list(&v, Compare::Weak));
     let checksum = match call.header("oc-checksum") {
         Some(v) => Some(strongroom_core::checksum::parse_header(v)?),
         None => None,
     };
+    let has_if_match = if_match.is_some();
     Ok(PutOptions {
         mtime,
         expected_len: None,
@@ -101,7 +107,8 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         if_match: if_match.filter(|l| !l.any).map(|l| l.tags),
         if_none_match_any: if_none_match.as_ref().is_some_and(|l| l.any),
         if_none_match: if_none_match.map(|l| l.tags).unwrap_or_default(),
-        if_unmodified_since: read::unmodified_since(call),
+        // With If-Match, If-Unmodified-Since is not evaluated (RFC 9110, 13.2.2).
+        if_unmodified_since: read::unmodified_since(call).filter(|_| !has_if_match),
         checksum,
         free_name: false,
     })
@@ -113,10 +120,25 @@ struct EtagList {
     tags: Vec<String>,
 }
 
-fn etag_list(v: &str) -> EtagList {
-    let items = v.split(',').map(str::trim).filter(|t| !t.is_empty());
-    let tags: Vec<String> = items.map(|t| strip_etag(t).to_owned()).collect();
-    EtagList { any: tags.iter().any(|t| t == "*"), tags }
+/// How the tags of a list compare with the file's (RFC 9110, 8.8.3.2).
+#[derive(Clone, Copy, PartialEq)]
+enum Compare {
+    /// `If-Match`: a weak tag (`W/"…"`) matches nothing.
+    Strong,
+    /// `If-None-Match`: a weak tag matches its strong twin.
+    Weak,
+}
+
+fn etag_list(v: &str, compare: Compare) -> EtagList {
+    let items: Vec<&str> = v.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    // Only a bare `*` is the wildcard; `"*"` is a tag like any other.
+    let any = items.contains(&"*");
+    let tags = items
+        .into_iter()
+        .filter(|t| *t != "*" && !(compare == Compare::Strong && t.starts_with("W/")))
+        .map(|t| strip_etag(t).to_owned())
+        .collect();
+    EtagList { any, tags }
 }
 
 /// `X-OC-Mtime`: Unix seconds, possibly with a fraction.
@@ -143,13 +165,15 @@ pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
                 "the resource does not meet the request's conditions".into(),
             ))
         };
-        if call.header("if-match").is_some_and(|v| !read::etag_list_matches(v, &node.etag)) {
+        let if_match = call.header_list("if-match")?;
+        if if_match.as_deref().is_some_and(|v| !read::etag_list_matches(v, &node.etag)) {
             return changed();
         }
-        if call.header("if-none-match").is_some_and(|v| read::etag_list_matches(v, &node.etag)) {
+        let if_none_match = call.header_list("if-none-match")?;
+        if if_none_match.as_deref().is_some_and(|v| read::etag_list_matches(v, &node.etag)) {
             return changed();
         }
-        if read::unmodified_since_fails(call, node.mtime) {
+        if if_match.is_none() && read::unmodified_since_fails(call, node.mtime) {
             return changed();
         }
     }

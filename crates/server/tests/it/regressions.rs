@@ -409,7 +409,8 @@ async fn logins_cut_short_by_their_client_are_not_counted_as_failures() {
 /// root with a statement SQLite ran as a scan of all nodes (6 ms a request at
 /// 60,000 files, and the overlapping reads kept the WAL from starting over).
 /// The SQLite pool logs such statements at debug level; the test turns that
-/// on, puts 3,000 other files on the server and looks for the notice.
+/// on, puts 3,000 other files, 1,500 file drop records and 1,500 login
+/// attempts of others on the server, and looks for the notice.
 #[tokio::test]
 async fn requests_around_a_share_scan_no_table() {
     use crate::sharing::{ocs, put, pw, setup, share};
@@ -427,6 +428,14 @@ async fn requests_around_a_share_scan_no_table() {
          INSERT INTO nodes (owner_id, parent_id, name, kind, size, mtime, ctime, etag) \
          SELECT u.id, u.root_id, 'other' || x, 2, 1, 0, 0, 'e' || x FROM c, users u WHERE u.uid = 'dave'",
     )
+    .await;
+    // Login attempts of others, which every password check prunes by age.
+    s.sql(&format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) \
+         INSERT INTO bruteforce_attempts (action, subnet, who, occurred) \
+         SELECT 'login', '198.51.100.0/24', 'guess' || x, {} FROM c",
+        strongroom_core::now_secs()
+    ))
     .await;
     share(&s, "bob", &[("path", "/Project"), ("shareType", "0"), ("shareWith", "alice")]).await;
     let alice = pw("alice");
@@ -446,6 +455,22 @@ async fn requests_around_a_share_scan_no_table() {
     assert_eq!(ocs(&s, "alice", "GET", "/shares", &with_me).await.0, 200);
     assert_eq!(ocs(&s, "bob", "GET", "/shares", &[]).await.0, 200);
     assert_eq!(propfind(&s, "bob", &pw("bob"), "/", "1").await.0, 207);
+    // An upload to a file drop, with many records of earlier drops (any
+    // holder of an upload link can add them): its clean-up of old records
+    // must not read them all.
+    put(&s, "bob", "/Inbox/", None).await;
+    let drop = share(&s, "bob", &[("path", "/Inbox"), ("shareType", "3"), ("permissions", "4")]);
+    let token = drop.await["token"].as_str().unwrap().to_owned();
+    s.sql(&format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) \
+         INSERT INTO share_drops (share_id, address, name, node_id, created_at) \
+         SELECT 1, '192.0.2.' || (x % 200), 'd' || x, 1, {} FROM c",
+        strongroom_core::now_secs()
+    ))
+    .await;
+    let url = s.url(&format!("/public.php/dav/files/{token}/dropped.txt"));
+    let r = s.client.put(url).body("dropped").send().await.unwrap();
+    assert_eq!(r.status(), 201);
     let log = s.log();
     assert!(log.contains("strongroom::access"), "the log is captured");
     let scans: Vec<&str> =
@@ -494,8 +519,28 @@ async fn put_preconditions_hold_for_every_size_and_framing() {
             let r = put(header, &value, 9).await.unwrap();
             assert_eq!(r.status(), 412, "{label}: {header}: {value}");
         }
-        let r = s.admin("PUT", &path).header("OC-Total-Length", "5").body(body(9)).send().await;
-        assert_eq!(r.unwrap().status(), 400, "{label}: OC-Total-Length");
+        // Refused as a whole, never ignored: a weak or quoted-star tag under
+        // If-Match (strong comparison), a value that is not ASCII, a length
+        // that is not one plain number.
+        let weak = format!("W/{etag}");
+        let odd = [
+            ("If-Match", weak.as_bytes(), 412),
+            ("If-Match", &b"\"*\""[..], 412),
+            ("If-Match", &b"\"dead\xe9\""[..], 400),
+            ("If-None-Match", &b"\"\xe9\", *"[..], 400),
+            ("OC-Total-Length", &b"+5"[..], 400),
+            ("OC-Total-Length", &b"5"[..], 400),
+        ];
+        for (header, value, status) in odd {
+            let shown = String::from_utf8_lossy(value).into_owned();
+            let value = reqwest::header::HeaderValue::from_bytes(value).unwrap();
+            let r = s.admin("PUT", &path).header(header, value).body(body(9)).send().await;
+            assert_eq!(r.unwrap().status(), status, "{label}: {header}: {shown}");
+        }
+        let total = size.to_string();
+        let r = s.admin("PUT", &path).header("OC-Total-Length", &total);
+        let r = r.header("OC-Total-Length", "5").body(body(9)).send().await;
+        assert_eq!(r.unwrap().status(), 400, "{label}: two lengths");
         let now = s.admin("GET", &path).send().await.unwrap();
         assert_eq!(now.headers()["etag"].to_str().unwrap(), etag, "{label}");
         assert_eq!(now.bytes().await.unwrap().to_vec(), content(1), "{label}: unchanged");
@@ -506,7 +551,12 @@ async fn put_preconditions_hold_for_every_size_and_framing() {
         assert_eq!(r.status(), 204, "{label}: the tag named is not current");
         let r = put("If-Unmodified-Since", "Fri, 01 Jan 2100 00:00:00 GMT", 4).await.unwrap();
         assert_eq!(r.status(), 204, "{label}: not modified since");
-        let total = size.to_string();
+        // One list over two lines; and If-Match makes If-Unmodified-Since moot.
+        let now = s.admin("HEAD", &path).send().await.unwrap();
+        let etag = now.headers()["etag"].to_str().unwrap().to_owned();
+        let r = s.admin("PUT", &path).header("If-Match", "\"zz\"").header("If-Match", &etag);
+        let r = r.header("If-Unmodified-Since", "Mon, 01 Feb 1971 00:00:00 GMT");
+        assert_eq!(r.body(body(4)).send().await.unwrap().status(), 204, "{label}: two lines");
         let r = s.admin("PUT", &path).header("OC-Total-Length", &total).body(body(5)).send().await;
         assert_eq!(r.unwrap().status(), 204, "{label}: OC-Total-Length");
         let now = s.admin("GET", &path).send().await.unwrap();
