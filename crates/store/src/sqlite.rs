@@ -736,6 +736,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Makes `commits` commits of `pages` rows of 4 KiB each into `t`, then
+    /// waits for a checkpoint still running.
+    async fn write_pages(pool: &SqlitePool, commits: usize, pages: usize) {
+        let page = bytes::Bytes::from(vec![7u8; 4096]);
+        for _ in 0..commits {
+            let mut tx = pool.begin().await.unwrap();
+            for _ in 0..pages {
+                tx.run("INSERT INTO t (v) VALUES (?)", &[Val::OptBytes(Some(page.clone()))], None)
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            // Time for a background checkpoint to catch up now and then, as
+            // the gaps between a server's requests give it.
+            tokio::task::yield_now().await;
+        }
+        while pool.0.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_is_checkpointed_in_the_background_and_stays_small() {
         let (dir, url) = temp_url("checkpoint");
@@ -759,21 +779,9 @@ mod tests {
                 })
             })
             .collect();
-        let page = bytes::Bytes::from(vec![7u8; 4096]);
         // About four times WAL_RESET_SIZE in all (a commit writes two pages).
         let commits = 16 * CHECKPOINT_EVERY as usize;
-        for _ in 0..commits {
-            let mut tx = pool.begin().await.unwrap();
-            tx.run("INSERT INTO t (v) VALUES (?)", &[Val::OptBytes(Some(page.clone()))], None)
-                .unwrap();
-            tx.commit().await.unwrap();
-            // Time for a background checkpoint to catch up now and then, as
-            // the gaps between a server's requests give it.
-            tokio::task::yield_now().await;
-        }
-        while pool.0.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        write_pages(&pool, commits, 1).await;
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for r in readers {
             assert!(r.join().unwrap() > 0, "the readers ran alongside the writers");
@@ -793,22 +801,10 @@ mod tests {
         let (dir, url) = temp_url("large-commits");
         let pool = SqlitePool::open(&url, 4).await.unwrap();
         pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)".into()).await.unwrap();
-        let page = bytes::Bytes::from(vec![7u8; 4096]);
         // 128 commits of 1 MiB each: half the commits of one CHECKPOINT_EVERY,
         // 16 times WAL_RESET_SIZE.
         let commits = CHECKPOINT_EVERY as usize / 2;
-        for _ in 0..commits {
-            let mut tx = pool.begin().await.unwrap();
-            for _ in 0..256 {
-                tx.run("INSERT INTO t (v) VALUES (?)", &[Val::OptBytes(Some(page.clone()))], None)
-                    .unwrap();
-            }
-            tx.commit().await.unwrap();
-            tokio::task::yield_now().await;
-        }
-        while pool.0.checkpointing.load(std::sync::atomic::Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        write_pages(&pool, commits, 256).await;
         let (path, _) = parse_url(&url).unwrap();
         let wal = std::fs::metadata(wal_path(&path)).unwrap().len();
         let all = (commits * 256 * 4096) as u64;
