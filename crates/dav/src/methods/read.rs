@@ -21,7 +21,8 @@ pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result
         return Ok(r);
     }
     let size = node.size.max(0) as u64;
-    let range = match byte_range(call.header("range"), call.header("if-range"), &node.etag, size) {
+    let if_range = call.parts.headers.get("if-range").map(|v| v.to_str().unwrap_or(""));
+    let range = match byte_range(call.header("range"), if_range, &node.etag, size) {
         RangeSpec::Whole => None,
         RangeSpec::Part(a, b) => Some((a, b)),
         RangeSpec::Unsatisfiable => return Ok(unsatisfiable(size)),
@@ -116,18 +117,21 @@ fn preconditions(call: &Call<'_>, node: &Node) -> Option<Response> {
 
 /// True when an `If-Unmodified-Since` header names a time before `mtime`.
 pub fn unmodified_since_fails(call: &Call<'_>, mtime: i64) -> bool {
-    unmodified_since(call).is_some_and(|since| mtime > since)
+    unmodified_since(call).ok().flatten().is_some_and(|since| mtime > since)
 }
 
 /// The time of `If-Unmodified-Since` in Unix seconds; `None` without the
-/// header or when it is not an HTTP date (then it is ignored, as RFC 9110 says).
-pub fn unmodified_since(call: &Call<'_>) -> Option<i64> {
-    let since = httpdate::parse_http_date(call.header("if-unmodified-since")?).ok()?;
-    Some(since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+/// header or when it is not an HTTP date (then it is ignored, as RFC 9110
+/// says). A value that is not ASCII at all is a bad request, so that a
+/// state-changing request never goes on without the condition it carried.
+pub fn unmodified_since(call: &Call<'_>) -> Result<Option<i64>, Error> {
+    let Some(v) = call.header_list("if-unmodified-since")? else { return Ok(None) };
+    let Ok(since) = httpdate::parse_http_date(&v) else { return Ok(None) };
+    Ok(Some(since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)))
 }
 
 /// True when a comma-separated entity-tag list (or `*`) names `etag`.
-pub fn etag_list_matches(list: &str, etag: &str) -> bool {
+fn etag_list_matches(list: &str, etag: &str) -> bool {
     list.split(',').map(str::trim).any(|t| t == "*" || strip_etag(t) == etag)
 }
 
@@ -143,9 +147,12 @@ pub enum RangeSpec {
 /// with these `Range` and `If-Range` headers is to get. A Range is ignored
 /// when If-Range names another version (or a date: ours are not exact enough
 /// to stand for a version).
+/// If-Range compares strongly: a weak tag never matches, and neither does a
+/// value that is not ASCII (pass it as `Some("")`).
 pub fn byte_range(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) -> RangeSpec {
+    let holds = |t: &str| !t.trim().starts_with("W/") && strip_etag(t) == etag;
     match range {
-        Some(v) if if_range.is_none_or(|t| strip_etag(t) == etag) => parse_range(v, size),
+        Some(v) if if_range.is_none_or(holds) => parse_range(v, size),
         _ => RangeSpec::Whole,
     }
 }

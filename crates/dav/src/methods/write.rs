@@ -64,18 +64,7 @@ fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
     // A client that announces the total separately must agree with the
     // body's framing; without a Content-Length (a chunked body) the total is
     // the length the body must have, checked as it arrives.
-    let announced = match call.header_list("oc-total-length")? {
-        None => None,
-        Some(v) => {
-            let v = v.trim();
-            let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-            let n = v.parse::<u64>().ok().filter(|_| digits);
-            // Two lines (now "5, 6") or anything but digits is no length.
-            Some(n.ok_or_else(|| {
-                Error::BadRequest("OC-Total-Length must be one number of bytes".into())
-            })?)
-        }
-    };
+    let announced = announced_total(call)?;
     let expected_len = match (expected_len, announced) {
         (Some(len), Some(total)) if len != total => {
             return Err(Error::BadRequest("OC-Total-Length does not match Content-Length".into()));
@@ -84,6 +73,18 @@ fn put_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         (len, _) => len,
     };
     Ok(PutOptions { expected_len, ..upload_options(call)? })
+}
+
+/// `OC-Total-Length`: exactly one plain number of bytes, or absent. Two
+/// lines (read as "5, 6"), a sign or anything but digits is a 400.
+pub fn announced_total(call: &Call<'_>) -> Result<Option<u64>, Error> {
+    let Some(v) = call.header_list("oc-total-length")? else { return Ok(None) };
+    let v = v.trim();
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    match v.parse::<u64>() {
+        Ok(n) if digits => Ok(Some(n)),
+        _ => Err(Error::BadRequest("OC-Total-Length must be one number of bytes".into())),
+    }
 }
 
 /// The headers that condition and describe an upload, for PUT and for the
@@ -108,7 +109,7 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         if_none_match_any: if_none_match.as_ref().is_some_and(|l| l.any),
         if_none_match: if_none_match.map(|l| l.tags).unwrap_or_default(),
         // With If-Match, If-Unmodified-Since is not evaluated (RFC 9110, 13.2.2).
-        if_unmodified_since: read::unmodified_since(call).filter(|_| !has_if_match),
+        if_unmodified_since: read::unmodified_since(call)?.filter(|_| !has_if_match),
         checksum,
         free_name: false,
     })
@@ -118,6 +119,13 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
 struct EtagList {
     any: bool,
     tags: Vec<String>,
+}
+
+impl EtagList {
+    /// Whether the list holds for a file tagged `etag` (`*` holds for any).
+    fn names(&self, etag: &str) -> bool {
+        self.any || self.tags.iter().any(|t| t == etag)
+    }
 }
 
 /// How the tags of a list compare with the file's (RFC 9110, 8.8.3.2).
@@ -155,9 +163,10 @@ pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
     if call.header("depth").is_some_and(|d| !d.trim().eq_ignore_ascii_case("infinity")) {
         return Err(Error::BadRequest("DELETE only supports Depth: infinity".into()));
     }
+    // Present at all, readable or not: an unreadable condition is a 400 below.
     let conditional = ["if-match", "if-none-match", "if-unmodified-since"]
         .iter()
-        .any(|h| call.header(h).is_some());
+        .any(|h| call.parts.headers.contains_key(*h));
     if conditional {
         let node = call.dav.files.stat(&call.cx(), &call.path).await?.ok_or(Error::NotFound)?;
         let changed = || {
@@ -166,14 +175,15 @@ pub async fn delete(call: &Call<'_>) -> Result<Response, Error> {
             ))
         };
         let if_match = call.header_list("if-match")?;
-        if if_match.as_deref().is_some_and(|v| !read::etag_list_matches(v, &node.etag)) {
+        if if_match.as_deref().is_some_and(|v| !etag_list(v, Compare::Strong).names(&node.etag)) {
             return changed();
         }
         let if_none_match = call.header_list("if-none-match")?;
-        if if_none_match.as_deref().is_some_and(|v| read::etag_list_matches(v, &node.etag)) {
+        if if_none_match.as_deref().is_some_and(|v| etag_list(v, Compare::Weak).names(&node.etag)) {
             return changed();
         }
-        if if_match.is_none() && read::unmodified_since_fails(call, node.mtime) {
+        let since = read::unmodified_since(call)?;
+        if if_match.is_none() && since.is_some_and(|since| node.mtime > since) {
             return changed();
         }
     }

@@ -32,14 +32,10 @@ pub async fn dispatch(call: &Call<'_>, files_prefix: &str, body: Body) -> Result
 }
 
 fn total_length(call: &Call<'_>) -> Result<Option<i64>, Error> {
-    match call.header("oc-total-length") {
-        None => Ok(None),
-        Some(v) => {
-            v.trim().parse::<i64>().ok().filter(|n| *n >= 0).map(Some).ok_or_else(|| {
-                Error::BadRequest("OC-Total-Length must be a number of bytes".into())
-            })
-        }
-    }
+    let too_large = || Error::BadRequest("OC-Total-Length is too large".into());
+    crate::methods::write::announced_total(call)?
+        .map(|n| i64::try_from(n).map_err(|_| too_large()))
+        .transpose()
 }
 
 async fn create(call: &Call<'_>, id: &str) -> Result<Response, Error> {

@@ -331,6 +331,15 @@ async fn chunked_uploads_assemble_in_order_and_refuse_bad_input() {
             .await
             .unwrap();
         assert_eq!(r.status(), 400);
+        // The right total and a second, different one: no single total.
+        let r = req("MOVE", "/u3/.file")
+            .header("Destination", s.url(&to("v2.bin")))
+            .header("OC-Total-Length", "10")
+            .header("OC-Total-Length", "5")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
         let r = req("MOVE", "/u3/.file")
             .header("Destination", s.url(&to("v2.bin")))
             .header("OC-Checksum", "MD5:00000000000000000000000000000000")

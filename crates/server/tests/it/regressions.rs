@@ -562,5 +562,21 @@ async fn put_preconditions_hold_for_every_size_and_framing() {
         let now = s.admin("GET", &path).send().await.unwrap();
         assert_eq!(now.bytes().await.unwrap().to_vec(), content(5), "{label}");
     }
+    // DELETE reads the same headers the same way.
+    let path = "/cond-small.bin";
+    let head = s.admin("HEAD", path).send().await.unwrap();
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+    let weak = reqwest::header::HeaderValue::from_str(&format!("W/{etag}")).unwrap();
+    let odd = reqwest::header::HeaderValue::from_bytes(b"\"\xe9\"").unwrap();
+    let r = s.admin("DELETE", path).header("If-Match", weak).send().await.unwrap();
+    assert_eq!(r.status(), 412, "DELETE with a weak If-Match");
+    let r = s.admin("DELETE", path).header("If-None-Match", odd.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 400, "DELETE with a non-ASCII If-None-Match");
+    let r = s.admin("DELETE", path).header("If-Unmodified-Since", odd.clone()).send().await;
+    assert_eq!(r.unwrap().status(), 400, "DELETE with a non-ASCII If-Unmodified-Since");
+    let r = s.admin("PUT", path).header("If-Unmodified-Since", odd).body("x").send().await;
+    assert_eq!(r.unwrap().status(), 400, "PUT with a non-ASCII If-Unmodified-Since");
+    let r = s.admin("DELETE", path).header("If-Match", "\"zz\"").header("If-Match", &etag);
+    assert_eq!(r.send().await.unwrap().status(), 204, "DELETE with a list over two lines");
     s.stop().await;
 }

@@ -248,6 +248,10 @@ async fn a_link_password_is_asked_on_every_route_and_guessing_is_throttled() {
         assert_eq!(text(r).await, (206, "bob".to_owned()));
         let r = get("bytes=0-4", "\"stale\"").send().await.unwrap();
         assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
+        // If-Range compares strongly: the current tag made weak is stale.
+        let weak = format!("W/{etag}");
+        let r = get("bytes=0-4", &weak).send().await.unwrap();
+        assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
         let r = get("bytes=99-", "").send().await.unwrap();
         assert_eq!(r.status().as_u16(), 416);
         assert_eq!(r.headers()["content-range"], "bytes */14");

@@ -346,13 +346,14 @@ async fn serve_file(
     let cx = Ctx { who: &who, owner: &link.owner, tokens: &[], grant: Some(&link.grant) };
     // A single range, so that a browser or a download manager can resume.
     let size = node.size.max(0) as u64;
-    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let (start, end, partial) =
-        match byte_range(value(header::RANGE), value(header::IF_RANGE), &node.etag, size) {
-            RangeSpec::Whole => (0, size, false),
-            RangeSpec::Part(a, b) => (a, b, true),
-            RangeSpec::Unsatisfiable => return unsatisfiable(size),
-        };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    // An If-Range that cannot be read matches nothing: the whole file.
+    let if_range = headers.get(header::IF_RANGE).map(|v| v.to_str().unwrap_or(""));
+    let (start, end, partial) = match byte_range(range, if_range, &node.etag, size) {
+        RangeSpec::Whole => (0, size, false),
+        RangeSpec::Part(a, b) => (a, b, true),
+        RangeSpec::Unsatisfiable => return unsatisfiable(size),
+    };
     let stream = match app.files.read(&cx, &node, start..end).await {
         Ok(s) => s,
         Err(e) => return failed(&e),
