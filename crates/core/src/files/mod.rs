@@ -177,15 +177,8 @@ pub(crate) async fn resolve<C: Conn>(
     path: &TreePath,
 ) -> Result<Option<Vec<Node>>> {
     let segs = path.segments();
-    if segs.is_empty() {
-        // The root alone. Not a walk: SQLite's planner turned the walk that
-        // has no step into a scan of every node (found by the scan notice of
-        // the SQLite pool).
-        return match fetch_node(c, owner.root_id).await? {
-            Some(root) => Ok(Some(vec![root])),
-            None => Err(Error::Internal("user has no home folder".into())),
-        };
-    }
+    // The root alone is a join of one level too: the recursive walk with no
+    // step was run by SQLite's planner as a scan of every node.
     if segs.len() <= JOIN_WALK_MAX {
         return join_walk(c, owner, segs).await;
     }
@@ -222,7 +215,7 @@ fn chain_from_root(mut nodes: Vec<Node>, root_id: i64) -> Result<Vec<Node>> {
     Ok(chain)
 }
 
-/// [`resolve`] for paths of 1 to [`JOIN_WALK_MAX`] segments.
+/// [`resolve`] for paths of 0 to [`JOIN_WALK_MAX`] segments.
 async fn join_walk<C: Conn>(c: &mut C, owner: &User, segs: &[String]) -> Result<Option<Vec<Node>>> {
     static KEPT: [std::sync::OnceLock<String>; JOIN_WALK_MAX + 1] =
         [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1];
