@@ -147,6 +147,7 @@ pub enum RangeSpec {
 /// with these `Range` and `If-Range` headers is to get. A Range is ignored
 /// when If-Range names another version (or a date: ours are not exact enough
 /// to stand for a version).
+///
 /// If-Range compares strongly: a weak tag never matches, and neither does a
 /// value that is not ASCII (pass it as `Some("")`).
 pub fn byte_range(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) -> RangeSpec {
