@@ -16,7 +16,14 @@ const TUNABLES: &str = "GLIBC_TUNABLES";
 const SELF: &str = "/proc/self/exe";
 /// Allocations from 4 MiB up are mapped on their own and unmapped when freed:
 /// the hashes, not the 1 MiB frames of large transfers.
-const SETTING: &str = "glibc.malloc.mmap_threshold=4194304";
+///
+/// Free memory at the top of a heap is given back to the system only past
+/// 4 MiB too. At glibc's default (128 KiB, which also stops adapting once the
+/// mmap threshold is set) every 1 MiB piece of a large download or upload,
+/// allocated on one thread and freed on another, was given back when freed
+/// and faulted in again for the next: a large download took 860 ms of CPU
+/// per GiB instead of 450 (bench/README.md).
+const SETTING: &str = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=4194304";
 
 /// Re-executes this binary with [`SETTING`] unless glibc tunables are already
 /// set (by us, or by an operator who chose their own). Returns only when no
