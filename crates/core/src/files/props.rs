@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use strongroom_store::{Val, placeholders};
 
 use super::{
-    Ctx, Files, Node, resolve,
+    Ctx, Files, Node, find, resolve,
     tree::{chain_ids, propagate},
 };
 use crate::{
@@ -85,11 +85,7 @@ impl Files {
         }
         self.retry(|| async {
             let mut tx = self.begin_for(cx.owner.id).await?;
-            let node = resolve(&mut tx, cx.owner, path)
-                .await?
-                .ok_or(Error::NotFound)?
-                .pop()
-                .expect("chain");
+            let node = find(&mut tx, cx.owner, path).await?.ok_or(Error::NotFound)?;
             self.locks.check(&mut tx, cx, path, Guard::Write).await?;
             for c in changes {
                 let (ns, name) = match c {

@@ -24,7 +24,7 @@ impl Shares {
 
     pub async fn node_at(&self, owner: &User, path: &TreePath) -> Result<Option<Node>> {
         let mut db = self.db.clone();
-        Ok(crate::files::resolve(&mut db, owner, path).await?.and_then(|mut c| c.pop()))
+        crate::files::find(&mut db, owner, path).await
     }
 
     /// Ids of a folder's direct children.

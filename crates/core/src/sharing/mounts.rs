@@ -195,8 +195,7 @@ impl Shares {
             return Ok(wanted);
         }
         let mut db = self.db.clone();
-        let chain = crate::files::resolve(&mut db, user, &wanted).await?;
-        Ok(match chain.and_then(|mut c| c.pop()) {
+        Ok(match crate::files::find(&mut db, user, &wanted).await? {
             Some(n) if n.kind == NodeKind::Folder => wanted,
             _ => TreePath::root(),
         })
@@ -270,10 +269,10 @@ impl Shares {
         mounts: &[Mount],
     ) -> Result<HashSet<String>> {
         let mut db = self.db.clone();
-        let Some(chain) = crate::files::resolve(&mut db, user, folder).await? else {
+        let Some(parent) = crate::files::find(&mut db, user, folder).await? else {
             return Ok(HashSet::new());
         };
-        let parent = chain.last().expect("chain has the root").id;
+        let parent = parent.id;
         let mut taken = HashSet::new();
         let targets: Vec<&str> = mounts.iter().map(|m| m.share.target.as_str()).collect();
         for chunk in targets.chunks(200) {
