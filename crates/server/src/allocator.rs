@@ -50,3 +50,23 @@ pub fn tune() {
     // Only reached when exec failed.
     eprintln!("strongroom: running without allocator tuning ({err})");
 }
+
+/// Gives the process back its own name after [`tune`]'s re-execution: the
+/// kernel names a process after the file it executes, and that was
+/// `/proc/self/exe`, so `ps`, `pgrep -x strongroom` and `killall` saw `exe`.
+/// Writing `/proc/self/comm` renames it (15 bytes at most); failing to is
+/// harmless.
+pub fn keep_name() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let current = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    if current.trim_end() != "exe" {
+        return;
+    }
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&arg0).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = if name.is_empty() || name == "exe" { "strongroom" } else { name };
+    let short: String = name.chars().take(15).collect();
+    let _ = std::fs::write("/proc/self/comm", short);
+}

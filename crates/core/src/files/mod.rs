@@ -17,7 +17,7 @@ mod uploads;
 mod versions;
 mod write;
 
-use strongroom_store::{BlobKey, BlobStore, Conn, Db, Val};
+use strongroom_store::{BlobKey, BlobStore, Conn, Db, Row, Val};
 
 pub use convert::{Batch, BlobCounts};
 pub use node::{Node, NodeKind};
@@ -212,13 +212,8 @@ pub(crate) async fn find<C: Conn>(
     if segs.len() > JOIN_WALK_MAX {
         return Ok(resolve(c, owner, path).await?.and_then(|mut chain| chain.pop()));
     }
-    let sql = KEPT[segs.len()].get_or_init(|| find_sql(segs.len()));
-    let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
-    args.extend(segs.iter().map(|s| Val::from(s.as_str())));
-    args.push(owner.root_id.into());
-    let Some(row) = c.row(sql, &args).await? else {
-        return Err(Error::Internal("user has no home folder".into()));
-    };
+    let row = join_walk_row(c, owner, segs, KEPT[segs.len()].get_or_init(|| find_sql(segs.len())))
+        .await?;
     // A level the join did not find leaves its columns, and all below, NULL.
     match row.opt_i64(0)? {
         None => Ok(None),
@@ -264,12 +259,7 @@ async fn join_walk<C: Conn>(c: &mut C, owner: &User, segs: &[String]) -> Result<
     static KEPT: [std::sync::OnceLock<String>; JOIN_WALK_MAX + 1] =
         [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1];
     let sql = KEPT[segs.len()].get_or_init(|| join_walk_sql(segs.len()));
-    let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
-    args.extend(segs.iter().map(|s| Val::from(s.as_str())));
-    args.push(owner.root_id.into());
-    let Some(row) = c.row(sql, &args).await? else {
-        return Err(Error::Internal("user has no home folder".into()));
-    };
+    let row = join_walk_row(c, owner, segs, sql).await?;
     let mut chain = Vec::with_capacity(segs.len() + 1);
     for level in 0..=segs.len() {
         let at = level * NODE_WIDTH;
@@ -280,6 +270,19 @@ async fn join_walk<C: Conn>(c: &mut C, owner: &User, segs: &[String]) -> Result<
         chain.push(Node::from_row_at(&row, at)?);
     }
     Ok(Some(chain))
+}
+
+/// Runs a join walk's `sql` for `segs` from the owner's root; its one row.
+async fn join_walk_row<C: Conn>(
+    c: &mut C,
+    owner: &User,
+    segs: &[String],
+    sql: &str,
+) -> Result<Row> {
+    let mut args: Vec<Val> = Vec::with_capacity(segs.len() + 1);
+    args.extend(segs.iter().map(|s| Val::from(s.as_str())));
+    args.push(owner.root_id.into());
+    c.row(sql, &args).await?.ok_or_else(|| Error::Internal("user has no home folder".into()))
 }
 
 /// `SELECT` of the nodes from the root (`n0`, whose id is the last

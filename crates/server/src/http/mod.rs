@@ -15,6 +15,7 @@ mod pages;
 mod public;
 mod requests;
 mod session_pages;
+mod stall;
 mod tls;
 mod twofactor;
 mod wipe;

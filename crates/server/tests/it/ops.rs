@@ -250,6 +250,7 @@ async fn the_first_start_gives_the_password_hash_memory_back() {
         let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
         let environ = String::from_utf8_lossy(&environ).into_owned();
         let anon = anon_kib(child.id());
+        let name = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
         let _ = child.kill();
         let _ = child.wait();
         match operator_setting {
@@ -260,6 +261,8 @@ async fn the_first_start_gives_the_password_hash_memory_back() {
                 // writing a NUL over each ':', so it may read back as two entries.
                 let split = set.replace(':', "\0");
                 assert!(environ.contains(set) || environ.contains(&split), "{environ:?}");
+                // Re-executed as /proc/self/exe, it would be named "exe".
+                assert_eq!(name.trim_end(), "strongroom");
                 // Without the setting the hash's 19 MiB stayed (about 21 MiB anonymous).
                 assert!(anon < 12 * 1024, "{anon} KiB anonymous memory after the first start");
             }
