@@ -5,9 +5,7 @@
 //! The deadline also bounds how long a kept-alive connection may sit idle
 //! (the wait for the next request's headers is under it), so a client that
 //! opens connections and sends nothing, or trickles its headers, cannot hold
-//! them (and their file descriptors) for ever. Writes have a deadline of
-//! their own ([`super::stall`]): a client that stops reading a response is
-//! disconnected after [`SEND_TIMEOUT`] without progress.
+//! them (and their file descriptors) for ever.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -17,10 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
 
-use super::{
-    stall::{SEND_TIMEOUT, WriteDeadline},
-    tls::Acceptor,
-};
+use super::tls::Acceptor;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,16 +56,12 @@ pub async fn serve(
             (tls.clone(), routes.clone(), stopped.clone(), open.clone());
         tokio::spawn(async move {
             match tls {
-                None => {
-                    let io = TokioIo::new(WriteDeadline::new(tcp, SEND_TIMEOUT));
-                    drive(io, peer, routes, stopped).await;
-                }
+                None => drive(TokioIo::new(tcp), peer, routes, stopped).await,
                 Some(acceptor) => {
                     // A client that never completes the handshake is dropped.
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
                     if let Ok(Ok(stream)) = handshake.await {
-                        let io = TokioIo::new(WriteDeadline::new(stream, SEND_TIMEOUT));
-                        drive(io, peer, routes, stopped).await;
+                        drive(TokioIo::new(stream), peer, routes, stopped).await;
                     }
                 }
             }

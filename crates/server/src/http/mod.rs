@@ -15,7 +15,6 @@ mod pages;
 mod public;
 mod requests;
 mod session_pages;
-mod stall;
 mod tls;
 mod twofactor;
 mod wipe;
