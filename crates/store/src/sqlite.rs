@@ -35,6 +35,9 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{DbError, Val};
 
+mod snapshot;
+pub use snapshot::{end_read_snapshot, with_read_snapshot};
+
 /// How long a writer waits for SQLite's write lock held by another process,
 /// and for its turn among this process's writers.
 pub(crate) const WRITE_WAIT: Duration = Duration::from_secs(10);
@@ -239,18 +242,32 @@ impl SqlitePool {
         args: &[Val],
         limit: Option<usize>,
     ) -> Result<(Vec<SqliteRow>, u64), DbError> {
+        if let Some(read) = self.read_in_snapshot(sql, args, limit) {
+            return read;
+        }
         let c = self.acquire().await?;
-        {
+        let in_scope = snapshot::scope_is_free();
+        let read = {
             let conn = c.conn()?;
             let mut st = conn.prepare_cached(sql).map_err(map_err)?;
-            if st.readonly() {
-                return run_prepared(conn, &mut st, sql, args, limit);
+            match st.readonly() {
+                false => None,
+                true if !in_scope => return run_prepared(conn, &mut st, sql, args, limit),
+                true => {
+                    snapshot::begin_read(conn)?;
+                    Some(run_prepared(conn, &mut st, sql, args, limit))
+                }
             }
+        };
+        if let Some(out) = read {
+            snapshot::keep(c);
+            return out;
         }
         // The writers' turn first, then a connection, as in `begin`: waiting
         // for the turn while holding a connection could starve the turn's
-        // holder of connections.
+        // holder of connections. The same goes for a request's snapshot.
         drop(c);
+        end_read_snapshot();
         let turn = self.writer_turn().await?;
         let mut c = self.acquire().await?;
         let (sql, args) = (sql.to_owned(), args.to_vec());
@@ -315,6 +332,7 @@ impl SqlitePool {
 
     /// Starts a write transaction (`BEGIN IMMEDIATE`: the write lock is taken at once).
     pub(crate) async fn begin(&self) -> Result<SqliteTx, DbError> {
+        end_read_snapshot();
         let turn = self.writer_turn().await?;
         let mut c = self.acquire().await?;
         // Without a busy wait first: the lock is normally free, since this
@@ -336,6 +354,7 @@ impl SqlitePool {
 
     /// Runs a script of statements (the migrations) on the blocking pool.
     pub(crate) async fn exec_batch(&self, sql: String) -> Result<(), DbError> {
+        end_read_snapshot();
         let turn = self.writer_turn().await?;
         let mut c = self.acquire().await?;
         c.blocking(move |conn| conn.execute_batch(&sql).map_err(map_err)).await?;
@@ -660,7 +679,7 @@ mod tests {
         assert!(parse_url("sqlite:x.db?cache=shared").is_err());
     }
 
-    fn temp_url(name: &str) -> (PathBuf, String) {
+    pub(super) fn temp_url(name: &str) -> (PathBuf, String) {
         let dir = std::env::temp_dir().join(format!("sr-sqlite-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

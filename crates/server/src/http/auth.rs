@@ -150,6 +150,8 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
             let (app, origin, uid, id) =
                 (app.clone(), client.origin(), user.uid.clone(), token.id.to_string());
             let token = token.clone();
+            // The task needs a database connection: this request must not hold one meanwhile.
+            strongroom_store::end_read_snapshot();
             let moved = tokio::spawn(async move {
                 let moved = app.tokens.touch(&token, &address).await?;
                 if moved {
@@ -170,6 +172,9 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
     // half way (a read whose client hung up) would leave a correct password
     // counted as a failure, and a few such would lock the address out.
     let (app, client) = (app.clone(), client.clone());
+    // It may wait seconds (the throttle) and needs database connections:
+    // this request must hold none meanwhile.
+    strongroom_store::end_read_snapshot();
     let checked = tokio::spawn(async move { check_password(&app, &client, login, password).await });
     checked.await.map_err(|e| {
         Refusal::Unavailable(Error::Internal(format!("a password check failed: {e}")))

@@ -4,7 +4,7 @@
 use std::{panic::AssertUnwindSafe, time::Instant};
 
 use axum::{body::Body, extract::Request, middleware::Next, response::Response};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, future::Either};
 use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
@@ -50,6 +50,9 @@ pub async fn trace(mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let in_place = reads_only(req.method(), req.uri().path());
+    // A download reads no body, so it may keep one database connection for
+    // all its reads (see `strongroom_store::with_read_snapshot`).
+    let one_snapshot = in_place && matches!(*req.method(), Method::GET | Method::HEAD);
     let mut line = AccessLine {
         method: req.method().clone(),
         path: loggable_path(req.uri().path()),
@@ -65,6 +68,10 @@ pub async fn trace(mut req: Request, next: Next) -> Response {
     }
     .instrument(span);
     let outcome = if in_place {
+        let handler = match one_snapshot {
+            true => Either::Left(strongroom_store::with_read_snapshot(handler)),
+            false => Either::Right(handler),
+        };
         AssertUnwindSafe(handler).catch_unwind().await.map_err(|_| "it panicked".to_owned())
     } else {
         tokio::spawn(handler).await.map_err(|e| e.to_string())

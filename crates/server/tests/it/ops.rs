@@ -256,7 +256,7 @@ async fn the_first_start_gives_the_password_hash_memory_back() {
         match operator_setting {
             None => {
                 let set = "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:\
-                           glibc.malloc.trim_threshold=4194304";
+                           glibc.malloc.trim_threshold=4194304:glibc.malloc.tcache_count=128";
                 // glibc 2.36 splits the variable where it stands in memory,
                 // writing a NUL over each ':', so it may read back as two entries.
                 let split = set.replace(':', "\0");
