@@ -10,7 +10,7 @@ use super::Files;
 use crate::error::{Error, Result};
 
 /// Where the content of a blob is.
-pub(crate) enum Content {
+pub enum Content {
     /// All of it, from the blob's row.
     Inline(Bytes),
     /// In the blob store.
@@ -63,9 +63,14 @@ impl Files {
         key: &BlobKey,
         seal: Option<&Seal>,
         plain: u64,
+        located: Option<Content>,
         range: Range<u64>,
     ) -> Result<ByteStream> {
-        if let Content::Inline(bytes) = self.locate(key, seal, plain).await? {
+        let content = match located {
+            Some(c) => c,
+            None => self.locate(key, seal, plain).await?,
+        };
+        if let Content::Inline(bytes) = content {
             return inline_stream(key, bytes, plain, range);
         }
         let expected = BlobStore::stored_len(plain, seal);

@@ -2,17 +2,28 @@
 
 use axum::{body::Body, response::Response};
 use http::{HeaderValue, StatusCode, header};
-use strongroom_core::{Error, Node};
+use strongroom_core::{Error, Node, files::Content};
 
 use crate::{Call, if_header::strip_etag, methods::identity_headers, props::http_date};
 
 pub async fn get(call: &Call<'_>, with_body: bool) -> Result<Response, Error> {
-    let node = call.dav.files.stat(&call.cx(), &call.path).await?.ok_or(Error::NotFound)?;
-    serve_node(call, &node, with_body).await
+    let found = call.dav.files.stat_for_read(&call.cx(), &call.path).await?;
+    let (node, content) = found.ok_or(Error::NotFound)?;
+    serve_located(call, &node, content, with_body).await
 }
 
 /// Serves a file's content (or only its headers), honouring conditions and ranges.
 pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result<Response, Error> {
+    serve_located(call, node, None, with_body).await
+}
+
+/// [`serve_node`] for a node whose content was located along with it.
+async fn serve_located(
+    call: &Call<'_>,
+    node: &Node,
+    content: Option<Content>,
+    with_body: bool,
+) -> Result<Response, Error> {
     let node = node.clone();
     if node.is_folder() {
         return Err(Error::NotAllowed("this is a folder; list it with PROPFIND".into()));
@@ -29,7 +40,7 @@ pub async fn serve_node(call: &Call<'_>, node: &Node, with_body: bool) -> Result
     };
     let (start, end) = range.unwrap_or((0, size));
     let mut r = if with_body && end > start {
-        let stream = call.dav.files.read(&call.cx(), &node, start..end).await?;
+        let stream = call.dav.files.read_located(&call.cx(), &node, content, start..end).await?;
         Response::new(Body::from_stream(stream))
     } else {
         Response::new(Body::empty())

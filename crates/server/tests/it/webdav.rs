@@ -114,6 +114,56 @@ async fn files_round_trip_and_keep_their_ids() {
     }
 }
 
+/// Content of `len` bytes that differs with `seed`.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Small files are served from their blob's row, found by the same lookup as
+/// the file; larger ones from the blob store. Around the limit, and when an
+/// overwrite moves a file from one to the other, every download must bring
+/// exactly the current bytes.
+#[tokio::test]
+async fn downloads_around_the_inline_limit_bring_the_current_bytes() {
+    const LIMIT: usize = 64 * 1024;
+    for b in backends() {
+        let s = Server::start(b).await;
+        assert_eq!(s.admin("MKCOL", "/Sizes").send().await.unwrap().status(), 201);
+        let sizes = [0, 1, 4096, LIMIT - 1, LIMIT, LIMIT + 1, 3 * LIMIT];
+        for (seed, size) in sizes.into_iter().enumerate() {
+            let body = pattern(size, seed as u8);
+            let path = format!("/Sizes/f{size}");
+            let r = s.admin("PUT", &path).body(body.clone()).send().await.unwrap();
+            assert_eq!(r.status(), 201, "{b:?} {size}");
+            let r = s.admin("GET", &path).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{b:?} {size}");
+            assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice(), "{b:?} {size}");
+            let r = s.admin("HEAD", &path).send().await.unwrap();
+            assert_eq!(r.headers()["content-length"], size.to_string().as_str(), "{b:?}");
+            if size > 2 {
+                let r = s.admin("GET", &path).header("Range", "bytes=1-1").send().await.unwrap();
+                assert_eq!(r.status(), 206, "{b:?} {size}");
+                assert_eq!(r.bytes().await.unwrap().as_ref(), &body[1..2], "{b:?} {size}");
+            }
+        }
+        // One file moved across the limit and back by overwrites.
+        for (round, size) in [10, LIMIT + 10, 20, 0, 2 * LIMIT, 30].into_iter().enumerate() {
+            let body = pattern(size, 100 + round as u8);
+            let r = s.admin("PUT", "/Sizes/moving").body(body.clone()).send().await.unwrap();
+            assert!(r.status() == 201 || r.status() == 204, "{b:?} {size}");
+            let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+            let r = s.admin("GET", "/Sizes/moving").send().await.unwrap();
+            assert_eq!(r.headers()["etag"].to_str().unwrap(), etag, "{b:?} {size}");
+            assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice(), "{b:?} {size}");
+        }
+        // A folder is still no download, and a name that is gone is a 404.
+        assert_eq!(s.admin("GET", "/Sizes").send().await.unwrap().status(), 405, "{b:?}");
+        assert_eq!(s.admin("DELETE", "/Sizes/f1").send().await.unwrap().status(), 204);
+        assert_eq!(s.admin("GET", "/Sizes/f1").send().await.unwrap().status(), 404, "{b:?}");
+        s.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_change_deep_in_the_tree_changes_every_ancestor_etag() {
     for b in backends() {
