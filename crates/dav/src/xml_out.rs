@@ -90,11 +90,20 @@ pub fn prop(out: &mut String, ns: &str, name: &str, inner: &str) {
     }
 }
 
-/// The `HTTP/1.1 NNN Reason` line used in `d:status`.
-pub fn status_line(code: u16) -> String {
-    let reason =
-        http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    format!("HTTP/1.1 {code} {reason}")
+/// The `HTTP/1.1 NNN Reason` line used in `d:status`; the two of every
+/// listing without formatting.
+pub fn status_line(code: u16) -> std::borrow::Cow<'static, str> {
+    match code {
+        200 => "HTTP/1.1 200 OK".into(),
+        404 => "HTTP/1.1 404 Not Found".into(),
+        _ => {
+            let reason = http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            format!("HTTP/1.1 {code} {reason}").into()
+        }
+    }
 }
 
 /// Starts a multistatus document.
