@@ -36,6 +36,7 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use crate::db::{DbError, Val};
 
 mod snapshot;
+use snapshot::InSnapshot;
 pub use snapshot::{end_read_snapshot, with_read_snapshot};
 
 /// How long a writer waits for SQLite's write lock held by another process,
@@ -242,32 +243,35 @@ impl SqlitePool {
         args: &[Val],
         limit: Option<usize>,
     ) -> Result<(Vec<SqliteRow>, u64), DbError> {
-        if let Some(read) = self.read_in_snapshot(sql, args, limit) {
-            return read;
-        }
-        let c = self.acquire().await?;
-        let in_scope = snapshot::scope_is_free();
-        let read = {
-            let conn = c.conn()?;
-            let mut st = conn.prepare_cached(sql).map_err(map_err)?;
-            match st.readonly() {
-                false => None,
-                true if !in_scope => return run_prepared(conn, &mut st, sql, args, limit),
-                true => {
-                    snapshot::begin_read(conn)?;
-                    Some(run_prepared(conn, &mut st, sql, args, limit))
+        match self.read_in_snapshot(sql, args, limit) {
+            InSnapshot::Ran(out) => return out,
+            // The request's snapshot ends before the write waits for a
+            // connection or the writers' turn, holding none (see below).
+            InSnapshot::Writes => end_read_snapshot(),
+            InSnapshot::NotHeld => {
+                let c = self.acquire().await?;
+                let in_scope = snapshot::scope_is_free();
+                let read = {
+                    let conn = c.conn()?;
+                    let mut st = conn.prepare_cached(sql).map_err(map_err)?;
+                    match st.readonly() {
+                        false => None,
+                        true if !in_scope => return run_prepared(conn, &mut st, sql, args, limit),
+                        true => {
+                            snapshot::begin_read(conn)?;
+                            Some(run_prepared(conn, &mut st, sql, args, limit))
+                        }
+                    }
+                };
+                if let Some(out) = read {
+                    snapshot::keep(c);
+                    return out;
                 }
             }
-        };
-        if let Some(out) = read {
-            snapshot::keep(c);
-            return out;
         }
         // The writers' turn first, then a connection, as in `begin`: waiting
         // for the turn while holding a connection could starve the turn's
-        // holder of connections. The same goes for a request's snapshot.
-        drop(c);
-        end_read_snapshot();
+        // holder of connections.
         let turn = self.writer_turn().await?;
         let mut c = self.acquire().await?;
         let (sql, args) = (sql.to_owned(), args.to_vec());

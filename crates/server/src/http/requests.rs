@@ -50,9 +50,11 @@ pub async fn trace(mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let in_place = reads_only(req.method(), req.uri().path());
-    // A download reads no body, so it may keep one database connection for
-    // all its reads (see `strongroom_store::with_read_snapshot`).
-    let one_snapshot = in_place && matches!(*req.method(), Method::GET | Method::HEAD);
+    // Its reads may share one database connection and transaction (see
+    // `strongroom_store::with_read_snapshot`): a download reads no body, and
+    // PROPFIND ends the snapshot before it reads its body (`read_small_body`).
+    let one_snapshot =
+        in_place && (matches!(*req.method(), Method::GET | Method::HEAD) || is_propfind(&req));
     let mut line = AccessLine {
         method: req.method().clone(),
         path: loggable_path(req.uri().path()),
@@ -98,6 +100,10 @@ fn reads_only(method: &Method, path: &str) -> bool {
     path.starts_with("/remote.php/")
         && (matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
             || method.as_str() == "PROPFIND")
+}
+
+fn is_propfind(req: &Request) -> bool {
+    req.method().as_str() == "PROPFIND"
 }
 
 /// The access line of one request, written when it is dropped: after the

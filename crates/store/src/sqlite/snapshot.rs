@@ -17,8 +17,10 @@
 //! - a request that awaits another task that uses the database (a spawned
 //!   write, a password check) ends its snapshot before, by calling
 //!   [`end_read_snapshot`];
-//! - only requests that read no body use a scope (the server wraps GET and
-//!   HEAD), so no client can hold a connection by sending slowly.
+//! - a request that reads a body from the client ends its snapshot first
+//!   (WebDAV's `read_small_body`), so no client can hold a connection by
+//!   sending slowly; the server wraps only GET, HEAD (no body) and PROPFIND
+//!   (whose body goes through `read_small_body`) in a scope.
 //!
 //! PostgreSQL and MySQL ignore the scope: there a transaction's `BEGIN` and
 //! `COMMIT` are round trips that cost more than they save.
@@ -81,31 +83,44 @@ pub(super) fn keep(c: Pooled) {
     let _ = SNAPSHOT.try_with(|s| s.try_borrow_mut().map(|mut h| *h = Some(held)));
 }
 
+/// What [`SqlitePool::read_in_snapshot`] did with a statement.
+pub(super) enum InSnapshot {
+    /// It read, in the scope's transaction.
+    Ran(Result<(Vec<SqliteRow>, u64), DbError>),
+    /// The scope holds a connection of this pool, but the statement writes:
+    /// the snapshot must end before the write takes a connection.
+    Writes,
+    /// No scope, or one that holds no connection of this pool.
+    NotHeld,
+}
+
 impl SqlitePool {
     /// Runs a statement in the scope's read transaction when the scope holds
-    /// one on this pool and the statement only reads. `None` otherwise.
+    /// one on this pool and the statement only reads.
     pub(super) fn read_in_snapshot(
         &self,
         sql: &str,
         args: &[Val],
         limit: Option<usize>,
-    ) -> Option<Result<(Vec<SqliteRow>, u64), DbError>> {
-        SNAPSHOT
-            .try_with(|s| {
-                let held = s.try_borrow().ok()?;
-                let Held(c) = held.as_ref().filter(|h| Arc::ptr_eq(&h.0.shared, &self.0))?;
-                let conn = match c.conn() {
-                    Ok(conn) => conn,
-                    Err(e) => return Some(Err(e)),
-                };
-                let mut st = match conn.prepare_cached(sql) {
-                    Ok(st) => st,
-                    Err(e) => return Some(Err(map_err(e))),
-                };
-                st.readonly().then(|| run_prepared(conn, &mut st, sql, args, limit))
-            })
-            .ok()
-            .flatten()
+    ) -> InSnapshot {
+        let ran = SNAPSHOT.try_with(|s| {
+            let Ok(held) = s.try_borrow() else { return InSnapshot::NotHeld };
+            let Some(Held(c)) = held.as_ref().filter(|h| Arc::ptr_eq(&h.0.shared, &self.0)) else {
+                return InSnapshot::NotHeld;
+            };
+            let conn = match c.conn() {
+                Ok(conn) => conn,
+                Err(e) => return InSnapshot::Ran(Err(e)),
+            };
+            match conn.prepare_cached(sql) {
+                Ok(mut st) if st.readonly() => {
+                    InSnapshot::Ran(run_prepared(conn, &mut st, sql, args, limit))
+                }
+                Ok(_) => InSnapshot::Writes,
+                Err(e) => InSnapshot::Ran(Err(map_err(e))),
+            }
+        });
+        ran.unwrap_or(InSnapshot::NotHeld)
     }
 }
 
@@ -157,6 +172,24 @@ mod tests {
         let idle = pool.0.idle.lock().unwrap();
         assert!(idle.iter().all(|c| c.is_autocommit()), "no connection left in a transaction");
         drop(idle);
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_write_in_a_scope_does_not_wait_for_the_connection_the_scope_holds() {
+        let (dir, url) = temp_url("snapshot-one");
+        let pool = SqlitePool::open(&url, 1).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)".into()).await.unwrap();
+        let scoped = pool.clone();
+        let done = with_read_snapshot(async move {
+            assert_eq!(count(&scoped).await, 0);
+            // The pool's only connection is the scope's: a write that asked
+            // for another first would wait out the acquire timeout.
+            insert(&scoped, "a").await;
+            assert_eq!(count(&scoped).await, 1);
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(2), done).await.expect("no wait");
         pool.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
