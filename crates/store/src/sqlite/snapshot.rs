@@ -138,11 +138,17 @@ mod tests {
         pool.run("INSERT INTO t (v) VALUES (?)", &[Val::from(v)], None).await.unwrap();
     }
 
+    /// A pool of `connections` on a new database with an empty table `t`.
+    async fn pool_with_table(name: &str, connections: u32) -> (std::path::PathBuf, SqlitePool) {
+        let (dir, url) = temp_url(name);
+        let pool = SqlitePool::open(&url, connections).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)".into()).await.unwrap();
+        (dir, pool)
+    }
+
     #[tokio::test]
     async fn a_scope_reads_one_snapshot_until_it_writes() {
-        let (dir, url) = temp_url("snapshot");
-        let pool = SqlitePool::open(&url, 2).await.unwrap();
-        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)".into()).await.unwrap();
+        let (dir, pool) = pool_with_table("snapshot", 2).await;
         insert(&pool, "a").await;
         let (other, scoped) = (pool.clone(), pool.clone());
         with_read_snapshot(async move {
@@ -178,9 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_in_a_scope_does_not_wait_for_the_connection_the_scope_holds() {
-        let (dir, url) = temp_url("snapshot-one");
-        let pool = SqlitePool::open(&url, 1).await.unwrap();
-        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)".into()).await.unwrap();
+        let (dir, pool) = pool_with_table("snapshot-one", 1).await;
         let scoped = pool.clone();
         let done = with_read_snapshot(async move {
             assert_eq!(count(&scoped).await, 0);
@@ -196,9 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_scope_dropped_half_way_gives_its_connection_back() {
-        let (dir, url) = temp_url("snapshot-drop");
-        let pool = SqlitePool::open(&url, 1).await.unwrap();
-        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)".into()).await.unwrap();
+        let (dir, pool) = pool_with_table("snapshot-drop", 1).await;
         let scoped = pool.clone();
         let stuck = with_read_snapshot(async move {
             assert_eq!(count(&scoped).await, 0);
