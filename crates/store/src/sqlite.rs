@@ -498,6 +498,10 @@ impl SqliteTx {
         // On failure `drop` rolls back whatever is still open.
         self.open = out.is_err();
         out?;
+        // A snapshot the request began while this transaction was open (a
+        // read through the pool meanwhile) predates the commit; the
+        // request's next reads must see what it committed.
+        end_read_snapshot();
         let done = self.pool.committed();
         self.turn = None;
         SqlitePool(self.pool.clone()).checkpoint_if_due(done);

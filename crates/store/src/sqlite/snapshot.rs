@@ -13,7 +13,9 @@
 //! must not wait for anything that itself needs a connection. Hence:
 //! - a write ends the snapshot first ([`end_read_snapshot`] from `run`,
 //!   `begin` and `exec_batch`): the write waits for its connection holding
-//!   none, and the request's later reads see what it wrote;
+//!   none, and the request's later reads see what it wrote; a transaction's
+//!   commit ends it again, in case the request read through the pool while
+//!   the transaction was open;
 //! - a request that awaits another task that uses the database (a spawned
 //!   write, a password check) ends its snapshot before, by calling
 //!   [`end_read_snapshot`];
@@ -169,6 +171,9 @@ mod tests {
             assert_eq!(count(&scoped).await, 3);
             let mut tx = scoped.begin().await.unwrap();
             tx.run("INSERT INTO t (v) VALUES (?)", &[Val::from("d")], None).unwrap();
+            // A read through the pool while the transaction is open begins
+            // a snapshot without its row; the commit ends that snapshot.
+            assert_eq!(count(&scoped).await, 3);
             tx.commit().await.unwrap();
             assert_eq!(count(&scoped).await, 4);
         })
