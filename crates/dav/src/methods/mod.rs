@@ -33,10 +33,6 @@ pub fn options() -> Response {
 
 /// Reads a whole (XML) request body, refusing one over [`MAX_XML_BODY`].
 pub async fn read_small_body(body: Body) -> Result<Vec<u8>, Error> {
-    // A client may send its body slowly: the request must hold no database
-    // connection meanwhile (PROPFIND runs in a read snapshot, see
-    // `strongroom_store::with_read_snapshot`).
-    strongroom_store::end_read_snapshot();
     let limited = http_body_util::Limited::new(body, MAX_XML_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes().to_vec()),

@@ -1,7 +1,12 @@
 //! Request ids, the one access-log line per request, and the task each
 //! request runs in.
 
-use std::{panic::AssertUnwindSafe, time::Instant};
+use std::{
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
 
 use axum::{body::Body, extract::Request, middleware::Next, response::Response};
 use futures_util::{FutureExt, future::Either};
@@ -51,10 +56,13 @@ pub async fn trace(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(id.clone()));
     let in_place = reads_only(req.method(), req.uri().path());
     // Its reads may share one database connection and transaction (see
-    // `strongroom_store::with_read_snapshot`): a download reads no body, and
-    // PROPFIND ends the snapshot before it reads its body (`read_small_body`).
+    // `strongroom_store::with_read_snapshot`); a body it carries ends the
+    // snapshot whenever the request waits for it (`ReleasingBody`).
     let one_snapshot =
         in_place && (matches!(*req.method(), Method::GET | Method::HEAD) || is_propfind(&req));
+    if one_snapshot && !http_body::Body::is_end_stream(req.body()) {
+        req = req.map(|b| Body::new(ReleasingBody(b)));
+    }
     let mut line = AccessLine {
         method: req.method().clone(),
         path: loggable_path(req.uri().path()),
@@ -104,6 +112,34 @@ fn reads_only(method: &Method, path: &str) -> bool {
 
 fn is_propfind(req: &Request) -> bool {
     req.method().as_str() == "PROPFIND"
+}
+
+/// The body of a request whose reads run in one snapshot. Each time it is
+/// polled (a PROPFIND reading its XML, a refusal draining what the client
+/// sent) it first ends the snapshot, which gives the request's database
+/// connection back: a client that announces a body and sends it slowly, or
+/// never, must not hold a connection meanwhile, authenticated or not.
+struct ReleasingBody(Body);
+
+impl http_body::Body for ReleasingBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        strongroom_store::end_read_snapshot();
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 /// The access line of one request, written when it is dropped: after the

@@ -314,3 +314,40 @@ async fn stalled_idle_and_silent_connections_are_closed() {
     assert!(!answers[0].contains(" 200 "), "{}", answers[0]);
     s.stop().await;
 }
+
+/// Reads answered in one database snapshot give its connection back while
+/// they wait for a body the client announced but does not send: with a
+/// single database connection, such requests (an unknown session cookie, a
+/// look into another user's tree, a PROPFIND whose XML never comes) must
+/// not keep everyone else waiting.
+#[tokio::test]
+async fn announced_bodies_that_never_come_hold_no_database_connection() {
+    for b in backends() {
+        let s = Server::start_with(b, &[("STRONGROOM_DATABASE_MAX_CONNECTIONS", "1")]).await;
+        let cookie = format!("Cookie: sr_session={}\r\n", "A".repeat(64));
+        let stalled = [
+            format!("PROPFIND /remote.php/dav/files/admin/ HTTP/1.1\r\nHost: x\r\n{cookie}"),
+            format!("GET /remote.php/dav/files/admin/ HTTP/1.1\r\nHost: x\r\n{cookie}"),
+            format!("HEAD /remote.php/dav/files/nobody/ HTTP/1.1\r\nHost: x\r\n{}", auth_header()),
+            format!(
+                "PROPFIND /remote.php/dav/files/admin/ HTTP/1.1\r\nHost: x\r\n{}",
+                auth_header()
+            ),
+        ];
+        let mut held = Vec::new();
+        for head in stalled {
+            let mut sock = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+            sock.write_all(format!("{head}Depth: 0\r\nContent-Length: 90\r\n\r\n").as_bytes())
+                .unwrap();
+            held.push(sock);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let (code, body) = propfind(&s, "admin", ADMIN_PASSWORD, "/", "0").await;
+        assert_eq!(code, 207, "{b:?}: {body}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "{b:?}: the PROPFIND took {took:?}");
+        drop(held);
+        s.stop().await;
+    }
+}

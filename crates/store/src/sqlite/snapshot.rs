@@ -19,10 +19,12 @@
 //! - a request that awaits another task that uses the database (a spawned
 //!   write, a password check) ends its snapshot before, by calling
 //!   [`end_read_snapshot`];
-//! - a request that reads a body from the client ends its snapshot first
-//!   (WebDAV's `read_small_body`), so no client can hold a connection by
-//!   sending slowly; the server wraps only GET, HEAD (no body) and PROPFIND
-//!   (whose body goes through `read_small_body`) in a scope.
+//! - waiting for the client's request body ends it: the server wraps the
+//!   body of a request in a scope so that each poll of it ends the
+//!   snapshot first (`ReleasingBody` in the server's `http/requests.rs`),
+//!   so no client, logged in or not, can hold a connection by announcing a
+//!   body and sending it slowly or never. The server runs GET, HEAD and
+//!   PROPFIND under `/remote.php/` in a scope.
 //!
 //! PostgreSQL and MySQL ignore the scope: there a transaction's `BEGIN` and
 //! `COMMIT` are round trips that cost more than they save.
