@@ -250,13 +250,15 @@ impl SqlitePool {
             InSnapshot::Writes => end_read_snapshot(),
             InSnapshot::NotHeld => {
                 let c = self.acquire().await?;
-                let in_scope = snapshot::scope_is_free();
+                let starts_snapshot = snapshot::scope_is_free();
                 let read = {
                     let conn = c.conn()?;
                     let mut st = conn.prepare_cached(sql).map_err(map_err)?;
                     match st.readonly() {
                         false => None,
-                        true if !in_scope => return run_prepared(conn, &mut st, sql, args, limit),
+                        true if !starts_snapshot => {
+                            return run_prepared(conn, &mut st, sql, args, limit);
+                        }
                         true => {
                             snapshot::begin_read(conn)?;
                             Some(run_prepared(conn, &mut st, sql, args, limit))

@@ -235,19 +235,7 @@ pub(crate) async fn find<C: Conn>(
     owner: &User,
     path: &TreePath,
 ) -> Result<Option<Node>> {
-    static KEPT: [std::sync::OnceLock<String>; JOIN_WALK_MAX + 1] =
-        [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1];
-    let segs = path.segments();
-    if segs.len() > JOIN_WALK_MAX {
-        return Ok(resolve(c, owner, path).await?.and_then(|mut chain| chain.pop()));
-    }
-    let row = join_walk_row(c, owner, segs, KEPT[segs.len()].get_or_init(|| find_sql(segs.len())))
-        .await?;
-    // A level the join did not find leaves its columns, and all below, NULL.
-    match row.opt_i64(0)? {
-        None => Ok(None),
-        Some(_) => Node::from_row(&row).map(Some),
-    }
+    Ok(find_at(c, owner, path, false).await?.map(|(node, _)| node))
 }
 
 /// [`find`] with the node's content when its blob's row keeps it ([`Content`]).
@@ -256,34 +244,46 @@ async fn find_with_content<C: Conn>(
     owner: &User,
     path: &TreePath,
 ) -> Result<Option<(Node, Option<Content>)>> {
-    static KEPT: [std::sync::OnceLock<String>; JOIN_WALK_MAX + 1] =
-        [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1];
+    find_at(c, owner, path, true).await
+}
+
+/// [`find`], and with `content` also where the node's content is: `None`
+/// when the path is too deep for the join (the caller then asks).
+async fn find_at<C: Conn>(
+    c: &mut C,
+    owner: &User,
+    path: &TreePath,
+    content: bool,
+) -> Result<Option<(Node, Option<Content>)>> {
+    static KEPT: [[std::sync::OnceLock<String>; JOIN_WALK_MAX + 1]; 2] =
+        [const { [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1] }; 2];
     let segs = path.segments();
     if segs.len() > JOIN_WALK_MAX {
-        return Ok(find(c, owner, path).await?.map(|n| (n, None)));
+        let node = resolve(c, owner, path).await?.and_then(|mut chain| chain.pop());
+        return Ok(node.map(|n| (n, None)));
     }
-    let sql = KEPT[segs.len()].get_or_init(|| {
-        // Only a small blob can have its content in its row (`INLINE_LIMIT`):
-        // a large file's row is not read for it.
-        let content =
-            format!("CASE WHEN n{0}.size <= {INLINE_LIMIT} THEN b.content END", segs.len());
-        find_sql(segs.len()).replacen(" FROM ", &format!(", {content} FROM "), 1)
-    });
+    let sql = KEPT[usize::from(content)][segs.len()].get_or_init(|| find_sql(segs.len(), content));
     let row = join_walk_row(c, owner, segs, sql).await?;
+    // A level the join did not find leaves its columns, and all below, NULL.
     if row.opt_i64(0)?.is_none() {
         return Ok(None);
     }
     let node = Node::from_row(&row)?;
-    let content = match row.opt_bytes(NODE_WIDTH)? {
-        // Sealed content is never kept in a row (`Files::locate`).
-        Some(bytes) if node.blob_seal.is_none() => Content::Inline(bytes.into()),
-        _ => Content::Stored,
+    let located = match content {
+        false => None,
+        true => Some(match row.opt_bytes(NODE_WIDTH)? {
+            // Sealed content is never kept in a row (`Files::locate`).
+            Some(bytes) if node.blob_seal.is_none() => Content::Inline(bytes.into()),
+            _ => Content::Stored,
+        }),
     };
-    Ok(Some((node, Some(content))))
+    Ok(Some((node, located)))
 }
 
-/// [`join_walk_sql`] that selects the last level only.
-fn find_sql(depth: usize) -> String {
+/// [`join_walk_sql`] that selects the last level only; with `content`, also
+/// its blob's inline content when the file is small enough to have any
+/// (`INLINE_LIMIT`: a large file's row is not read for it).
+fn find_sql(depth: usize, content: bool) -> String {
     let mut from = String::from("nodes n0");
     for i in 1..=depth {
         let up = i - 1;
@@ -291,7 +291,11 @@ fn find_sql(depth: usize) -> String {
             " LEFT JOIN nodes n{i} ON n{i}.parent_id = n{up}.id AND n{i}.name = ?"
         ));
     }
-    let columns = NODE_COLUMNS.replace("n.", &format!("n{depth}."));
+    let mut columns = NODE_COLUMNS.replace("n.", &format!("n{depth}."));
+    if content {
+        columns
+            .push_str(&format!(", CASE WHEN n{depth}.size <= {INLINE_LIMIT} THEN b.content END"));
+    }
     format!(
         "SELECT {columns} FROM {from} LEFT JOIN blobs b ON b.id = n{depth}.blob_id WHERE n0.id = ?"
     )
@@ -465,5 +469,12 @@ mod tests {
         // Every level brings a whole node.
         assert_eq!(join.matches("n2.").count(), 12 + 3);
         assert_eq!(NODE_COLUMNS.split(',').count(), NODE_WIDTH);
+        // The last level only; with its inline content as one column more.
+        for content in [false, true] {
+            let find = find_sql(2, content);
+            assert_eq!(find.matches('?').count(), 3);
+            assert_eq!(find.matches("n2.").count(), 12 + 3 + usize::from(content));
+            assert_eq!(find.contains("b.content"), content);
+        }
     }
 }
