@@ -17,9 +17,9 @@
 //! NORMAL`: a `COMMIT` appends the transaction to the WAL file without
 //! flushing it (still crash-safe: a crash loses only unflushed transactions,
 //! never consistency). The committing writer then passes the write lock on
-//! and waits in [`SqlitePool::make_durable`] until an fsync of the WAL file
-//! that began after its commit has finished; one fsync thereby covers every
-//! transaction committed while the previous one ran. Nothing is acknowledged
+//! and waits until an fsync of the WAL file that began after its commit has
+//! finished (`durable.rs`); one fsync thereby covers every transaction
+//! committed while the previous one ran. Nothing is acknowledged
 //! before its fsync, as with `synchronous = FULL`; the difference is that
 //! other requests may read a transaction a few milliseconds before it is on
 //! disk, and that writers no longer queue behind each other's fsync.
@@ -35,7 +35,9 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{DbError, Val};
 
+mod durable;
 mod snapshot;
+use durable::Flushes;
 use snapshot::InSnapshot;
 pub use snapshot::{end_read_snapshot, with_read_snapshot};
 
@@ -65,11 +67,8 @@ struct Shared {
     /// processes (the CLI) still meet the busy handler, which stays the
     /// fallback.
     writers: Arc<tokio::sync::Mutex<()>>,
-    /// Commits (and writing statements) completed so far, counted from 1.
-    committed: std::sync::atomic::AtomicU64,
-    /// Held while the WAL is flushed; holds the count of commits known to be
-    /// on disk.
-    flushed: tokio::sync::Mutex<u64>,
+    /// Commits counted, and which of them are on stable storage.
+    flushes: Arc<Flushes>,
     /// The commit count when the last checkpoint began (see [`Shared::checkpoint_due`]).
     checkpointed_at: std::sync::atomic::AtomicU64,
     /// Set while a checkpoint runs.
@@ -193,14 +192,14 @@ impl SqlitePool {
     /// optionally followed by `?mode=rwc` (the default), `?mode=rw` or `?mode=ro`.
     pub async fn open(url: &str, max_connections: u32) -> Result<SqlitePool, DbError> {
         let (path, flags) = parse_url(url)?;
+        let wal = wal_path(&path);
         let pool = SqlitePool(Arc::new(Shared {
             path,
             flags,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
             writers: Arc::default(),
-            committed: 0.into(),
-            flushed: tokio::sync::Mutex::new(0),
+            flushes: Arc::new(Flushes::new(wal)),
             checkpointed_at: 0.into(),
             checkpointing: false.into(),
             wal_frames: Arc::default(),
@@ -379,25 +378,12 @@ impl SqlitePool {
 impl Shared {
     /// Counts a commit that has just returned; its number for [`Shared::make_durable`].
     fn committed(&self) -> u64 {
-        self.committed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+        self.flushes.count_commit()
     }
 
-    /// Returns once commit number `done` is on stable storage: either an fsync
-    /// of the WAL that started after it has finished, or this call runs one,
-    /// covering every commit counted before it starts.
+    /// Returns once commit number `done` is on stable storage (see `durable.rs`).
     async fn make_durable(&self, done: u64) -> Result<(), DbError> {
-        let mut flushed = self.flushed.lock().await;
-        if *flushed >= done {
-            return Ok(());
-        }
-        let upto = self.committed.load(std::sync::atomic::Ordering::SeqCst);
-        let wal = wal_path(&self.path);
-        tokio::task::spawn_blocking(move || flush_file(&wal))
-            .await
-            .map_err(|e| DbError::Other(format!("database task failed: {e}")))?
-            .map_err(|e| DbError::Unavailable(format!("flushing the database log: {e}")))?;
-        *flushed = upto;
-        Ok(())
+        self.flushes.wait(done).await
     }
 }
 
@@ -452,16 +438,6 @@ fn wal_path(db: &std::path::Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
-}
-
-/// fsync of a file by path. A WAL that is gone was checkpointed into the
-/// database file and removed by the last connection, flushed on the way.
-fn flush_file(path: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::File::open(path) {
-        Ok(f) => f.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// An open write transaction; dropped without [`SqliteTx::commit`] it rolls back.
@@ -743,8 +719,8 @@ mod tests {
                     tx.run("INSERT INTO t (v) VALUES (?)", &[Val::I64(i)], None).unwrap();
                     tx.commit().await.unwrap();
                     // Returned: so the flush that covers this commit has finished.
-                    let on_disk = *pool.0.flushed.lock().await;
-                    let counted = pool.0.committed.load(std::sync::atomic::Ordering::SeqCst);
+                    let on_disk = pool.0.flushes.durable();
+                    let counted = pool.0.flushes.committed();
                     assert!(on_disk >= 1 && on_disk <= counted);
                 })
             })
@@ -755,8 +731,8 @@ mod tests {
         let (rows, _) = pool.run("SELECT count(*), sum(v) FROM t", &[], None).await.unwrap();
         assert_eq!(rows[0].opt_i64(0).unwrap(), Some(64));
         assert_eq!(rows[0].opt_i64(1).unwrap(), Some((0..64).sum()));
-        let counted = pool.0.committed.load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(*pool.0.flushed.lock().await, counted, "every commit is on disk");
+        let counted = pool.0.flushes.committed();
+        assert_eq!(pool.0.flushes.durable(), counted, "every commit is on disk");
         // A new connection (another process) sees them all.
         let (path, flags) = parse_url(&url).unwrap();
         let other = open_connection(&path, flags).unwrap();
