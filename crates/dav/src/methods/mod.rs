@@ -9,7 +9,7 @@ pub mod read;
 pub mod write;
 
 use axum::{body::Body, response::Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use strongroom_core::Error;
 
@@ -44,15 +44,22 @@ pub async fn read_small_body(body: Body) -> Result<Vec<u8>, Error> {
 }
 
 /// Adds the identity headers Nextcloud clients read after a change.
+/// Nextcloud's own response headers, named once: a name given as text is
+/// parsed again on every insert.
+pub const OC_ETAG: HeaderName = HeaderName::from_static("oc-etag");
+pub const OC_FILEID: HeaderName = HeaderName::from_static("oc-fileid");
+pub const OC_CHECKSUM: HeaderName = HeaderName::from_static("oc-checksum");
+pub const X_OC_MTIME: HeaderName = HeaderName::from_static("x-oc-mtime");
+
 pub fn identity_headers(r: &mut Response, dav: &crate::Dav, node: &strongroom_core::Node) {
     let etag = format!("\"{}\"", node.etag);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v.clone());
-        h.insert("OC-ETag", v);
+        h.insert(OC_ETAG, v);
     }
     if let Ok(v) = HeaderValue::from_str(&crate::props::oc_id(node.id, &dav.instance_id)) {
-        h.insert("OC-FileId", v);
+        h.insert(OC_FILEID, v);
     }
 }
 

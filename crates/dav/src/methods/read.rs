@@ -75,7 +75,7 @@ fn download_headers(r: &mut Response, call: &Call<'_>, node: &Node) {
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(c) = node.checksum.as_deref().and_then(|c| c.split(' ').next()) {
         if let Ok(v) = HeaderValue::from_str(c) {
-            h.insert("OC-Checksum", v);
+            h.insert(super::OC_CHECKSUM, v);
         }
     }
     // Uploaded content is never interpreted by a browser as part of this site.

@@ -45,7 +45,7 @@ pub async fn put_to(
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);
     if mtime_set {
-        r.headers_mut().insert("X-OC-MTime", HeaderValue::from_static("accepted"));
+        r.headers_mut().insert(super::X_OC_MTIME, HeaderValue::from_static("accepted"));
     }
     Ok((r, out.node))
 }
@@ -224,7 +224,7 @@ pub async fn patch(call: &Call<'_>) -> Result<Response, Error> {
     let sum = call.dav.files.recalculate_checksum(&call.cx(), &call.path, algo).await?;
     let mut r = with_status(StatusCode::NO_CONTENT);
     if let Ok(v) = HeaderValue::from_str(&sum) {
-        r.headers_mut().insert("OC-Checksum", v);
+        r.headers_mut().insert(super::OC_CHECKSUM, v);
     }
     Ok(r)
 }

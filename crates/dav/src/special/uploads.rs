@@ -125,7 +125,7 @@ async fn finish(
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);
     if mtime_set {
-        r.headers_mut().insert("X-OC-MTime", HeaderValue::from_static("accepted"));
+        r.headers_mut().insert(crate::methods::X_OC_MTIME, HeaderValue::from_static("accepted"));
     }
     Ok(r)
 }

@@ -23,10 +23,7 @@ pub struct Client {
 
 impl Client {
     pub fn of(app: &App, req: &Request) -> Client {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        let peer = peer_of(req);
         let h = req.headers();
         let text = |name| h.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
         let xff: Vec<&str> =
@@ -36,12 +33,13 @@ impl Client {
             text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
         let request_id =
             req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        let proxied_https = app.security.trusted_proxies.iter().any(|c| c.contains(peer))
-            && text("x-forwarded-proto")
-                .and_then(|v| v.split(',').next())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-        let secure = app.security.tls || proxied_https;
+        let secure = secure_origin(app, peer, h);
         Client { address, user_agent, request_id, secure }
+    }
+
+    /// [`Client::of`]'s `secure` alone, for every response's headers.
+    pub fn is_secure(app: &App, req: &Request) -> bool {
+        secure_origin(app, peer_of(req), req.headers())
     }
 
     pub fn origin(&self) -> Origin {
@@ -51,6 +49,25 @@ impl Client {
             user_agent: self.user_agent.clone(),
         }
     }
+}
+
+/// The address the connection comes from.
+fn peer_of(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
+}
+
+/// Served over HTTPS: here, or by a trusted proxy that says so.
+fn secure_origin(app: &App, peer: IpAddr, h: &http::HeaderMap) -> bool {
+    let proxied_https = || {
+        app.security.trusted_proxies.iter().any(|c| c.contains(peer))
+            && h.get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+    };
+    app.security.tls || proxied_https()
 }
 
 /// The value of a cookie sent with the request.

@@ -11,9 +11,14 @@ use axum::{
     response::Response,
 };
 use base64::Engine;
-use http::{HeaderValue, header};
+use http::{HeaderName, HeaderValue, header};
 
 use crate::app::App;
+
+// Named once: a name given as text is parsed again on every insert.
+const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
+const X_PERMITTED_CROSS_DOMAIN_POLICIES: HeaderName =
+    HeaderName::from_static("x-permitted-cross-domain-policies");
 
 /// This response's nonce, for a page that loads a script (`<script nonce=…>`).
 #[derive(Clone)]
@@ -22,7 +27,7 @@ pub struct CspNonce(pub String);
 pub async fn apply(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let nonce = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 18]>());
     req.extensions_mut().insert(CspNonce(nonce.clone()));
-    let secure = super::client::Client::of(&app, &req).secure;
+    let secure = super::client::Client::is_secure(&app, &req);
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -37,8 +42,8 @@ pub async fn apply(State(app): State<App>, mut req: Request, next: Next) -> Resp
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("X-Robots-Tag", HeaderValue::from_static("noindex, nofollow"));
-    h.insert("X-Permitted-Cross-Domain-Policies", HeaderValue::from_static("none"));
+    h.insert(X_ROBOTS_TAG, HeaderValue::from_static("noindex, nofollow"));
+    h.insert(X_PERMITTED_CROSS_DOMAIN_POLICIES, HeaderValue::from_static("none"));
     if secure {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -13,6 +13,8 @@ use futures_util::{FutureExt, future::Either};
 use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// A client's `X-Request-ID` is kept when it is short and plain; otherwise we make one.
 fn request_id(req: &Request) -> String {
     let given = req.headers().get("x-request-id").and_then(|v| v.to_str().ok());
@@ -96,7 +98,7 @@ pub async fn trace(mut req: Request, next: Next) -> Response {
         }
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert("X-Request-ID", v);
+        res.headers_mut().insert(X_REQUEST_ID, v);
     }
     res
 }

@@ -31,7 +31,7 @@
 
 use std::{cell::RefCell, future::Future, sync::Arc};
 
-use super::{Pooled, SqlitePool, SqliteRow, map_err, run_prepared};
+use super::{Pooled, SqlitePool, SqliteRow, exec_cached, map_err, run_prepared};
 use crate::db::{DbError, Val};
 
 tokio::task_local! {
@@ -47,7 +47,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         if let Some(c) = self.0.conn.as_ref()
             && !c.is_autocommit()
-            && let Err(e) = c.prepare_cached("COMMIT").and_then(|mut s| s.execute([]))
+            && let Err(e) = exec_cached(c, "COMMIT")
         {
             // `Pooled` closes a connection left in a transaction.
             tracing::warn!(error = %e, "ending a read transaction failed; the connection is closed");
@@ -76,7 +76,7 @@ pub(super) fn scope_is_free() -> bool {
 /// Begins the scope's read transaction on `conn`. Deferred: its snapshot
 /// is taken by its first read.
 pub(super) fn begin_read(conn: &rusqlite::Connection) -> Result<(), DbError> {
-    conn.prepare_cached("BEGIN").and_then(|mut s| s.execute([])).map(drop).map_err(map_err)
+    exec_cached(conn, "BEGIN").map_err(map_err)
 }
 
 /// Keeps `c`, inside the transaction [`begin_read`] began, for the scope's
