@@ -159,6 +159,42 @@ impl Row {
         })
     }
 
+    /// [`Row::opt_str`] that moves the text out of a SQLite row instead of
+    /// copying it. The column reads as NULL afterwards: only for rows whose
+    /// columns are each read once (a row turned into a value).
+    pub fn take_opt_str(&mut self, i: usize) -> Result<Option<String>, DbError> {
+        match self {
+            Row::Sqlite(r) => match r.take(i) {
+                rusqlite::types::Value::Text(s) => Ok(Some(s)),
+                other => {
+                    r.put_back(i, other);
+                    r.opt_str(i)
+                }
+            },
+            _ => self.opt_str(i),
+        }
+    }
+
+    /// [`Row::take_opt_str`] for a column that is never NULL.
+    pub fn take_str(&mut self, i: usize) -> Result<String, DbError> {
+        self.take_opt_str(i)?.ok_or_else(|| DbError::Other(format!("column {i} is NULL")))
+    }
+
+    /// [`Row::opt_bytes`] that moves the bytes out of a SQLite row, as
+    /// [`Row::take_opt_str`] does.
+    pub fn take_bytes(&mut self, i: usize) -> Result<Option<Vec<u8>>, DbError> {
+        match self {
+            Row::Sqlite(r) => match r.take(i) {
+                rusqlite::types::Value::Blob(b) => Ok(Some(b)),
+                other => {
+                    r.put_back(i, other);
+                    r.opt_bytes(i)
+                }
+            },
+            _ => self.opt_bytes(i),
+        }
+    }
+
     /// A binary column, or `None` for NULL.
     pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, DbError> {
         Ok(match self {

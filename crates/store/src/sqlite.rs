@@ -131,6 +131,20 @@ impl SqliteRow {
         }
     }
 
+    /// [`SqliteRow::opt_str`] or [`SqliteRow::opt_bytes`] that moves the value
+    /// out, leaving NULL behind: for a row read once, no copy.
+    pub(crate) fn take(&mut self, i: usize) -> Value {
+        self.0.get_mut(i).map_or(Value::Null, |v| std::mem::replace(v, Value::Null))
+    }
+
+    /// Undoes [`SqliteRow::take`] for a value of another type than wanted,
+    /// so the usual reading reports it.
+    pub(crate) fn put_back(&mut self, i: usize, v: Value) {
+        if let Some(slot) = self.0.get_mut(i) {
+            *slot = v;
+        }
+    }
+
     pub(crate) fn opt_str(&self, i: usize) -> Result<Option<String>, DbError> {
         match self.0.get(i) {
             Some(Value::Text(v)) => Ok(Some(v.clone())),

@@ -220,7 +220,7 @@ pub(crate) async fn resolve<C: Conn>(
     if rows.len() != segs.len() + 1 {
         return Ok(None);
     }
-    let nodes = rows.iter().map(Node::from_row).collect::<Result<Vec<_>>>()?;
+    let nodes = rows.into_iter().map(Node::from_row).collect::<Result<Vec<_>>>()?;
     chain_from_root(nodes, owner.root_id).map(Some)
 }
 
@@ -263,15 +263,15 @@ async fn find_at<C: Conn>(
         return Ok(node.map(|n| (n, None)));
     }
     let sql = KEPT[usize::from(content)][segs.len()].get_or_init(|| find_sql(segs.len(), content));
-    let row = join_walk_row(c, owner, segs, sql).await?;
+    let mut row = join_walk_row(c, owner, segs, sql).await?;
     // A level the join did not find leaves its columns, and all below, NULL.
     if row.opt_i64(0)?.is_none() {
         return Ok(None);
     }
-    let node = Node::from_row(&row)?;
+    let node = Node::from_row_at(&mut row, 0)?;
     let located = match content {
         false => None,
-        true => Some(match row.opt_bytes(NODE_WIDTH)? {
+        true => Some(match row.take_bytes(NODE_WIDTH)? {
             // Sealed content is never kept in a row (`Files::locate`).
             Some(bytes) if node.blob_seal.is_none() => Content::Inline(bytes.into()),
             _ => Content::Stored,
@@ -324,7 +324,7 @@ async fn join_walk<C: Conn>(c: &mut C, owner: &User, segs: &[String]) -> Result<
     static KEPT: [std::sync::OnceLock<String>; JOIN_WALK_MAX + 1] =
         [const { std::sync::OnceLock::new() }; JOIN_WALK_MAX + 1];
     let sql = KEPT[segs.len()].get_or_init(|| join_walk_sql(segs.len()));
-    let row = join_walk_row(c, owner, segs, sql).await?;
+    let mut row = join_walk_row(c, owner, segs, sql).await?;
     let mut chain = Vec::with_capacity(segs.len() + 1);
     for level in 0..=segs.len() {
         let at = level * NODE_WIDTH;
@@ -332,7 +332,7 @@ async fn join_walk<C: Conn>(c: &mut C, owner: &User, segs: &[String]) -> Result<
         if row.opt_i64(at)?.is_none() {
             return Ok(None);
         }
-        chain.push(Node::from_row_at(&row, at)?);
+        chain.push(Node::from_row_at(&mut row, at)?);
     }
     Ok(Some(chain))
 }
@@ -392,7 +392,7 @@ pub(crate) async fn fetch_node<C: Conn>(c: &mut C, id: i64) -> Result<Option<Nod
         "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?"
     );
     let row = c.row(sql, &[Val::I64(id)]).await?;
-    row.map(|r| Node::from_row(&r)).transpose()
+    row.map(Node::from_row).transpose()
 }
 
 pub(crate) async fn child<C: Conn>(c: &mut C, parent: i64, name: &str) -> Result<Option<Node>> {
@@ -401,7 +401,7 @@ pub(crate) async fn child<C: Conn>(c: &mut C, parent: i64, name: &str) -> Result
          WHERE n.parent_id = ? AND n.name = ?"
     );
     let row = c.row(sql, &[parent.into(), name.into()]).await?;
-    row.map(|r| Node::from_row(&r)).transpose()
+    row.map(Node::from_row).transpose()
 }
 
 pub(crate) async fn children<C: Conn>(c: &mut C, parent: i64) -> Result<Vec<Node>> {
@@ -409,7 +409,7 @@ pub(crate) async fn children<C: Conn>(c: &mut C, parent: i64) -> Result<Vec<Node
         "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id \
          WHERE n.parent_id = ? ORDER BY n.name"
     );
-    c.rows(sql, &[Val::I64(parent)]).await?.iter().map(Node::from_row).collect()
+    c.rows(sql, &[Val::I64(parent)]).await?.into_iter().map(Node::from_row).collect()
 }
 
 /// Resolves the parent folder chain of `path`, which must exist and be a folder.

@@ -51,27 +51,29 @@ pub struct Node {
 }
 
 impl Node {
-    pub(crate) fn from_row(r: &Row) -> Result<Node> {
-        Self::from_row_at(r, 0)
+    /// The node of a row, whose text columns it takes (`Row::take_str`).
+    pub(crate) fn from_row(mut r: Row) -> Result<Node> {
+        Self::from_row_at(&mut r, 0)
     }
 
-    /// The node whose columns start at column `at` (a row of several nodes).
-    pub(crate) fn from_row_at(r: &Row, at: usize) -> Result<Node> {
+    /// The node whose columns start at column `at` (a row of several nodes);
+    /// its text columns are taken out of the row, not copied.
+    pub(crate) fn from_row_at(r: &mut Row, at: usize) -> Result<Node> {
         Ok(Node {
             id: r.i64(at)?,
             owner_id: r.i64(at + 1)?,
             parent_id: r.opt_i64(at + 2)?,
-            name: r.str(at + 3)?,
+            name: r.take_str(at + 3)?,
             kind: NodeKind::from_code(r.i64(at + 4)?)?,
             size: r.i64(at + 5)?,
             mtime: r.i64(at + 6)?,
             ctime: r.i64(at + 7)?,
-            etag: r.str(at + 8)?,
+            etag: r.take_str(at + 8)?,
             blob_id: r.opt_i64(at + 9)?,
-            content_type: r.opt_str(at + 10)?,
-            checksum: r.opt_str(at + 11)?,
-            blob_key: r.opt_str(at + 12)?,
-            blob_seal: Seal::from_columns(r.opt_str(at + 13)?, r.opt_str(at + 14)?),
+            content_type: r.take_opt_str(at + 10)?,
+            checksum: r.take_opt_str(at + 11)?,
+            blob_key: r.take_opt_str(at + 12)?,
+            blob_seal: Seal::from_columns(r.take_opt_str(at + 13)?, r.take_opt_str(at + 14)?),
         })
     }
 

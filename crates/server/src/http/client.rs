@@ -29,8 +29,7 @@ impl Client {
         let xff: Vec<&str> =
             h.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
         let address = client_address(peer, &xff, text("forwarded"), &app.security.trusted_proxies);
-        let user_agent: String =
-            text(header::USER_AGENT.as_str()).unwrap_or("").chars().take(250).collect();
+        let user_agent = at_most_250_chars(text(header::USER_AGENT.as_str()).unwrap_or(""));
         let request_id =
             req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
         let secure = secure_origin(app, peer, h);
@@ -48,6 +47,15 @@ impl Client {
             address: self.address.to_string(),
             user_agent: self.user_agent.clone(),
         }
+    }
+}
+
+/// The first 250 characters of `s` (a user agent as recorded): counted only
+/// when its length in bytes does not already tell.
+fn at_most_250_chars(s: &str) -> String {
+    match s.len() <= 250 {
+        true => s.to_owned(),
+        false => s.chars().take(250).collect(),
     }
 }
 
