@@ -1,4 +1,5 @@
-//! Operational logs through `tracing`: human-readable or JSON lines.
+//! Operational logs through `tracing`: human-readable or JSON lines, one
+//! line per event whatever its fields hold (`escape.rs`).
 
 use std::{
     cell::RefCell,
@@ -12,13 +13,22 @@ use tracing_subscriber::{
 
 use crate::config::LogConfig;
 
+mod escape;
+
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the config.
 pub fn init(cfg: &LogConfig) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(&cfg.level));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_timer(UtcMicros);
+    // A log that cannot be written (a full disk) must not stop the service:
+    // tracing would report it with `eprintln!`, which panics when stderr
+    // fails, in whichever request was logging.
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_timer(UtcMicros)
+        .log_internal_errors(false);
     if cfg.format == "json" {
         let _ = builder
             .json()
@@ -27,7 +37,7 @@ pub fn init(cfg: &LogConfig) {
             .with_span_list(false)
             .try_init();
     } else {
-        let _ = builder.with_ansi(false).try_init();
+        let _ = builder.with_ansi(false).fmt_fields(escape::EscapedFields).try_init();
     }
 }
 
