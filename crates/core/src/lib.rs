@@ -39,4 +39,4 @@ pub use error::{Error, Result};
 pub use files::{Files, Node, NodeKind};
 pub use path::TreePath;
 pub use users::{User, Users};
-pub use util::{MAX_TIME, civil_from_days, new_etag, now_secs};
+pub use util::{MAX_TIME, civil_from_days, new_etag, now_secs, utc_to_the_second};

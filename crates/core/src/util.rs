@@ -29,6 +29,13 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// `YYYY-MM-DDThh:mm:ss` (UTC, without a zone) of a time in seconds since 1970.
+pub fn utc_to_the_second(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
+}
+
 /// A JSON value kept in `sr_meta` under `key`, `None` when absent.
 pub(crate) async fn read_meta<T: serde::de::DeserializeOwned>(
     db: &strongroom_store::Db,

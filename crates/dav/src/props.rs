@@ -204,10 +204,7 @@ pub fn http_date(secs: i64) -> String {
 
 /// `YYYY-MM-DDThh:mm:ssZ` for `creationdate`.
 fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = strongroom_core::civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!("{}Z", strongroom_core::utc_to_the_second(secs))
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ impl FormatTime for UtcMicros {
         SECOND.with_borrow_mut(|(at, text)| {
             if *at != secs {
                 *at = secs;
-                *text = to_the_second(secs);
+                *text = strongroom_core::utc_to_the_second(secs as i64);
             }
             w.write_str(text)
         })?;
@@ -72,24 +72,17 @@ impl FormatTime for UtcMicros {
     }
 }
 
-/// `YYYY-MM-DDThh:mm:ss` of a time in seconds since 1970 (UTC).
-fn to_the_second(secs: u64) -> String {
-    let secs = secs as i64;
-    let (y, m, d) = strongroom_core::civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn times_are_written_as_rfc3339_to_the_microsecond() {
-        assert_eq!(to_the_second(0), "1970-01-01T00:00:00");
-        assert_eq!(to_the_second(1_764_979_786), "2025-12-06T00:09:46");
+        let second = strongroom_core::utc_to_the_second;
+        assert_eq!(second(0), "1970-01-01T00:00:00");
+        assert_eq!(second(1_764_979_786), "2025-12-06T00:09:46");
         // 29 February of a leap year, the last second of the day.
-        assert_eq!(to_the_second(951_868_799), "2000-02-29T23:59:59");
+        assert_eq!(second(951_868_799), "2000-02-29T23:59:59");
         let mut line = String::new();
         UtcMicros.format_time(&mut Writer::new(&mut line)).unwrap();
         let (date, frac) = line.split_once('.').unwrap();
