@@ -510,7 +510,9 @@ impl Config {
                 format!("{:?} is neither \"text\" nor \"json\"", self.log.format),
             );
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err()
+            || !names_only_levels(&self.log.level)
+        {
             return bad("log.level", format!("{:?} is not a log filter", self.log.level));
         }
         self.validate_encryption()
@@ -676,6 +678,19 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// Whether each directive of a log filter without a `target=` names a
+/// level. A bare word is a valid filter that enables everything of a
+/// target by that name, so a misspelt level ("inf") would silence the log
+/// without a word; a target is written `target=level` here.
+fn names_only_levels(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.contains('='))
+        .all(|d| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +707,17 @@ mod tests {
         });
         let _ = std::fs::remove_dir_all(dir);
         r
+    }
+
+    #[test]
+    fn a_log_level_must_be_a_level_or_target_and_level() {
+        for good in ["info", "WARN", "off", "warn,strongroom=debug", "strongroom::access=off"] {
+            assert!(load(&format!("[log]\nlevel = {good:?}\n"), &[]).is_ok(), "{good}");
+        }
+        for bad in ["inf", "warning", "info,strongroom", "debug,tower_http"] {
+            assert!(load(&format!("[log]\nlevel = {bad:?}\n"), &[]).is_err(), "{bad}");
+        }
+        assert!(load("", &[("STRONGROOM_LOG_LEVEL", "bogus")]).is_err());
     }
 
     #[test]

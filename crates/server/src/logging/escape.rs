@@ -19,7 +19,8 @@ use tracing_subscriber::{
 };
 
 /// Formats fields as tracing's default does (`name=value`, separated by
-/// spaces, values in their Debug form, the message bare), escaped.
+/// spaces, values in their Debug form, the message bare), escaped, and with
+/// every value that is not plain quoted (see [`write_value`]).
 pub struct EscapedFields;
 
 impl<'w> FormatFields<'w> for EscapedFields {
@@ -43,11 +44,52 @@ impl Visit for Fields<'_> {
         }
         let sep = if std::mem::take(&mut self.first) { "" } else { " " };
         self.result = match field.name() {
-            "message" => self.out.write_str(sep),
-            name => write!(self.out, "{sep}{name}="),
-        }
-        .and_then(|()| write!(Escaped(&mut self.out), "{value:?}"));
+            "message" => {
+                self.out.write_str(sep).and_then(|()| write!(Escaped(&mut self.out), "{value:?}"))
+            }
+            name => {
+                write!(self.out, "{sep}{name}=").and_then(|()| write_value(&mut self.out, value))
+            }
+        };
     }
+}
+
+/// A field's value: as it is when plain (a number, a method, a path without
+/// spaces, quotes, `=` or backslashes) or already a quoted string (a value
+/// logged in its Debug form), otherwise quoted and escaped as a Rust string.
+/// A value logged with `%` as it came, a login name of `x action="ok"`,
+/// would otherwise read as more fields, and a backslash in it as an escape.
+fn write_value(out: &mut Writer<'_>, value: &dyn fmt::Debug) -> fmt::Result {
+    let mut text = String::new();
+    write!(text, "{value:?}")?;
+    match is_plain(&text) || is_quoted(&text) {
+        true => write!(Escaped(out), "{text}"),
+        false => write!(Escaped(out), "{text:?}"),
+    }
+}
+
+fn is_plain(text: &str) -> bool {
+    !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '=' | '\\') || unsafe_char(c))
+}
+
+/// A string literal as Debug writes one: quotes around, no quote inside
+/// that a backslash does not escape.
+fn is_quoted(text: &str) -> bool {
+    let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return false;
+    };
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.next().is_none() => return false,
+            '"' => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Writes text with every character that could end a line, steer a
@@ -90,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn a_log_line_stays_one_line_whatever_its_fields_hold() {
+    fn a_log_line_stays_one_line_and_its_fields_cannot_multiply() {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -104,15 +146,23 @@ mod tests {
             span.record("user", "bob\u{9b}");
             let _in = span.enter();
             tracing::warn!(login = %login, status = 401, "authentication failed");
+            let (fake, path) = ("x action=\"ok\"", r"/a b\u{a}x");
+            tracing::info!(login = %fake, %path, method = %"GET", ms = ?"0.25", "request");
         });
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-        assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(!text.trim_end().chars().any(unsafe_char), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines.iter().all(|l| !l.chars().any(unsafe_char)), "{text}");
+        assert!(lines[0].contains(r#"request{id="abc" user="bob\u{9b}"}: "#), "{text}");
         assert!(
-            text.contains("request{id=\"abc\" user=\"bob\\u{9b}\"}: ")
-                && text.contains(
-                    "authentication failed login=ev\\u{1b}[31mil\\u{a}FAKE LINE status=401"
-                ),
+            lines[0]
+                .ends_with(r#"authentication failed login="ev\u{1b}[31mil\nFAKE LINE" status=401"#),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with(
+                r#"request login="x action=\"ok\"" path="/a b\\u{a}x" method=GET ms="0.25""#
+            ),
             "{text}"
         );
     }

@@ -162,6 +162,10 @@ async fn configuration_errors_name_the_key() {
         ("[database]\nmax_connections = \"lots\"", "max_connections"),
         ("[storage]\nkind = \"tape\"", "kind"),
         ("[log]\nformat = \"yaml\"", "log.format"),
+        // A bare word is a target filter to tracing: a misspelt level
+        // would silence every line.
+        ("[log]\nlevel = \"inf\"", "log.level"),
+        ("[log]\nlevel = \"warn,strongroom=infoo\"", "log.level"),
     ];
     for (text, key) in cases {
         let f = dir.join("c.toml");
