@@ -511,7 +511,7 @@ impl Config {
             );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err()
-            || !names_only_levels(&self.log.level)
+            || !is_level_filter(&self.log.level)
         {
             return bad("log.level", format!("{:?} is not a log filter", self.log.level));
         }
@@ -678,17 +678,21 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// Whether each directive of a log filter without a `target=` names a
-/// level. A bare word is a valid filter that enables everything of a
-/// target by that name, so a misspelt level ("inf") would silence the log
-/// without a word; a target is written `target=level` here.
-fn names_only_levels(filter: &str) -> bool {
+/// Whether a log filter says what it means: not empty, no blank around it,
+/// and each directive without a `target=` names a level. tracing accepts
+/// all of these and then logs nothing: an empty filter, one with a blank
+/// (" info" is read as a target), and a bare word, which enables everything
+/// of a target by that name (a misspelt level, "inf"); a target is written
+/// `target=level` here.
+fn is_level_filter(filter: &str) -> bool {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-    filter
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty() && !d.contains('='))
-        .all(|d| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)))
+    !filter.is_empty()
+        && filter.trim() == filter
+        && filter.split(',').all(|d| {
+            d.trim() == d
+                && !d.is_empty()
+                && (d.contains('=') || LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)))
+        })
 }
 
 #[cfg(test)]
@@ -714,10 +718,14 @@ mod tests {
         for good in ["info", "WARN", "off", "warn,strongroom=debug", "strongroom::access=off"] {
             assert!(load(&format!("[log]\nlevel = {good:?}\n"), &[]).is_ok(), "{good}");
         }
-        for bad in ["inf", "warning", "info,strongroom", "debug,tower_http"] {
+        for bad in
+            ["inf", "warning", "info,strongroom", "debug,tower_http", "", ",", " info", "info\n"]
+        {
             assert!(load(&format!("[log]\nlevel = {bad:?}\n"), &[]).is_err(), "{bad}");
         }
         assert!(load("", &[("STRONGROOM_LOG_LEVEL", "bogus")]).is_err());
+        // An empty variable (`STRONGROOM_LOG_LEVEL=` in an env file) too.
+        assert!(load("", &[("STRONGROOM_LOG_LEVEL", "")]).is_err());
     }
 
     #[test]
