@@ -163,16 +163,12 @@ impl Row {
     /// copying it. The column reads as NULL afterwards: only for rows whose
     /// columns are each read once (a row turned into a value).
     pub fn take_opt_str(&mut self, i: usize) -> Result<Option<String>, DbError> {
-        match self {
-            Row::Sqlite(r) => match r.take(i) {
-                rusqlite::types::Value::Text(s) => Ok(Some(s)),
-                other => {
-                    r.put_back(i, other);
-                    r.opt_str(i)
-                }
-            },
-            _ => self.opt_str(i),
-        }
+        use rusqlite::types::Value;
+        self.take_or_read(
+            i,
+            |v| if let Value::Text(s) = v { Ok(Some(s)) } else { Err(v) },
+            |r| r.opt_str(i),
+        )
     }
 
     /// [`Row::take_opt_str`] for a column that is never NULL.
@@ -183,16 +179,29 @@ impl Row {
     /// [`Row::opt_bytes`] that moves the bytes out of a SQLite row, as
     /// [`Row::take_opt_str`] does.
     pub fn take_bytes(&mut self, i: usize) -> Result<Option<Vec<u8>>, DbError> {
-        match self {
-            Row::Sqlite(r) => match r.take(i) {
-                rusqlite::types::Value::Blob(b) => Ok(Some(b)),
-                other => {
-                    r.put_back(i, other);
-                    r.opt_bytes(i)
-                }
-            },
-            _ => self.opt_bytes(i),
+        use rusqlite::types::Value;
+        self.take_or_read(
+            i,
+            |v| if let Value::Blob(b) = v { Ok(Some(b)) } else { Err(v) },
+            |r| r.opt_bytes(i),
+        )
+    }
+
+    /// Column `i` of a SQLite row moved out when `moved` accepts its value;
+    /// otherwise (another type, NULL, another backend) `read` as usual.
+    fn take_or_read<T>(
+        &mut self,
+        i: usize,
+        moved: impl FnOnce(rusqlite::types::Value) -> Result<T, rusqlite::types::Value>,
+        read: impl FnOnce(&Row) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        if let Row::Sqlite(r) = self {
+            match moved(r.take(i)) {
+                Ok(v) => return Ok(v),
+                Err(other) => r.put_back(i, other),
+            }
         }
+        read(self)
     }
 
     /// A binary column, or `None` for NULL.
