@@ -10,7 +10,10 @@
 //! format is safe from new lines (its strings escape C0 controls) and is left
 //! as it is.
 
-use std::fmt::{self, Write};
+use std::{
+    cell::RefCell,
+    fmt::{self, Write},
+};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::{
@@ -60,12 +63,21 @@ impl Visit for Fields<'_> {
 /// A value logged with `%` as it came, a login name of `x action="ok"`,
 /// would otherwise read as more fields, and a backslash in it as an escape.
 fn write_value(out: &mut Writer<'_>, value: &dyn fmt::Debug) -> fmt::Result {
-    let mut text = String::new();
-    write!(text, "{value:?}")?;
-    match is_plain(&text) || is_quoted(&text) {
-        true => write!(Escaped(out), "{text}"),
-        false => write!(Escaped(out), "{text:?}"),
-    }
+    // Every request logs a few fields: one buffer per thread, not one per
+    // field (a fresh one if a value's own formatting logs meanwhile).
+    thread_local!(static TEXT: RefCell<String> = const { RefCell::new(String::new()) });
+    let mut write = |text: &mut String| {
+        text.clear();
+        write!(text, "{value:?}")?;
+        match is_plain(text) || is_quoted(text) {
+            true => write!(Escaped(&mut *out), "{text}"),
+            false => write!(Escaped(&mut *out), "{text:?}"),
+        }
+    };
+    TEXT.with(|t| match t.try_borrow_mut() {
+        Ok(mut text) => write(&mut text),
+        Err(_) => write(&mut String::new()),
+    })
 }
 
 fn is_plain(text: &str) -> bool {
