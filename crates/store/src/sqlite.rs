@@ -60,6 +60,14 @@ struct Shared {
     path: PathBuf,
     flags: OpenFlags,
     idle: Mutex<Vec<Connection>>,
+    /// The connection write transactions run on, kept apart from `idle`.
+    /// SQLite drops a connection's whole page cache when it finds that
+    /// another connection has written since its last transaction; a writer
+    /// drawing from `idle` found that on nearly every transaction under
+    /// steady writes and read its pages again from the OS (a `pread` each),
+    /// all while holding the write lock. One connection taking every write
+    /// in turn keeps its cache, since its own commits do not count.
+    writer_idle: Mutex<Option<Connection>>,
     permits: Arc<Semaphore>,
     /// Queues this process's write transactions in memory. SQLite lets one
     /// writer in at a time; without the queue the others poll in SQLite's
@@ -162,22 +170,33 @@ impl SqliteRow {
 pub(crate) struct Pooled {
     conn: Option<Connection>,
     shared: Arc<Shared>,
+    /// Whether the connection goes back to [`Shared::writer_idle`].
+    writer: bool,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(c) = self.conn.take() {
-            // A connection left inside a transaction (a failed ROLLBACK) is closed,
-            // never handed to the next caller.
-            if c.is_autocommit() {
-                self.shared.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
-            }
-        }
+        self.release();
     }
 }
 
 impl Pooled {
+    /// Hands the connection back now; `conn` is left empty. A connection
+    /// left inside a transaction (a failed ROLLBACK) is closed, never handed
+    /// to the next caller.
+    fn release(&mut self) {
+        let Some(c) = self.conn.take().filter(Connection::is_autocommit) else { return };
+        if self.writer {
+            let mut slot = self.shared.writer_idle.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(c);
+                return;
+            }
+        }
+        self.shared.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
+
     fn conn(&self) -> Result<&Connection, DbError> {
         self.conn.as_ref().ok_or_else(|| DbError::Unavailable("connection lost".into()))
     }
@@ -211,6 +230,7 @@ impl SqlitePool {
             path,
             flags,
             idle: Mutex::new(Vec::new()),
+            writer_idle: Mutex::new(None),
             permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
             writers: Arc::default(),
             flushes: Arc::new(Flushes::new(wal)),
@@ -225,11 +245,25 @@ impl SqlitePool {
     }
 
     pub(crate) async fn acquire(&self) -> Result<Pooled, DbError> {
+        self.acquire_for(false).await
+    }
+
+    /// [`SqlitePool::acquire`] for the holder of the writers' turn: the
+    /// writers' own connection when it is free (see [`Shared::writer_idle`]).
+    async fn acquire_writer(&self) -> Result<Pooled, DbError> {
+        self.acquire_for(true).await
+    }
+
+    async fn acquire_for(&self, writer: bool) -> Result<Pooled, DbError> {
         let permit = tokio::time::timeout(ACQUIRE_WAIT, self.0.permits.clone().acquire_owned())
             .await
             .map_err(|_| DbError::Unavailable("no free database connection".into()))?
             .map_err(|_| DbError::Unavailable("database closed".into()))?;
-        let idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let own = match writer {
+            true => self.0.writer_idle.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            false => None,
+        };
+        let idle = own.or_else(|| self.0.idle.lock().unwrap_or_else(|p| p.into_inner()).pop());
         let conn = match idle {
             Some(c) => c,
             None => {
@@ -244,7 +278,7 @@ impl SqlitePool {
                 .map_err(|e| DbError::Other(format!("database task failed: {e}")))??
             }
         };
-        Ok(Pooled { conn: Some(conn), shared: self.0.clone(), _permit: permit })
+        Ok(Pooled { conn: Some(conn), shared: self.0.clone(), writer, _permit: permit })
     }
 
     /// Runs one statement outside a transaction. A statement that only reads
@@ -288,10 +322,12 @@ impl SqlitePool {
         // for the turn while holding a connection could starve the turn's
         // holder of connections.
         let turn = self.writer_turn().await?;
-        let mut c = self.acquire().await?;
+        let mut c = self.acquire_writer().await?;
         let (sql, args) = (sql.to_owned(), args.to_vec());
         let out = c.blocking(move |conn| run_on(conn, &sql, &args, limit)).await?;
         let done = self.0.committed();
+        // The connection home before the turn passes on, for the next writer.
+        drop(c);
         drop(turn);
         self.checkpoint_if_due(done);
         self.0.make_durable(done).await?;
@@ -353,7 +389,7 @@ impl SqlitePool {
     pub(crate) async fn begin(&self) -> Result<SqliteTx, DbError> {
         end_read_snapshot();
         let turn = self.writer_turn().await?;
-        let mut c = self.acquire().await?;
+        let mut c = self.acquire_writer().await?;
         // Without a busy wait first: the lock is normally free, since this
         // process's writers queue above. If another process holds it, wait for
         // it on the blocking pool rather than sleep on this thread.
@@ -375,9 +411,10 @@ impl SqlitePool {
     pub(crate) async fn exec_batch(&self, sql: String) -> Result<(), DbError> {
         end_read_snapshot();
         let turn = self.writer_turn().await?;
-        let mut c = self.acquire().await?;
+        let mut c = self.acquire_writer().await?;
         c.blocking(move |conn| conn.execute_batch(&sql).map_err(map_err)).await?;
         let done = self.0.committed();
+        drop(c);
         drop(turn);
         self.0.make_durable(done).await
     }
@@ -386,6 +423,7 @@ impl SqlitePool {
     pub async fn close(&self) {
         self.0.permits.close();
         self.0.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.0.writer_idle.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -502,6 +540,8 @@ impl SqliteTx {
         // request's next reads must see what it committed.
         end_read_snapshot();
         let done = self.pool.committed();
+        // The connection home before the turn passes on, for the next writer.
+        self.conn.release();
         self.turn = None;
         SqlitePool(self.pool.clone()).checkpoint_if_due(done);
         self.pool.make_durable(done).await
@@ -893,6 +933,35 @@ mod tests {
         drop(conn);
         drop(turn);
         assert_eq!(waiting.await.unwrap().unwrap().1, 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn write_transactions_run_on_one_connection_whatever_the_readers_took() {
+        let (dir, url) = temp_url("writer-conn");
+        let pool = SqlitePool::open(&url, 4).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)".into()).await.unwrap();
+        // A temporary table lives on the connection that made it: it marks it.
+        let mut tx = pool.begin().await.unwrap();
+        tx.run("CREATE TEMP TABLE mark (x)", &[], None).unwrap();
+        tx.run("INSERT INTO t DEFAULT VALUES", &[], None).unwrap();
+        tx.commit().await.unwrap();
+        // Readers take whatever is idle (the last connection given back first).
+        let readers = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+        for r in &readers {
+            let marked = r.conn().unwrap().prepare("SELECT 1 FROM temp.mark").is_ok();
+            assert!(!marked, "a reader got the writers' connection");
+        }
+        for _ in 0..3 {
+            let mut tx = pool.begin().await.unwrap();
+            tx.run("SELECT count(*) FROM temp.mark", &[], None).expect("the marked connection");
+            tx.run("INSERT INTO t DEFAULT VALUES", &[], None).unwrap();
+            tx.commit().await.unwrap();
+            pool.run("INSERT INTO t DEFAULT VALUES", &[], None).await.unwrap();
+        }
+        drop(readers);
+        let (rows, _) = pool.run("SELECT count(*) FROM t", &[], None).await.unwrap();
+        assert_eq!(rows[0].opt_i64(0).unwrap(), Some(7));
         let _ = std::fs::remove_dir_all(dir);
     }
 
