@@ -338,9 +338,9 @@ impl SqlitePool {
     /// commits have gone by since the last one began, or (at least
     /// [`CHECKPOINT_MIN_SPACING`] commits after it) once the WAL reaches past
     /// [`WAL_RESET_SIZE`]. PASSIVE: it copies what no reader still needs and
-    /// waits for nobody; a later one finishes the job. Once the WAL has grown
-    /// past [`WAL_RESET_SIZE`] it takes the writers' turn instead and makes
-    /// the WAL start over ([`restart_wal`]).
+    /// waits for nobody; a later one finishes the job. When the WAL has grown
+    /// past [`WAL_RESET_SIZE`] it then takes the writers' turn and makes the
+    /// WAL start over ([`restart_wal`]), which has little left to copy by then.
     fn checkpoint_if_due(&self, done: u64) {
         use std::sync::atomic::Ordering::SeqCst;
         let shared = &self.0;
@@ -355,20 +355,19 @@ impl SqlitePool {
         let pool = self.clone();
         tokio::spawn(async move {
             let run = async {
-                let large = pool.0.wal_frames.load(SeqCst) * WAL_FRAME_BYTES > WAL_RESET_SIZE;
-                // The turn before the connection, as in `begin`.
-                let _turn = match large {
-                    true => Some(pool.writer_turn().await?),
-                    false => None,
-                };
+                // First what can be copied while the writers go on: most of
+                // the WAL, so that a restart below holds them back only for
+                // the commits made meanwhile (and the database file's fsync).
                 let mut c = pool.acquire().await?;
-                c.blocking(move |conn| match large {
-                    true => restart_wal(conn),
-                    false => conn
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                        .map_err(map_err),
-                })
-                .await
+                c.blocking(passive_checkpoint).await?;
+                drop(c);
+                if pool.0.wal_frames.load(SeqCst) * WAL_FRAME_BYTES <= WAL_RESET_SIZE {
+                    return Ok(());
+                }
+                // The turn before the connection, as in `begin`.
+                let _turn = pool.writer_turn().await?;
+                let mut c = pool.acquire().await?;
+                c.blocking(restart_wal).await
             };
             if let Err(e) = run.await {
                 tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
@@ -437,6 +436,12 @@ impl Shared {
     async fn make_durable(&self, done: u64) -> Result<(), DbError> {
         self.flushes.wait(done).await
     }
+}
+
+/// Copies into the database file what of the WAL no reader still needs,
+/// waiting for nobody.
+fn passive_checkpoint(conn: &Connection) -> Result<(), DbError> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(map_err)
 }
 
 /// Copies all of the WAL into the database file and has the next writer
