@@ -355,13 +355,16 @@ impl Tokens {
         if !looks_like_token(secret.expose()) {
             return Ok(None);
         }
-        // Every request of a sync client comes here: token and account in one query.
+        // Every request of a sync client comes here: token and account in
+        // one query, and whether the account receives shares (a query of its
+        // own for every request otherwise).
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "SELECT {}, {} FROM app_tokens t JOIN users u ON u.id = t.user_id \
+                "SELECT {}, {}, {} FROM app_tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = ?",
                 prefixed("t", TOKEN_COLUMNS),
-                prefixed("u", USER_COLUMNS)
+                prefixed("u", USER_COLUMNS),
+                crate::sharing::receives_shares_sql("u.id"),
             )
         });
         let Some(row) = self.db.row(&SQL, &[digest(secret.expose()).into()]).await? else {
@@ -372,7 +375,9 @@ impl Tokens {
         if token.wipe || token.kind != TokenKind::AppPassword {
             return Ok(None);
         }
-        let user = User::from_row_at(&row, TOKEN_COLUMN_COUNT)?;
+        let mut user = User::from_row_at(&row, TOKEN_COLUMN_COUNT)?;
+        let receives = row.opt_i64(TOKEN_COLUMN_COUNT + column_count(USER_COLUMNS))?;
+        user.receives_shares = Some(receives.is_some());
         if !user.enabled || !user.uid.eq_ignore_ascii_case(login) {
             return Ok(None);
         }

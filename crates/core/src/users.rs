@@ -47,6 +47,11 @@ pub struct User {
     /// Milliseconds since the epoch of the last login (0: never).
     pub last_login: i64,
     password_hash: Option<String>,
+    /// Whether the account receives any user or group share, where the
+    /// query that read the account also asked (the app-password lookup, see
+    /// [`crate::sharing::receives_shares_sql`]): a request of an account
+    /// that receives none need not look for its mounts.
+    pub(crate) receives_shares: Option<bool>,
 }
 
 impl User {
@@ -69,6 +74,7 @@ impl User {
             created_at: r.i64(at + 8)?,
             trash_root_id: r.opt_i64(at + 9)?,
             last_login: r.i64(at + 10)?,
+            receives_shares: None,
         })
     }
 

@@ -25,6 +25,7 @@ use strongroom_store::{Db, Row, Tx, Val};
 
 pub use dates::{Expiry, day_start, format_date, parse_date};
 pub use manage::{NewShare, ShareUpdate};
+pub(crate) use mounts::receives_shares_sql;
 pub use mounts::{Located, Mount, PublicLink, free_name};
 pub use pass::PASS_SECS;
 pub use policy::{ExcludeMode, Policy};

@@ -364,6 +364,79 @@ async fn a_user_share_appears_in_the_recipients_tree_with_its_permissions() {
     }
 }
 
+/// An app password for `user`, minted with its real password.
+async fn app_password(s: &Server, user: &str) -> String {
+    let r = s
+        .client
+        .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
+        .header("OCS-APIRequest", "true")
+        .basic_auth(user, Some(pw(user)))
+        .send()
+        .await
+        .unwrap();
+    let (code, body) = text(r).await;
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned()
+}
+
+/// A request with an app password learns in its account lookup whether the
+/// account receives any share, and skips looking for mounts when not: a
+/// share given, by user or through a group, shows at the next request, and
+/// one taken away is gone at the next.
+#[tokio::test]
+async fn app_passwords_see_shares_as_soon_as_they_are_given() {
+    for b in backends() {
+        let s = start(b).await;
+        setup(&s).await;
+        let (carol, dave) = (app_password(&s, "carol").await, app_password(&s, "dave").await);
+        let get = |user: &'static str, token: &String| {
+            s.dav("GET", user, token, "/Project/readme.txt").send()
+        };
+        assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 404);
+        let given = share(
+            &s,
+            "bob",
+            &[
+                ("path", "/Project"),
+                ("shareType", "0"),
+                ("shareWith", "dave"),
+                ("permissions", "1"),
+            ],
+        )
+        .await;
+        let r = get("dave", &dave).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{b:?}");
+        assert_eq!(r.text().await.unwrap(), "hello from bob");
+        let id = given["id"].as_str().map(str::to_owned).unwrap_or_else(|| given["id"].to_string());
+        assert_eq!(ocs(&s, "bob", "DELETE", &format!("/shares/{id}"), &[]).await.0, 200);
+        assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 404);
+        // Through a group: carol is in the team, dave joins it later.
+        assert_eq!(get("carol", &carol).await.unwrap().status().as_u16(), 404);
+        share(
+            &s,
+            "bob",
+            &[
+                ("path", "/Project"),
+                ("shareType", "1"),
+                ("shareWith", "team"),
+                ("permissions", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(get("carol", &carol).await.unwrap().status().as_u16(), 200);
+        assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 404);
+        s.cli_ok(&["group", "adduser", "team", "dave"]);
+        assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 200);
+        let (code, listing) =
+            text(s.dav("PROPFIND", "dave", &dave, "/").header("Depth", "1").send().await.unwrap())
+                .await;
+        assert_eq!(code, 207);
+        assert!(listing.contains("/dave/Project/"), "{listing}");
+        s.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn group_shares_follow_membership_and_reshares_stay_within_what_was_received() {
     for b in backends() {
