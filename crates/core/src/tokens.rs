@@ -2,6 +2,8 @@
 //! as a SHA-256 digest. With that much entropy a fast hash is safe, and
 //! verifying one is an indexed lookup instead of an Argon2 computation.
 
+use std::net::IpAddr;
+
 use sha2::{Digest, Sha256};
 use strongroom_store::{Db, Row, Val};
 
@@ -277,10 +279,12 @@ impl Tokens {
 
     /// Whether [`Tokens::touch`] would write: the last recorded use is old
     /// enough, or the address is new.
-    pub fn touch_due(&self, t: &AppToken, address: &str) -> bool {
+    /// Takes the address unformatted: every request with an app password
+    /// asks, and formatting it cost more than parsing the recorded one.
+    pub fn touch_due(&self, t: &AppToken, address: IpAddr) -> bool {
         // Often enough that a short idle lifetime is measured from the last use.
         let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
-        now_secs() - t.last_used >= interval || t.last_address.as_deref() != Some(address)
+        now_secs() - t.last_used >= interval || !recorded_is(t.last_address.as_deref(), address)
     }
 
     /// Records use (at most once a minute, or when the address changes).
@@ -288,7 +292,7 @@ impl Tokens {
     pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
         let now = now_secs();
         let moved = t.last_address.as_deref().is_some_and(|a| a != address);
-        if self.touch_due(t, address) {
+        if address.parse().map_or(true, |a| self.touch_due(t, a)) {
             self.db
                 .exec(
                     "UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?",
@@ -461,9 +465,27 @@ impl Tokens {
     }
 }
 
+/// Whether an address recorded as text (`IpAddr`'s own formatting) is `address`.
+fn recorded_is(recorded: Option<&str>, address: IpAddr) -> bool {
+    recorded.and_then(|a| a.parse::<IpAddr>().ok()) == Some(address)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_address_is_compared_as_an_address() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(recorded_is(Some(&v4.to_string()), v4));
+        assert!(recorded_is(Some(&v6.to_string()), v6));
+        assert!(!recorded_is(Some("192.0.2.70"), v4));
+        assert!(!recorded_is(Some(&v4.to_string()), v6));
+        assert!(!recorded_is(None, v4));
+        assert!(!recorded_is(Some(""), v4));
+        assert!(!recorded_is(Some("not an address"), v4));
+    }
 
     #[test]
     fn the_token_column_count_matches_the_column_list() {

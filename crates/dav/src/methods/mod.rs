@@ -52,7 +52,10 @@ pub const OC_CHECKSUM: HeaderName = HeaderName::from_static("oc-checksum");
 pub const X_OC_MTIME: HeaderName = HeaderName::from_static("x-oc-mtime");
 
 pub fn identity_headers(r: &mut Response, dav: &crate::Dav, node: &strongroom_core::Node) {
-    let etag = format!("\"{}\"", node.etag);
+    let mut etag = String::with_capacity(node.etag.len() + 2);
+    etag.push('"');
+    etag.push_str(&node.etag);
+    etag.push('"');
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v.clone());

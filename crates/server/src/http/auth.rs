@@ -142,8 +142,8 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
         return Err(Refusal::Unauthorized("malformed Authorization header"));
     };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
-        let address = client.address.to_string();
-        if app.tokens.touch_due(&token, &address) {
+        if app.tokens.touch_due(&token, client.address) {
+            let address = client.address.to_string();
             // Its own task: the new address and its audit event go together
             // even when the client hangs up meanwhile (reads run in place
             // and are dropped then, see `requests::trace`).
