@@ -122,7 +122,13 @@ pub struct Cpu {
 }
 
 impl Meter {
+    /// Starts a timed phase, once the disks have written back what earlier
+    /// phases left in memory (`sync`, untimed): Apache writes without
+    /// flushing, and the gigabyte its put-large leaves to write back slowed
+    /// the flushes of whichever server ran next (mixed-sync at 35-48 % of
+    /// the machine busy, against 70-78 % without that backlog).
     pub fn start(server: Option<u32>) -> Meter {
+        let _ = std::process::Command::new("sync").status();
         Meter {
             server,
             server0: server.map(tree_cpu).unwrap_or(0.0),
