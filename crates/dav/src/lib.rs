@@ -148,7 +148,7 @@ pub async fn handle(
     req: http::Request<Body>,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let path = match paths::decode(rel) {
+    let path = match request_path(rel, &parts) {
         Ok(p) => p,
         Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
     };
@@ -205,7 +205,7 @@ pub async fn handle_link(
     req: http::Request<Body>,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let below = match paths::decode(rel) {
+    let below = match request_path(rel, &parts) {
         Ok(p) => p,
         Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
     };
@@ -223,6 +223,41 @@ pub async fn handle_link(
         tokens: Vec::new(),
     };
     run(call, body, Some(&link.share)).await
+}
+
+/// Request headers that WebDAV's methods read ([`Call::header`]). A value
+/// that is not visible ASCII would read as no header at all, which for
+/// some means a default that acts (`Overwrite: T`, `Depth: infinity`), so
+/// such a request is refused instead. Destination and If may carry UTF-8
+/// and are read with [`Call::header_text`], which refuses what is not.
+const READ_HEADERS: &[&str] = &[
+    "content-range",
+    "depth",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-unmodified-since",
+    "lock-token",
+    "oc-checksum",
+    "oc-total-length",
+    "overwrite",
+    "range",
+    "timeout",
+    "x-oc-mtime",
+    "x-recalculate-hash",
+];
+
+/// The path of a request below its mount (still percent-encoded in
+/// `rel`), once every header in [`READ_HEADERS`] has been found readable.
+pub(crate) fn request_path(rel: &str, parts: &Parts) -> Result<TreePath, Error> {
+    // One pass over the request's few headers, not a lookup per name.
+    for (name, value) in &parts.headers {
+        if value.to_str().is_err() && READ_HEADERS.contains(&name.as_str()) {
+            return Err(Error::BadRequest(format!("the {name} header must be visible ASCII")));
+        }
+    }
+    paths::decode(rel)
 }
 
 async fn run(

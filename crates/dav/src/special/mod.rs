@@ -38,7 +38,7 @@ pub async fn handle_special(
     req: http::Request<Body>,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let path = match paths::decode(rel) {
+    let path = match crate::request_path(rel, &parts) {
         Ok(p) => p,
         Err(e) => return crate::refuse_unread(body, error::response(&e, prefix)).await,
     };

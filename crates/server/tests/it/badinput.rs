@@ -195,6 +195,43 @@ async fn uploads_with_wrong_lengths_or_cut_short_change_nothing() {
     }
 }
 
+/// A header WebDAV reads whose value is not visible ASCII is refused, not
+/// taken as absent: an unreadable `Overwrite` used to mean "T" and replaced
+/// the target, an unreadable `Depth` on a COPY meant "infinity".
+#[tokio::test]
+async fn unreadable_headers_are_refused_not_read_as_absent() {
+    let s = Server::start(Backend::Sqlite).await;
+    assert_eq!(s.admin("MKCOL", "/a").send().await.unwrap().status(), 201);
+    for (p, body) in [("/a/f.txt", "from f"), ("/a/g.txt", "from g")] {
+        assert_eq!(s.admin("PUT", p).body(body).send().await.unwrap().status(), 201);
+    }
+    let before = snapshot(&s).await;
+    let dest = "/remote.php/dav/files/admin/a/g.txt";
+    let bytes = |b: &[u8]| reqwest::header::HeaderValue::from_bytes(b).unwrap();
+    for m in ["COPY", "MOVE"] {
+        for (name, value) in [("Overwrite", &b"F\xc3\xa9"[..]), ("Depth", b"\xff")] {
+            let r = s.admin(m, "/a/f.txt").header("Destination", dest).header(name, bytes(value));
+            let (code, body) = text(r.send().await.unwrap()).await;
+            assert_eq!(code, 400, "{m} with {name}: {body}");
+            assert!(body.contains(&name.to_ascii_lowercase()), "{body}");
+        }
+    }
+    let r = s.admin("PROPFIND", "/a").header("Depth", bytes(b"1\xa0"));
+    assert_eq!(r.send().await.unwrap().status(), 400);
+    let r = s.admin("GET", "/a/f.txt").header("Range", bytes(b"bytes=0-1\xe9"));
+    assert_eq!(r.send().await.unwrap().status(), 400);
+    assert_eq!(snapshot(&s).await, before);
+    let (code, body) = text(s.admin("GET", "/a/g.txt").send().await.unwrap()).await;
+    assert_eq!((code, body.as_str()), (200, "from g"));
+    // Destination may carry UTF-8, and still does.
+    let utf8 = "/remote.php/dav/files/admin/a/\u{e9}t\u{e9}.txt";
+    let r = s.admin("COPY", "/a/f.txt").header("Destination", bytes(utf8.as_bytes()));
+    assert_eq!(r.send().await.unwrap().status(), 201);
+    let (code, body) = text(s.admin("GET", "/a/%C3%A9t%C3%A9.txt").send().await.unwrap()).await;
+    assert_eq!((code, body.as_str()), (200, "from f"));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn impossible_moves_and_missing_parents_are_refused() {
     let s = Server::start(Backend::Sqlite).await;
