@@ -117,9 +117,23 @@ fn err(m: impl Into<String>) -> XmlError {
     XmlError(m.into())
 }
 
+/// XML 1.0's `Char`: what a document may hold, literally or as a reference.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn not_xml_char(c: char) -> XmlError {
+    err(format!("the XML body holds U+{:04X}, which XML does not allow", c as u32))
+}
+
 /// Parses a whole document and returns its root element.
 pub fn parse(body: &[u8]) -> Result<Elem, XmlError> {
     let text = std::str::from_utf8(body).map_err(|_| err("the XML body is not valid UTF-8"))?;
+    // The parser lets control characters through (in names too), and what
+    // it keeps may be written back into a response.
+    if let Some(c) = text.chars().find(|c| !is_xml_char(*c)) {
+        return Err(not_xml_char(c));
+    }
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Elem> = Vec::new();
@@ -162,7 +176,11 @@ pub fn parse(body: &[u8]) -> Result<Elem, XmlError> {
                     let c = r
                         .resolve_char_ref()
                         .map_err(|e| err(format!("bad character reference: {e}")))?;
-                    c.ok_or_else(|| err("bad character reference"))?.to_string()
+                    let c = c.ok_or_else(|| err("bad character reference"))?;
+                    if !is_xml_char(c) {
+                        return Err(not_xml_char(c));
+                    }
+                    c.to_string()
                 } else {
                     let name = r.xml10_content();
                     resolve_predefined_entity(&name)
@@ -250,6 +268,22 @@ fn push_text(stack: &mut [Elem], s: &str) -> Result<(), XmlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_xml_does_not_allow_are_refused_wherever_they_are() {
+        let ok = "<a xmlns=\"urn:a\">\tline\r\n\u{1F600}&#x10000;&#9;</a>";
+        assert_eq!(parse(ok.as_bytes()).unwrap().name, "a");
+        for bad in [
+            "<a\u{1b} xmlns=\"urn:a\"/>",
+            "<a xmlns=\"urn:a\">\u{7}</a>",
+            "<a xmlns=\"urn:a\">\u{FFFE}</a>",
+            "<a xmlns=\"urn:a\">&#27;</a>",
+            "<a xmlns=\"urn:a\">&#xFFFF;</a>",
+        ] {
+            let e = parse(bad.as_bytes()).unwrap_err();
+            assert!(e.0.contains("XML does not allow"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn resolves_namespaces_and_refuses_dtds() {

@@ -103,6 +103,10 @@ async fn malformed_or_hostile_xml_is_refused_and_changes_nothing() {
         "<?xml version=\"1.0\"?><!DOCTYPE d:propfind [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><d:propfind xmlns:d=\"DAV:\"><d:prop><d:getetag/></d:prop></d:propfind>",
         "<d:propfind xmlns:d=\"DAV:\"><d:prop><x:y/></d:prop></d:propfind>",
         "<d:propfind xmlns:d=\"DAV:\">&lol;</d:propfind>",
+        // Characters XML does not allow: in a name, in text, as a reference.
+        "<d:propfind xmlns:d=\"DAV:\"><d:prop><z\u{1b}[31m xmlns=\"urn:z\"/></d:prop></d:propfind>",
+        "<d:propfind xmlns:d=\"DAV:\"><d:prop><d:getetag/></d:prop>\u{0}</d:propfind>",
+        "<d:propfind xmlns:d=\"DAV:\"><d:prop><d:getetag/></d:prop>&#27;</d:propfind>",
     ];
     for b in bodies {
         let r = s.admin("PROPFIND", "/").header("Depth", "0").body(b).send().await.unwrap();
@@ -111,6 +115,9 @@ async fn malformed_or_hostile_xml_is_refused_and_changes_nothing() {
     let bomb = "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;\">]>\
         <d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><z xmlns=\"urn:z\">&b;</z></d:prop></d:set></d:propertyupdate>";
     let r = s.admin("PROPPATCH", "/f.txt").body(bomb).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let control = "<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><z xmlns=\"urn:z\">a&#x1B;b</z></d:prop></d:set></d:propertyupdate>";
+    let r = s.admin("PROPPATCH", "/f.txt").body(control).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let ask = "<d:propfind xmlns:d=\"DAV:\"><d:prop><z xmlns=\"urn:z\"/></d:prop></d:propfind>";
     let (_, body) =
