@@ -60,6 +60,25 @@ impl From<DbError> for Error {
 
 impl From<strongroom_store::BlobError> for Error {
     fn from(e: strongroom_store::BlobError) -> Self {
-        Error::Internal(format!("blob storage: {e}"))
+        match out_of_space(&e) {
+            true => Error::InsufficientStorage(format!("insufficient storage: {e}")),
+            false => Error::Internal(format!("blob storage: {e}")),
+        }
     }
+}
+
+/// Whether an I/O error behind `e` says the disk, the quota or the file-size
+/// limit has no room left: the client may try again once there is room, so
+/// 507, not a server fault.
+fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let kind = c.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+        if matches!(kind, Some(StorageFull | FileTooLarge | QuotaExceeded)) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }

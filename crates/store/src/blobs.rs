@@ -657,18 +657,33 @@ impl BlobWriter {
             }
             Sink::Closed => return Err(closed()),
         };
-        let (seal, dek) = match self.sealer.take() {
-            Some(mut s) => {
-                w.write(Bytes::from(s.push(&[], true))).await?;
-                (Some(s.seal), Some(s.dek))
+        let sealer = self.sealer.take();
+        let written = async {
+            let sealed = match sealer {
+                Some(mut s) => {
+                    w.write(Bytes::from(s.push(&[], true))).await?;
+                    (Some(s.seal), Some(s.dek))
+                }
+                None => (None, None),
+            };
+            w.close().await?;
+            Ok::<_, BlobError>(sealed)
+        }
+        .await;
+        // A failed blob leaves nothing behind: not its partial file in
+        // `.tmp`, not a file in place that is not known to be on disk.
+        let (seal, dek) = match written {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                let _ = w.abort().await;
+                return Err(e);
             }
-            None => (None, None),
         };
-        w.close().await?;
-        self.store.sync_entry(&self.key).await.map_err(|e| {
-            opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder")
-                .set_source(e)
-        })?;
+        if let Err(io) = self.store.sync_entry(&self.key).await {
+            let _ = self.store.op.delete(&self.key.path()).await;
+            let e = opendal::Error::new(opendal::ErrorKind::Unexpected, "flushing blob folder");
+            return Err(e.set_source(io).into());
+        }
         Ok(StoredBlob { key: self.key.clone(), seal, dek, inline: None })
     }
 

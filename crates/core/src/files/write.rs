@@ -319,7 +319,9 @@ impl Files {
                 writer = Some(self.blobs.create().await?);
             }
             if let Some(w) = writer.as_mut() {
-                w.write(chunk).await?;
+                if let Err(e) = w.write(chunk).await {
+                    return fail(writer, e.into()).await;
+                }
             }
         }
         if expected.is_some_and(|e| size != e) {

@@ -138,7 +138,19 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<tls::Acceptor>,
 ) -> std::io::Result<()> {
+    survive_file_size_limit();
     listen::serve(listener, tls, router(app), shutdown_signal()).await
+}
+
+/// A write past the process's file-size limit (`ulimit -f`) raises SIGXFSZ,
+/// which ends the process by default; with a handler installed the write
+/// fails with EFBIG instead, and the upload that made it gets 507. tokio
+/// keeps the handler installed when the stream is dropped.
+fn survive_file_size_limit() {
+    let xfsz = tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ);
+    if let Err(e) = tokio::signal::unix::signal(xfsz) {
+        tracing::warn!(error = %e, "cannot handle SIGXFSZ; a write past the file-size limit ends the process");
+    }
 }
 
 pub use tls::acceptor as tls_acceptor;

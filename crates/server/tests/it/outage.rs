@@ -1,6 +1,6 @@
 //! The database becoming unreachable gives 503, and the server recovers when
 //! it comes back. The test puts a TCP relay between server and database and
-//! cuts it.
+//! cuts it. A blob store with no room left gives 507 and keeps nothing.
 
 use std::{
     sync::{Arc, Mutex},
@@ -12,7 +12,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::harness::{Backend, Server, TestDb, backends, free_port};
+use crate::harness::{Backend, Server, TestDb, backends, free_port, text};
 
 /// Forwards a local port to the database; `cut` drops the listener and every
 /// relayed connection, `restore` listens again on the same port.
@@ -109,4 +109,30 @@ async fn database_outage_gives_503_and_the_server_recovers() {
         s.stop().await;
         relay.cut();
     }
+}
+
+/// Room runs out during an upload: here the server process's file-size
+/// limit (`prlimit`), which fails a write with EFBIG as a full disk fails it
+/// with ENOSPC. The upload gets 507, leaves no partial file and no entry,
+/// and uploads that fit go on working.
+#[tokio::test]
+async fn an_upload_without_room_gets_507_and_leaves_nothing() {
+    let s = Server::start(Backend::Sqlite).await;
+    let limit = format!("--fsize={}", 24 * 1024 * 1024);
+    let pid = s.pid().to_string();
+    let out = std::process::Command::new("prlimit").args(["--pid", &pid, &limit]).output().unwrap();
+    assert!(out.status.success(), "prlimit: {}", String::from_utf8_lossy(&out.stderr));
+    let big = vec![7u8; 32 * 1024 * 1024];
+    let (code, body) = text(s.admin("PUT", "/big.bin").body(big).send().await.unwrap()).await;
+    assert_eq!(code, 507, "{body}");
+    let tmp = s.data_dir.join("blobs").join(".tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "partial files: {left:?}");
+    assert_eq!(s.admin("GET", "/big.bin").send().await.unwrap().status(), 404);
+    let fits = vec![8u8; 8 * 1024 * 1024];
+    assert_eq!(s.admin("PUT", "/fits.bin").body(fits).send().await.unwrap().status(), 201);
+    assert_eq!(s.admin("PUT", "/small.txt").body("x").send().await.unwrap().status(), 201);
+    let r = s.admin("GET", "/fits.bin").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 8 * 1024 * 1024);
+    s.stop().await;
 }
