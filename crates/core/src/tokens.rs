@@ -278,29 +278,48 @@ impl Tokens {
     }
 
     /// Whether [`Tokens::touch`] would write: the last recorded use is old
-    /// enough, or the address is new.
-    /// Takes the address unformatted: every request with an app password
-    /// asks, and formatting it cost more than parsing the recorded one.
+    /// enough, or the address is new. Takes the address unformatted: every
+    /// request with an app password asks, and formatting it cost more than
+    /// parsing the recorded one.
     pub fn touch_due(&self, t: &AppToken, address: IpAddr) -> bool {
-        // Often enough that a short idle lifetime is measured from the last use.
-        let interval = TOUCH_INTERVAL.min(self.lifetimes.idle / 2);
-        now_secs() - t.last_used >= interval || !recorded_is(t.last_address.as_deref(), address)
+        now_secs() - t.last_used >= self.touch_interval()
+            || !recorded_is(t.last_address.as_deref(), address)
+    }
+
+    /// How often a token's last use is recorded: often enough that a short
+    /// idle lifetime is measured from the last use.
+    fn touch_interval(&self) -> i64 {
+        TOUCH_INTERVAL.min(self.lifetimes.idle / 2)
     }
 
     /// Records use (at most once a minute, or when the address changes).
-    /// Returns true when the token is used from an address it was not used from before.
+    /// Returns true when the token is used from an address it was not used
+    /// from before, for exactly one of the requests that bring it: the one
+    /// whose write changes the recorded address. Requests that overlap it
+    /// read the old address too, and each used to report the move.
     pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
         let now = now_secs();
-        let moved = t.last_address.as_deref().is_some_and(|a| a != address);
-        if address.parse().map_or(true, |a| self.touch_due(t, a)) {
+        let known = address.parse().is_ok_and(|a| recorded_is(t.last_address.as_deref(), a));
+        if !known {
+            let changed = self
+                .db
+                .exec(
+                    "UPDATE app_tokens SET last_used = ?, last_address = ? \
+                     WHERE id = ? AND (last_address IS NULL OR last_address <> ?)",
+                    &[now.into(), address.into(), t.id.into(), address.into()],
+                )
+                .await?;
+            return Ok(changed > 0 && t.last_address.is_some());
+        }
+        if now - t.last_used >= self.touch_interval() {
             self.db
                 .exec(
-                    "UPDATE app_tokens SET last_used = ?, last_address = ? WHERE id = ?",
-                    &[now.into(), address.into(), t.id.into()],
+                    "UPDATE app_tokens SET last_used = ? WHERE id = ?",
+                    &[now.into(), t.id.into()],
                 )
                 .await?;
         }
-        Ok(moved)
+        Ok(false)
     }
 
     /// Ends the session a cookie names.

@@ -1139,3 +1139,51 @@ async fn cross_site_posts_with_basic_credentials_are_refused() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+/// A device seen at a new address is recorded once in the audit log
+/// (`token.new_address`), however many of its requests arrive together from
+/// there, on every database: the request whose write changes the recorded
+/// address reports it, not every request that read the old one.
+#[tokio::test]
+async fn a_new_address_of_an_app_password_is_audited_once_for_many_requests_at_once() {
+    for b in crate::harness::backends() {
+        let s = Server::start_with(b, &[("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")]).await;
+        let (_, body) = text(
+            s.client
+                .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
+                .basic_auth("admin", Some(ADMIN_PASSWORD))
+                .header("OCS-APIRequest", "true")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let token: Value = serde_json::from_str(&body).unwrap();
+        let token = token["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned();
+        // The first address a token is used from is recorded without an event.
+        let first = s.dav("PROPFIND", "admin", &token, "/").header("Depth", "0");
+        let r = first.header("X-Forwarded-For", "198.51.100.1").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 207);
+        let addresses = ["192.0.2.40", "2001:db8::41", "192.0.2.42"];
+        for addr in addresses {
+            let mut together = tokio::task::JoinSet::new();
+            for _ in 0..16 {
+                let rq = s.dav("PROPFIND", "admin", &token, "/").header("Depth", "0");
+                together.spawn(rq.header("X-Forwarded-For", addr).send());
+            }
+            while let Some(r) = together.join_next().await {
+                assert_eq!(r.unwrap().unwrap().status().as_u16(), 207, "{b:?}");
+            }
+        }
+        let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
+        for addr in addresses {
+            let quoted = format!("\"{addr}\"");
+            let events = audit
+                .lines()
+                .filter(|l| l.contains("\"token.new_address\"") && l.contains(&quoted))
+                .count();
+            assert_eq!(events, 1, "{b:?} {addr}: {audit}");
+        }
+        s.stop().await;
+    }
+}
