@@ -261,6 +261,22 @@ impl Server {
         self.wait_ready().await;
     }
 
+    /// A new app password of `user`, asked for with its real password.
+    pub async fn app_password(&self, user: &str, password: &str) -> String {
+        let r = self
+            .client
+            .get(self.url("/ocs/v2.php/core/getapppassword?format=json"))
+            .header("OCS-APIRequest", "true")
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        let (code, body) = text(r).await;
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["ocs"]["data"]["apppassword"].as_str().expect("an app password").to_owned()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("server running")
     }

@@ -1148,18 +1148,7 @@ async fn cross_site_posts_with_basic_credentials_are_refused() {
 async fn a_new_address_of_an_app_password_is_audited_once_for_many_requests_at_once() {
     for b in crate::harness::backends() {
         let s = Server::start_with(b, &[("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")]).await;
-        let (_, body) = text(
-            s.client
-                .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
-                .basic_auth("admin", Some(ADMIN_PASSWORD))
-                .header("OCS-APIRequest", "true")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let token: Value = serde_json::from_str(&body).unwrap();
-        let token = token["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned();
+        let token = s.app_password("admin", ADMIN_PASSWORD).await;
         // The first address a token is used from is recorded without an event.
         let first = s.dav("PROPFIND", "admin", &token, "/").header("Depth", "0");
         let r = first.header("X-Forwarded-For", "198.51.100.1").send().await.unwrap();

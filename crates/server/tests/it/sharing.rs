@@ -364,22 +364,6 @@ async fn a_user_share_appears_in_the_recipients_tree_with_its_permissions() {
     }
 }
 
-/// An app password for `user`, minted with its real password.
-async fn app_password(s: &Server, user: &str) -> String {
-    let r = s
-        .client
-        .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
-        .header("OCS-APIRequest", "true")
-        .basic_auth(user, Some(pw(user)))
-        .send()
-        .await
-        .unwrap();
-    let (code, body) = text(r).await;
-    assert_eq!(code, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned()
-}
-
 /// A request with an app password learns in its account lookup whether the
 /// account receives any share, and skips looking for mounts when not: a
 /// share given, by user or through a group, shows at the next request, and
@@ -389,22 +373,20 @@ async fn app_passwords_see_shares_as_soon_as_they_are_given() {
     for b in backends() {
         let s = start(b).await;
         setup(&s).await;
-        let (carol, dave) = (app_password(&s, "carol").await, app_password(&s, "dave").await);
+        let carol = s.app_password("carol", &pw("carol")).await;
+        let dave = s.app_password("dave", &pw("dave")).await;
         let get = |user: &'static str, token: &String| {
             s.dav("GET", user, token, "/Project/readme.txt").send()
         };
+        // Bob shares /Project read-only with a user (kind "0") or a group ("1").
+        let project_to = |kind: &'static str, with: &'static str| {
+            let form = [("path", "/Project"), ("shareType", kind), ("shareWith", with)];
+            let form: Vec<_> = form.into_iter().chain([("permissions", "1")]).collect();
+            let s = &s;
+            async move { share(s, "bob", &form).await }
+        };
         assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 404);
-        let given = share(
-            &s,
-            "bob",
-            &[
-                ("path", "/Project"),
-                ("shareType", "0"),
-                ("shareWith", "dave"),
-                ("permissions", "1"),
-            ],
-        )
-        .await;
+        let given = project_to("0", "dave").await;
         let r = get("dave", &dave).await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{b:?}");
         assert_eq!(r.text().await.unwrap(), "hello from bob");
@@ -413,17 +395,7 @@ async fn app_passwords_see_shares_as_soon_as_they_are_given() {
         assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 404);
         // Through a group: carol is in the team, dave joins it later.
         assert_eq!(get("carol", &carol).await.unwrap().status().as_u16(), 404);
-        share(
-            &s,
-            "bob",
-            &[
-                ("path", "/Project"),
-                ("shareType", "1"),
-                ("shareWith", "team"),
-                ("permissions", "1"),
-            ],
-        )
-        .await;
+        project_to("1", "team").await;
         assert_eq!(get("carol", &carol).await.unwrap().status().as_u16(), 200);
         assert_eq!(get("dave", &dave).await.unwrap().status().as_u16(), 404);
         s.cli_ok(&["group", "adduser", "team", "dave"]);
