@@ -163,6 +163,7 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         Command::Audit { command } => return security::audit(config, command),
         other => other,
     };
+    check_before_opening(&command)?;
     let app = App::open(config).await.map_err(|e| e.to_string())?;
     match command {
         Command::Serve { admin_user, admin_password_file, .. } => {
@@ -191,6 +192,20 @@ async fn execute(command: Command, config: &Config) -> Result<(), String> {
         Command::Share { command } => sharing::share(&app, command).await,
         Command::Sharing { command } => sharing::sharing(&app, command).await,
     }
+}
+
+/// Refuses what can be refused without the installation, before it is
+/// opened (which creates the database and folders of a new one): a password
+/// file that others can read or that holds no password.
+fn check_before_opening(command: &Command) -> Result<(), String> {
+    use accounts::UserCommand::{Add, Passwd};
+    if let Command::User {
+        command: Add { password_file: Some(f), .. } | Passwd { password_file: Some(f), .. },
+    } = command
+    {
+        read_password_file(f)?;
+    }
+    Ok(())
 }
 
 async fn serve(

@@ -95,6 +95,19 @@ async fn admin_command_line_manages_users_and_groups() {
         let open = s.data_dir.with_extension("open");
         let (ok, out) = cli(&["user", "add", "gus", "--password-file", open.to_str().unwrap()]);
         assert!(!ok && out.contains("chmod 600"), "a password file others can read: {out}");
+        // Refused before the installation is opened: a new data folder stays empty.
+        let fresh = temp_dir("refused");
+        let refused = Command::new(bin())
+            .arg("--data-dir")
+            .arg(&fresh)
+            .args(["user", "add", "gus", "--password-file", open.to_str().unwrap()])
+            .env_remove("STRONGROOM_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        let left: Vec<_> = std::fs::read_dir(&fresh).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(left.is_empty(), "a refused command created {left:?}");
+        let _ = std::fs::remove_dir_all(&fresh);
 
         let (ok, out) = cli(&["user", "list"]);
         assert!(ok && out.contains("dora\tDora D\tenabled") && out.contains("admin"), "{out}");
