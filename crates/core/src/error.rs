@@ -60,10 +60,12 @@ impl From<DbError> for Error {
 
 impl From<strongroom_store::BlobError> for Error {
     fn from(e: strongroom_store::BlobError) -> Self {
-        match out_of_space(&e) {
-            true => Error::InsufficientStorage(format!("insufficient storage: {e}")),
-            false => Error::Internal(format!("blob storage: {e}")),
+        if !out_of_space(&e) {
+            return Error::Internal(format!("blob storage: {e}"));
         }
+        // The details (paths, sizes, the OS error) are for the operator only.
+        tracing::warn!(error = %e, "no room left to store content");
+        Error::InsufficientStorage("insufficient storage: no room left to store the content".into())
     }
 }
 

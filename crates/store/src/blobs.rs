@@ -695,6 +695,21 @@ impl BlobWriter {
     }
 }
 
+impl Drop for BlobWriter {
+    /// A writer dropped unfinished (an error on the way, a client gone, a
+    /// caller's early return) removes its partial file from `.tmp`, which
+    /// would otherwise stay until the next start.
+    fn drop(&mut self) {
+        if let Sink::Writer(mut w) = std::mem::replace(&mut self.sink, Sink::Closed) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = w.abort().await;
+                });
+            }
+        }
+    }
+}
+
 fn closed() -> BlobError {
     opendal::Error::new(opendal::ErrorKind::Unexpected, "writer closed").into()
 }
@@ -763,6 +778,24 @@ mod tests {
         file.set_len(piece + 10).unwrap();
         for r in [0..n, piece..n] {
             assert!(fails(store.read(&key, None, n, r).await.unwrap()).await);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_unfinished_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("sr-dropped-blob-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = BlobStore::local(&dir).unwrap();
+        let mut w = store.create().await.unwrap();
+        w.write(Bytes::from(vec![1u8; 3 * INLINE_LIMIT])).await.unwrap();
+        let tmp = dir.join(".tmp");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1, "the partial file is written");
+        drop(w);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_dir(&tmp).unwrap().count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the partial file is still there");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let _ = std::fs::remove_dir_all(dir);
     }

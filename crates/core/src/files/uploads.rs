@@ -428,7 +428,11 @@ impl Files {
                 let part = part.map_err(|e| Error::Internal(format!("reading a chunk: {e}")))?;
                 hasher.update(&part);
                 size += part.len() as i64;
-                writer.write(part).await?;
+                if let Err(e) = writer.write(part).await {
+                    // Gone before the answer (dropping it would clean up later).
+                    writer.abort().await;
+                    return Err(e.into());
+                }
             }
         }
         let checksum = match hasher.finish(checksum) {

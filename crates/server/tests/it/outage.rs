@@ -12,7 +12,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::harness::{Backend, Server, TestDb, backends, free_port, text};
+use crate::harness::{ADMIN_PASSWORD, Backend, Server, TestDb, backends, free_port, text};
 
 /// Forwards a local port to the database; `cut` drops the listener and every
 /// relayed connection, `restore` listens again on the same port.
@@ -125,10 +125,29 @@ async fn an_upload_without_room_gets_507_and_leaves_nothing() {
     let big = vec![7u8; 32 * 1024 * 1024];
     let (code, body) = text(s.admin("PUT", "/big.bin").body(big).send().await.unwrap()).await;
     assert_eq!(code, 507, "{body}");
+    assert!(!body.contains("os error") && !body.contains("blobs"), "internals: {body}");
     let tmp = s.data_dir.join("blobs").join(".tmp");
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
-    assert!(left.is_empty(), "partial files: {left:?}");
+    let partial =
+        || -> Vec<_> { std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect() };
+    assert!(partial().is_empty(), "partial files: {:?}", partial());
     assert_eq!(s.admin("GET", "/big.bin").send().await.unwrap().status(), 404);
+    // The same for chunks that fit, assembled into a file that does not.
+    let uploads = format!("{}/remote.php/dav/uploads/admin/big", s.base);
+    let upload = |method: &str, path: &str| {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        s.client.request(m, format!("{uploads}{path}")).basic_auth("admin", Some(ADMIN_PASSWORD))
+    };
+    assert_eq!(upload("MKCOL", "").send().await.unwrap().status(), 201);
+    for n in 1..=3 {
+        let chunk = upload("PUT", &format!("/{n:05}")).body(vec![n as u8; 12 * 1024 * 1024]);
+        assert_eq!(chunk.send().await.unwrap().status(), 201);
+    }
+    let dest = format!("{}/remote.php/dav/files/admin/assembled.bin", s.base);
+    let assemble = upload("MOVE", "/.file").header("Destination", dest);
+    let (code, body) = text(assemble.send().await.unwrap()).await;
+    assert_eq!(code, 507, "{body}");
+    assert!(partial().is_empty(), "partial files after assembling: {:?}", partial());
+    assert_eq!(s.admin("GET", "/assembled.bin").send().await.unwrap().status(), 404);
     let fits = vec![8u8; 8 * 1024 * 1024];
     assert_eq!(s.admin("PUT", "/fits.bin").body(fits).send().await.unwrap().status(), 201);
     assert_eq!(s.admin("PUT", "/small.txt").body("x").send().await.unwrap().status(), 201);
