@@ -11,9 +11,11 @@ pub const SABRE: &str = "http://sabredav.org/ns";
 
 pub const ROOT_NS: &str = r#"xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns""#;
 
-/// Escapes text for element content and attribute values.
+/// Escapes text for element content and attribute values. Line ends and
+/// tabs are written as references, which a parser keeps as they are (a raw
+/// CR would be read as LF, and in an attribute CR, LF and tab as spaces).
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains(['<', '>', '&', '"', '\'']) {
+    if !s.contains(['<', '>', '&', '"', '\'', '\r', '\n', '\t']) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -24,6 +26,9 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' => out.push_str("&#9;"),
             c => out.push(c),
         }
     }
