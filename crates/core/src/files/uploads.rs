@@ -429,7 +429,8 @@ impl Files {
                 hasher.update(&part);
                 size += part.len() as i64;
                 if let Err(e) = writer.write(part).await {
-                    // Gone before the answer (dropping it would clean up later).
+                    // Before the answer: dropping the writer would remove its
+                    // partial file too, but only some time later.
                     writer.abort().await;
                     return Err(e.into());
                 }
