@@ -48,11 +48,7 @@ pub async fn copy_or_move(call: &Call<'_>, is_move: bool) -> Result<Response, Er
             })
         })?,
     };
-    let overwrite = match call.header("overwrite").map(str::trim) {
-        None | Some("T") | Some("t") => true,
-        Some("F") | Some("f") => false,
-        Some(_) => return Err(Error::BadRequest("Overwrite must be T or F".into())),
-    };
+    let overwrite = overwrite(call)?;
     let deep = match call.header("depth").map(str::trim) {
         None => true,
         Some(d) if d.eq_ignore_ascii_case("infinity") => true,
@@ -109,4 +105,14 @@ async fn out_of_share(call: &Call<'_>, dest: &str) -> Result<Option<Target>, Err
         Some(m) => Target::Other(m.owner, at.path, Some(m.grant)),
         None => Target::Other(me, p, None),
     }))
+}
+
+/// The `Overwrite` header of a COPY or MOVE (also the MOVE that assembles a
+/// chunked upload): true unless it is `F`.
+pub(crate) fn overwrite(call: &Call<'_>) -> Result<bool, Error> {
+    match call.header("overwrite").map(str::trim) {
+        None | Some("T") | Some("t") => Ok(true),
+        Some("F") | Some("f") => Ok(false),
+        Some(_) => Err(Error::BadRequest("Overwrite must be T or F".into())),
+    }
 }

@@ -114,6 +114,8 @@ async fn finish(
     // `If` header tagged with the destination: a change made meanwhile is a 412.
     let tokens = crate::methods::conditions::evaluate(target, dest, prefixes).await?;
     let mut opts = upload_options(call)?;
+    // A MOVE like any other: with `Overwrite: F` an existing file stays.
+    opts.if_none_match_any |= !crate::methods::copymove::overwrite(call)?;
     if opts.if_match.is_none() {
         opts.if_match =
             crate::methods::conditions::required_etag(target, dest, prefixes).map(|e| vec![e]);

@@ -363,6 +363,17 @@ async fn chunked_uploads_assemble_in_order_and_refuse_bad_input() {
                 .status(),
             201
         );
+        // Overwrite: F keeps an existing file, as for any MOVE.
+        assert_eq!(req("MKCOL", "/u5").send().await.unwrap().status(), 201);
+        assert_eq!(req("PUT", "/u5/1").body("new").send().await.unwrap().status(), 201);
+        let keep = req("MOVE", "/u5/.file").header("Destination", s.url(&to("v2.bin")));
+        assert_eq!(keep.header("Overwrite", "F").send().await.unwrap().status(), 412);
+        let r = s.admin("GET", "/v2.bin").send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().len(), 10, "the existing file is kept");
+        let replace = req("MOVE", "/u5/.file").header("Destination", s.url(&to("v2.bin")));
+        assert_eq!(replace.header("Overwrite", "T").send().await.unwrap().status(), 204);
+        let r = s.admin("GET", "/v2.bin").send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"new");
 
         // rclone's byte-range names, and the last PUT of a chunk wins.
         assert_eq!(req("MKCOL", "/u4").send().await.unwrap().status(), 201);
