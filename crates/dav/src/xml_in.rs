@@ -85,6 +85,9 @@ fn write_content(out: &mut String, c: &Content) {
             for (i, (ns, name, value)) in e.attrs.iter().enumerate() {
                 if ns.is_empty() {
                     out.push_str(&format!(" {name}=\"{}\"", crate::xml_out::escape(value)));
+                } else if ns == XML_NS {
+                    // Bound to `xml` by definition; no other prefix may name it.
+                    out.push_str(&format!(" xml:{name}=\"{}\"", crate::xml_out::escape(value)));
                 } else {
                     let ns = crate::xml_out::escape(ns);
                     out.push_str(&format!(
@@ -201,7 +204,14 @@ fn namespace(r: ResolveResult<'_>) -> Result<String, XmlError> {
     }
 }
 
+/// The namespace of the `xml` prefix (`xml:lang`, `xml:space`).
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
 fn element(reader: &NsReader<&[u8]>, s: &BytesStart<'_>, ns: String) -> Result<Elem, XmlError> {
+    if ns == XML_NS {
+        // Names in it are reserved, and could only be written back unbound.
+        return Err(err("elements in the xml namespace are reserved"));
+    }
     let name = s.local_name().into_inner().to_owned();
     let mut attrs = Vec::new();
     for a in s.attributes() {
@@ -286,6 +296,11 @@ mod tests {
             "<a xmlns=\"urn:a\"><b xmlns=\"urn:a\" k=\"1&#10;2&#9;3\">x&#13;y</b></a>"
         );
         assert_eq!(parse(again.as_bytes()).unwrap().inner_xml(), e.inner_xml());
+        // xml:lang on a value's element comes back as xml:lang; an element
+        // in the xml namespace is refused.
+        let e = parse(b"<a xmlns=\"urn:a\"><b xml:lang=\"de\">v</b></a>").unwrap();
+        assert_eq!(e.inner_xml(), "<b xmlns=\"urn:a\" xml:lang=\"de\">v</b>");
+        assert!(parse(b"<a xmlns=\"urn:a\"><xml:b/></a>").is_err());
         // A namespace name is read with its references resolved.
         let e = parse(b"<x:a xmlns:x=\"urn:&#65;&amp;b\"/>").unwrap();
         assert_eq!((e.ns.as_str(), e.name.as_str()), ("urn:A&b", "a"));
