@@ -43,7 +43,6 @@ pub async fn read_small_body(body: Body) -> Result<Vec<u8>, Error> {
     }
 }
 
-/// Adds the identity headers Nextcloud clients read after a change.
 /// Nextcloud's own response headers, named once: a name given as text is
 /// parsed again on every insert.
 pub const OC_ETAG: HeaderName = HeaderName::from_static("oc-etag");
@@ -51,6 +50,7 @@ pub const OC_FILEID: HeaderName = HeaderName::from_static("oc-fileid");
 pub const OC_CHECKSUM: HeaderName = HeaderName::from_static("oc-checksum");
 pub const X_OC_MTIME: HeaderName = HeaderName::from_static("x-oc-mtime");
 
+/// Adds the identity headers Nextcloud clients read after a change.
 pub fn identity_headers(r: &mut Response, dav: &crate::Dav, node: &strongroom_core::Node) {
     let mut etag = String::with_capacity(node.etag.len() + 2);
     etag.push('"');
