@@ -80,7 +80,13 @@ impl Call<'_> {
         below.rebase(&TreePath::root(), &self.base)
     }
 
+    /// A header of visible ASCII. An unreadable value reads as `None`, which
+    /// is safe only because `request_path` has refused the request before
+    /// for every name in [`READ_HEADERS`]: a name read here must be listed
+    /// there (checked in debug builds). Headers that may carry UTF-8 are
+    /// read with [`Call::header_text`].
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(READ_HEADERS.contains(&name), "{name} is not in READ_HEADERS");
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
 

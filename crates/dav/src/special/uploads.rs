@@ -39,14 +39,14 @@ fn total_length(call: &Call<'_>) -> Result<Option<i64>, Error> {
 }
 
 async fn create(call: &Call<'_>, id: &str) -> Result<Response, Error> {
-    let destination = call.header("destination");
+    let destination = call.header_text("destination")?;
     call.dav.files.upload_create(&call.cx(), id, destination, total_length(call)?).await?;
     Ok(with_status(StatusCode::CREATED))
 }
 
 /// Requests of a chunking-v2 upload must name the Destination given at MKCOL.
 fn check_destination(call: &Call<'_>, expected: Option<&str>) -> Result<(), Error> {
-    match (expected, call.header("destination")) {
+    match (expected, call.header_text("destination")?) {
         (Some(want), Some(got)) if want != got => Err(Error::BadRequest(
             "the Destination differs from the one given when the upload began".into(),
         )),
