@@ -718,6 +718,14 @@ fn closed() -> BlobError {
 mod tests {
     use super::*;
 
+    /// An empty local store in a folder of its own, named after `tag`.
+    fn temp_store(tag: &str) -> (std::path::PathBuf, BlobStore) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = BlobStore::local(&dir).unwrap();
+        (dir, store)
+    }
+
     async fn collect(s: ByteStream) -> Vec<u8> {
         s.try_fold(Vec::new(), |mut v, b| async move {
             v.extend_from_slice(&b);
@@ -729,9 +737,7 @@ mod tests {
 
     #[tokio::test]
     async fn plain_reads_small_and_large_agree_with_what_was_written() {
-        let dir = std::env::temp_dir().join(format!("sr-blobs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = BlobStore::local(&dir).unwrap();
+        let (dir, store) = temp_store("sr-blobs");
         let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let mut w = store.create().await.unwrap();
         w.write(Bytes::from(content.clone())).await.unwrap();
@@ -757,9 +763,7 @@ mod tests {
 
     #[tokio::test]
     async fn large_plain_reads_cross_pieces_and_a_short_file_fails_the_stream() {
-        let dir = std::env::temp_dir().join(format!("sr-pieces-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = BlobStore::local(&dir).unwrap();
+        let (dir, store) = temp_store("sr-pieces");
         let piece = LOCAL_PIECE;
         let n = 2 * piece + piece / 2;
         let content: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
@@ -784,9 +788,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_dropped_unfinished_leaves_no_partial_file() {
-        let dir = std::env::temp_dir().join(format!("sr-dropped-blob-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = BlobStore::local(&dir).unwrap();
+        let (dir, store) = temp_store("sr-dropped-blob");
         let mut w = store.create().await.unwrap();
         w.write(Bytes::from(vec![1u8; 3 * INLINE_LIMIT])).await.unwrap();
         let tmp = dir.join(".tmp");
@@ -802,9 +804,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_plain_blob_comes_back_whole_and_leaves_nothing_in_the_store() {
-        let dir = std::env::temp_dir().join(format!("sr-small-blobs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = BlobStore::local(&dir).unwrap();
+        let (dir, store) = temp_store("sr-small-blobs");
         let mut w = store.create().await.unwrap();
         for part in [&b"first "[..], b"second ", b"third"] {
             w.write(Bytes::copy_from_slice(part)).await.unwrap();
