@@ -89,9 +89,15 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Appends to a file, continuing the chain of the lines already there.
+    /// Appends to a file, continuing the chain of the lines already there. A
+    /// new file is readable by the server's account only (whatever the umask;
+    /// the log may lie outside the data folder), an existing one keeps its mode.
     pub fn to_file(path: &Path) -> std::io::Result<Audit> {
-        let file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).read(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
         Ok(Audit::with(Sink::File(file), GENESIS.to_owned()))
     }
 
@@ -249,6 +255,20 @@ mod tests {
 
     fn temp() -> PathBuf {
         std::env::temp_dir().join(format!("sr-audit-{}", rand::random::<u64>()))
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_log_is_readable_by_the_owner_only_an_existing_one_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let p = temp();
+        drop(Audit::to_file(&p).unwrap());
+        assert_eq!(mode(&p), 0o600);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(Audit::to_file(&p).unwrap());
+        assert_eq!(mode(&p), 0o640);
+        let _ = std::fs::remove_file(p);
     }
 
     #[test]

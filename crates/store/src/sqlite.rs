@@ -225,6 +225,9 @@ impl SqlitePool {
     /// optionally followed by `?mode=rwc` (the default), `?mode=rw` or `?mode=ro`.
     pub async fn open(url: &str, max_connections: u32) -> Result<SqlitePool, DbError> {
         let (path, flags) = parse_url(url)?;
+        if flags.contains(OpenFlags::SQLITE_OPEN_CREATE) {
+            create_private(&path);
+        }
         let wal = wal_path(&path);
         let pool = SqlitePool(Arc::new(Shared {
             path,
@@ -663,6 +666,23 @@ fn open_connection(path: &std::path::Path, flags: OpenFlags) -> Result<Connectio
     Ok(conn)
 }
 
+/// Creates a database file that is not there yet readable by the server's
+/// account only: SQLite would create it with the umask's mode (0644 under the
+/// usual 022), and gives its `-wal` and `-shm` files the database file's
+/// mode. An existing file keeps its mode; any other failure is left for
+/// SQLite to report when it opens the file.
+fn create_private(path: &std::path::Path) {
+    let name = path.as_os_str().as_encoded_bytes();
+    if name == b":memory:" || name.starts_with(b"file:") {
+        return;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
+}
+
 fn parse_url(url: &str) -> Result<(PathBuf, OpenFlags), DbError> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -737,6 +757,29 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("t.db").display());
         (dir, url)
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_and_its_wal_are_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, url) = temp_url("private");
+        let pool = SqlitePool::open(&url, 2).await.unwrap();
+        pool.exec_batch("CREATE TABLE t (v TEXT)".into()).await.unwrap();
+        pool.run("INSERT INTO t VALUES ('x')", &[], None).await.unwrap();
+        for name in ["t.db", "t.db-wal", "t.db-shm"] {
+            let mode = std::fs::metadata(dir.join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+        }
+        pool.close().await;
+        // An existing file keeps the mode its owner gave it.
+        let shared = std::fs::Permissions::from_mode(0o640);
+        std::fs::set_permissions(dir.join("t.db"), shared).unwrap();
+        let pool = SqlitePool::open(&url, 2).await.unwrap();
+        let mode = std::fs::metadata(dir.join("t.db")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
