@@ -51,6 +51,13 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unavailable(m) => Error::Unavailable(m),
+            DbError::Full(m) => {
+                // As for content: the details are for the operator only.
+                tracing::warn!(error = %m, "no room left in the database");
+                Error::InsufficientStorage(
+                    "insufficient storage: no room left in the database".into(),
+                )
+            }
             DbError::Retry => Error::Retry,
             DbError::Conflict => Error::Retry,
             DbError::Other(m) => Error::Internal(m),

@@ -36,6 +36,10 @@ pub enum DbError {
     /// A unique constraint was violated.
     #[error("duplicate entry")]
     Conflict,
+    /// The database has no room left to grow (a full disk or quota, a file
+    /// at its size limit); nothing was written.
+    #[error("database full: {0}")]
+    Full(String),
     /// A deadlock or serialization failure: the transaction may be retried.
     #[error("transaction conflict, retry")]
     Retry,
@@ -56,11 +60,24 @@ impl From<sqlx::Error> for DbError {
                 if d.is_unique_violation() {
                     return DbError::Conflict;
                 }
+                // MySQL and MariaDB say most of what matters in their error
+                // numbers; their SQLSTATE is a generic HY000 for many.
+                if let Some(my) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    match my.number() {
+                        // ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK.
+                        1205 | 1213 => return DbError::Retry,
+                        // ER_DISK_FULL, ER_RECORD_FILE_FULL.
+                        1021 | 1114 => return DbError::Full(e.to_string()),
+                        _ => {}
+                    }
+                }
                 let code = d.code().unwrap_or_default();
-                // 40001/40P01: PostgreSQL serialization failure and deadlock; 1213/1205:
-                // InnoDB deadlock and lock wait timeout; 5/6: SQLITE_BUSY / SQLITE_LOCKED.
+                // 40001/40P01: serialization failure and deadlock (PostgreSQL,
+                // and MySQL's SQLSTATE of a deadlock); 5/6: SQLITE_BUSY / SQLITE_LOCKED.
                 match code.as_ref() {
-                    "40001" | "40P01" | "1213" | "1205" | "5" | "6" | "517" => DbError::Retry,
+                    "40001" | "40P01" | "5" | "6" | "517" => DbError::Retry,
+                    // PostgreSQL's disk_full; 13: SQLITE_FULL.
+                    "53100" | "13" => DbError::Full(e.to_string()),
                     // 57P01..03: PostgreSQL admin shutdown; 08xxx: connection exceptions.
                     c if c.starts_with("57P") || c.starts_with("08") => {
                         DbError::Unavailable(e.to_string())

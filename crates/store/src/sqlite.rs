@@ -726,7 +726,8 @@ fn map_err(e: rusqlite::Error) -> DbError {
         }
         return match f.code {
             C::DatabaseBusy | C::DatabaseLocked => DbError::Retry,
-            C::CannotOpen | C::SystemIoFailure | C::DiskFull | C::NotADatabase => {
+            C::DiskFull => DbError::Full(e.to_string()),
+            C::CannotOpen | C::SystemIoFailure | C::NotADatabase => {
                 DbError::Unavailable(e.to_string())
             }
             _ => DbError::Other(e.to_string()),

@@ -1,6 +1,7 @@
 //! The database becoming unreachable gives 503, and the server recovers when
 //! it comes back. The test puts a TCP relay between server and database and
-//! cuts it. A blob store with no room left gives 507 and keeps nothing.
+//! cuts it. A blob store with no room left gives 507 and keeps nothing; so
+//! does a database whose disk is full.
 
 use std::{
     sync::{Arc, Mutex},
@@ -154,4 +155,90 @@ async fn an_upload_without_room_gets_507_and_leaves_nothing() {
     let r = s.admin("GET", "/fits.bin").send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().len(), 8 * 1024 * 1024);
     s.stop().await;
+}
+
+/// A small filesystem of its own (tmpfs), mounted for one test and
+/// unmounted when dropped. Mounting needs root, which CI has.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = crate::harness::temp_dir("small-disk");
+        let options = format!("size={size},mode=0700");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount (needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir)
+    }
+
+    /// Fills what room is left with one file, returned for removal.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // The last partial block.
+        while f.write_all(&[0]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The disk under an SQLite database fills up: a write that needs room gets
+/// 507 (not 503: waiting does not make room), keeps nothing, and every
+/// upload acknowledged before is there after a restart once room is made.
+#[tokio::test]
+async fn a_full_disk_under_the_database_gives_507_and_loses_nothing_acknowledged() {
+    let disk = SmallDisk::mount("8m");
+    let url = format!("sqlite://{}", disk.0.join("strongroom.db").display());
+    let mut s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_DATABASE_URL", &url)]).await;
+    assert_eq!(s.admin("PUT", "/before.txt").body("kept").send().await.unwrap().status(), 201);
+    let filler = disk.fill();
+    // Files kept in the database itself (under 64 KiB), so each needs WAL
+    // room; the WAL may have room left from before, so go on until one fails.
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for i in 0..200 {
+        let name = format!("/f{i}.bin");
+        let content = vec![(i % 250) as u8 + 1; 60 * 1024];
+        let (code, body) = text(s.admin("PUT", &name).body(content).send().await.unwrap()).await;
+        match code {
+            201 | 204 => acknowledged.push(i),
+            507 => {
+                assert!(!body.contains("sqlite") && !body.contains(".db"), "internals: {body}");
+                refused = Some(name);
+                break;
+            }
+            other => panic!("PUT {name} on a full disk: {other} {body}"),
+        }
+    }
+    let refused = refused.expect("a full disk refused no write");
+    assert_eq!(s.admin("GET", &refused).send().await.unwrap().status(), 404);
+    assert_eq!(s.admin("GET", "/before.txt").send().await.unwrap().status(), 200);
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(s.admin("PUT", &refused).body("now").send().await.unwrap().status(), 201);
+    s.restart().await;
+    for i in acknowledged {
+        let r = s.admin("GET", &format!("/f{i}.bin")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "f{i}.bin");
+        assert_eq!(r.bytes().await.unwrap().to_vec(), vec![(i % 250) as u8 + 1; 60 * 1024]);
+    }
+    let (code, body) = text(s.admin("GET", &refused).send().await.unwrap()).await;
+    assert_eq!((code, body.as_str()), (200, "now"));
+    s.stop().await;
+    drop(disk);
 }
