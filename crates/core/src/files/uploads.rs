@@ -74,11 +74,19 @@ async fn drop_upload(tx: &mut Tx, upload_id: i64) -> Result<Vec<String>> {
     unref_blobs(tx, &blobs).await
 }
 
-/// The position of a chunk: its leading number (`0000000000000001`, `3`,
-/// `000000000000000-000000010485759`). Names without one are refused.
+/// The position of a chunk: its number (`0000000000000001`, `3`) or the
+/// start of its byte range (`000000000000000-000000010485759`), the names
+/// Nextcloud's clients and rclone give. Other names are refused: `1x` or
+/// `1e1` read as 1 would stand beside a chunk `1`.
 fn chunk_order(name: &str) -> Option<u64> {
-    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+    let number = |s: &str| match s.bytes().all(|b| b.is_ascii_digit()) {
+        true => s.parse::<u64>().ok(),
+        false => None,
+    };
+    match name.split_once('-') {
+        Some((start, end)) => number(end).and(number(start)),
+        None => number(name),
+    }
 }
 
 /// Checks that the chunks follow each other without a gap: consecutive
@@ -216,7 +224,9 @@ impl Files {
         cx.allow(Op::Write)?;
         check_name(chunk)?;
         if chunk_order(chunk).is_none() {
-            return Err(Error::BadRequest("chunk names must start with their number".into()));
+            return Err(Error::BadRequest(
+                "a chunk's name is its number or its byte range (start-end)".into(),
+            ));
         }
         let up = self.upload_get(cx, upload).await?;
         if let Some(l) = len {
@@ -510,5 +520,8 @@ mod tests {
         assert_eq!(chunk_order("10"), Some(10));
         assert_eq!(chunk_order("000000000000010-000000000000014"), Some(10));
         assert_eq!(chunk_order("abc"), None);
+        for name in ["1x", "1e1", "+1", "", "1-", "-1", "1-2-3", "1-x", "1 ", "١"] {
+            assert_eq!(chunk_order(name), None, "{name:?}");
+        }
     }
 }

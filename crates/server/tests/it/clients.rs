@@ -324,6 +324,12 @@ async fn chunked_uploads_assemble_in_order_and_refuse_bad_input() {
                 .status(),
             201
         );
+        // A chunk's name is its number or byte range, nothing that merely
+        // starts with one (`1x` would stand beside `1`).
+        for name in ["1x", "1e1", "abc", "1-2-3"] {
+            let r = req("PUT", &format!("/u3/{name}")).body(vec![b'w'; 10]).send().await.unwrap();
+            assert_eq!(r.status(), 400, "{name}");
+        }
         let r = req("MOVE", "/u3/.file")
             .header("Destination", s.url(&to("v2.bin")))
             .header("OC-Total-Length", "29")
