@@ -19,6 +19,7 @@ pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod bruteforce;
+pub mod check_turn;
 pub mod checksum;
 pub mod error;
 pub mod files;

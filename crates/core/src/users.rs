@@ -22,6 +22,7 @@ use strongroom_store::{Db, Row, Val};
 use tokio::sync::Semaphore;
 
 use crate::{
+    check_turn::{CheckTurn, CheckTurns},
     error::{Error, Result},
     files::NodeKind,
     secret::Secret,
@@ -135,6 +136,7 @@ pub struct Users {
     pub(crate) db: Db,
     hashing: Arc<Semaphore>,
     cache: Arc<VerifiedCache>,
+    turns: Arc<CheckTurns>,
     /// A hash of a random password, verified when the account does not exist so
     /// that an unknown user costs the same time as a wrong password.
     decoy_hash: Arc<String>,
@@ -191,6 +193,7 @@ impl Users {
                 key: rand::random(),
                 entries: Mutex::new(HashMap::new()),
             }),
+            turns: Arc::new(CheckTurns::new()),
             decoy_hash: Arc::new(decoy),
         }
     }
@@ -342,6 +345,12 @@ impl Users {
         let Some(user) = self.get(uid).await? else { return Ok(None) };
         let hit = self.cache.hit(&self.cache.digest(&user, password));
         Ok((hit && user.enabled).then_some(user))
+    }
+
+    /// Waits until no other check of this login and password is running
+    /// (see [`crate::check_turn`]); look in the cache again once it is yours.
+    pub async fn check_turn(&self, login: &str, password: &Secret) -> CheckTurn<'_> {
+        self.turns.take(login, password).await
     }
 
     /// Ends every browser session of an account (password reset, account

@@ -167,6 +167,15 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
         return password_login(app, client, user).await;
     }
+    // Requests sent at once with the same password wait for one check and
+    // find its result in the cache, rather than each running Argon2 and
+    // counting as an attempt (see core's `check_turn`). The wait may be
+    // long (the throttle): no database connection is held meanwhile.
+    strongroom_store::end_read_snapshot();
+    let _turn = app.users.check_turn(&login, &password).await;
+    if let Some(user) = app.users.verify_cached(&login, &password).await? {
+        return password_login(app, client, user).await;
+    }
     // A password check runs in a task of its own: the attempt is counted
     // before Argon2 runs and forgotten only on success, so a check dropped
     // half way (a read whose client hung up) would leave a correct password

@@ -1176,3 +1176,39 @@ async fn a_new_address_of_an_app_password_is_audited_once_for_many_requests_at_o
         s.stop().await;
     }
 }
+
+/// A client that sends several requests at once with the account password
+/// (rclone, nc_py_api) gets them all through with one password check: the
+/// others wait for it and find it done, rather than each running Argon2 and
+/// counting as an attempt for the throttle. Wrong passwords sent at once are
+/// all refused.
+#[tokio::test]
+async fn requests_sent_at_once_with_a_password_share_one_check() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("carol", "Carol-Pass-4471");
+    let at_once = |password: &'static str, n: usize| {
+        let mut together = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let rq = s.dav("PROPFIND", "carol", password, "/").header("Depth", "0");
+            together.spawn(rq.send());
+        }
+        together
+    };
+    let mut right = at_once("Carol-Pass-4471", 8);
+    while let Some(r) = right.join_next().await {
+        assert_eq!(r.unwrap().unwrap().status().as_u16(), 207);
+    }
+    // Each wrong one is checked and counted in turn: few, as the throttle's
+    // delays add up.
+    let mut wrong = at_once("Carol-Pass-4472", 3);
+    while let Some(r) = wrong.join_next().await {
+        assert_eq!(r.unwrap().unwrap().status().as_u16(), 401);
+    }
+    let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
+    let checks = audit
+        .lines()
+        .filter(|l| l.contains("\"login.success\"") && l.contains("\"carol\""))
+        .count();
+    assert_eq!(checks, 1, "{audit}");
+    s.stop().await;
+}
