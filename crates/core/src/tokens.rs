@@ -247,7 +247,8 @@ impl Tokens {
 
     /// The live session a cookie names, with its account. Expired sessions
     /// (idle, or past their absolute lifetime) are deleted and give `None`.
-    pub async fn session(&self, cookie: &str, address: &str) -> Result<Option<(User, AppToken)>> {
+    /// Its use is the caller's to record ([`Tokens::touch_due`], [`Tokens::touch`]).
+    pub async fn session(&self, cookie: &str) -> Result<Option<(User, AppToken)>> {
         let secret = Secret::new(cookie);
         let Some(t) = self.by_secret(&secret).await?.filter(|t| t.kind == TokenKind::Session)
         else {
@@ -273,7 +274,6 @@ impl Tokens {
         let Some(user) = self.users.get_by_id(t.user_id).await?.filter(|u| u.enabled) else {
             return Ok(None);
         };
-        self.touch(&t, address).await?;
         Ok(Some((user, t)))
     }
 

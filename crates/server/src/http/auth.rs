@@ -142,26 +142,7 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
         return Err(Refusal::Unauthorized("malformed Authorization header"));
     };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
-        if app.tokens.touch_due(&token, client.address) {
-            let address = client.address.to_string();
-            // Its own task: the new address and its audit event go together
-            // even when the client hangs up meanwhile (reads run in place
-            // and are dropped then, see `requests::trace`).
-            let (app, origin, uid, id) =
-                (app.clone(), client.origin(), user.uid.clone(), token.id.to_string());
-            let token = token.clone();
-            // The task needs a database connection: this request must not hold one meanwhile.
-            strongroom_store::end_read_snapshot();
-            let moved = tokio::spawn(async move {
-                let moved = app.tokens.touch(&token, &address).await?;
-                if moved {
-                    app.audit
-                        .record(&origin, Event::new("token.new_address").actor(&uid).target(&id));
-                }
-                Ok::<_, Error>(moved)
-            });
-            moved.await.map_err(|e| Error::Internal(format!("recording a token's use: {e}")))??;
-        }
+        record_use(app, client, &user, &token, "token.new_address").await?;
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
     }
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
@@ -275,11 +256,46 @@ where
 /// A browser session named by its cookie; an unknown or expired one is anonymous.
 async fn session(app: &App, client: &Client, value: Option<String>) -> Result<Auth, Error> {
     let Some(value) = value else { return Ok(Auth::Anonymous) };
-    Ok(match app.tokens.session(&value, &client.address.to_string()).await? {
-        Some((user, token)) if token.mfa_pending => Auth::Pending(Box::new(user), Box::new(token)),
-        Some((user, token)) => Auth::Session(Box::new(user), Box::new(token)),
-        None => Auth::Anonymous,
+    let Some((user, token)) = app.tokens.session(&value).await? else {
+        return Ok(Auth::Anonymous);
+    };
+    record_use(app, client, &user, &token, "session.new_address").await?;
+    Ok(match token.mfa_pending {
+        true => Auth::Pending(Box::new(user), Box::new(token)),
+        false => Auth::Session(Box::new(user), Box::new(token)),
     })
+}
+
+/// Records the use of an app password or session when due (see
+/// [`strongroom_core::tokens::Tokens::touch`]), and `event` in the audit log
+/// when it comes from an address it was not used from before.
+async fn record_use(
+    app: &App,
+    client: &Client,
+    user: &User,
+    token: &AppToken,
+    event: &'static str,
+) -> Result<(), Error> {
+    if !app.tokens.touch_due(token, client.address) {
+        return Ok(());
+    }
+    let address = client.address.to_string();
+    // Its own task: the new address and its audit event go together even
+    // when the client hangs up meanwhile (reads run in place and are
+    // dropped then, see `requests::trace`).
+    let (app, origin, uid, id) =
+        (app.clone(), client.origin(), user.uid.clone(), token.id.to_string());
+    let token = token.clone();
+    // The task needs a database connection: this request must not hold one meanwhile.
+    strongroom_store::end_read_snapshot();
+    let moved = tokio::spawn(async move {
+        let moved = app.tokens.touch(&token, &address).await?;
+        if moved {
+            app.audit.record(&origin, Event::new(event).actor(&uid).target(&id));
+        }
+        Ok::<_, Error>(())
+    });
+    moved.await.map_err(|e| Error::Internal(format!("recording a token's use: {e}")))?
 }
 
 fn safe_method(m: &Method) -> bool {

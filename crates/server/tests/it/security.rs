@@ -1212,3 +1212,36 @@ async fn requests_sent_at_once_with_a_password_share_one_check() {
     assert_eq!(checks, 1, "{audit}");
     s.stop().await;
 }
+
+/// A browser session used from an address it was not used from before is
+/// audited too (`session.new_address`), once however many of its requests
+/// arrive together from there.
+#[tokio::test]
+async fn a_new_address_of_a_browser_session_is_audited_once() {
+    let s =
+        Server::start_with(Backend::Sqlite, &[("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let mut b = Browser::new(&s);
+    assert_eq!(b.login("admin", ADMIN_PASSWORD, false).await.status(), 303);
+    let mut together = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let rq = b
+            .client
+            .request(
+                Method::from_bytes(b"PROPFIND").unwrap(),
+                s.url("/remote.php/dav/files/admin/"),
+            )
+            .header("Depth", "0")
+            .header("Cookie", b.cookie_header())
+            .header("X-Forwarded-For", "192.0.2.77");
+        together.spawn(rq.send());
+    }
+    while let Some(r) = together.join_next().await {
+        assert_eq!(r.unwrap().unwrap().status().as_u16(), 207);
+    }
+    let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap();
+    let moves: Vec<&str> =
+        audit.lines().filter(|l| l.contains("\"session.new_address\"")).collect();
+    assert_eq!(moves.len(), 1, "{audit}");
+    assert!(moves[0].contains("\"192.0.2.77\"") && moves[0].contains("\"admin\""), "{audit}");
+    s.stop().await;
+}
