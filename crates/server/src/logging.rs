@@ -14,6 +14,7 @@ use tracing_subscriber::{
 use crate::config::LogConfig;
 
 mod escape;
+mod sink;
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the config.
 pub fn init(cfg: &LogConfig) {
@@ -26,7 +27,7 @@ pub fn init(cfg: &LogConfig) {
     // fails, in whichever request was logging.
     let builder = fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(sink::Sink::stderr())
         .with_timer(UtcMicros)
         .log_internal_errors(false);
     if cfg.format == "json" {
