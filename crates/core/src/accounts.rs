@@ -141,12 +141,14 @@ impl Users {
     pub async fn record_login(&self, user: &User) -> Result<()> {
         let now_ms = now_secs() * 1000;
         if now_ms - user.last_login >= 60_000 {
-            self.db
+            let recorded = self
+                .db
                 .exec(
                     "UPDATE users SET last_login = ? WHERE id = ?",
                     &[now_ms.into(), user.id.into()],
                 )
-                .await?;
+                .await;
+            crate::util::unless_full(recorded.map(drop).map_err(Into::into))?;
         }
         Ok(())
     }

@@ -156,27 +156,32 @@ impl Audit {
 }
 
 /// Appends one record under the file's exclusive lock, chained to the file's
-/// current last line. Returns the new chain value.
+/// current last line. Returns the new chain value. A record that could not
+/// be written whole (no room left) is cut off again: the next record would
+/// otherwise continue its partial line and the chain could not be verified.
 fn append_locked(f: &mut std::fs::File, body: &str) -> std::io::Result<String> {
     f.lock()?;
     let result = (|| {
-        let prev = tail_chain(f)?;
+        let (len, prev) = tail_chain(f)?;
         let chain = next_chain(&prev, body);
         let line = format!("{},\"chain\":\"{chain}\"}}\n", &body[..body.len() - 1]);
-        f.write_all(line.as_bytes())?;
-        f.flush()?;
+        if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.flush()) {
+            let _ = f.set_len(len);
+            return Err(e);
+        }
         Ok(chain)
     })();
     let _ = f.unlock();
     result
 }
 
-/// The chain value of the last line of an open file (read from its end).
-fn tail_chain(f: &mut std::fs::File) -> std::io::Result<String> {
+/// The length of an open file and the chain value of its last line (read
+/// from its end).
+fn tail_chain(f: &mut std::fs::File) -> std::io::Result<(u64, String)> {
     use std::io::{Read, Seek, SeekFrom};
     let len = f.seek(SeekFrom::End(0))?;
     if len == 0 {
-        return Ok(GENESIS.to_owned());
+        return Ok((0, GENESIS.to_owned()));
     }
     let back = len.min(64 * 1024);
     f.seek(SeekFrom::Start(len - back))?;
@@ -184,7 +189,7 @@ fn tail_chain(f: &mut std::fs::File) -> std::io::Result<String> {
     f.take(back).read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf);
     let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or("");
-    Ok(split_line(last).map_or_else(|| GENESIS.to_owned(), |(_, c)| c.to_owned()))
+    Ok((len, split_line(last).map_or_else(|| GENESIS.to_owned(), |(_, c)| c.to_owned())))
 }
 
 fn write_stream(sink: &mut Sink, line: &str) -> std::io::Result<()> {

@@ -47,6 +47,24 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// The status and message of a failure of the service rather than of the
+    /// request (its database or storage unreachable, busy, or full), the same
+    /// on every API and without the details (those are logged); `None` for
+    /// every other error.
+    pub fn outage(&self) -> Option<(u16, String)> {
+        match self {
+            Error::Unavailable(m) => {
+                tracing::warn!(error = %m, "service unavailable");
+                Some((503, "The service is temporarily unavailable".into()))
+            }
+            Error::Retry => Some((503, "The service is temporarily unavailable".into())),
+            Error::InsufficientStorage(m) => Some((507, m.clone())),
+            _ => None,
+        }
+    }
+}
+
 impl From<DbError> for Error {
     fn from(e: DbError) -> Self {
         match e {

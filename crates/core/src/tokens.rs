@@ -297,7 +297,13 @@ impl Tokens {
     /// from before, for exactly one of the requests that bring it: the one
     /// whose write changes the recorded address. Requests that overlap it
     /// read the old address too, and each used to report the move.
+    /// With no room left in the database nothing is recorded (and a move
+    /// goes unreported); the request goes on.
     pub async fn touch(&self, t: &AppToken, address: &str) -> Result<bool> {
+        crate::util::unless_full(self.record_use(t, address).await)
+    }
+
+    async fn record_use(&self, t: &AppToken, address: &str) -> Result<bool> {
         let now = now_secs();
         let known = address.parse().is_ok_and(|a| recorded_is(t.last_address.as_deref(), a));
         if !known {

@@ -210,13 +210,9 @@ async fn delete_app_password(
 }
 
 fn internal(e: strongroom_core::Error) -> OcsError {
-    match e {
-        strongroom_core::Error::Unavailable(_) | strongroom_core::Error::Retry => {
-            OcsError::new(503, "The service is temporarily unavailable")
-        }
-        e => {
-            tracing::error!(error = %e, "OCS request failed");
-            OcsError::new(996, "Internal error")
-        }
+    if let Some((code, message)) = e.outage() {
+        return OcsError::new(code, message);
     }
+    tracing::error!(error = %e, "OCS request failed");
+    OcsError::new(996, "Internal error")
 }

@@ -61,12 +61,13 @@ impl From<strongroom_store::DbError> for ShareError {
 
 impl From<Error> for ShareError {
     fn from(e: Error) -> Self {
+        if let Some((status, message)) = e.outage() {
+            return ShareError::new(status, message);
+        }
         match e {
             Error::NotFound => ShareError::new(404, "Wrong path, file/folder does not exist"),
             Error::BadRequest(m) => ShareError::new(400, m),
             Error::Forbidden(m) => ShareError::new(403, m),
-            Error::Unavailable(m) => ShareError::new(503, m),
-            Error::Retry => ShareError::new(503, "the server is busy, try again"),
             e => {
                 tracing::error!(error = %e, "sharing failed");
                 ShareError::new(500, "internal error")

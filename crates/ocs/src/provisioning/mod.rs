@@ -158,14 +158,16 @@ async fn dispatch(
 
 /// Maps a domain error of a provisioning step to an OCS failure with `code`.
 fn fail(code: u16) -> impl Fn(strongroom_core::Error) -> OcsError {
-    move |e| match e {
-        strongroom_core::Error::Unavailable(_) | strongroom_core::Error::Retry => {
-            OcsError::new(503, "The service is temporarily unavailable")
+    move |e| {
+        if let Some((code, message)) = e.outage() {
+            return OcsError::new(code, message);
         }
-        strongroom_core::Error::Internal(m) => {
-            tracing::error!(error = %m, "provisioning failed");
-            OcsError::new(996, "Internal error")
+        match e {
+            strongroom_core::Error::Internal(m) => {
+                tracing::error!(error = %m, "provisioning failed");
+                OcsError::new(996, "Internal error")
+            }
+            e => OcsError::new(code, e.to_string()),
         }
-        e => OcsError::new(code, e.to_string()),
     }
 }

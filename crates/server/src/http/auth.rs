@@ -424,6 +424,13 @@ pub fn unauthorized(req: &Request, why: &str) -> Response {
 }
 
 pub(super) fn unavailable(e: &Error) -> Response {
+    if let Error::InsufficientStorage(m) = e {
+        // A check that must write (a password attempt is counted before it
+        // runs) and cannot: waiting a few seconds will not make room.
+        let mut r = Response::new(Body::from(m.clone()));
+        *r.status_mut() = StatusCode::INSUFFICIENT_STORAGE;
+        return r;
+    }
     tracing::warn!(error = %e, "authentication backend unavailable");
     let mut r = Response::new(Body::from("service temporarily unavailable"));
     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

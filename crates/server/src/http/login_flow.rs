@@ -230,9 +230,10 @@ fn gone() -> Response {
 }
 
 fn failure(e: &Error) -> Response {
-    let status = match e {
-        Error::Unavailable(_) | Error::Retry => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Conflict(_) => StatusCode::CONFLICT,
+    let outage = e.outage().and_then(|(code, _)| StatusCode::from_u16(code).ok());
+    let status = match (outage, e) {
+        (Some(status), _) => status,
+        (None, Error::Conflict(_)) => StatusCode::CONFLICT,
         _ => {
             tracing::error!(error = %e, "login flow failed");
             StatusCode::INTERNAL_SERVER_ERROR

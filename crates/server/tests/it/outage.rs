@@ -205,9 +205,19 @@ impl Drop for SmallDisk {
 async fn a_full_disk_under_the_database_gives_507_and_loses_nothing_acknowledged() {
     let disk = SmallDisk::mount("8m");
     let url = format!("sqlite://{}", disk.0.join("strongroom.db").display());
-    let mut s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_DATABASE_URL", &url)]).await;
+    let env =
+        [("STRONGROOM_DATABASE_URL", url.as_str()), ("STRONGROOM_TRUSTED_PROXIES", "127.0.0.1")];
+    let mut s = Server::start_with(Backend::Sqlite, &env).await;
     assert_eq!(s.admin("PUT", "/before.txt").body("kept").send().await.unwrap().status(), 201);
+    s.add_user("dana", "Dana-Pass-5512");
+    let token = s.app_password("dana", "Dana-Pass-5512").await;
     let filler = disk.fill();
+    // Reads go on: an app password used from a new address (a use that
+    // cannot be recorded now) still reads.
+    let read = s.dav("PROPFIND", "dana", &token, "/").header("Depth", "0");
+    let read = read.header("X-Forwarded-For", "192.0.2.9").send().await.unwrap();
+    assert_eq!(read.status(), 207);
+
     // Files kept in the database itself (under 64 KiB), so each needs WAL
     // room; the WAL may have room left from before, so go on until one fails.
     let mut acknowledged = Vec::new();
@@ -228,6 +238,26 @@ async fn a_full_disk_under_the_database_gives_507_and_loses_nothing_acknowledged
     }
     let refused = refused.expect("a full disk refused no write");
     assert_eq!(s.admin("GET", &refused).send().await.unwrap().status(), 404);
+    // The sharing API says what WebDAV says (each share that still fits in
+    // what the failed writes left allocated is made).
+    let share = || {
+        s.client
+            .post(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("OCS-APIRequest", "true")
+            .form(&[("path", "/before.txt"), ("shareType", "3")])
+            .send()
+    };
+    let mut codes = Vec::new();
+    while codes.len() < 50 && codes.last() != Some(&507) {
+        codes.push(share().await.unwrap().status().as_u16());
+    }
+    assert!(codes.ends_with(&[507]) && codes.iter().all(|c| [200, 507].contains(c)), "{codes:?}");
+    // A password check counts its attempt first; when it cannot, the check
+    // does not run: 507 (never 503, never a pass). The count may still fit.
+    let wrong = s.dav("PROPFIND", "dana", "Dana-Pass-0000", "/").header("Depth", "0");
+    let code = wrong.send().await.unwrap().status().as_u16();
+    assert!(code == 507 || code == 401, "{code}");
     assert_eq!(s.admin("GET", "/before.txt").send().await.unwrap().status(), 200);
     std::fs::remove_file(filler).unwrap();
     assert_eq!(s.admin("PUT", &refused).body("now").send().await.unwrap().status(), 201);
@@ -239,6 +269,46 @@ async fn a_full_disk_under_the_database_gives_507_and_loses_nothing_acknowledged
     }
     let (code, body) = text(s.admin("GET", &refused).send().await.unwrap()).await;
     assert_eq!((code, body.as_str()), (200, "now"));
+    s.stop().await;
+    drop(disk);
+}
+
+/// The disk under the audit log fills up: records that do not fit are
+/// logged as lost (the operations themselves go on), and none is left half
+/// written, so once there is room again the log still verifies.
+#[tokio::test]
+async fn an_audit_record_without_room_is_not_left_half_written() {
+    let disk = SmallDisk::mount("1m");
+    let audit = disk.0.join("audit.log");
+    let audit_env = audit.to_str().unwrap();
+    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_AUDIT_PATH", audit_env)]).await;
+    assert_eq!(s.admin("PUT", "/shared.txt").body("x").send().await.unwrap().status(), 201);
+    let share = || {
+        s.client
+            .post(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("OCS-APIRequest", "true")
+            .form(&[("path", "/shared.txt"), ("shareType", "3")])
+            .send()
+    };
+    assert_eq!(share().await.unwrap().status(), 200);
+    let filler = disk.fill();
+    // Records go on filling the log's last page until one does not fit.
+    for _ in 0..40 {
+        assert_eq!(share().await.unwrap().status(), 200);
+    }
+    assert!(s.log().contains("audit event could not be written"), "{}", s.log());
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(share().await.unwrap().status(), 200);
+    let out = s.command().args(["audit", "verify"]).output().unwrap();
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        text.ends_with('\n') && text.lines().last().unwrap().contains("share.created"),
+        "{text}"
+    );
     s.stop().await;
     drop(disk);
 }
