@@ -7,8 +7,10 @@
 //! brute-force throttle before it ran, so eight connections waited for four
 //! rounds of Argon2 and the throttle's delays (a GET took 1.5 s, where
 //! cached it takes a fraction of a millisecond). Now the first check runs
-//! and the others wait for it, then find its result in the cache. Checks of
-//! other passwords, right or wrong, do not wait for each other.
+//! and the others wait for it, then find its result in the cache. When it
+//! found the password wrong, the waiting checks go ahead together, as
+//! before: in turn, each would wait out the throttle's delay after the one
+//! before it. Checks of other passwords do not wait for each other.
 
 use std::{
     collections::HashMap,
@@ -21,7 +23,8 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::secret::Secret;
 
-type Turn = Arc<tokio::sync::Mutex<()>>;
+/// Held by the check running; true once a check of the pair has failed.
+type Turn = Arc<tokio::sync::Mutex<bool>>;
 
 /// The checks in progress, by a keyed digest of login and password (the
 /// secret itself is never kept).
@@ -36,7 +39,27 @@ pub struct CheckTurn<'a> {
     turns: &'a CheckTurns,
     digest: [u8; 32],
     turn: Turn,
-    held: Option<OwnedMutexGuard<()>>,
+    held: Option<OwnedMutexGuard<bool>>,
+}
+
+impl CheckTurn<'_> {
+    /// Whether a check of the same login and password failed before this
+    /// turn came: then this check need not keep the others waiting.
+    pub fn earlier_failed(&self) -> bool {
+        self.held.as_deref().copied().unwrap_or(true)
+    }
+
+    /// Records that this check failed, for the checks waiting.
+    pub fn failed(&mut self) {
+        if let Some(held) = self.held.as_mut() {
+            **held = true;
+        }
+    }
+
+    /// Lets the next waiting check go on now.
+    pub fn release(&mut self) {
+        drop(self.held.take());
+    }
 }
 
 impl CheckTurns {
@@ -52,6 +75,7 @@ impl CheckTurns {
         mac.update(password.expose().as_bytes());
         let digest: [u8; 32] = mac.finalize().into_bytes().into();
         let turn = self.lock().entry(digest).or_default().clone();
+        // The future may be dropped while it waits: its clone goes with it.
         let held = turn.clone().lock_owned().await;
         CheckTurn { turns: self, digest, turn, held: Some(held) }
     }
@@ -105,6 +129,30 @@ mod tests {
         drop(first);
         tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap();
         // Nothing is left behind once every check is done.
+        assert_eq!(turns.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_check_the_waiting_ones_know() {
+        let turns = CheckTurns::new();
+        let pw = Secret::new("guess");
+        let mut first = turns.take("alice", &pw).await;
+        assert!(!first.earlier_failed());
+        // Two more checks start waiting (each polled once).
+        let mut second = std::pin::pin!(turns.take("alice", &pw));
+        let mut third = std::pin::pin!(turns.take("alice", &pw));
+        let short = Duration::from_millis(20);
+        assert!(tokio::time::timeout(short, &mut second).await.is_err());
+        assert!(tokio::time::timeout(short, &mut third).await.is_err());
+        first.failed();
+        drop(first);
+        let mut second = second.await;
+        assert!(second.earlier_failed());
+        // Released at once, the third goes on while the second still checks.
+        second.release();
+        let third = tokio::time::timeout(Duration::from_secs(1), third).await.unwrap();
+        assert!(third.earlier_failed());
+        drop((second, third));
         assert_eq!(turns.len(), 0);
     }
 }

@@ -153,9 +153,12 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
     // counting as an attempt (see core's `check_turn`). The wait may be
     // long (the throttle): no database connection is held meanwhile.
     strongroom_store::end_read_snapshot();
-    let _turn = app.users.check_turn(&login, &password).await;
+    let mut turn = app.users.check_turn(&login, &password).await;
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
         return password_login(app, client, user).await;
+    }
+    if turn.earlier_failed() {
+        turn.release();
     }
     // A password check runs in a task of its own: the attempt is counted
     // before Argon2 runs and forgotten only on success, so a check dropped
@@ -166,9 +169,13 @@ async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refu
     // this request must hold none meanwhile.
     strongroom_store::end_read_snapshot();
     let checked = tokio::spawn(async move { check_password(&app, &client, login, password).await });
-    checked.await.map_err(|e| {
+    let checked = checked.await.map_err(|e| {
         Refusal::Unavailable(Error::Internal(format!("a password check failed: {e}")))
-    })?
+    })?;
+    if checked.is_err() {
+        turn.failed();
+    }
+    checked
 }
 
 /// The account password, under brute-force protection ([`guarded`]).
