@@ -29,12 +29,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections until `shutdown` completes, then waits for the
-/// connections to finish the requests they are serving.
+/// connections to finish the requests they are serving, or for `give_up`
+/// (first polled then), which ends those still open.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Acceptor>,
     routes: Router,
     shutdown: impl Future<Output = ()>,
+    give_up: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
     // Dropping `stop` tells every connection to finish; every connection
@@ -80,7 +82,11 @@ pub async fn serve(
     drop(listener);
     drop(stop);
     drop(open);
-    open_tx.closed().await;
+    tokio::select! {
+        () = open_tx.closed() => {}
+        () = give_up => {}
+    }
+    // Connections still open end with their threads' runtimes.
     threads.stop().await;
     Ok(())
 }

@@ -139,8 +139,13 @@ pub async fn serve(
     tls: Option<tls::Acceptor>,
 ) -> std::io::Result<()> {
     survive_file_size_limit();
-    listen::serve(listener, tls, router(app), shutdown_signal()).await
+    listen::serve(listener, tls, router(app), shutdown_signal(), drain_limit()).await
 }
+
+/// How long a shutdown waits for the requests in flight: a client that
+/// stalls in the middle of an upload would otherwise hold the server up
+/// until its service manager kills it (systemd after 90 s).
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A write past the process's file-size limit (`ulimit -f`) raises SIGXFSZ,
 /// which ends the process by default; with a handler installed the write
@@ -157,6 +162,24 @@ pub use tls::acceptor as tls_acceptor;
 pub use twofactor::admin::reset_user;
 
 async fn shutdown_signal() {
+    stop_signal().await;
+    tracing::info!("shutting down");
+}
+
+/// Ends the wait for the requests in flight once a shutdown has begun: after
+/// [`DRAIN_LIMIT`], or at once on a second SIGINT or SIGTERM (its listeners
+/// are set up when the wait begins, so the first signal does not count).
+async fn drain_limit() {
+    tokio::select! {
+        () = tokio::time::sleep(DRAIN_LIMIT) => {
+            tracing::warn!(seconds = DRAIN_LIMIT.as_secs(), "requests still in flight after the drain limit: stopping");
+        }
+        () = stop_signal() => tracing::warn!("a second signal: stopping without waiting for the requests in flight"),
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -169,7 +192,6 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
 }
 
 /// Nextcloud's `status.php`, which every client reads first.

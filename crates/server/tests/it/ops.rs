@@ -341,3 +341,44 @@ async fn sigterm_lets_the_upload_in_flight_finish() {
     assert_eq!(r.bytes().await.unwrap().to_vec(), content);
     s.stop().await;
 }
+
+/// Whether a child process has ended (a zombie until the harness reaps it).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// A client that stalls in the middle of an upload does not hold a stopping
+/// server up for ever: the server waits for it (up to its drain limit), a
+/// second SIGTERM stops it at once, and the upload it cut short left nothing.
+#[tokio::test]
+async fn a_second_sigterm_stops_the_server_despite_a_stalled_upload() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(vec![1u8; 10_000])]);
+    let stalled = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let upload = s.admin("PUT", "/stalled.bin").body(reqwest::Body::wrap_stream(stalled)).send();
+    let upload = tokio::spawn(upload);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = s.pid();
+    let term = || Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(term().success());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!ended(pid), "the server did not wait for the request in flight");
+    assert!(term().success());
+    let mut waited = 0;
+    while !ended(pid) && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(ended(pid), "a second SIGTERM did not stop the server:\n{}", s.log());
+    let cut = upload.await.unwrap();
+    assert!(cut.is_err() || !cut.unwrap().status().is_success());
+    s.restart().await;
+    assert_eq!(s.admin("GET", "/stalled.bin").send().await.unwrap().status(), 404);
+    let tmp = s.data_dir.join("blobs").join(".tmp");
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+    s.stop().await;
+}
