@@ -680,7 +680,31 @@ fn create_private(path: &std::path::Path) {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let _ = options.open(path);
+    if let Err(e) = options.open(path)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        // SQLite takes `..` by the text (`a/missing/../db` is `a/db`), the
+        // system only through folders that exist.
+        let _ = options.open(lexically_normal(path));
+    }
+}
+
+/// `path` with `.` left out and each `..` taking away the name before it.
+fn lexically_normal(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn parse_url(url: &str) -> Result<(PathBuf, OpenFlags), DbError> {
@@ -773,6 +797,12 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
         }
         pool.close().await;
+        // Through a folder that does not exist, as SQLite reads `..`.
+        let through = format!("sqlite://{}", dir.join("missing/../u.db").display());
+        let other = SqlitePool::open(&through, 1).await.unwrap();
+        other.close().await;
+        let mode = std::fs::metadata(dir.join("u.db")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         // An existing file keeps the mode its owner gave it.
         let shared = std::fs::Permissions::from_mode(0o640);
         std::fs::set_permissions(dir.join("t.db"), shared).unwrap();

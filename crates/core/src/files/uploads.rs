@@ -84,7 +84,10 @@ fn chunk_order(name: &str) -> Option<u64> {
         false => None,
     };
     match name.split_once('-') {
-        Some((start, end)) => number(end).and(number(start)),
+        Some((start, end)) => match (number(start), number(end)) {
+            (Some(start), Some(end)) if start <= end => Some(start),
+            _ => None,
+        },
         None => number(name),
     }
 }
@@ -255,8 +258,14 @@ impl Files {
     ) -> Result<(bool, Vec<String>)> {
         let now = now_secs();
         let mut tx = self.begin_for(cx.owner.id).await?;
-        if tx.row("SELECT id FROM uploads WHERE id = ?", &[up.id.into()]).await?.is_none() {
-            return Err(Error::NotFound);
+        let sql = "SELECT assembling_since FROM uploads WHERE id = ?";
+        let Some(row) = tx.row(sql, &[up.id.into()]).await? else { return Err(Error::NotFound) };
+        // A chunk stored while the chunks are being assembled would be
+        // acknowledged and then dropped with the upload: refused as a second
+        // assembly is (the claim and this check are both in write
+        // transactions, so one sees the other).
+        if row.opt_i64(0)?.is_some_and(|since| since >= now - ASSEMBLY_STALE) {
+            return Err(Error::Busy("the upload is being assembled; try again later".into()));
         }
         super::write::check_quota_in(&mut tx, cx, staged.size).await?;
         // An empty chunk still needs a blob row to keep the chunk list uniform.
@@ -313,11 +322,10 @@ impl Files {
         Ok(())
     }
 
-    /// Assembles the chunks into the file at `dest`. The chunks stay when the
-    /// assembly is refused, so the client can resume.
     /// Assembles the upload `name` of `cx`'s user at `dest` in the tree of
     /// `into`: the uploader's own tree, or a tree it reaches through a share
-    /// (then the share's grant decides, and the owner's quota counts).
+    /// (then the share's grant decides, and the owner's quota counts). The
+    /// chunks stay when the assembly is refused, so the client can resume.
     pub async fn upload_assemble(
         &self,
         cx: &Ctx<'_>,
@@ -520,7 +528,7 @@ mod tests {
         assert_eq!(chunk_order("10"), Some(10));
         assert_eq!(chunk_order("000000000000010-000000000000014"), Some(10));
         assert_eq!(chunk_order("abc"), None);
-        for name in ["1x", "1e1", "+1", "", "1-", "-1", "1-2-3", "1-x", "1 ", "١"] {
+        for name in ["1x", "1e1", "+1", "", "1-", "-1", "1-2-3", "1-x", "1 ", "١", "2-1"] {
             assert_eq!(chunk_order(name), None, "{name:?}");
         }
     }

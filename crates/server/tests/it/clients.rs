@@ -747,3 +747,31 @@ async fn history_gives_way_to_new_files_under_quota() {
     );
     s.stop().await;
 }
+
+/// A chunk sent while its upload is being assembled is refused with 423, as
+/// a second assembly is, rather than acknowledged and then dropped with the
+/// upload. (The test marks the assembly in the database as the MOVE of
+/// `.file` does, to hold it open.)
+#[tokio::test]
+async fn a_chunk_sent_during_the_assembly_is_refused() {
+    let s = Server::start(Backend::Sqlite).await;
+    let base = format!("{}/remote.php/dav/uploads/admin/during", s.base);
+    let req = |method: &str, path: &str| {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        s.client.request(m, format!("{base}{path}")).basic_auth("admin", Some(ADMIN_PASSWORD))
+    };
+    assert_eq!(req("MKCOL", "").send().await.unwrap().status(), 201);
+    assert_eq!(req("PUT", "/1").body("one").send().await.unwrap().status(), 201);
+    s.sql("UPDATE uploads SET assembling_since = CAST(strftime('%s', 'now') AS INTEGER)").await;
+    for chunk in ["/2", "/1"] {
+        assert_eq!(req("PUT", chunk).body("late").send().await.unwrap().status(), 423, "{chunk}");
+    }
+    s.sql("UPDATE uploads SET assembling_since = NULL").await;
+    assert_eq!(req("PUT", "/2").body("two").send().await.unwrap().status(), 201);
+    let dest = format!("{}/remote.php/dav/files/admin/during.txt", s.base);
+    let r = req("MOVE", "/.file").header("Destination", dest).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let (code, body) = text(s.admin("GET", "/during.txt").send().await.unwrap()).await;
+    assert_eq!((code, body.as_str()), (200, "onetwo"));
+    s.stop().await;
+}
