@@ -29,6 +29,10 @@ use crate::app::App;
 
 pub fn router(app: App) -> Router {
     Router::new()
+        // A browser pointed at the server lands on the login page; every
+        // other method on `/` stays WebDAV's.
+        .route("/", get(to_login).fallback(dav_routes::dispatch))
+        .route("/index.php", get(to_login).fallback(dav_routes::dispatch))
         .route("/status.php", get(status))
         .route("/index.php/login/v2", post(login_flow::start))
         .route("/index.php/login/v2/poll", post(login_flow::poll))
@@ -192,6 +196,10 @@ async fn stop_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn to_login() -> axum::response::Redirect {
+    axum::response::Redirect::to("/index.php/login")
 }
 
 /// Nextcloud's `status.php`, which every client reads first.

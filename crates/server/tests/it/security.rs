@@ -1245,3 +1245,22 @@ async fn a_new_address_of_a_browser_session_is_audited_once() {
     assert!(moves[0].contains("\"192.0.2.77\"") && moves[0].contains("\"admin\""), "{audit}");
     s.stop().await;
 }
+
+/// A browser pointed at the server (`/`, `/index.php`) is sent to the login
+/// page; other methods there are WebDAV's as before.
+#[tokio::test]
+async fn the_server_root_leads_a_browser_to_the_login_page() {
+    let s = Server::start(Backend::Sqlite).await;
+    let b = Browser::new(&s);
+    for path in ["/", "/index.php"] {
+        let r = b.client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/index.php/login", "{path}");
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        let r = b.client.request(propfind, s.url(path)).send().await.unwrap();
+        assert_ne!(r.status().as_u16(), 405, "{path}");
+    }
+    let page = b.client.get(s.url("/index.php/login")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    s.stop().await;
+}
