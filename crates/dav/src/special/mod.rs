@@ -111,7 +111,14 @@ fn entry(href: String, node: Node) -> Entry {
         path: TreePath::from_segments(["x"]).unwrap_or_default(),
         node,
         extra: Vec::new(),
+        container: false,
     }
+}
+
+/// A folder of the trash or versions trees (see [`Entry::container`]).
+fn container(call: &Call<'_>, segments: &[&str]) -> Entry {
+    let name = segments.last().copied().unwrap_or("root");
+    Entry { container: true, ..entry(href(call, segments, true), virtual_folder(call.owner, name)) }
 }
 
 /// A PROPFIND answer over prepared entries: the first is the requested

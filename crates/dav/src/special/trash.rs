@@ -4,7 +4,7 @@ use axum::{body::Body, response::Response};
 use http::StatusCode;
 use strongroom_core::{Error, files::TrashItem};
 
-use super::{destination_below, entry, href, listing, not_allowed, virtual_folder};
+use super::{container, destination_below, entry, href, listing, not_allowed};
 use crate::{
     Call,
     methods::{identity_headers, propfind::Entry, read, with_status},
@@ -18,20 +18,13 @@ pub async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     match (segs.as_slice(), method) {
         ([], "PROPFIND") => {
             let entries = vec![
-                entry(href(call, &[], true), virtual_folder(call.owner, "trashbin")),
-                entry(href(call, &["trash"], true), virtual_folder(call.owner, "trash")),
-                entry(href(call, &["restore"], true), virtual_folder(call.owner, "restore")),
+                container(call, &[]),
+                container(call, &["trash"]),
+                container(call, &["restore"]),
             ];
             listing(call, body, entries).await
         }
-        (["restore"], "PROPFIND") => {
-            listing(
-                call,
-                body,
-                vec![entry(href(call, &["restore"], true), virtual_folder(call.owner, "restore"))],
-            )
-            .await
-        }
+        (["restore"], "PROPFIND") => listing(call, body, vec![container(call, &["restore"])]).await,
         (["trash"], "PROPFIND") => list_trash(call, body).await,
         (["trash"], "DELETE") => {
             call.dav.files.trash_empty(&call.cx()).await?;
@@ -68,8 +61,7 @@ fn trash_entry(call: &Call<'_>, item: &TrashItem) -> Entry {
 }
 
 async fn list_trash(call: &Call<'_>, body: Body) -> Result<Response, Error> {
-    let mut entries =
-        vec![entry(href(call, &["trash"], true), virtual_folder(call.owner, "trash"))];
+    let mut entries = vec![container(call, &["trash"])];
     for item in call.dav.files.trash_list(&call.cx()).await? {
         entries.push(trash_entry(call, &item));
     }

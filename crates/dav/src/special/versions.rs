@@ -1,10 +1,10 @@
-//! `/remote.php/dav/versions/USER/versions/FILEID/VERSION` and `…/restore/target`.
+//! `/remote.php/dav/versions/USER/versions/FILEID/VERSION` and `…/restore/target` (any one name there).
 
 use axum::{body::Body, response::Response};
 use http::StatusCode;
 use strongroom_core::{Error, Node, files::Version};
 
-use super::{destination_below, entry, href, listing, not_allowed, virtual_folder};
+use super::{container, destination_below, entry, href, listing, not_allowed};
 use crate::{
     Call,
     methods::{identity_headers, read, with_status},
@@ -16,9 +16,9 @@ pub async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     match (segs.as_slice(), method) {
         ([], "PROPFIND") => {
             let entries = vec![
-                entry(href(call, &[], true), virtual_folder(call.owner, "versions-root")),
-                entry(href(call, &["versions"], true), virtual_folder(call.owner, "versions")),
-                entry(href(call, &["restore"], true), virtual_folder(call.owner, "restore")),
+                container(call, &[]),
+                container(call, &["versions"]),
+                container(call, &["restore"]),
             ];
             listing(call, body, entries).await
         }
@@ -54,10 +54,7 @@ fn file_id(id: &str) -> Result<i64, Error> {
 
 async fn list(call: &Call<'_>, id: &str, body: Body) -> Result<Response, Error> {
     let (file, versions) = call.dav.files.versions(&call.cx(), file_id(id)?).await?;
-    let mut folder = virtual_folder(call.owner, id);
-    folder.id = file.id;
-    folder.etag = format!("{}-{}", file.etag, versions.len());
-    let mut entries = vec![entry(href(call, &["versions", id], true), folder)];
+    let mut entries = vec![container(call, &["versions", id])];
     for v in &versions {
         let name = v.name(&versions);
         entries.push(entry(href(call, &["versions", id, &name], false), v.as_node(&file)));
@@ -79,9 +76,11 @@ async fn one(call: &Call<'_>, id: &str, name: &str, body: Body) -> Result<Respon
 
 async fn restore(call: &Call<'_>, id: &str, name: &str) -> Result<Response, Error> {
     let target = destination_below(call, &[call.prefix.to_owned()])?;
-    if target.segments() != ["restore", "target"] {
+    // Nextcloud's clients name the target `target`, nc_py_api the version;
+    // like Nextcloud, any one name below `restore` restores.
+    if !matches!(target.segments(), [folder, _] if folder == "restore") {
         return Err(Error::BadRequest(
-            "a version is restored by a MOVE to …/restore/target".into(),
+            "a version is restored by a MOVE to …/restore/NAME (NAME: target, say)".into(),
         ));
     }
     let (file, v) = find(call, id, name).await?;

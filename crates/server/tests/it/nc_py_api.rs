@@ -23,6 +23,11 @@ async fn nc_py_api_sharing_suite_passes() {
     suite_passes(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_sharing.py")).await;
 }
 
+#[tokio::test]
+async fn nc_py_api_trash_and_versions_suite_passes() {
+    suite_passes(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_files.py")).await;
+}
+
 /// Runs one pytest file against a fresh server on every backend.
 async fn suite_passes(tests: &'static str) {
     let python = venv().join("bin/python");

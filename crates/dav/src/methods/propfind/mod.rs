@@ -14,7 +14,7 @@ use crate::{
     error::XML,
     props::{ALLPROP, LiveCtx, live},
     xml_in::{self, Elem},
-    xml_out::{self, DAV},
+    xml_out::{self, DAV, OC},
 };
 
 /// What the client asked for.
@@ -126,6 +126,7 @@ async fn answer(
             path,
             node,
             extra: Vec::new(),
+            container: false,
         })
         .collect();
     entries.extend(mounted);
@@ -146,6 +147,17 @@ pub(crate) struct Entry {
     pub node: Node,
     /// Extra live properties (namespace, name, inner XML), looked up first.
     pub extra: Vec<(&'static str, &'static str, String)>,
+    /// A folder of the trash or versions trees (the trash itself, a file's
+    /// versions) rather than a node: it has no file id and no ETag. Clients
+    /// take an entry with them for a file (nc_py_api lists every entry with
+    /// an id as a trashed item, and every one with an ETag in a versions
+    /// listing as a version), and Nextcloud's folders there have neither.
+    pub container: bool,
+}
+
+/// The properties a [`Entry::container`] does not have.
+fn identifies_a_node(ns: &str, name: &str) -> bool {
+    matches!((ns, name), (DAV, "getetag") | (OC, "id") | (OC, "fileid"))
 }
 
 /// A whole multistatus document for `entries`.
@@ -223,12 +235,16 @@ fn write_response(
     let PropBuffers { found, missing } = props;
     found.clear();
     missing.clear();
+    let live = |ns: &str, name: &str| match entry.container && identifies_a_node(ns, name) {
+        true => None,
+        false => live(cx, node, path, ns, name),
+    };
     let extra = |ns: &str, name: &str| {
         entry.extra.iter().find(|(a, b, _)| *a == ns && *b == name).map(|e| e.2.clone())
     };
     let find = |ns: &str, name: &str| -> Option<String> {
         extra(ns, name)
-            .or_else(|| live(cx, node, path, ns, name))
+            .or_else(|| live(ns, name))
             .or_else(|| dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone()))
     };
     match request {
@@ -242,7 +258,7 @@ fn write_response(
         }
         Request::AllProp(include) => {
             for (ns, name) in ALLPROP {
-                if let Some(v) = live(cx, node, path, ns, name) {
+                if let Some(v) = live(ns, name) {
                     xml_out::prop(found, ns, name, &v);
                 }
             }
@@ -253,7 +269,7 @@ fn write_response(
                 let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name)
                     || dead.iter().any(|d| d.ns == *ns && d.name == *name);
                 if !listed {
-                    match live(cx, node, path, ns, name) {
+                    match live(ns, name) {
                         Some(v) => xml_out::prop(found, ns, name, &v),
                         None => xml_out::prop(missing, ns, name, ""),
                     }
@@ -262,7 +278,7 @@ fn write_response(
         }
         Request::PropName => {
             for (ns, name) in ALLPROP {
-                if live(cx, node, path, ns, name).is_some() {
+                if live(ns, name).is_some() {
                     xml_out::prop(found, ns, name, "");
                 }
             }

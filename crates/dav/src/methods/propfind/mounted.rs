@@ -35,6 +35,7 @@ pub(super) fn entries(call: &Call<'_>, listed: &mut [(TreePath, Node)], deep: bo
                 href: call.href(&m.at, !file),
                 path: m.at.clone(),
                 node,
+                container: false,
                 extra: vec![
                     (OC, "permissions", permissions(Some(&m.grant), file, true)),
                     (OC, "owner-id", escape(&m.owner.uid).into_owned()),
