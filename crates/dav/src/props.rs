@@ -120,7 +120,6 @@ pub fn live(
         (OC, "owner-id") => escape(&cx.owner.uid).into_owned(),
         (OC, "owner-display-name") => escape(cx.owner.display()).into_owned(),
         (OC, "data-fingerprint") if path.is_root() => String::new(),
-        (OC, "favorite") => "0".into(),
         (NC, "has-preview") => "false".into(),
         (NC, "mount-type")
             if cx.grant.is_some() && cx.grant.is_some_and(|g| g.root_id == node.id) =>

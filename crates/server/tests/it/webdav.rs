@@ -371,3 +371,36 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// A favourite set with PROPPATCH is what PROPFIND answers when asked for
+/// `oc:favorite` by name (as clients ask); a file never marked answers 0.
+#[tokio::test]
+async fn favorites_set_by_proppatch_are_read_back_by_name() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    for f in ["/starred.txt", "/plain.txt"] {
+        assert_eq!(s.admin("PUT", f).body("x").send().await.unwrap().status(), 201);
+    }
+    let mark = |value: &str| {
+        format!(
+            r#"<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:set><d:prop><oc:favorite>{value}</oc:favorite></d:prop></d:set></d:propertyupdate>"#
+        )
+    };
+    let favorite = |path: &'static str| {
+        let body = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:favorite/><d:getetag/></d:prop></d:propfind>"#;
+        let rq = s.admin("PROPFIND", path).header("Depth", "0").body(body);
+        async move {
+            let (code, xml) = text(rq.send().await.unwrap()).await;
+            assert_eq!(code, 207, "{xml}");
+            let value = xml.split("<oc:favorite>").nth(1).and_then(|r| r.split('<').next());
+            value.unwrap_or_else(|| panic!("no oc:favorite value: {xml}")).to_owned()
+        }
+    };
+    let r = s.admin("PROPPATCH", "/starred.txt").body(mark("1")).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    assert_eq!(favorite("/starred.txt").await, "1");
+    assert_eq!(favorite("/plain.txt").await, "0");
+    let r = s.admin("PROPPATCH", "/starred.txt").body(mark("0")).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    assert_eq!(favorite("/starred.txt").await, "0");
+    s.stop().await;
+}

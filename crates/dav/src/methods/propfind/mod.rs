@@ -220,7 +220,13 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
 }
 
 fn is_live_name(ns: &str, name: &str) -> bool {
-    crate::props::is_protected(ns, name) || (ns == crate::xml_out::OC && name == "favorite")
+    crate::props::is_protected(ns, name)
+}
+
+/// A favourite is set by PROPPATCH and kept as a dead property; a file never
+/// marked answers 0, as Nextcloud's do.
+fn is_favorite(ns: &str, name: &str) -> bool {
+    ns == OC && name == "favorite"
 }
 
 fn write_response(
@@ -242,10 +248,14 @@ fn write_response(
     let extra = |ns: &str, name: &str| {
         entry.extra.iter().find(|(a, b, _)| *a == ns && *b == name).map(|e| e.2.clone())
     };
+    let dead_value = |ns: &str, name: &str| {
+        dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone())
+    };
     let find = |ns: &str, name: &str| -> Option<String> {
         extra(ns, name)
             .or_else(|| live(ns, name))
-            .or_else(|| dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone()))
+            .or_else(|| dead_value(ns, name))
+            .or_else(|| is_favorite(ns, name).then(|| "0".to_owned()))
     };
     match request {
         Request::Prop(list) => {
@@ -269,7 +279,7 @@ fn write_response(
                 let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name)
                     || dead.iter().any(|d| d.ns == *ns && d.name == *name);
                 if !listed {
-                    match live(ns, name) {
+                    match live(ns, name).or_else(|| is_favorite(ns, name).then(|| "0".to_owned())) {
                         Some(v) => xml_out::prop(found, ns, name, &v),
                         None => xml_out::prop(missing, ns, name, ""),
                     }
