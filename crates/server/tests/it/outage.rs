@@ -157,6 +157,15 @@ async fn an_upload_without_room_gets_507_and_leaves_nothing() {
     s.stop().await;
 }
 
+/// The admin's request for a public link to `path` (the sharing API).
+fn link_share(s: &Server, path: &str) -> reqwest::RequestBuilder {
+    s.client
+        .post(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("OCS-APIRequest", "true")
+        .form(&[("path", path), ("shareType", "3")])
+}
+
 /// A small filesystem of its own (tmpfs), mounted for one test and
 /// unmounted when dropped. Mounting needs root, which CI has.
 struct SmallDisk(std::path::PathBuf);
@@ -240,14 +249,7 @@ async fn a_full_disk_under_the_database_gives_507_and_loses_nothing_acknowledged
     assert_eq!(s.admin("GET", &refused).send().await.unwrap().status(), 404);
     // The sharing API says what WebDAV says (each share that still fits in
     // what the failed writes left allocated is made).
-    let share = || {
-        s.client
-            .post(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .header("OCS-APIRequest", "true")
-            .form(&[("path", "/before.txt"), ("shareType", "3")])
-            .send()
-    };
+    let share = || link_share(&s, "/before.txt").send();
     let mut codes = Vec::new();
     while codes.len() < 50 && codes.last() != Some(&507) {
         codes.push(share().await.unwrap().status().as_u16());
@@ -283,14 +285,7 @@ async fn an_audit_record_without_room_is_not_left_half_written() {
     let audit_env = audit.to_str().unwrap();
     let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_AUDIT_PATH", audit_env)]).await;
     assert_eq!(s.admin("PUT", "/shared.txt").body("x").send().await.unwrap().status(), 201);
-    let share = || {
-        s.client
-            .post(s.url("/ocs/v2.php/apps/files_sharing/api/v1/shares?format=json"))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .header("OCS-APIRequest", "true")
-            .form(&[("path", "/shared.txt"), ("shareType", "3")])
-            .send()
-    };
+    let share = || link_share(&s, "/shared.txt").send();
     assert_eq!(share().await.unwrap().status(), 200);
     let filler = disk.fill();
     // Records go on filling the log's last page until one does not fit.
