@@ -32,7 +32,10 @@ pub fn check(uid: &str, password: &Secret) -> Result<()> {
         return refuse("the password must be at least 10 characters long");
     }
     if pw.len() > MAX_LENGTH {
-        return refuse("the password must be at most 469 characters long");
+        // Bytes, as Nextcloud counts (PHP's strlen).
+        return refuse(
+            "the password must be at most 469 bytes long (fewer characters outside ASCII)",
+        );
     }
     let lower = pw.to_lowercase();
     if lower == uid.to_lowercase() {

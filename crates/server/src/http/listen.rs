@@ -171,6 +171,11 @@ async fn drive<I>(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        // A client may shut its sending side once its request is out and
+        // still wait for the answer; without this the end of its stream
+        // ended the connection and the answer was lost (a PUT committed
+        // all the same).
+        .half_close(true)
         .serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let mut stopping = false;

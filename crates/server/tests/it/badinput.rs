@@ -395,3 +395,43 @@ async fn announced_bodies_that_never_come_hold_no_database_connection() {
         s.stop().await;
     }
 }
+
+/// A client that shuts its sending side once its request is out still gets
+/// the answer (a PUT's too, so it knows the upload was stored), also for
+/// the last of several pipelined requests.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let s = Server::start(Backend::Sqlite).await;
+    let port = s.port;
+    let exchange = move |request: Vec<u8>| {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        sock.write_all(&request).unwrap();
+        sock.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        let _ = sock.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let keep_alive = |method: &str, path: &str, body: &[u8]| {
+        let mut r = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{}Content-Length: {}\r\n\r\n",
+            auth_header(),
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    let dav = "/remote.php/dav/files/admin";
+    for i in 0..5 {
+        let put = keep_alive("PUT", &format!("{dav}/half{i}.txt"), b"half closed");
+        let answer = tokio::task::spawn_blocking(move || exchange(put)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201"), "PUT {i}: {answer:?}");
+    }
+    let mut pipelined = keep_alive("GET", &format!("{dav}/half0.txt"), b"");
+    pipelined.extend(keep_alive("GET", &format!("{dav}/half4.txt"), b""));
+    let answer = tokio::task::spawn_blocking(move || exchange(pipelined)).await.unwrap();
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer:?}");
+    assert_eq!(answer.matches("half closed").count(), 2, "{answer:?}");
+    s.stop().await;
+}
