@@ -36,8 +36,12 @@ pub struct Chunk {
     blob_seal: Option<strongroom_store::crypt::Seal>,
 }
 
-/// An assembly older than this is taken to have died with its server (seconds).
-const ASSEMBLY_STALE: i64 = 3600;
+/// An assembly whose mark is older than this is taken to have died with its
+/// server (seconds): a server killed while assembling left the upload
+/// refused (423) for an hour before. A running assembly renews its mark
+/// every [`ASSEMBLY_RENEWAL`] (`keep_claim`), however long it takes.
+const ASSEMBLY_STALE: i64 = 60;
+const ASSEMBLY_RENEWAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 const UPLOAD_COLUMNS: &str = "id, name, destination, total_length, created_at, touched_at";
 
@@ -338,7 +342,10 @@ impl Files {
         cx.allow(Op::Write)?;
         let up = self.upload_get(cx, name).await?;
         self.claim_assembly(&up).await?;
-        let result = self.assemble(cx, into, &up, dest, total, opts).await;
+        let result = tokio::select! {
+            result = self.assemble(cx, into, &up, dest, total, opts) => result,
+            never = self.keep_claim(up.id) => match never {},
+        };
         if result.is_err() {
             let _ = self
                 .db
@@ -346,6 +353,18 @@ impl Files {
                 .await;
         }
         result
+    }
+
+    /// Renews the assembly's mark until dropped (when the assembly ends).
+    async fn keep_claim(&self, upload_id: i64) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(ASSEMBLY_RENEWAL).await;
+            let sql = "UPDATE uploads SET assembling_since = ? \
+                       WHERE id = ? AND assembling_since IS NOT NULL";
+            if let Err(e) = self.db.exec(sql, &[now_secs().into(), upload_id.into()]).await {
+                tracing::warn!(error = %e, upload_id, "renewing an assembly's mark failed");
+            }
+        }
     }
 
     /// Marks the upload as being assembled; a concurrent MOVE gets 423.
