@@ -96,8 +96,6 @@ where
     Err(crate::Error::Unavailable("too much contention, try again".into()))
 }
 
-/// How many columns a comma-separated column list names, worked out when
-/// compiling, so a count kept beside a list cannot drift from it.
 /// The outcome of bookkeeping that goes with a read (a token's or an
 /// account's last use): when the database has no room left, the read goes
 /// on without it rather than failing every request of every client.
@@ -108,6 +106,8 @@ pub(crate) fn unless_full<T: Default>(r: crate::Result<T>) -> crate::Result<T> {
     }
 }
 
+/// How many columns a comma-separated column list names, worked out when
+/// compiling, so a count kept beside a list cannot drift from it.
 pub(crate) const fn column_count(columns: &str) -> usize {
     let bytes = columns.as_bytes();
     let (mut i, mut n) = (0, 1);
