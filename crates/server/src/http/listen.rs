@@ -1,7 +1,8 @@
 //! The accept loop, for plain HTTP and for TLS alike: one task per
 //! connection on one of the connection threads (see [`ConnectionThreads`]),
 //! HTTP/1.1 with a deadline for each request's headers, and a
-//! shutdown that stops accepting and lets the requests in flight finish.
+//! shutdown that stops accepting and lets the requests in flight finish
+//! (for as long as the caller's `give_up` allows).
 //!
 //! The deadline also bounds how long a kept-alive connection may sit idle
 //! (the wait for the next request's headers is under it), so a client that
@@ -141,7 +142,8 @@ impl ConnectionThreads {
         &self.runtimes[self.last]
     }
 
-    /// Ends the threads; call once every connection has closed.
+    /// Ends the threads, once every connection has closed or the wait for
+    /// them was given up: the tasks of connections still open are dropped.
     async fn stop(self) {
         drop(self.stops);
         let threads = self.threads;
