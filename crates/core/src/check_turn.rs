@@ -23,6 +23,9 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::secret::Secret;
 
+/// How many entries the map may hold before those nobody holds are dropped.
+const PRUNE_AT: usize = 1024;
+
 /// Held by the check running; true once a check of the pair has failed.
 type Turn = Arc<tokio::sync::Mutex<bool>>;
 
@@ -74,8 +77,15 @@ impl CheckTurns {
         mac.update(&[0]);
         mac.update(password.expose().as_bytes());
         let digest: [u8; 32] = mac.finalize().into_bytes().into();
-        let turn = self.lock().entry(digest).or_default().clone();
-        // The future may be dropped while it waits: its clone goes with it.
+        let turn = {
+            let mut turns = self.lock();
+            // A check dropped while it waited (its client hung up) just as
+            // the one before it ended leaves an entry nobody holds.
+            if turns.len() >= PRUNE_AT {
+                turns.retain(|_, t| Arc::strong_count(t) > 1);
+            }
+            turns.entry(digest).or_default().clone()
+        };
         let held = turn.clone().lock_owned().await;
         CheckTurn { turns: self, digest, turn, held: Some(held) }
     }
