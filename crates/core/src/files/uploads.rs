@@ -96,6 +96,19 @@ fn chunk_order(name: &str) -> Option<u64> {
     }
 }
 
+/// Refuses (423) a change to an upload whose chunks are being assembled, as
+/// a second assembly is refused; `NotFound` when the upload is gone. The
+/// claim and this check both run in write transactions, so one sees the
+/// other.
+async fn refuse_while_assembling(tx: &mut strongroom_store::Tx, upload_id: i64) -> Result<()> {
+    let sql = "SELECT assembling_since FROM uploads WHERE id = ?";
+    let Some(row) = tx.row(sql, &[upload_id.into()]).await? else { return Err(Error::NotFound) };
+    if row.opt_i64(0)?.is_some_and(|since| since >= now_secs() - ASSEMBLY_STALE) {
+        return Err(Error::Busy("the upload is being assembled; try again later".into()));
+    }
+    Ok(())
+}
+
 /// Checks that the chunks follow each other without a gap: consecutive
 /// indices, or byte ranges `start-end` that touch.
 fn check_contiguous(chunks: &[Chunk]) -> Result<()> {
@@ -262,15 +275,9 @@ impl Files {
     ) -> Result<(bool, Vec<String>)> {
         let now = now_secs();
         let mut tx = self.begin_for(cx.owner.id).await?;
-        let sql = "SELECT assembling_since FROM uploads WHERE id = ?";
-        let Some(row) = tx.row(sql, &[up.id.into()]).await? else { return Err(Error::NotFound) };
         // A chunk stored while the chunks are being assembled would be
-        // acknowledged and then dropped with the upload: refused as a second
-        // assembly is (the claim and this check are both in write
-        // transactions, so one sees the other).
-        if row.opt_i64(0)?.is_some_and(|since| since >= now - ASSEMBLY_STALE) {
-            return Err(Error::Busy("the upload is being assembled; try again later".into()));
-        }
+        // acknowledged and then dropped with the upload.
+        refuse_while_assembling(&mut tx, up.id).await?;
         super::write::check_quota_in(&mut tx, cx, staged.size).await?;
         // An empty chunk still needs a blob row to keep the chunk list uniform.
         let blob = match &staged.key {
@@ -320,6 +327,8 @@ impl Files {
         cx.allow(Op::Delete)?;
         let up = self.upload_get(cx, name).await?;
         let mut tx = self.begin_for(cx.owner.id).await?;
+        // Its chunks are being read: the assembly would fail half way.
+        refuse_while_assembling(&mut tx, up.id).await?;
         let freed = drop_upload(&mut tx, up.id).await?;
         tx.commit().await?;
         self.release(freed).await;

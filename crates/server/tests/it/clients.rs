@@ -767,6 +767,8 @@ async fn a_chunk_sent_during_the_assembly_is_refused() {
     for chunk in ["/2", "/1"] {
         assert_eq!(req("PUT", chunk).body("late").send().await.unwrap().status(), 423, "{chunk}");
     }
+    // Nor may the upload go while its chunks are read.
+    assert_eq!(req("DELETE", "").send().await.unwrap().status(), 423);
     // A mark two minutes old is one a server killed while assembling left:
     // the upload goes on (it used to stay refused for an hour).
     s.sql("UPDATE uploads SET assembling_since = CAST(strftime('%s', 'now') AS INTEGER) - 120")

@@ -399,8 +399,11 @@ async fn favorites_set_by_proppatch_are_read_back_by_name() {
     assert_eq!(r.status(), 207);
     assert_eq!(favorite("/starred.txt").await, "1");
     assert_eq!(favorite("/plain.txt").await, "0");
-    let r = s.admin("PROPPATCH", "/starred.txt").body(mark("0")).send().await.unwrap();
-    assert_eq!(r.status(), 207);
-    assert_eq!(favorite("/starred.txt").await, "0");
+    // Read as Nextcloud reads it: 1 for 1 or true, 0 for anything else.
+    for (set, read) in [("true", "1"), ("2", "0"), ("", "0"), ("1", "1"), ("0", "0")] {
+        let r = s.admin("PROPPATCH", "/starred.txt").body(mark(set)).send().await.unwrap();
+        assert_eq!(r.status(), 207);
+        assert_eq!(favorite("/starred.txt").await, read, "set {set:?}");
+    }
     s.stop().await;
 }

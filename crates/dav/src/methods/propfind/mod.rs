@@ -229,6 +229,13 @@ fn is_favorite(ns: &str, name: &str) -> bool {
     ns == OC && name == "favorite"
 }
 
+/// A favourite as Nextcloud answers it: 1 for a stored `1` or `true`, 0
+/// for anything else.
+fn favorite_value(stored: Option<String>) -> String {
+    let on = stored.is_some_and(|v| matches!(v.trim(), "1" | "true"));
+    (if on { "1" } else { "0" }).to_owned()
+}
+
 fn write_response(
     out: &mut String,
     props: &mut PropBuffers,
@@ -252,10 +259,10 @@ fn write_response(
         dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone())
     };
     let find = |ns: &str, name: &str| -> Option<String> {
-        extra(ns, name)
-            .or_else(|| live(ns, name))
-            .or_else(|| dead_value(ns, name))
-            .or_else(|| is_favorite(ns, name).then(|| "0".to_owned()))
+        if is_favorite(ns, name) {
+            return Some(favorite_value(dead_value(ns, name)));
+        }
+        extra(ns, name).or_else(|| live(ns, name)).or_else(|| dead_value(ns, name))
     };
     match request {
         Request::Prop(list) => {
@@ -279,7 +286,9 @@ fn write_response(
                 let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name)
                     || dead.iter().any(|d| d.ns == *ns && d.name == *name);
                 if !listed {
-                    match live(ns, name).or_else(|| is_favorite(ns, name).then(|| "0".to_owned())) {
+                    match live(ns, name)
+                        .or_else(|| is_favorite(ns, name).then(|| favorite_value(None)))
+                    {
                         Some(v) => xml_out::prop(found, ns, name, &v),
                         None => xml_out::prop(missing, ns, name, ""),
                     }
