@@ -280,7 +280,13 @@ fn write_response(
                 }
             }
             for d in dead {
-                xml_out::prop(found, &d.ns, &d.name, &d.value);
+                match is_favorite(&d.ns, &d.name) {
+                    true => {
+                        let value = favorite_value(Some(d.value.clone()));
+                        xml_out::prop(found, &d.ns, &d.name, &value);
+                    }
+                    false => xml_out::prop(found, &d.ns, &d.name, &d.value),
+                }
             }
             for (ns, name) in include {
                 let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name)
