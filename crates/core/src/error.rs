@@ -38,6 +38,9 @@ pub enum Error {
     /// A request body larger than the operation accepts.
     #[error("{0}")]
     TooLarge(String),
+    /// The client stopped sending the request body.
+    #[error("{0}")]
+    TimedOut(String),
     #[error("{0}")]
     Unavailable(String),
     /// A concurrent transaction won; the operation may simply be retried.

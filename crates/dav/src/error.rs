@@ -26,6 +26,7 @@ pub fn response(e: &Error, prefix: &str) -> Response {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
         }
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "BadRequest"),
+        Error::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "BadRequest"),
         Error::Unavailable(_) | Error::Retry => {
             (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
         }

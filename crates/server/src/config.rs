@@ -33,6 +33,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("log.format", Str),
     ("log.level", Str),
     ("uploads.expire_after_secs", Int(1, 3_650 * 86_400)),
+    ("uploads.stall_secs", Int(1, 3_600)),
     ("trash.retention_days", Int(0, 36_500)),
     ("versions.retention_days", Int(0, 36_500)),
     ("versions.max_per_file", Int(0, 100_000)),
@@ -272,6 +273,11 @@ impl Default for AuditConfig {
 pub struct UploadsConfig {
     #[serde(default = "day")]
     pub expire_after_secs: u64,
+    /// A request body (an upload, above all) from which nothing arrives for
+    /// this long is given up: the request ends with 408 and its connection
+    /// closes (see `http/stall.rs`).
+    #[serde(default = "minute")]
+    pub stall_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,13 +315,16 @@ fn thirty() -> u64 {
 fn fifty() -> u64 {
     50
 }
+fn minute() -> u64 {
+    60
+}
 fn ten_minutes() -> u64 {
     600
 }
 
 impl Default for UploadsConfig {
     fn default() -> Self {
-        UploadsConfig { expire_after_secs: day() }
+        UploadsConfig { expire_after_secs: day(), stall_secs: minute() }
     }
 }
 impl Default for TrashConfig {

@@ -287,11 +287,12 @@ impl Files {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    return fail(
-                        writer,
-                        Error::BadRequest(format!("the upload was interrupted: {e}")),
-                    )
-                    .await;
+                    let message = format!("the upload was interrupted: {e}");
+                    let e = match e.kind() {
+                        std::io::ErrorKind::TimedOut => Error::TimedOut(message),
+                        _ => Error::BadRequest(message),
+                    };
+                    return fail(writer, e).await;
                 }
             };
             if chunk.is_empty() {

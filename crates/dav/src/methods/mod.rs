@@ -9,6 +9,8 @@ pub mod read;
 pub mod write;
 
 use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use strongroom_core::Error;
@@ -39,8 +41,36 @@ pub async fn read_small_body(body: Body) -> Result<Vec<u8>, Error> {
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(Error::TooLarge(format!("request bodies are limited to {MAX_XML_BODY} bytes")))
         }
-        Err(e) => Err(Error::BadRequest(format!("the request body could not be read: {e}"))),
+        Err(e) => {
+            let message = format!("the request body could not be read: {e}");
+            match io_cause(&*e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+                true => Err(Error::TimedOut(message)),
+                false => Err(Error::BadRequest(message)),
+            }
+        }
     }
+}
+
+/// A request body as the stream of bytes an upload reads. An I/O error the
+/// body carries keeps its kind (a client that stopped sending is
+/// `TimedOut`, which the upload answers with 408).
+pub fn body_stream(body: Body) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    TryStreamExt::map_err(body.into_data_stream(), |e| {
+        let kind = io_cause(&e).map_or(std::io::ErrorKind::Other, std::io::Error::kind);
+        std::io::Error::new(kind, e)
+    })
+}
+
+/// The first I/O error among `e` and its causes.
+fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// Nextcloud's own response headers, named once: a name given as text is

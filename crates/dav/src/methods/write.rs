@@ -1,7 +1,6 @@
 //! PUT, DELETE and MKCOL.
 
 use axum::{body::Body, response::Response};
-use futures_util::TryStreamExt;
 use http::{HeaderValue, StatusCode, header};
 use strongroom_core::{Error, files::PutOptions};
 
@@ -40,7 +39,7 @@ pub async fn put_to(
         };
     }
     let mtime_set = opts.mtime.is_some();
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stream = super::body_stream(body);
     let out = call.dav.files.put(&call.cx(), path, stream, opts).await?;
     let mut r = with_status(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT });
     identity_headers(&mut r, call.dav, &out.node);

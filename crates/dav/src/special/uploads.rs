@@ -1,7 +1,6 @@
 //! `/remote.php/dav/uploads/USER/ID/CHUNK`: chunked uploads.
 
 use axum::{body::Body, response::Response};
-use futures_util::TryStreamExt;
 use http::{HeaderValue, StatusCode, header};
 use strongroom_core::{Error, Node, NodeKind};
 
@@ -67,7 +66,7 @@ async fn put_chunk(call: &Call<'_>, id: &str, chunk: &str, body: Body) -> Result
         None if call.parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
         None => Some(0),
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stream = crate::methods::body_stream(body);
     let created = call.dav.files.upload_put_chunk(&call.cx(), id, chunk, stream, len).await?;
     Ok(with_status(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }))
 }

@@ -15,6 +15,7 @@ mod pages;
 mod public;
 mod requests;
 mod session_pages;
+mod stall;
 mod tls;
 mod twofactor;
 mod wipe;
@@ -131,7 +132,7 @@ pub fn router(app: App) -> Router {
         .fallback(dav_routes::dispatch)
         .layer(middleware::from_fn_with_state(app.clone(), auth::resolve))
         .layer(middleware::from_fn_with_state(app.clone(), headers::apply))
-        .layer(middleware::from_fn(requests::trace))
+        .layer(middleware::from_fn_with_state(app.clone(), requests::trace))
         .with_state(app)
 }
 

@@ -8,10 +8,18 @@ use std::{
     time::Instant,
 };
 
-use axum::{body::Body, extract::Request, middleware::Next, response::Response};
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
 use futures_util::{FutureExt, future::Either};
 use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
+
+use super::stall::StallLimit;
+use crate::app::App;
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
@@ -52,10 +60,15 @@ fn loggable_path(path: &str) -> String {
 /// read ([`reads_only`]) runs in place instead, which spares a task and a
 /// wake-up per request; dropping it leaves nothing half done, and its access
 /// line then says the client closed (499). Either way a panic becomes a 500
-/// for this request alone.
-pub async fn trace(mut req: Request, next: Next) -> Response {
+/// for this request alone. A body that stops arriving is given up
+/// (`stall.rs`).
+pub async fn trace(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
+    if !http_body::Body::is_end_stream(req.body()) {
+        let limit = app.security.body_stall;
+        req = req.map(|b| Body::new(StallLimit::new(b, limit)));
+    }
     let in_place = reads_only(req.method(), req.uri().path());
     // Its reads may share one database connection and transaction (see
     // `strongroom_store::with_read_snapshot`); a body it carries ends the

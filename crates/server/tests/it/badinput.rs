@@ -435,3 +435,94 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     assert_eq!(answer.matches("half closed").count(), 2, "{answer:?}");
     s.stop().await;
 }
+
+/// A client that announces a body and then stops sending it is given up
+/// after `uploads.stall_secs`: 408, the connection closed, nothing of the
+/// upload kept (hyper bounds only the wait for headers; such a client held
+/// its connection and request for as long as it liked). One that keeps
+/// sending, however slowly, is not cut off.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_given_up_with_408() {
+    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_UPLOADS_STALL_SECS", "2")]).await;
+    let port = s.port;
+    let mkcol = reqwest::Method::from_bytes(b"MKCOL").unwrap();
+    let r = s
+        .client
+        .request(mkcol, s.url("/remote.php/dav/uploads/admin/stalled"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Sends the head and a part of the body, then nothing; waits for the end.
+    let stall = move |method: &str, path: &str| {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{}Content-Length: 100000\r\n\r\n",
+            auth_header()
+        );
+        move || {
+            let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            sock.write_all(head.as_bytes()).unwrap();
+            sock.write_all(&[b'x'; 1000]).unwrap();
+            let started = std::time::Instant::now();
+            let mut out = Vec::new();
+            let closed = sock.read_to_end(&mut out).is_ok();
+            (String::from_utf8_lossy(&out).into_owned(), started.elapsed(), closed)
+        }
+    };
+    let cases = [
+        ("PUT", "/remote.php/dav/files/admin/stalled.bin"),
+        ("PUT", "/remote.php/dav/uploads/admin/stalled/1"),
+        ("PROPFIND", "/remote.php/dav/files/admin/"),
+    ];
+    for (method, path) in cases {
+        let (answer, took, closed) =
+            tokio::task::spawn_blocking(stall(method, path)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{method} {path}: {answer:?}");
+        assert!(answer.contains("nothing for 2 s"), "{method} {path}: {answer:?}");
+        assert!(closed, "{method} {path}: the connection stays open");
+        let secs = took.as_secs_f64();
+        assert!((1.5..15.0).contains(&secs), "{method} {path}: answered after {secs} s");
+    }
+    let r = s.admin("GET", "/stalled.bin").send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing of the stalled upload is kept");
+    let r = s
+        .client
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            s.url("/remote.php/dav/uploads/admin/stalled"),
+        )
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    let (code, listing) = text(r).await;
+    assert_eq!(code, 207);
+    assert!(!listing.contains("stalled/1<"), "the stalled chunk is not kept: {listing}");
+
+    // One byte a second for five seconds: slower than the limit in all,
+    // never silent for as long as it.
+    let slow = move || {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "PUT /remote.php/dav/files/admin/slow.txt HTTP/1.1\r\nHost: x\r\n{}Content-Length: 5\r\nConnection: close\r\n\r\n",
+            auth_header()
+        );
+        sock.write_all(head.as_bytes()).unwrap();
+        for b in b"slow!" {
+            std::thread::sleep(Duration::from_secs(1));
+            sock.write_all(&[*b]).unwrap();
+        }
+        let mut out = Vec::new();
+        let _ = sock.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let answer = tokio::task::spawn_blocking(slow).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer:?}");
+    let r = s.admin("GET", "/slow.txt").send().await.unwrap();
+    assert_eq!(text(r).await, (200, "slow!".to_owned()));
+    s.stop().await;
+}
