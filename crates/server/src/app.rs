@@ -61,8 +61,9 @@ pub struct Security {
     pub remember_secs: i64,
     /// `public_url`: the origin WebAuthn keys are bound to, when configured.
     pub public_url: Option<String>,
-    /// How long a request body may send nothing (`uploads.stall_secs`).
-    pub body_stall: std::time::Duration,
+    /// How long a client may send nothing of a request body, or take
+    /// nothing of an answer (`client_stall_secs`).
+    pub client_stall: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,7 @@ impl App {
             confirm_secs: s.confirm_secs as i64,
             remember_secs: s.remember_secs as i64,
             public_url: config.public_url.clone(),
-            body_stall: std::time::Duration::from_secs(config.uploads.stall_secs),
+            client_stall: std::time::Duration::from_secs(config.client_stall_secs),
         };
         let twofactor_config = config.twofactor.clone();
         Ok(App(Arc::new(Services {

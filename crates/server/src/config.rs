@@ -27,13 +27,13 @@ use Kind::{Bool, Int, List, Str};
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Str),
     ("data_dir", Str),
+    ("client_stall_secs", Int(1, 3_600)),
     ("database.url", Str),
     ("database.max_connections", Int(1, 1000)),
     ("storage.path", Str),
     ("log.format", Str),
     ("log.level", Str),
     ("uploads.expire_after_secs", Int(1, 3_650 * 86_400)),
-    ("uploads.stall_secs", Int(1, 3_600)),
     ("trash.retention_days", Int(0, 36_500)),
     ("versions.retention_days", Int(0, 36_500)),
     ("versions.max_per_file", Int(0, 100_000)),
@@ -108,6 +108,10 @@ pub struct Config {
     /// WebAuthn binds keys to its host name; when unset, the host of each
     /// request is used, as Nextcloud does.
     pub public_url: Option<String>,
+    /// A client that sends nothing of a request body it announced, or takes
+    /// nothing of an answer, for this long is given up (`http/stall.rs`).
+    #[serde(default = "minute")]
+    pub client_stall_secs: u64,
     #[serde(default)]
     pub twofactor: TwoFactorConfig,
 }
@@ -273,11 +277,6 @@ impl Default for AuditConfig {
 pub struct UploadsConfig {
     #[serde(default = "day")]
     pub expire_after_secs: u64,
-    /// A request body (an upload, above all) from which nothing arrives for
-    /// this long is given up: the request ends with 408 and its connection
-    /// closes (see `http/stall.rs`).
-    #[serde(default = "minute")]
-    pub stall_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,7 +323,7 @@ fn ten_minutes() -> u64 {
 
 impl Default for UploadsConfig {
     fn default() -> Self {
-        UploadsConfig { expire_after_secs: day(), stall_secs: minute() }
+        UploadsConfig { expire_after_secs: day() }
     }
 }
 impl Default for TrashConfig {

@@ -66,7 +66,7 @@ pub async fn trace(State(app): State<App>, mut req: Request, next: Next) -> Resp
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     if !http_body::Body::is_end_stream(req.body()) {
-        let limit = app.security.body_stall;
+        let limit = app.security.client_stall;
         req = req.map(|b| Body::new(StallLimit::new(b, limit)));
     }
     let in_place = reads_only(req.method(), req.uri().path());
