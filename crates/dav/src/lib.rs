@@ -156,17 +156,17 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let path = match request_path(rel, &parts) {
         Ok(p) => p,
-        Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
+        Err(e) => return refuse_unread(&parts.headers, body, error::response(&e, prefix)).await,
     };
     // Someone else's tree does not exist for the caller, whatever the method.
     if let Err(e) =
         strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id, None)
     {
-        return refuse_unread(body, error::response(&e, prefix)).await;
+        return refuse_unread(&parts.headers, body, error::response(&e, prefix)).await;
     }
     let mounts = match dav.shares.mounts(owner).boxed().await {
         Ok(m) => m,
-        Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
+        Err(e) => return refuse_unread(&parts.headers, body, error::response(&e, prefix)).await,
     };
     if let Some(m) = mounts.iter().find(|m| path.starts_with(&m.at)) {
         // Below a received share: the owner's tree, seen through the grant.
@@ -213,7 +213,7 @@ pub async fn handle_link(
     let (parts, body) = req.into_parts();
     let below = match request_path(rel, &parts) {
         Ok(p) => p,
-        Err(e) => return refuse_unread(body, error::response(&e, prefix)).await,
+        Err(e) => return refuse_unread(&parts.headers, body, error::response(&e, prefix)).await,
     };
     let who = Principal::public_link(link.share.id);
     let call = Call {
@@ -272,21 +272,41 @@ async fn run(
     share: Option<&strongroom_core::sharing::Share>,
 ) -> Response {
     if let Some(refusal) = view::refuse_early(&call) {
-        return refuse_unread(body, view::error(&call, &refusal)).await;
+        return refuse_unread(&call.parts.headers, body, view::error(&call, &refusal)).await;
     }
     if let Err(e) = methods::conditions::evaluate_if(&mut call).boxed().await {
-        return refuse_unread(body, view::error(&call, &e)).await;
+        return refuse_unread(&call.parts.headers, body, view::error(&call, &e)).await;
     }
     view::serve(&call, share, body).await.unwrap_or_else(|e| view::error(&call, &e))
 }
 
 /// Answers a request refused before its body was read. A small body is read
 /// and dropped first: closing a connection with unread data makes the kernel
-/// reset it, and the client could lose the answer.
-pub async fn refuse_unread(body: Body, response: Response) -> Response {
+/// reset it, and the client could lose the answer. Not so when the client
+/// waits for `100 Continue` before it sends the body: reading it would tell
+/// the client to send what is refused (hyper answers 100 at the first
+/// read), a wrong password's upload among them. Such a client gets the
+/// refusal alone, and hyper closes the connection after it.
+pub async fn refuse_unread(headers: &http::HeaderMap, body: Body, response: Response) -> Response {
+    if awaits_continue(headers) {
+        return response;
+    }
     let drain = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_XML_BODY));
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
     response
+}
+
+/// [`refuse_unread`] for a whole request.
+pub async fn refuse_request(req: http::Request<Body>, response: Response) -> Response {
+    let (parts, body) = req.into_parts();
+    refuse_unread(&parts.headers, body, response).await
+}
+
+fn awaits_continue(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
 }
 
 /// Each method's handler is boxed: an `async fn` is as large as its largest

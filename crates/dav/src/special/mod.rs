@@ -40,13 +40,15 @@ pub async fn handle_special(
     let (parts, body) = req.into_parts();
     let path = match crate::request_path(rel, &parts) {
         Ok(p) => p,
-        Err(e) => return crate::refuse_unread(body, error::response(&e, prefix)).await,
+        Err(e) => {
+            return crate::refuse_unread(&parts.headers, body, error::response(&e, prefix)).await;
+        }
     };
     // Someone else's collections do not exist for the caller, whatever the method.
     if let Err(e) =
         strongroom_core::access::authorize(who, strongroom_core::Op::Stat, owner.id, None)
     {
-        return crate::refuse_unread(body, error::response(&e, prefix)).await;
+        return crate::refuse_unread(&parts.headers, body, error::response(&e, prefix)).await;
     }
     // Versions of a file received through a share are the owner's, reached
     // through the caller's grant.
@@ -54,7 +56,10 @@ pub async fn handle_special(
         (Special::Versions, [v, id, ..]) if v == "versions" => {
             match versions::mount_of(dav, owner, id).await {
                 Ok(m) => m,
-                Err(e) => return crate::refuse_unread(body, error::response(&e, prefix)).await,
+                Err(e) => {
+                    return crate::refuse_unread(&parts.headers, body, error::response(&e, prefix))
+                        .await;
+                }
             }
         }
         _ => None,

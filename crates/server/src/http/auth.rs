@@ -351,12 +351,12 @@ async fn csrf_failed(req: Request) -> Response {
     let mut r = Response::new(Body::from(r#"{"message":"CSRF check failed"}"#));
     *r.status_mut() = StatusCode::PRECONDITION_FAILED;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    strongroom_dav::refuse_unread(req.into_body(), r).await
+    strongroom_dav::refuse_request(req, r).await
 }
 
 async fn refuse(req: Request, why: &str) -> Response {
     let r = unauthorized(&req, why);
-    strongroom_dav::refuse_unread(req.into_body(), r).await
+    strongroom_dav::refuse_request(req, r).await
 }
 
 /// 429, in the OCS envelope for OCS requests.
@@ -380,7 +380,7 @@ pub(super) async fn throttled(req: Request) -> Response {
         )
     };
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1800"));
-    strongroom_dav::refuse_unread(req.into_body(), r).await
+    strongroom_dav::refuse_request(req, r).await
 }
 
 fn ocs_version(path: &str) -> Option<strongroom_ocs::Version> {

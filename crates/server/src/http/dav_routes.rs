@@ -139,7 +139,7 @@ async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response 
 
 async fn anonymous(req: Request) -> Response {
     let r = unauthorized(&req, "authentication required");
-    strongroom_dav::refuse_unread(req.into_body(), r).await
+    strongroom_dav::refuse_request(req, r).await
 }
 
 fn not_found() -> Response {

@@ -569,3 +569,41 @@ async fn a_client_that_stops_taking_an_answer_is_given_up() {
     assert_eq!(r.bytes().await.unwrap().len(), SIZE);
     s.stop().await;
 }
+
+/// A client that waits for `100 Continue` before sending its body, and whose
+/// request is refused before the body is read (a wrong password, a failed
+/// `If-Match`), gets the refusal alone: reading the body first made the
+/// server say 100, and the client sent its whole upload to be thrown away.
+/// An accepted request still gets its 100.
+#[tokio::test]
+async fn a_refused_request_that_awaits_continue_is_not_told_to_send_its_body() {
+    let s = Server::start(Backend::Sqlite).await;
+    let r = s.admin("PUT", "/there.txt").body("already here").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let port = s.port;
+    let wrong = base64::engine::general_purpose::STANDARD.encode("admin:not-the-password");
+    let cases = [
+        (format!("Authorization: Basic {wrong}\r\n"), "new.bin", "401"),
+        (format!("{}If-Match: \"nope\"\r\n", auth_header()), "there.txt", "412"),
+        (auth_header(), "new.bin", "100"),
+    ];
+    for (headers, name, expected) in cases {
+        let first = tokio::task::spawn_blocking(move || {
+            let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let head = format!(
+                "PUT /remote.php/dav/files/admin/{name} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+            );
+            sock.write_all(head.as_bytes()).unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = sock.read(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(first.starts_with(&format!("HTTP/1.1 {expected}")), "{name}: {first:?}");
+    }
+    let r = s.admin("GET", "/there.txt").send().await.unwrap();
+    assert_eq!(text(r).await, (200, "already here".to_owned()));
+    s.stop().await;
+}

@@ -35,7 +35,7 @@ pub async fn dispatch(app: &App, req: Request) -> Option<Response> {
             .map(|(login, _)| login);
         let Some(token) = token else {
             let r = unauthorized(&req, "the link's token is the user name");
-            return Some(strongroom_dav::refuse_unread(req.into_body(), r).await);
+            return Some(strongroom_dav::refuse_request(req, r).await);
         };
         return Some(serve(app, req, token, LEGACY, &below).await);
     }
@@ -64,7 +64,7 @@ async fn serve(app: &App, req: Request, token: String, prefix: &str, below: &str
             if let Err(e) = unknown_token(app, &client).await {
                 return unavailable(&e);
             }
-            return strongroom_dav::refuse_unread(req.into_body(), gone()).await;
+            return strongroom_dav::refuse_request(req, gone()).await;
         }
         Err(e) => return unavailable(&e),
     };
@@ -72,9 +72,9 @@ async fn serve(app: &App, req: Request, token: String, prefix: &str, below: &str
         Ok(true) => {}
         Ok(false) => {
             let r = unauthorized(&req, "this link needs its password");
-            return strongroom_dav::refuse_unread(req.into_body(), r).await;
+            return strongroom_dav::refuse_request(req, r).await;
         }
-        Err(Some(r)) => return strongroom_dav::refuse_unread(req.into_body(), r).await,
+        Err(Some(r)) => return strongroom_dav::refuse_request(req, r).await,
         Err(None) => return throttled(req).await,
     }
     let detail = serde_json::json!({ "method": req.method().as_str(), "path": below });
