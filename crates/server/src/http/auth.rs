@@ -292,7 +292,7 @@ async fn record_use(
     // dropped then, see `requests::trace`).
     let (app, origin, uid, id) =
         (app.clone(), client.origin(), user.uid.clone(), token.id.to_string());
-    let token = token.clone();
+    let (token, user) = (token.clone(), user.clone());
     // The task needs a database connection: this request must not hold one meanwhile.
     strongroom_store::end_read_snapshot();
     let moved = tokio::spawn(async move {
@@ -300,7 +300,10 @@ async fn record_use(
         if moved {
             app.audit.record(&origin, Event::new(event).actor(&uid).target(&id));
         }
-        Ok::<_, Error>(())
+        // A device's or a browser session's use is a login too (as in
+        // Nextcloud): an account only synced would otherwise show no last
+        // login to the administrator looking for unused accounts.
+        app.users.record_login(&user).await
     });
     moved.await.map_err(|e| Error::Internal(format!("recording a token's use: {e}")))?
 }

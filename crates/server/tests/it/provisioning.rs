@@ -276,3 +276,39 @@ async fn every_refusal_has_nextclouds_code_in_both_versions() {
         s.stop().await;
     }
 }
+
+/// An account used only through a device's app password (a sync client)
+/// shows its last login to the administrator, as one that logs in with its
+/// password does; it stayed 0 before.
+#[tokio::test]
+async fn a_login_with_an_app_password_is_the_accounts_last_login() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    s.add_user("dev", "Dev-password-123456");
+    let token = s.app_password("dev", "Dev-password-123456").await;
+    let last_login = |s: &Server| {
+        let r = s
+            .client
+            .get(s.url("/ocs/v2.php/cloud/users/dev?format=json"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("OCS-APIRequest", "true")
+            .send();
+        async move {
+            let (code, body) = text(r.await.unwrap()).await;
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["ocs"]["data"]["lastLogin"].as_i64().unwrap()
+        }
+    };
+    // Creating the app password logged in with the password once; forget it.
+    s.sql("UPDATE users SET last_login = 0 WHERE uid = 'dev'").await;
+    s.sql("UPDATE app_tokens SET last_used = 0").await;
+    assert_eq!(last_login(&s).await, 0);
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    let r = s.dav("PROPFIND", "dev", &token, "/").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    let at = last_login(&s).await;
+    assert!(at >= before - 1000 && at <= before + 60_000, "lastLogin {at}, request at {before}");
+    s.stop().await;
+}
