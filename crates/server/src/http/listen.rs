@@ -48,6 +48,7 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(());
     let (open_tx, open) = watch::channel(());
     let mut threads = ConnectionThreads::start()?;
+    let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -58,7 +59,9 @@ pub async fn serve(
         let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "accepting a connection failed");
+                if let Some(since) = accept_errors.count(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, failed_since_last_report = since, "accepting connections failed; trying again every 100 ms");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -94,6 +97,29 @@ pub async fn serve(
     // Connections still open end with their threads' runtimes.
     threads.stop().await;
     Ok(())
+}
+
+/// Failed accepts, reported at most once a minute: out of file descriptors
+/// (which many open connections can bring about) the loop fails ten times a
+/// second for as long as it lasts, and a line each filled the log.
+#[derive(Default)]
+struct AcceptErrors {
+    last_report: Option<std::time::Instant>,
+    unreported: u64,
+}
+
+impl AcceptErrors {
+    /// Counts a failure at `now`; `Some(failures since the last report,
+    /// this one included)` when it is time to report.
+    fn count(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.unreported += 1;
+        let due = self.last_report.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60));
+        if !due {
+            return None;
+        }
+        self.last_report = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
 }
 
 /// The threads that serve the connections: one per core, each running a
@@ -204,6 +230,18 @@ async fn drive<I>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_accepts_are_reported_once_a_minute_with_their_count() {
+        let mut errors = AcceptErrors::default();
+        let start = std::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(errors.count(at(0)), Some(1), "the first is reported at once");
+        let quiet = (1..600).filter_map(|i| errors.count(at(i * 100))).count();
+        assert_eq!(quiet, 0, "a minute of failures every 100 ms: no more lines");
+        assert_eq!(errors.count(at(60_000)), Some(600), "then one line with their count");
+        assert_eq!(errors.count(at(60_100)), None);
+    }
 
     #[tokio::test]
     async fn connections_are_dealt_to_every_thread_in_turn_and_the_threads_end() {
