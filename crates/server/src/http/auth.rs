@@ -251,14 +251,12 @@ where
     if result.is_some() {
         app.throttle.succeeded(client.address, action, who).await?;
     } else {
-        let reason =
-            match action == "login" && app.users.get(who).await?.is_some_and(|u| !u.enabled) {
-                // The client is told no more than for a wrong password; the
-                // administrator reading the audit log learns that a disabled
-                // account was tried.
-                true => "account disabled",
-                false => "wrong credentials",
-            };
+        // The client is told no more than for a wrong password; the
+        // administrator reading the audit log learns that a disabled account
+        // was tried. A lookup that fails leaves the refusal as it is.
+        let disabled = action == "login"
+            && app.users.get(who).await.ok().flatten().is_some_and(|u| !u.enabled);
+        let reason = if disabled { "account disabled" } else { "wrong credentials" };
         let ev = Event::new("login.failure")
             .target(who)
             .detail(serde_json::json!({ "action": action, "reason": reason }));
