@@ -323,6 +323,7 @@ pub(crate) async fn dispatch(call: &Call<'_>, body: Body) -> Result<Response, Er
         "MKCOL" => methods::write::mkcol(call, body).boxed(),
         "PROPFIND" => methods::propfind::propfind(call, body).boxed(),
         "PROPPATCH" => methods::proppatch::proppatch(call, body).boxed(),
+        "REPORT" => methods::report::report(call, body).boxed(),
         "COPY" => methods::copymove::copy_or_move(call, false).boxed(),
         "MOVE" => methods::copymove::copy_or_move(call, true).boxed(),
         "LOCK" => methods::lock::lock(call, body).boxed(),
@@ -350,6 +351,7 @@ pub fn is_dav_method(m: &Method) -> bool {
             | "MKCOL"
             | "PROPFIND"
             | "PROPPATCH"
+            | "REPORT"
             | "COPY"
             | "MOVE"
             | "LOCK"

@@ -387,6 +387,33 @@ fn walk_sql(depth: usize) -> String {
     )
 }
 
+/// A node of `owner`'s and its path from their root; `None` when it is not
+/// theirs or not in their tree (in the trash, or a folder of versions).
+pub(crate) async fn live_node<C: Conn>(
+    c: &mut C,
+    owner: &User,
+    node_id: i64,
+) -> Result<Option<(Node, TreePath)>> {
+    let Some(node) = fetch_node(c, node_id).await? else { return Ok(None) };
+    if node.owner_id != owner.id {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    let mut at = node.clone();
+    while let Some(p) = at.parent_id {
+        names.push(at.name.clone());
+        match fetch_node(c, p).await? {
+            Some(n) => at = n,
+            None => return Ok(None),
+        }
+    }
+    if at.id != owner.root_id {
+        return Ok(None);
+    }
+    names.reverse();
+    Ok(Some((node, TreePath::from_segments(names)?)))
+}
+
 pub(crate) async fn fetch_node<C: Conn>(c: &mut C, id: i64) -> Result<Option<Node>> {
     let sql = const_sql!(
         "SELECT {NODE_COLUMNS} FROM nodes n LEFT JOIN blobs b ON b.id = n.blob_id WHERE n.id = ?"

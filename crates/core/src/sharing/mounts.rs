@@ -183,24 +183,7 @@ impl Shares {
         node_id: i64,
     ) -> Result<Option<(Node, TreePath)>> {
         let mut db = self.db.clone();
-        let Some(node) = crate::files::fetch_node(&mut db, node_id).await? else { return Ok(None) };
-        if node.owner_id != owner.id {
-            return Ok(None);
-        }
-        let mut names = Vec::new();
-        let mut at = node.clone();
-        while let Some(p) = at.parent_id {
-            names.push(at.name.clone());
-            match crate::files::fetch_node(&mut db, p).await? {
-                Some(n) => at = n,
-                None => return Ok(None),
-            }
-        }
-        if at.id != owner.root_id {
-            return Ok(None);
-        }
-        names.reverse();
-        Ok(Some((node, TreePath::from_segments(names)?)))
+        crate::files::live_node(&mut db, owner, node_id).await
     }
 
     /// The folder of `user`'s tree where received shares appear.

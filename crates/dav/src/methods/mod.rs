@@ -6,6 +6,7 @@ pub mod lock;
 pub mod propfind;
 pub mod proppatch;
 pub mod read;
+pub mod report;
 pub mod write;
 
 use axum::{body::Body, response::Response};
@@ -26,7 +27,7 @@ pub fn options() -> Response {
     h.insert(
         header::ALLOW,
         HeaderValue::from_static(
-            "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK, PATCH",
+            "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, REPORT, COPY, MOVE, LOCK, UNLOCK, PATCH",
         ),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

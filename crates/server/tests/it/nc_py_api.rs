@@ -24,7 +24,7 @@ async fn nc_py_api_sharing_suite_passes() {
 }
 
 #[tokio::test]
-async fn nc_py_api_trash_and_versions_suite_passes() {
+async fn nc_py_api_trash_versions_and_favourites_suite_passes() {
     suite_passes(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/test_files.py")).await;
 }
 

@@ -411,3 +411,81 @@ async fn favorites_set_by_proppatch_are_read_back_by_name() {
     }
     s.stop().await;
 }
+
+/// `REPORT oc:filter-files` with the favourite rule (the clients'
+/// favourites view) lists the favourites at any depth below the folder
+/// asked, with the properties asked for; not those in the trash nor those
+/// unmarked again; other reports are refused with `d:supported-report`.
+#[tokio::test]
+async fn favorites_are_listed_by_the_filter_files_report() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    assert_eq!(s.admin("MKCOL", "/deep").send().await.unwrap().status(), 201);
+    assert_eq!(s.admin("MKCOL", "/deep/er").send().await.unwrap().status(), 201);
+    for f in ["/top.txt", "/deep/er/inner.txt", "/gone.txt", "/plain.txt", "/undone.txt"] {
+        assert_eq!(s.admin("PUT", f).body("x").send().await.unwrap().status(), 201);
+    }
+    let mark = |value: &str| {
+        format!(
+            r#"<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:set><d:prop><oc:favorite>{value}</oc:favorite></d:prop></d:set></d:propertyupdate>"#
+        )
+    };
+    for (f, value) in [
+        ("/top.txt", "1"),
+        ("/deep/er/inner.txt", "true"),
+        ("/deep", "1"),
+        ("/gone.txt", "1"),
+        ("/undone.txt", "1"),
+        ("/undone.txt", "0"),
+    ] {
+        let r = s.admin("PROPPATCH", f).body(mark(value)).send().await.unwrap();
+        assert_eq!(r.status(), 207, "{f}");
+    }
+    assert_eq!(s.admin("DELETE", "/gone.txt").send().await.unwrap().status(), 204);
+    let report = |path: &'static str, body: String| {
+        let rq = s.admin("REPORT", path).body(body);
+        async move { text(rq.send().await.unwrap()).await }
+    };
+    let filter = |rules: &str| {
+        format!(
+            r#"<?xml version="1.0"?><oc:filter-files xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:fileid/><d:getcontentlength/><oc:favorite/></d:prop><oc:filter-rules>{rules}</oc:filter-rules></oc:filter-files>"#
+        )
+    };
+    let hrefs = |xml: &str| {
+        let mut h: Vec<String> = xml
+            .split("<d:href>")
+            .skip(1)
+            .map(|r| r.split('<').next().unwrap().to_owned())
+            .collect();
+        h.sort();
+        h
+    };
+    let base = "/remote.php/dav/files/admin";
+    let (code, xml) = report("/", filter("<oc:favorite>1</oc:favorite>")).await;
+    assert_eq!(code, 207, "{xml}");
+    assert_eq!(
+        hrefs(&xml),
+        [format!("{base}/deep/"), format!("{base}/deep/er/inner.txt"), format!("{base}/top.txt")],
+        "{xml}"
+    );
+    assert!(xml.contains("<oc:favorite>1</oc:favorite>") && xml.contains("<oc:fileid>"), "{xml}");
+    let (_, xml) = report("/deep/er", filter("<oc:favorite>1</oc:favorite>")).await;
+    assert_eq!(hrefs(&xml), [format!("{base}/deep/er/inner.txt")], "{xml}");
+    // No rule, a favourite rule of 0, or a tag rule besides (no tags here):
+    // nothing.
+    for rules in [
+        "",
+        "<oc:favorite>0</oc:favorite>",
+        "<oc:favorite>1</oc:favorite><oc:systemtag>4</oc:systemtag>",
+    ] {
+        let (code, xml) = report("/", filter(rules)).await;
+        assert_eq!(code, 207, "{rules}: {xml}");
+        assert!(hrefs(&xml).is_empty(), "{rules}: {xml}");
+    }
+    let sync = r#"<?xml version="1.0"?><d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
+    let (code, xml) = report("/", sync.to_owned()).await;
+    assert_eq!(code, 403, "{xml}");
+    assert!(xml.contains("supported-report"), "{xml}");
+    let (code, _) = report("/", "<not xml".to_owned()).await;
+    assert_eq!(code, 400);
+    s.stop().await;
+}

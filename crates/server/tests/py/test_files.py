@@ -1,7 +1,7 @@
-"""Trash and versions driven by nc_py_api, which lists them as it would on a
-real Nextcloud: every entry of a trash listing with a file id is taken for
-a deleted item, and every entry of a versions listing with an ETag for a
-version. The server under test is named by SR_URL, SR_ADMIN and
+"""Trash, versions and favourites driven by nc_py_api, which lists them as
+it would on a real Nextcloud: every entry of a trash listing with a file id
+is taken for a deleted item, every entry of a versions listing with an ETag
+for a version, and favourites come from a REPORT. The server under test is named by SR_URL, SR_ADMIN and
 SR_ADMIN_PASSWORD, as for test_provisioning.py."""
 
 import os
@@ -47,3 +47,15 @@ def test_versions_list_earlier_contents_and_restore_one():
     oldest = min(versions, key=lambda v: v.info.last_modified)
     nc.files.restore_version(oldest)
     assert nc.files.download(name) == b"first"
+
+
+def test_favourites_are_listed_by_criteria():
+    nc = admin()
+    starred, plain = f"starred-{TAG}.txt", f"plain-{TAG}.txt"
+    nc.files.upload(starred, b"star")
+    nc.files.upload(plain, b"plain")
+    nc.files.setfav(starred, True)
+    found = [n.name for n in nc.files.list_by_criteria(["favorite"])]
+    assert starred in found and plain not in found, found
+    nc.files.setfav(starred, False)
+    assert starred not in [n.name for n in nc.files.list_by_criteria(["favorite"])]

@@ -75,6 +75,18 @@ async fn answer(
         entries.push((p, c));
     }
     let mounted = mounted::entries(call, &mut entries, deep);
+    respond(call, request, entries, mounted).await
+}
+
+/// The multistatus about `entries` (nodes at their paths) and `mounted`
+/// (entries already made), with the properties `request` asks for.
+pub(crate) async fn respond(
+    call: &Call<'_>,
+    request: &Request,
+    entries: Vec<(TreePath, Node)>,
+    mounted: Vec<Entry>,
+) -> Result<Response, Error> {
+    let cx = call.cx();
     let wanted = |ns: &str, name: &str| match request {
         Request::Prop(list) => list.iter().any(|(a, b)| a == ns && b == name),
         _ => true,
@@ -197,6 +209,11 @@ pub fn multistatus(body: String) -> Response {
     r
 }
 
+/// The properties a `d:prop` element names.
+pub(crate) fn prop_names(prop: &Elem) -> Vec<(String, String)> {
+    prop.elems().map(|p| (p.ns.clone(), p.name.clone())).collect()
+}
+
 pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Request::AllProp(Vec::new()));
@@ -205,7 +222,7 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<Request, Error> {
     if !root.is(DAV, "propfind") {
         return Err(Error::BadRequest("the body must be a DAV:propfind element".into()));
     }
-    let names = |e: &Elem| e.elems().map(|p| (p.ns.clone(), p.name.clone())).collect::<Vec<_>>();
+    let names = prop_names;
     if let Some(p) = root.child(DAV, "prop") {
         return Ok(Request::Prop(names(p)));
     }
