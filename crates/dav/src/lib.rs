@@ -26,6 +26,7 @@ use strongroom_core::{
 
 pub use error::error_body;
 pub use methods::read::{RangeSpec, byte_range, unsatisfiable};
+pub use methods::stalled;
 pub use special::{Special, handle_special};
 
 /// Largest XML request body accepted (PROPFIND, PROPPATCH, LOCK).

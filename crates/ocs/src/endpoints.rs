@@ -146,7 +146,7 @@ async fn current_user(ocs: &Ocs, caller: &Caller<'_>) -> Result<Value, OcsError>
         "language": "en",
         "locale": "",
         "backend": "Database",
-        "lastLogin": 0,
+        "lastLogin": user.last_login,
         "phone": "",
         "address": "",
         "website": "",

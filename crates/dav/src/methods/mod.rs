@@ -44,7 +44,7 @@ pub async fn read_small_body(body: Body) -> Result<Vec<u8>, Error> {
         }
         Err(e) => {
             let message = format!("the request body could not be read: {e}");
-            match io_cause(&*e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            match stalled(&*e) {
                 true => Err(Error::TimedOut(message)),
                 false => Err(Error::BadRequest(message)),
             }
@@ -60,6 +60,12 @@ pub fn body_stream(body: Body) -> impl futures_util::Stream<Item = std::io::Resu
         let kind = io_cause(&e).map_or(std::io::ErrorKind::Other, std::io::Error::kind);
         std::io::Error::new(kind, e)
     })
+}
+
+/// Whether reading a request body failed because the client stopped
+/// sending it (see the server's `client_stall_secs`).
+pub fn stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    io_cause(e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// The first I/O error among `e` and its causes.

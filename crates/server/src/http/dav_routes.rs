@@ -129,12 +129,31 @@ async fn ocs(app: &App, req: Request, version: Version, rest: &str) -> Response 
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, strongroom_dav::MAX_XML_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            let e = strongroom_ocs::OcsError::new(413, "the request body is too large");
+        Err(e) => {
+            let e = body_refusal(&e);
             return strongroom_ocs::render(version, strongroom_ocs::Format::of(&parts), Err(e));
         }
     };
     strongroom_ocs::handle(&app.ocs, version, rest, &parts, &body, caller, &origin).await
+}
+
+/// Why an OCS request's body could not be read: too large (413), not sent
+/// on time (408, `client_stall_secs`), or cut short (400).
+fn body_refusal(e: &axum::Error) -> strongroom_ocs::OcsError {
+    use std::error::Error as _;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return strongroom_ocs::OcsError::new(413, "the request body is too large");
+        }
+        cause = c.source();
+    }
+    match strongroom_dav::stalled(e) {
+        true => strongroom_ocs::OcsError::new(408, format!("the request body did not arrive: {e}")),
+        false => {
+            strongroom_ocs::OcsError::new(400, format!("the request body could not be read: {e}"))
+        }
+    }
 }
 
 async fn anonymous(req: Request) -> Response {

@@ -457,7 +457,7 @@ async fn a_body_that_stops_arriving_is_given_up_with_408() {
     // Sends the head and a part of the body, then nothing; waits for the end.
     let stall = move |method: &str, path: &str| {
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\n{}Content-Length: 100000\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{}OCS-APIRequest: true\r\nContent-Length: 100000\r\n\r\n",
             auth_header()
         );
         move || {
@@ -475,6 +475,7 @@ async fn a_body_that_stops_arriving_is_given_up_with_408() {
         ("PUT", "/remote.php/dav/files/admin/stalled.bin"),
         ("PUT", "/remote.php/dav/uploads/admin/stalled/1"),
         ("PROPFIND", "/remote.php/dav/files/admin/"),
+        ("POST", "/ocs/v2.php/apps/files_sharing/api/v1/shares"),
     ];
     for (method, path) in cases {
         let (answer, took, closed) =

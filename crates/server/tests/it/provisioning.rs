@@ -310,5 +310,18 @@ async fn a_login_with_an_app_password_is_the_accounts_last_login() {
     assert_eq!(r.status(), 207);
     let at = last_login(&s).await;
     assert!(at >= before - 1000 && at <= before + 60_000, "lastLogin {at}, request at {before}");
+    // The account's own view says the same (it said 0 whatever happened).
+    let r = s
+        .client
+        .get(s.url("/ocs/v2.php/cloud/user?format=json"))
+        .basic_auth("dev", Some(&token))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await
+        .unwrap();
+    let (code, body) = text(r).await;
+    assert_eq!(code, 200, "{body}");
+    let own: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(own["ocs"]["data"]["lastLogin"].as_i64(), Some(at), "{body}");
     s.stop().await;
 }
