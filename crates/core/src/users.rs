@@ -31,6 +31,15 @@ use crate::{
 
 pub(crate) const USER_COLUMNS: &str = "id, uid, display_name, email, password_hash, enabled, quota, root_id, created_at, trash_root_id, last_login";
 
+/// What a password check found.
+pub enum PasswordCheck {
+    Passed(User),
+    /// No such account, or not its password.
+    Wrong,
+    /// The account's password, but the account is disabled.
+    Disabled,
+}
+
 /// An account.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -315,11 +324,20 @@ impl Users {
     /// Verifies a password login. Unknown users, disabled users and wrong
     /// passwords all answer `None` after the same amount of work.
     pub async fn verify_password(&self, uid: &str, password: &Secret) -> Result<Option<User>> {
+        Ok(match self.check_password(uid, password).await? {
+            PasswordCheck::Passed(user) => Some(user),
+            PasswordCheck::Wrong | PasswordCheck::Disabled => None,
+        })
+    }
+
+    /// [`Users::verify_password`], telling a disabled account's right
+    /// password from a wrong one (for the audit log, never for the client).
+    pub async fn check_password(&self, uid: &str, password: &Secret) -> Result<PasswordCheck> {
         let user = self.get(uid).await?;
         let Some(user) = user else {
             let decoy = self.decoy_hash.clone();
             self.verify_hash(decoy.as_str().to_owned(), password.clone()).await?;
-            return Ok(None);
+            return Ok(PasswordCheck::Wrong);
         };
         let digest = self.cache.digest(&user, password);
         let ok = if self.cache.hit(&digest) {
@@ -336,7 +354,11 @@ impl Users {
             }
             ok
         };
-        Ok((ok && user.enabled).then_some(user))
+        Ok(match (ok, user.enabled) {
+            (true, true) => PasswordCheck::Passed(user),
+            (true, false) => PasswordCheck::Disabled,
+            (false, _) => PasswordCheck::Wrong,
+        })
     }
 
     /// The account when `password` was verified for it a moment ago (kept as a

@@ -14,6 +14,7 @@ use base64::Engine;
 use http::{HeaderValue, Method, StatusCode, header};
 use strongroom_core::{
     Error, Principal, User, audit::Event, bruteforce::Verdict, secret::Secret, tokens::AppToken,
+    users::PasswordCheck,
 };
 use subtle::ConstantTimeEq;
 
@@ -185,9 +186,7 @@ async fn check_password(
     login: String,
     password: Secret,
 ) -> Result<Auth, Refusal> {
-    match guarded(app, client, "login", &login, || app.users.verify_password(&login, &password))
-        .await
-    {
+    match guarded_password(app, client, &login, &password).await {
         Ok(Some(user)) => {
             let auth = password_login(app, client, user).await?;
             if let Some(u) = auth.user() {
@@ -236,6 +235,41 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, Error>>,
 {
+    let verify = || async { Ok(verify().await?.ok_or("wrong credentials")) };
+    guarded_why(app, client, action, who, verify).await
+}
+
+/// An account password under [`guarded`]. The client learns only whether
+/// it passed; the audit log also tells a disabled account's right password
+/// (a former employee's, say) from a wrong one.
+pub async fn guarded_password(
+    app: &App,
+    client: &Client,
+    login: &str,
+    password: &Secret,
+) -> Result<Option<User>, Error> {
+    let verify = || async {
+        Ok(match app.users.check_password(login, password).await? {
+            PasswordCheck::Passed(user) => Ok(user),
+            PasswordCheck::Wrong => Err("wrong credentials"),
+            PasswordCheck::Disabled => Err("account disabled"),
+        })
+    };
+    guarded_why(app, client, "login", login, verify).await
+}
+
+/// [`guarded`] with `verify` saying why it failed (for the audit log).
+async fn guarded_why<T, F, Fut>(
+    app: &App,
+    client: &Client,
+    action: &str,
+    who: &str,
+    verify: F,
+) -> Result<Option<T>, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, &'static str>, Error>>,
+{
     match app.throttle.begin_attempt(client.address, action, who).await? {
         Verdict::Blocked => {
             let ev = Event::new("throttle.blocked")
@@ -247,23 +281,20 @@ where
         Verdict::Wait(d) if !d.is_zero() => tokio::time::sleep(d).await,
         Verdict::Wait(_) => {}
     }
-    let result = verify().await?;
-    if result.is_some() {
-        app.throttle.succeeded(client.address, action, who).await?;
-    } else {
-        // The client is told no more than for a wrong password; the
-        // administrator reading the audit log learns that a disabled account
-        // was tried. A lookup that fails leaves the refusal as it is.
-        let disabled = action == "login"
-            && app.users.get(who).await.ok().flatten().is_some_and(|u| !u.enabled);
-        let reason = if disabled { "account disabled" } else { "wrong credentials" };
-        let ev = Event::new("login.failure")
-            .target(who)
-            .detail(serde_json::json!({ "action": action, "reason": reason }));
-        app.audit.record(&client.origin(), ev);
-        tracing::info!(login = %who, action, "authentication failed");
+    match verify().await? {
+        Ok(passed) => {
+            app.throttle.succeeded(client.address, action, who).await?;
+            Ok(Some(passed))
+        }
+        Err(reason) => {
+            let ev = Event::new("login.failure")
+                .target(who)
+                .detail(serde_json::json!({ "action": action, "reason": reason }));
+            app.audit.record(&client.origin(), ev);
+            tracing::info!(login = %who, action, "authentication failed");
+            Ok(None)
+        }
     }
-    Ok(result)
 }
 
 /// A browser session named by its cookie; an unknown or expired one is anonymous.

@@ -12,7 +12,7 @@ use serde_json::json;
 use strongroom_core::{Error, audit::Event, secret::Secret, tokens::AppToken};
 
 use super::{
-    auth::{Auth, guarded},
+    auth::{Auth, guarded_password},
     client::Client,
     pages::{escape, page},
     session_pages::start_pending_session,
@@ -162,11 +162,7 @@ pub async fn grant(
         return granted(&app, &client, &flow, user, &user.uid.clone(), "session").await;
     }
     let password = Secret::new(form.password);
-    match guarded(&app, &client, "login", &form.user, || {
-        app.users.verify_password(&form.user, &password)
-    })
-    .await
-    {
+    match guarded_password(&app, &client, &form.user, &password).await {
         Ok(Some(user)) => match app.twofactor.required(user.id).await {
             Ok(false) => granted(&app, &client, &flow, &user, &form.user, "password").await,
             Ok(true) => {

@@ -18,7 +18,7 @@ use strongroom_core::{audit::Event, secret::Secret, tokens::random_secret};
 use subtle::ConstantTimeEq;
 
 use super::{
-    auth::{Auth, guarded},
+    auth::{Auth, guarded, guarded_password},
     client::{Client, LAX, LOGIN_CSRF, SESSION, STRICT, cookie, cookie_name, set_cookie},
     pages::{escape, page},
     twofactor::challenge::back_to_select,
@@ -120,11 +120,7 @@ pub async fn login(
     let again =
         |reason: &str| Redirect::to(&format!("/index.php/login?error={reason}")).into_response();
     let password = Secret::new(f.password);
-    let user = match guarded(&app, &client, "login", &f.user, || {
-        app.users.verify_password(&f.user, &password)
-    })
-    .await
-    {
+    let user = match guarded_password(&app, &client, &f.user, &password).await {
         Ok(Some(u)) => u,
         Ok(None) => return again("1"),
         Err(strongroom_core::Error::Busy(_)) => return again("throttled"),
