@@ -303,7 +303,8 @@ pub async fn refuse_request(req: http::Request<Body>, response: Response) -> Res
     refuse_unread(&parts.headers, body, response).await
 }
 
-fn awaits_continue(headers: &http::HeaderMap) -> bool {
+/// Whether the client waits for `100 Continue` before it sends its body.
+pub(crate) fn awaits_continue(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::EXPECT)
         .and_then(|v| v.to_str().ok())

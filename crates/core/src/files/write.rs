@@ -44,6 +44,10 @@ pub struct PutOptions {
     /// Never replace: when the name is taken (also by an upload that
     /// committed meanwhile), store under the first free "name (n)".
     pub free_name: bool,
+    /// The client waits for `100 Continue` before it sends the body: the
+    /// checks run before it whatever its size, so that a refused upload is
+    /// never sent.
+    pub awaits_continue: bool,
 }
 
 /// The result of a successful upload.
@@ -127,9 +131,10 @@ impl Files {
         // Every check runs again in the transaction that commits. Before the
         // body they only spare receiving one that would be refused, which for
         // a small body of announced length is worth less than their queries
-        // (a third of a small upload's), unless a quota may need room made.
+        // (a third of a small upload's), unless a quota may need room made
+        // or the client holds the body back until told to send it.
         let small = opts.expected_len.is_some_and(|l| l <= INLINE_LIMIT as u64);
-        let old_size = match small && cx.owner.quota < 0 {
+        let old_size = match small && cx.owner.quota < 0 && !opts.awaits_continue {
             true => 0,
             false => self.check_before_body(cx, path, &opts).await?,
         };

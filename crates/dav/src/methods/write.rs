@@ -111,6 +111,7 @@ pub fn upload_options(call: &Call<'_>) -> Result<PutOptions, Error> {
         if_unmodified_since: read::unmodified_since(call)?.filter(|_| !has_if_match),
         checksum,
         free_name: false,
+        awaits_continue: crate::awaits_continue(&call.parts.headers),
     })
 }
 
