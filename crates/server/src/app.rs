@@ -61,8 +61,8 @@ pub struct Security {
     pub remember_secs: i64,
     /// `public_url`: the origin WebAuthn keys are bound to, when configured.
     pub public_url: Option<String>,
-    /// How long a client may send nothing of a request body, or take
-    /// nothing of an answer (`client_stall_secs`).
+    /// How long a client may send nothing of a request body it announced
+    /// (`client_stall_secs`).
     pub client_stall: std::time::Duration,
 }
 

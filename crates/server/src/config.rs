@@ -108,8 +108,8 @@ pub struct Config {
     /// WebAuthn binds keys to its host name; when unset, the host of each
     /// request is used, as Nextcloud does.
     pub public_url: Option<String>,
-    /// A client that sends nothing of a request body it announced, or takes
-    /// nothing of an answer, for this long is given up (`http/stall.rs`).
+    /// A client that sends nothing of a request body it announced for this
+    /// long is given up (`http/stall.rs`).
     #[serde(default = "minute")]
     pub client_stall_secs: u64,
     #[serde(default)]

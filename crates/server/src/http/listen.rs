@@ -7,8 +7,7 @@
 //! The deadline also bounds how long a kept-alive connection may sit idle
 //! (the wait for the next request's headers is under it), so a client that
 //! opens connections and sends nothing, or trickles its headers, cannot hold
-//! them (and their file descriptors) for ever. A client that stops taking an
-//! answer is given up after `client_stall_secs` (`stall.rs`).
+//! them (and their file descriptors) for ever.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -22,7 +21,7 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use super::{stall::WriteStallLimit, tls::Acceptor};
+use super::tls::Acceptor;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +31,11 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections until `shutdown` completes, then waits for the
 /// connections to finish the requests they are serving, or for `give_up`
-/// (first polled then), which ends those still open. A write that waits
-/// for the client longer than `stall` ends its connection.
+/// (first polled then), which ends those still open.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Acceptor>,
     routes: Router,
-    stall: Duration,
     shutdown: impl Future<Output = ()>,
     give_up: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -73,7 +70,6 @@ pub async fn serve(
             (tls.clone(), routes.clone(), stopped.clone(), open.clone());
         threads.next().spawn(async move {
             let Ok(tcp) = TcpStream::from_std(tcp) else { return };
-            let tcp = WriteStallLimit::new(tcp, stall);
             match tls {
                 None => drive(TokioIo::new(tcp), peer, routes, stopped).await,
                 Some(acceptor) => {

@@ -144,8 +144,7 @@ pub async fn serve(
     tls: Option<tls::Acceptor>,
 ) -> std::io::Result<()> {
     survive_file_size_limit();
-    let stall = app.security.client_stall;
-    listen::serve(listener, tls, router(app), stall, shutdown_signal(), drain_limit()).await
+    listen::serve(listener, tls, router(app), shutdown_signal(), drain_limit()).await
 }
 
 /// How long a shutdown waits for the requests in flight: a client that
