@@ -436,6 +436,7 @@ impl Users {
         tx.exec("DELETE FROM app_tokens WHERE user_id = ?", &[user.id.into()]).await?;
         tx.exec("DELETE FROM group_admins WHERE user_id = ?", &[user.id.into()]).await?;
         tx.exec("DELETE FROM account_props WHERE user_id = ?", &[user.id.into()]).await?;
+        tx.exec("DELETE FROM favorites WHERE user_id = ?", &[user.id.into()]).await?;
         crate::sharing::Shares::forget_user(&mut tx, user.id).await?;
         for table in crate::twofactor::USER_TABLES {
             tx.exec(&format!("DELETE FROM {table} WHERE user_id = ?"), &[user.id.into()]).await?;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_sharing.sql")),
     (7, include_str!("migrations/0007_inline_content.sql")),
     (8, include_str!("migrations/0008_age_indexes.sql")),
+    (9, include_str!("migrations/0009_favorites.sql")),
 ];
 
 fn specialise(sql: &str, d: Dialect) -> String {

@@ -7,6 +7,7 @@
 
 mod content;
 mod convert;
+mod favorites;
 mod mime;
 mod node;
 mod props;

@@ -36,37 +36,7 @@ const MAX_NAME: usize = 255;
 /// Largest value stored, in bytes.
 const MAX_VALUE: usize = 64 * 1024;
 
-/// How a favourite is stored: the `oc:favorite` dead property.
-const FAVORITE_NS: &str = "http://owncloud.org/ns";
-
 impl Files {
-    /// The owner's favourites at or below `under` with their paths, for
-    /// `REPORT oc:filter-files` (the clients' favourites view). A favourite
-    /// is an `oc:favorite` of `1` or `true`, as PROPFIND reads it back;
-    /// favourites in the trash are left out.
-    pub async fn favorites(&self, cx: &Ctx<'_>, under: &TreePath) -> Result<Vec<(TreePath, Node)>> {
-        cx.allow(Op::Stat)?;
-        let rows = self
-            .db
-            .rows(
-                "SELECT p.node_id FROM props p JOIN nodes n ON n.id = p.node_id \
-                 WHERE n.owner_id = ? AND p.ns = ? AND p.name = 'favorite' \
-                 AND TRIM(p.value) IN ('1', 'true') ORDER BY p.node_id",
-                &[cx.owner.id.into(), FAVORITE_NS.into()],
-            )
-            .await?;
-        let mut db = self.db.clone();
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some((node, path)) = super::live_node(&mut db, cx.owner, r.i64(0)?).await?
-                && path.starts_with(under)
-            {
-                out.push((path, node));
-            }
-        }
-        Ok(out)
-    }
-
     /// The dead properties of the given nodes, by node id.
     pub async fn dead_props(
         &self,

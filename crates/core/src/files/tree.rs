@@ -292,7 +292,7 @@ async fn collect_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<Node>> {
     Ok(all)
 }
 
-/// Deletes a subtree's rows, properties and versions; returns blob keys no
+/// Deletes a subtree's rows, properties, favourites and versions; returns blob keys no
 /// longer referenced.
 pub(crate) async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<String>> {
     let nodes = collect_subtree(tx, root).await?;
@@ -301,6 +301,7 @@ pub(crate) async fn remove_subtree(tx: &mut Tx, root: &Node) -> Result<Vec<Strin
         let args: Vec<Val> = part.iter().map(|i| Val::I64(*i)).collect();
         let list = placeholders(part.len());
         tx.exec(&format!("DELETE FROM props WHERE node_id IN ({list})"), &args).await?;
+        tx.exec(&format!("DELETE FROM favorites WHERE node_id IN ({list})"), &args).await?;
         tx.exec(&format!("DELETE FROM nodes WHERE id IN ({list})"), &args).await?;
     }
     let blobs: Vec<i64> = nodes.iter().filter_map(|n| n.blob_id).collect();

@@ -1,5 +1,7 @@
 //! PROPPATCH: dead properties are set and removed in document order, all or
 //! nothing; protected live properties make the whole request fail.
+//! `oc:favorite` is not a dead property: it marks the file for the caller
+//! alone (`Files::set_favorite`), and needs only that the caller sees it.
 
 use axum::{body::Body, response::Response};
 use strongroom_core::{
@@ -12,7 +14,7 @@ use crate::{
     Call,
     props::is_protected,
     xml_in,
-    xml_out::{self, DAV},
+    xml_out::{self, DAV, OC},
 };
 
 pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
@@ -25,6 +27,7 @@ pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     let mut changes = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new();
     let mut mtime = None;
+    let mut favorite = None;
     for op in root.elems() {
         let set = op.is(DAV, "set");
         if !set && !op.is(DAV, "remove") {
@@ -39,6 +42,11 @@ pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
             names.push((p.ns.clone(), p.name.clone()));
             if set && p.is(DAV, "lastmodified") {
                 mtime = Some(parse_time(&p.text())?);
+                continue;
+            }
+            if p.is(OC, "favorite") {
+                // Nextcloud's reading: 1 or true marks, anything else unmarks.
+                favorite = Some(set && matches!(p.text().trim(), "1" | "true"));
                 continue;
             }
             changes.push(if set {
@@ -59,7 +67,12 @@ pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     out.push_str(&xml_out::escape(&call.href(&call.path, node.is_folder())));
     out.push_str("</d:href>");
     if refused.is_empty() {
-        call.dav.files.patch_props(&call.cx(), &call.path, &changes).await?;
+        if !changes.is_empty() || favorite.is_none() {
+            call.dav.files.patch_props(&call.cx(), &call.path, &changes).await?;
+        }
+        if let Some(on) = favorite {
+            call.dav.files.set_favorite(&call.cx(), &call.path, on).await?;
+        }
         if let Some(t) = mtime {
             call.dav.files.set_mtime(&call.cx(), &call.path, t).await?;
         }

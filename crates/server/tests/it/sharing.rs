@@ -847,3 +847,53 @@ async fn a_folder_never_copies_into_itself_through_two_shares_of_its_owner() {
     assert_eq!(text(r).await, (200, "hello from bob".to_owned()));
     s.stop().await;
 }
+
+/// A favourite is its user's own: a recipient who marks a shared file, even
+/// in a read-only share, changes nothing for its owner, and the owner's
+/// marks are not the recipient's (they were one dead property of the file,
+/// which every user who saw it shared and could change).
+#[tokio::test]
+async fn favourites_are_each_users_own() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    setup(&s).await;
+    let read_only =
+        [("path", "/Project"), ("shareType", "0"), ("shareWith", "alice"), ("permissions", "1")];
+    share(&s, "bob", &read_only).await;
+    let mark = |user: &'static str, path: &'static str, value: &'static str| {
+        let body = format!(
+            r#"<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:set><d:prop><oc:favorite>{value}</oc:favorite></d:prop></d:set></d:propertyupdate>"#
+        );
+        let rq = s.dav("PROPPATCH", user, &pw(user), path).body(body);
+        async move {
+            let (code, xml) = text(rq.send().await.unwrap()).await;
+            assert_eq!(code, 207, "{user} {path}: {xml}");
+            assert!(xml.contains("HTTP/1.1 200"), "{user} {path}: {xml}");
+        }
+    };
+    let favorite = |user: &'static str, path: &'static str| {
+        let body = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:favorite/></d:prop></d:propfind>"#;
+        let rq = s.dav("PROPFIND", user, &pw(user), path).header("Depth", "0").body(body);
+        async move {
+            let (code, xml) = text(rq.send().await.unwrap()).await;
+            assert_eq!(code, 207, "{user} {path}: {xml}");
+            let value = xml.split("<oc:favorite>").nth(1).and_then(|r| r.split('<').next());
+            value.unwrap_or_else(|| panic!("no oc:favorite: {xml}")).to_owned()
+        }
+    };
+    mark("alice", "/Project/readme.txt", "1").await;
+    assert_eq!(favorite("alice", "/Project/readme.txt").await, "1");
+    assert_eq!(favorite("bob", "/Project/readme.txt").await, "0", "alice's mark is not bob's");
+    mark("bob", "/Project", "1").await;
+    assert_eq!(favorite("bob", "/Project").await, "1");
+    assert_eq!(favorite("alice", "/Project").await, "0", "bob's mark is not alice's");
+    mark("alice", "/Project/readme.txt", "0").await;
+    assert_eq!(favorite("alice", "/Project/readme.txt").await, "0");
+    assert_eq!(favorite("bob", "/Project").await, "1", "alice cannot unmark bob's");
+    let report = r#"<?xml version="1.0"?><oc:filter-files xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><oc:filter-rules><oc:favorite>1</oc:favorite></oc:filter-rules></oc:filter-files>"#;
+    let r = s.dav("REPORT", "bob", &pw("bob"), "/").body(report).send().await.unwrap();
+    let (code, xml) = text(r).await;
+    assert_eq!(code, 207, "{xml}");
+    assert_eq!(xml.matches("<d:href>").count(), 1, "{xml}");
+    assert!(xml.contains("/remote.php/dav/files/bob/Project/"), "{xml}");
+    s.stop().await;
+}

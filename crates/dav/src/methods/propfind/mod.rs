@@ -109,12 +109,19 @@ pub(crate) async fn respond(
         Request::Prop(list) => list.iter().any(|(ns, n)| !is_live_name(ns, n)),
         _ => true,
     };
-    let dead = if needs_dead {
-        let refs: Vec<&Node> = entries.iter().map(|(_, n)| n).collect();
-        call.dav.files.dead_props(&cx, &refs).await?
-    } else {
-        HashMap::new()
+    let refs: Vec<&Node> = entries.iter().map(|(_, n)| n).collect();
+    let mut dead = match needs_dead {
+        true => call.dav.files.dead_props(&cx, &refs).await?,
+        false => HashMap::new(),
     };
+    // The caller's favourites, read as the dead property they are to
+    // clients (`favorite_value`).
+    if wanted(OC, "favorite") {
+        for id in call.dav.files.favorite_ids(&cx, &refs).await? {
+            let mark = DeadProp { ns: OC.into(), name: "favorite".into(), value: "1".into() };
+            dead.entry(id).or_default().push(mark);
+        }
+    }
     let share_types = if wanted(crate::xml_out::OC, "share-types") {
         let ids: Vec<i64> = entries.iter().map(|(_, n)| n.id).collect();
         call.dav.shares.types_on(call.who.user_id, &ids).await?
@@ -240,14 +247,14 @@ fn is_live_name(ns: &str, name: &str) -> bool {
     crate::props::is_protected(ns, name)
 }
 
-/// A favourite is set by PROPPATCH and kept as a dead property; a file never
-/// marked answers 0, as Nextcloud's do.
+/// A favourite is set by PROPPATCH and kept per user (`Files::set_favorite`);
+/// `respond` hands the caller's marks in as dead properties of value 1, and
+/// a file not marked answers 0, as Nextcloud's do.
 fn is_favorite(ns: &str, name: &str) -> bool {
     ns == OC && name == "favorite"
 }
 
-/// A favourite as Nextcloud answers it: 1 for a stored `1` or `true`, 0
-/// for anything else.
+/// A favourite as Nextcloud answers it: 1 for a mark, 0 for anything else.
 fn favorite_value(stored: Option<String>) -> String {
     let on = stored.is_some_and(|v| matches!(v.trim(), "1" | "true"));
     (if on { "1" } else { "0" }).to_owned()
