@@ -66,6 +66,10 @@ pub async fn proppatch(call: &Call<'_>, body: Body) -> Result<Response, Error> {
     out.push_str("<d:response><d:href>");
     out.push_str(&xml_out::escape(&call.href(&call.path, node.is_folder())));
     out.push_str("</d:href>");
+    // Checked before anything changes: the request succeeds or fails whole.
+    if favorite.is_some() && call.who.user_id <= 0 {
+        return Err(Error::Forbidden("only an account has favourites".into()));
+    }
     if refused.is_empty() {
         if !changes.is_empty() || favorite.is_none() {
             call.dav.files.patch_props(&call.cx(), &call.path, &changes).await?;

@@ -895,5 +895,38 @@ async fn favourites_are_each_users_own() {
     assert_eq!(code, 207, "{xml}");
     assert_eq!(xml.matches("<d:href>").count(), 1, "{xml}");
     assert!(xml.contains("/remote.php/dav/files/bob/Project/"), "{xml}");
+
+    // The received share itself, marked, shows its mark in the listing of
+    // the folder it is mounted in.
+    mark("alice", "/Project", "1").await;
+    let listing = s.dav("PROPFIND", "alice", &pw("alice"), "/").header("Depth", "1").body(
+        r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:favorite/></d:prop></d:propfind>"#,
+    );
+    let (_, xml) = text(listing.send().await.unwrap()).await;
+    let entry = xml.split("<d:response>").find(|r| r.contains("/alice/Project/")).expect(&xml);
+    assert!(entry.contains("<oc:favorite>1</oc:favorite>"), "{entry}");
+
+    // Through a writable link nobody has favourites, and a request that
+    // asks for one changes nothing else either.
+    let link =
+        share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("permissions", "15")]).await;
+    let token = link["token"].as_str().unwrap();
+    let body = r#"<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:x="urn:x"><d:set><d:prop><x:note>from the link</x:note><oc:favorite>1</oc:favorite></d:prop></d:set></d:propertyupdate>"#;
+    let r = s
+        .client
+        .request(
+            Method::from_bytes(b"PROPPATCH").unwrap(),
+            s.url(&format!("/public.php/dav/files/{token}/readme.txt")),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let ask = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:x="urn:x"><d:prop><x:note/></d:prop></d:propfind>"#;
+    let r =
+        s.dav("PROPFIND", "bob", &pw("bob"), "/Project/readme.txt").header("Depth", "0").body(ask);
+    let (_, xml) = text(r.send().await.unwrap()).await;
+    assert!(!xml.contains("from the link"), "the refused request changed a property: {xml}");
     s.stop().await;
 }

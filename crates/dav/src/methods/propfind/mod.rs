@@ -115,9 +115,12 @@ pub(crate) async fn respond(
         false => HashMap::new(),
     };
     // The caller's favourites, read as the dead property they are to
-    // clients (`favorite_value`).
+    // clients (`favorite_value`), the received shares listed in the folder
+    // included.
     if wanted(OC, "favorite") {
-        for id in call.dav.files.favorite_ids(&cx, &refs).await? {
+        let mut all = refs.clone();
+        all.extend(mounted.iter().map(|e| &e.node));
+        for id in call.dav.files.favorite_ids(&cx, &all).await? {
             let mark = DeadProp { ns: OC.into(), name: "favorite".into(), value: "1".into() };
             dead.entry(id).or_default().push(mark);
         }
