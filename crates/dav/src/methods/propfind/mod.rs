@@ -115,7 +115,7 @@ pub(crate) async fn respond(
         false => HashMap::new(),
     };
     // The caller's favourites, read as the dead property they are to
-    // clients (`favorite_value`), the received shares listed in the folder
+    // clients (`is_favorite`), the received shares listed in the folder
     // included.
     if wanted(OC, "favorite") {
         let mut all = refs.clone();
@@ -252,15 +252,9 @@ fn is_live_name(ns: &str, name: &str) -> bool {
 
 /// A favourite is set by PROPPATCH and kept per user (`Files::set_favorite`);
 /// `respond` hands the caller's marks in as dead properties of value 1, and
-/// a file not marked answers 0, as Nextcloud's do.
+/// a file not marked answers 0 when asked, as Nextcloud's do.
 fn is_favorite(ns: &str, name: &str) -> bool {
     ns == OC && name == "favorite"
-}
-
-/// A favourite as Nextcloud answers it: 1 for a mark, 0 for anything else.
-fn favorite_value(stored: Option<String>) -> String {
-    let on = stored.is_some_and(|v| matches!(v.trim(), "1" | "true"));
-    (if on { "1" } else { "0" }).to_owned()
 }
 
 fn write_response(
@@ -286,10 +280,11 @@ fn write_response(
         dead.iter().find(|d| d.ns == ns && d.name == name).map(|d| d.value.clone())
     };
     let find = |ns: &str, name: &str| -> Option<String> {
-        if is_favorite(ns, name) {
-            return Some(favorite_value(dead_value(ns, name)));
-        }
-        extra(ns, name).or_else(|| live(ns, name)).or_else(|| dead_value(ns, name))
+        let unmarked = || is_favorite(ns, name).then(|| "0".to_owned());
+        extra(ns, name)
+            .or_else(|| live(ns, name))
+            .or_else(|| dead_value(ns, name))
+            .or_else(unmarked)
     };
     match request {
         Request::Prop(list) => {
@@ -307,21 +302,13 @@ fn write_response(
                 }
             }
             for d in dead {
-                match is_favorite(&d.ns, &d.name) {
-                    true => {
-                        let value = favorite_value(Some(d.value.clone()));
-                        xml_out::prop(found, &d.ns, &d.name, &value);
-                    }
-                    false => xml_out::prop(found, &d.ns, &d.name, &d.value),
-                }
+                xml_out::prop(found, &d.ns, &d.name, &d.value);
             }
             for (ns, name) in include {
                 let listed = ALLPROP.iter().any(|(a, b)| a == ns && b == name)
                     || dead.iter().any(|d| d.ns == *ns && d.name == *name);
                 if !listed {
-                    match live(ns, name)
-                        .or_else(|| is_favorite(ns, name).then(|| favorite_value(None)))
-                    {
+                    match live(ns, name).or_else(|| is_favorite(ns, name).then(|| "0".to_owned())) {
                         Some(v) => xml_out::prop(found, ns, name, &v),
                         None => xml_out::prop(missing, ns, name, ""),
                     }
