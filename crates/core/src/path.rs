@@ -2,7 +2,8 @@
 //!
 //! Every name is checked once, here, whatever route it came by: no empty, `.`
 //! or `..` segments, no `/`, `\`, NUL or other control characters, at most 255
-//! bytes per name and 4,096 bytes in all.
+//! bytes per name and 4,096 bytes in all. A new file or folder may not take
+//! a reserved name either ([`check_new_name`]), on any route that creates one.
 
 use std::fmt;
 
@@ -10,6 +11,12 @@ use crate::error::Error;
 
 pub const MAX_NAME_BYTES: usize = 255;
 pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Names no new file or folder may take, whatever its case. Clients learn
+/// them from the capabilities (`files.blacklisted_files`) and skip such
+/// files; a web server that serves a data folder would obey a `.htaccess`
+/// found in it, so one must not arrive through Strongroom either.
+pub const RESERVED_NAMES: &[&str] = &[".htaccess"];
 
 /// A path relative to a tree's root; the root itself has no segments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -110,6 +117,18 @@ pub fn check_name(s: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses a reserved name ([`RESERVED_NAMES`]) for a file or folder about
+/// to be created or to take a new name (a 403, as Nextcloud answers).
+/// Existing files of such a name stay readable, deletable and movable away.
+pub fn check_new_name(path: &TreePath) -> Result<(), Error> {
+    match path.name() {
+        Some(n) if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(n)) => {
+            Err(Error::Forbidden(format!("{n:?} is a reserved name")))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +140,18 @@ mod tests {
         }
         assert!(TreePath::from_segments(["x".repeat(256)]).is_err());
         assert!(TreePath::from_segments(["x".repeat(255)]).is_ok());
+    }
+
+    #[test]
+    fn reserved_names_are_refused_in_any_case_only_as_the_new_name() {
+        for bad in [".htaccess", ".HTAccess"] {
+            let p = TreePath::from_segments(["a", bad]).unwrap();
+            assert!(matches!(check_new_name(&p), Err(Error::Forbidden(_))), "{bad:?} accepted");
+        }
+        for good in [["a", ".htaccess.txt"], [".htaccess", "b"], ["a", "htaccess"]] {
+            assert!(check_new_name(&TreePath::from_segments(good).unwrap()).is_ok());
+        }
+        assert!(check_new_name(&TreePath::root()).is_ok());
     }
 
     #[test]

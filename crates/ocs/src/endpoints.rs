@@ -50,7 +50,7 @@ pub fn capabilities() -> Value {
             "dav": { "chunking": "1.0" },
             "files": {
                 "bigfilechunking": true,
-                "blacklisted_files": [".htaccess"],
+                "blacklisted_files": strongroom_core::path::RESERVED_NAMES,
                 "undelete": true,
                 "versioning": true,
             },

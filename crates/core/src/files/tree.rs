@@ -10,7 +10,7 @@ use crate::{
     error::{Error, Result},
     files::write::check_quota_in,
     locks::Guard,
-    path::TreePath,
+    path::{TreePath, check_new_name},
     users::User,
     util::{new_etag, now_secs},
 };
@@ -75,6 +75,7 @@ impl Files {
     ) -> Result<Placed> {
         from_cx.allow(Op::Read)?;
         to_cx.allow(Op::Create)?;
+        check_new_name(to)?;
         // Two shares of one owner may name the same tree: never into itself.
         if from_cx.owner.id == to_cx.owner.id {
             check_not_inside(from, to)?;
@@ -141,6 +142,7 @@ impl Files {
     ) -> Result<Placed> {
         cx.allow(Op::Delete)?;
         cx.allow(Op::Create)?;
+        check_new_name(to)?;
         if from.is_root() {
             return Err(Error::Forbidden("the root folder cannot be moved".into()));
         }

@@ -11,7 +11,7 @@ use crate::{
     access::Op,
     checksum::Hasher,
     error::{Error, Result},
-    path::{TreePath, check_name},
+    path::{TreePath, check_name, check_new_name},
     util::now_secs,
 };
 
@@ -349,6 +349,7 @@ impl Files {
         opts: PutOptions,
     ) -> Result<PutOutcome> {
         cx.allow(Op::Write)?;
+        check_new_name(dest)?;
         let up = self.upload_get(cx, name).await?;
         self.claim_assembly(&up).await?;
         let result = tokio::select! {

@@ -17,7 +17,7 @@ use crate::{
     checksum::{Expected, Hasher},
     error::{Error, Result},
     locks::Guard,
-    path::TreePath,
+    path::{TreePath, check_new_name},
     util::{new_etag, now_secs},
 };
 
@@ -84,6 +84,7 @@ impl Files {
         cx.allow(Op::Create)?;
         let name =
             path.name().ok_or_else(|| Error::AlreadyExists("the root folder exists".into()))?;
+        check_new_name(path)?;
         self.retry(|| async {
             let mut tx = self.begin_for(cx.owner.id).await?;
             let chain = parent_chain(&mut tx, cx.owner, path).await?;
@@ -128,6 +129,7 @@ impl Files {
     {
         cx.allow(Op::Stat)?;
         path.name().ok_or_else(|| Error::NotAllowed("the root is a folder".into()))?;
+        check_new_name(path)?;
         // Every check runs again in the transaction that commits. Before the
         // body they only spare receiving one that would be refused, which for
         // a small body of announced length is worth less than their queries

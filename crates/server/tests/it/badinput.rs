@@ -570,3 +570,65 @@ async fn a_refused_request_that_awaits_continue_is_not_told_to_send_its_body() {
     assert_eq!(text(r).await, (200, "already here".to_owned()));
     s.stop().await;
 }
+
+/// `.htaccess`, which the capabilities tell clients never to upload, cannot
+/// be created by any route that makes a file or gives one a new name: 403
+/// and nothing changes, in any case of its letters. A file merely called
+/// like it (`.htaccess.txt`) is an ordinary file.
+#[tokio::test]
+async fn a_reserved_name_is_refused_on_every_route_that_creates_one() {
+    use crate::sharing::{put, setup, share, start};
+    let s = start(Backend::Sqlite).await;
+    setup(&s).await;
+    let (code, caps) = text(
+        s.client
+            .get(s.url("/ocs/v2.php/cloud/capabilities?format=json"))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(caps.contains(r#""blacklisted_files":[".htaccess"]"#), "{caps}");
+    assert_eq!(s.admin("PUT", "/keep.txt").body("keep").send().await.unwrap().status(), 201);
+    assert_eq!(s.admin("MKCOL", "/dir").send().await.unwrap().status(), 201);
+    let before = snapshot(&s).await;
+    let dest = |p: &str| format!("/remote.php/dav/files/admin{p}");
+    for name in ["/.htaccess", "/dir/.HTACCESS"] {
+        let r = s.admin("PUT", name).body("Deny from all").send().await.unwrap();
+        assert_eq!(r.status(), 403, "PUT {name}");
+        assert!(text(r).await.1.contains("reserved name"), "PUT {name}");
+        assert_eq!(s.admin("MKCOL", name).send().await.unwrap().status(), 403, "MKCOL {name}");
+        for m in ["MOVE", "COPY"] {
+            let r = s.admin(m, "/keep.txt").header("Destination", dest(name)).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{m} to {name}");
+        }
+    }
+    // Chunked: the chunks arrive, the assembly at the reserved name is refused.
+    let up = s.url("/remote.php/dav/uploads/admin/u1");
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth("admin", Some(ADMIN_PASSWORD));
+    let mkcol = reqwest::Method::from_bytes(b"MKCOL").unwrap();
+    assert_eq!(auth(s.client.request(mkcol, &up)).send().await.unwrap().status(), 201);
+    let chunk = auth(s.client.put(format!("{up}/1")).body("x")).send().await.unwrap();
+    assert_eq!(chunk.status(), 201);
+    let assemble = auth(
+        s.client.request(reqwest::Method::from_bytes(b"MOVE").unwrap(), format!("{up}/.file")),
+    )
+    .header("Destination", s.url(&dest("/.htaccess")))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(assemble.status(), 403);
+    assert_eq!(snapshot(&s).await, before, "something changed");
+    // A public file drop refuses it too.
+    put(&s, "bob", "/Inbox/", None).await;
+    let link =
+        share(&s, "bob", &[("path", "/Inbox"), ("shareType", "3"), ("permissions", "4")]).await;
+    let token = link["token"].as_str().unwrap();
+    let drop = |name: &str| s.client.put(s.url(&format!("/public.php/dav/files/{token}/{name}")));
+    assert_eq!(drop(".htaccess").body("x").send().await.unwrap().status(), 403);
+    assert_eq!(drop(".htaccess.txt").body("x").send().await.unwrap().status(), 201);
+    assert_eq!(s.admin("PUT", "/dir/.htaccess.txt").body("x").send().await.unwrap().status(), 201);
+    s.stop().await;
+}

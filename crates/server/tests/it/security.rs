@@ -1302,3 +1302,40 @@ async fn a_login_to_a_disabled_account_is_audited_as_such() {
     assert_eq!(reasons_for("eve"), ["wrong credentials"], "{audit}");
     s.stop().await;
 }
+
+/// Nothing the server writes can be read by another account of the machine,
+/// whatever umask it was started with: every file and folder below the data
+/// folder (database, content files, uploads in progress, audit log) has no
+/// bits for group or others.
+#[tokio::test]
+async fn nothing_in_the_data_folder_is_readable_by_other_accounts() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start(Backend::Sqlite).await;
+    let big = vec![7u8; 300 * 1024];
+    assert_eq!(s.admin("PUT", "/big.bin").body(big).send().await.unwrap().status(), 201);
+    assert_eq!(s.admin("PUT", "/small.txt").body("x").send().await.unwrap().status(), 201);
+    let up = s.url("/remote.php/dav/uploads/admin/u1");
+    let mkcol = reqwest::Method::from_bytes(b"MKCOL").unwrap();
+    let r = s.client.request(mkcol, &up).basic_auth("admin", Some(ADMIN_PASSWORD));
+    assert_eq!(r.send().await.unwrap().status(), 201);
+    let chunk = s.client.put(format!("{up}/1")).basic_auth("admin", Some(ADMIN_PASSWORD));
+    assert_eq!(chunk.body(vec![1u8; 200 * 1024]).send().await.unwrap().status(), 201);
+    s.cli_ok(&["group", "add", "team"]);
+    let mut seen = 0;
+    let mut todo = vec![s.data_dir.clone()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.path().display());
+            if meta.is_dir() {
+                todo.push(entry.path());
+            }
+            seen += 1;
+        }
+    }
+    // The database and its WAL, the audit log and the two content files at least.
+    assert!(seen >= 5, "only {seen} entries in the data folder");
+    s.stop().await;
+}
