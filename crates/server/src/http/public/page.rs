@@ -144,7 +144,7 @@ pub async fn show(
         body.push_str(
             "<p>Files you upload here go to the owner; you cannot see what is in this folder.</p>",
         );
-        body.push_str(&upload_form(&token, &nonce.0));
+        body.push_str(&upload_form(&token, nonce.value()));
         return page(&heading, &body).into_response();
     }
     match node_below(&app, &link, q.get("path").map(String::as_str)).await {
@@ -154,7 +154,7 @@ pub async fn show(
                 Err(e) => return failed(&e),
             }
             if link.grant.has(strongroom_core::access::perm::CREATE) && rel.is_root() {
-                body.push_str(&upload_form(&token, &nonce.0));
+                body.push_str(&upload_form(&token, nonce.value()));
             }
         }
         Ok((rel, node)) => {

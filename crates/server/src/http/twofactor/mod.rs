@@ -39,7 +39,7 @@ pub fn relying_party(app: &App, client: &Client, headers: &http::HeaderMap) -> O
 pub fn script_page(nonce: &CspNonce, title: &str, body: &str) -> Response {
     let body = format!(
         "{body}<script nonce=\"{}\" src=\"/index.php/js/twofactor.js\"></script>",
-        super::pages::escape(&nonce.0)
+        super::pages::escape(nonce.value())
     );
     page(title, &body).into_response()
 }
