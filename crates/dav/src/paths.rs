@@ -51,6 +51,8 @@ pub fn decode(raw: &str) -> Result<TreePath, Error> {
 }
 
 /// The URL path of a node below `prefix` (which has no trailing slash).
+/// Folders end in `/`, files do not, also a file that is the root of the
+/// tree the prefix names (a file shared on its own: its URL is the prefix).
 pub fn href(prefix: &str, path: &TreePath, folder: bool) -> String {
     let mut out = String::with_capacity(prefix.len() + 32);
     out.push_str(prefix);
@@ -58,7 +60,7 @@ pub fn href(prefix: &str, path: &TreePath, folder: bool) -> String {
         out.push('/');
         out.extend(utf8_percent_encode(s, HREF));
     }
-    if folder || path.is_root() {
+    if folder || out.is_empty() {
         out.push('/');
     }
     out

@@ -930,3 +930,40 @@ async fn favourites_are_each_users_own() {
     assert!(!xml.contains("from the link"), "the refused request changed a property: {xml}");
     s.stop().await;
 }
+
+/// A file shared on its own is a file at its recipient's URL too: its href
+/// has no trailing slash, in its folder's listing and in its own PROPFIND
+/// (clients match the two), while a shared folder keeps its slash. The same
+/// for a public link to a single file.
+#[tokio::test]
+async fn a_file_shared_on_its_own_has_a_files_href() {
+    let s = start(crate::harness::Backend::Sqlite).await;
+    setup(&s).await;
+    put(&s, "bob", "/file.txt", Some("x")).await;
+    share(&s, "bob", &[("path", "/file.txt"), ("shareType", "0"), ("shareWith", "alice")]).await;
+    share(&s, "bob", &[("path", "/Project"), ("shareType", "0"), ("shareWith", "alice")]).await;
+    let hrefs = |body: &str| -> Vec<String> {
+        body.split("<d:href>")
+            .skip(1)
+            .map(|h| h.split("</d:href>").next().unwrap().to_owned())
+            .collect()
+    };
+    let own = "/remote.php/dav/files/alice";
+    let (code, listing) = propfind(&s, "alice", "/", "1").await;
+    assert_eq!(code, 207);
+    let listed = hrefs(&listing);
+    assert!(listed.contains(&format!("{own}/file.txt")), "{listed:?}");
+    assert!(listed.contains(&format!("{own}/Project/")), "{listed:?}");
+    for (path, want) in [("/file.txt", "/file.txt"), ("/Project", "/Project/")] {
+        let (code, body) = propfind(&s, "alice", path, "0").await;
+        assert_eq!(code, 207);
+        assert_eq!(hrefs(&body), vec![format!("{own}{want}")], "{path}");
+    }
+    let link = share(&s, "bob", &[("path", "/file.txt"), ("shareType", "3")]).await;
+    let public = format!("/public.php/dav/files/{}", link["token"].as_str().unwrap());
+    let r = s.client.request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), s.url(&public));
+    let (code, body) = text(r.header("Depth", "0").send().await.unwrap()).await;
+    assert_eq!(code, 207);
+    assert_eq!(hrefs(&body), vec![public]);
+    s.stop().await;
+}
