@@ -31,11 +31,14 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections until `shutdown` completes, then waits for the
 /// connections to finish the requests they are serving, or for `give_up`
-/// (first polled then), which ends those still open.
+/// (first polled then), which ends those still open. A connection whose
+/// client takes nothing of what is sent to it for `stall` is closed (see
+/// [`limit_stalled_sends`]).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Acceptor>,
     routes: Router,
+    stall: Duration,
     shutdown: impl Future<Output = ()>,
     give_up: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -64,6 +67,7 @@ pub async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
+        limit_stalled_sends(&tcp, stall);
         // Out of the accepting runtime's epoll, into the connection thread's.
         let Ok(tcp) = tcp.into_std() else { continue };
         let (tls, routes, stopped, open) =
@@ -93,6 +97,23 @@ pub async fn serve(
     // Connections still open end with their threads' runtimes.
     threads.stop().await;
     Ok(())
+}
+
+/// Has the kernel close the connection when what the server sent stays
+/// untaken for `stall`: unacknowledged, or unsent because the client's
+/// receive window stayed shut (TCP_USER_TIMEOUT, which since Linux 5.11 also
+/// bounds the probes of a shut window). A client that stops reading a
+/// download would otherwise hold its connection, its request and the file
+/// it reads for ever. A slow reader is not cut: every piece it takes opens
+/// the window again and starts the time anew, which a timer on the
+/// server's writes could not tell apart (Linux wakes a waiting writer only
+/// once a third of the send buffer has drained, see `stall.rs`). The write
+/// then fails and hyper ends the connection.
+fn limit_stalled_sends(tcp: &tokio::net::TcpStream, stall: Duration) {
+    let ms = u32::try_from(stall.as_millis()).unwrap_or(u32::MAX);
+    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(tcp, ms) {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT could not be set");
+    }
 }
 
 /// Failed accepts, reported at most once a minute: out of file descriptors

@@ -144,7 +144,8 @@ pub async fn serve(
     tls: Option<tls::Acceptor>,
 ) -> std::io::Result<()> {
     survive_file_size_limit();
-    listen::serve(listener, tls, router(app), shutdown_signal(), drain_limit()).await
+    let stall = app.security.client_stall;
+    listen::serve(listener, tls, router(app), stall, shutdown_signal(), drain_limit()).await
 }
 
 /// How long a shutdown waits for the requests in flight: a client that

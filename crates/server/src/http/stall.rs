@@ -18,13 +18,12 @@
 //! sent meanwhile may still wait in the socket, unread only because the
 //! server was not running.
 //!
-//! A client that stops taking an answer is not limited here. The only
-//! sign a stream gives is that a write waits, and Linux wakes a waiting
-//! writer only once a third of the send buffer (up to 4 MiB) has drained:
-//! a client reading steadily at 20 KB/s looked stalled for a minute and a
-//! half. Telling such a client from one that takes nothing needs the
-//! socket's unsent count (`TIOCOUTQ`), an `ioctl` this workspace, which
-//! forbids `unsafe`, has no safe call for.
+//! A client that stops taking an answer is not limited here but by the
+//! kernel (`listen.rs`, `limit_stalled_sends`, with the same limit). The
+//! only sign a stream gives here is that a write waits, and Linux wakes a
+//! waiting writer only once a third of the send buffer (up to 4 MiB) has
+//! drained: a client reading steadily at 20 KB/s looked stalled for a
+//! minute and a half to a timer on the writes.
 
 use std::{
     pin::Pin,

@@ -632,3 +632,61 @@ async fn a_reserved_name_is_refused_on_every_route_that_creates_one() {
     assert_eq!(s.admin("PUT", "/dir/.htaccess.txt").body("x").send().await.unwrap().status(), 201);
     s.stop().await;
 }
+
+/// A client that stops taking a download is cut off once nothing of it has
+/// been taken for `client_stall_secs` (TCP_USER_TIMEOUT): its connection,
+/// request and open file are not held for ever. One that pauses for less,
+/// or reads slowly but on, gets every byte.
+#[tokio::test]
+async fn a_download_that_stops_being_taken_is_cut_off() {
+    let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_CLIENT_STALL_SECS", "2")]).await;
+    // Far more than the send and receive buffers of a loopback connection hold.
+    let size = 48 * 1024 * 1024;
+    let r = s.admin("PUT", "/big.bin").body(vec![7u8; size]).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let port = s.port;
+    // Reads the first 64 KiB, pauses, then reads what comes until the end.
+    let fetch = move |pause: Duration| {
+        move || {
+            let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let head = format!(
+                "GET /remote.php/dav/files/admin/big.bin HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
+                auth_header()
+            );
+            sock.write_all(head.as_bytes()).unwrap();
+            let mut first = vec![0u8; 64 * 1024];
+            sock.read_exact(&mut first).unwrap();
+            std::thread::sleep(pause);
+            let mut rest = Vec::new();
+            let ended = sock.read_to_end(&mut rest);
+            (first.len() + rest.len(), ended.is_ok())
+        }
+    };
+    let (got, _) = tokio::task::spawn_blocking(fetch(Duration::from_secs(8))).await.unwrap();
+    assert!(got < size, "a client that took nothing for 8 s still got {got} bytes");
+    let (got, clean) =
+        tokio::task::spawn_blocking(fetch(Duration::from_millis(700))).await.unwrap();
+    assert!(clean && got > size, "a short pause: {got} bytes of {size} (and the head)");
+    // A slow reader, 8 KiB every 50 ms, for twice the limit: never cut.
+    let slow = move || {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "GET /remote.php/dav/files/admin/big.bin HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
+            auth_header()
+        );
+        sock.write_all(head.as_bytes()).unwrap();
+        let mut piece = vec![0u8; 8 * 1024];
+        for _ in 0..80 {
+            sock.read_exact(&mut piece).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut rest = Vec::new();
+        sock.read_to_end(&mut rest).is_ok() && 80 * piece.len() + rest.len() > size
+    };
+    assert!(tokio::task::spawn_blocking(slow).await.unwrap(), "a slow reader was cut off");
+    let r = s.admin("GET", "/big.bin").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), size);
+    s.stop().await;
+}
