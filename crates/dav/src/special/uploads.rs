@@ -15,7 +15,7 @@ pub async fn dispatch(call: &Call<'_>, files_prefix: &str, body: Body) -> Result
     let method = call.parts.method.as_str();
     match (segs.as_slice(), method) {
         ([], "PROPFIND") => list_uploads(call, body).await,
-        ([id], "MKCOL") => create(call, id).await,
+        ([id], "MKCOL") => create(call, id, files_prefix).await,
         ([id], "PROPFIND") => list_chunks(call, id, body).await,
         ([id], "DELETE") => {
             call.dav.files.upload_delete(&call.cx(), id).await?;
@@ -37,8 +37,16 @@ fn total_length(call: &Call<'_>) -> Result<Option<i64>, Error> {
         .transpose()
 }
 
-async fn create(call: &Call<'_>, id: &str) -> Result<Response, Error> {
+async fn create(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Response, Error> {
     let destination = call.header_text("destination")?;
+    // A Destination given now binds the upload's end: one the assembly
+    // would refuse (another server or tree, a reserved name) is refused
+    // before any chunk is sent, rather than leave chunks that can only be
+    // thrown away.
+    if destination.is_some() {
+        let dest = destination_below(call, &super::files_prefixes(call, files_prefix))?;
+        strongroom_core::path::check_new_name(&dest)?;
+    }
     call.dav.files.upload_create(&call.cx(), id, destination, total_length(call)?).await?;
     Ok(with_status(StatusCode::CREATED))
 }

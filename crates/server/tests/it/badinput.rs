@@ -620,6 +620,17 @@ async fn a_reserved_name_is_refused_on_every_route_that_creates_one() {
     .await
     .unwrap();
     assert_eq!(assemble.status(), 403);
+    // Chunking v2 names its end at MKCOL: a reserved one is refused there.
+    let v2 = s.url("/remote.php/dav/uploads/admin/v2");
+    let mkcol = reqwest::Method::from_bytes(b"MKCOL").unwrap();
+    let r = auth(s.client.request(mkcol, &v2))
+        .header("Destination", s.url(&dest("/dir/.htaccess")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = auth(s.client.put(format!("{v2}/1")).body("x")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "no upload folder was made");
     assert_eq!(snapshot(&s).await, before, "something changed");
     // A public file drop refuses it too.
     put(&s, "bob", "/Inbox/", None).await;
