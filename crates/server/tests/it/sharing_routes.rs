@@ -371,6 +371,32 @@ async fn a_hidden_download_is_refused_by_every_download_route() {
     s.stop().await;
 }
 
+/// `/s/TOKEN/view` renders only what the browser shows with a viewer of its
+/// own (images, PDF, plain text). An uploaded HTML page comes as a download
+/// under a policy that admits nothing, never as a page of this server's
+/// origin (a styled phishing page under the server's name).
+#[tokio::test]
+async fn a_links_view_never_renders_html() {
+    let s = start(crate::harness::Backend::Sqlite).await;
+    setup(&s).await;
+    let page = "<html><body style='color:red'><form>Password: <input></form></body></html>";
+    put(&s, "bob", "/Project/login.html", Some(page)).await;
+    let link = share(&s, "bob", &[("path", "/Project"), ("shareType", "3")]).await;
+    let token = link["token"].as_str().unwrap();
+    let get = |p: &str| s.client.get(s.url(&format!("/s/{token}/{p}"))).send();
+    let r = get("view?path=%2Flogin.html").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("attachment"), "{disposition}");
+    assert_eq!(r.headers()["content-security-policy"], "sandbox; default-src 'none'");
+    let r = get("view?path=%2Freadme.txt").await.unwrap();
+    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("inline"), "{disposition}");
+    let r = get("download?path=%2Freadme.txt").await.unwrap();
+    assert_eq!(r.headers()["content-security-policy"], "sandbox; default-src 'none'");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn a_file_drop_shows_nothing_and_overwrites_nothing() {
     for b in backends() {

@@ -1,9 +1,11 @@
 //! The page of a public link, `/s/TOKEN`: the password form when one is
 //! needed, then the file, the folder's listing, or (file drop) an upload
 //! form that shows nothing of what is there. Downloads come from
-//! `/s/TOKEN/download`; when the download is hidden, images, PDFs and text
-//! can still be looked at through `/s/TOKEN/view` (inline, sandboxed, never
-//! stored by the browser) and everything else is refused.
+//! `/s/TOKEN/download`. Images, PDFs and plain text can be looked at through
+//! `/s/TOKEN/view` (inline, sandboxed, never stored by the browser), also
+//! when the download is hidden; anything else (HTML above all, which would
+//! otherwise render on this server's origin) comes from `/view` as a
+//! download, and is refused there when the download is hidden.
 
 use std::collections::HashMap;
 
@@ -339,6 +341,8 @@ async fn serve_file(
             "The owner has disabled downloads of this share.",
         );
     }
+    // Only what the browser shows with a viewer of its own is shown inline.
+    let inline = inline && viewable(&ctype);
     let route = if inline { "view" } else { "download" };
     let detail = serde_json::json!({ "route": route, "path": rel.to_key() });
     audit(app, &client.origin(), &link, "share.public_access", detail);
@@ -382,12 +386,13 @@ async fn serve_file(
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
-        ),
-    );
+    // The browser's own image and text viewers style their page inline; a
+    // download is shown by nothing.
+    let policy = match inline {
+        true => "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
+        false => "sandbox; default-src 'none'",
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     if inline {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
