@@ -261,3 +261,15 @@ def test_removing_a_key_needs_the_password(browser):
     page.click(f"{remove} button")
     page.wait_for_url("**/index.php/settings/user/twofactor?done=removed")
     assert "laptop key" not in page.inner_text("#webauthn-keys")
+
+
+def test_a_page_opened_by_ip_address_says_why_keys_cannot_work(browser):
+    # WebAuthn takes no IP address as a relying party id: the page shows the
+    # server's reason, not a script error.
+    page, ctx = browser["page"], browser["ctx"]
+    ctx.clear_cookies()
+    page.goto(URL.replace("://localhost:", "://127.0.0.1:") + "/index.php/login")
+    page.click("#passkey-login")
+    page.wait_for_function("document.getElementById('webauthn-status').textContent.length > 0")
+    shown = page.inner_text("#webauthn-status")
+    assert "host name" in shown and "undefined" not in shown, shown

@@ -335,7 +335,7 @@ pub async fn webauthn_options(
         return StatusCode::UNAUTHORIZED.into_response();
     };
     let Some(w) = relying_party(&app, &client, &headers) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "message": "no usable origin" })))
+        return (StatusCode::BAD_REQUEST, Json(json!({ "message": super::NO_RELYING_PARTY })))
             .into_response();
     };
     match app.twofactor.webauthn_auth_start(&w, user.id, session.id).await {

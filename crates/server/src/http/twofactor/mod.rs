@@ -21,6 +21,11 @@ use crate::app::App;
 /// The relying party: `public_url` when configured, else the request's own
 /// origin (the browser checks that the page's origin matches, and keys are
 /// bound to the host name, so a key made for one host works only there).
+/// Why [`relying_party`] found none, for the page to show: WebAuthn accepts
+/// no IP address as the name keys are bound to.
+pub const NO_RELYING_PARTY: &str = "security keys and passkeys need this server's host name: \
+     open it as localhost or by its name over HTTPS (set public_url behind a proxy), not by an IP address";
+
 pub fn relying_party(app: &App, client: &Client, headers: &http::HeaderMap) -> Option<Webauthn> {
     let origin = match &app.security.public_url {
         Some(u) => Url::parse(u).ok()?,

@@ -32,7 +32,7 @@ pub async fn options(
     headers: HeaderMap,
 ) -> Response {
     let Some(w) = relying_party(&app, &client, &headers) else {
-        return refuse(StatusCode::BAD_REQUEST, "no usable origin for WebAuthn");
+        return refuse(StatusCode::BAD_REQUEST, super::NO_RELYING_PARTY);
     };
     match app.twofactor.passkey_start(&w).await {
         Ok((options, handle)) => {
@@ -61,7 +61,7 @@ pub async fn finish(
         return refuse(StatusCode::PRECONDITION_FAILED, "CSRF check failed");
     }
     let Some(w) = relying_party(&app, &client, &headers) else {
-        return refuse(StatusCode::BAD_REQUEST, "no usable origin for WebAuthn");
+        return refuse(StatusCode::BAD_REQUEST, super::NO_RELYING_PARTY);
     };
     let mut refusal = None;
     let tf = &app.twofactor;

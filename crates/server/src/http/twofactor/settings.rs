@@ -229,7 +229,7 @@ async fn key_owner<'a>(
         _ => (confirmed_user(app, auth)?, 0),
     };
     let Some(w) = relying_party(app, client, headers) else {
-        return Err(refuse(StatusCode::BAD_REQUEST, "no usable origin for WebAuthn"));
+        return Err(refuse(StatusCode::BAD_REQUEST, super::NO_RELYING_PARTY));
     };
     Ok((user, session, w))
 }

@@ -47,14 +47,18 @@
     return fetch(url, { method: 'POST', headers: h, body: JSON.stringify(body || {}), credentials: 'same-origin' });
   }
   function failed(e) { status('Failed: ' + (e && e.message ? e.message : e)); }
+  // The JSON of an answer; a refusal becomes an error with the server's message.
+  function answer(r) {
+    return r.json().catch(function () { return {}; }).then(function (j) {
+      if (!r.ok) { throw new Error(j.message || ('HTTP ' + r.status)); }
+      return j;
+    });
+  }
 
   var login = document.getElementById('webauthn-login');
   if (login) {
     document.getElementById('webauthn-start').addEventListener('click', function () {
-      post(login.dataset.options, {}).then(function (r) {
-        if (!r.ok) { throw new Error('HTTP ' + r.status); }
-        return r.json();
-      }).then(function (j) {
+      post(login.dataset.options, {}).then(answer).then(function (j) {
         return navigator.credentials.get(request(j.options)).then(function (c) {
           login.elements.handle.value = j.handle;
           login.elements.challenge.value = JSON.stringify(assertion(c));
@@ -69,10 +73,7 @@
     document.getElementById('webauthn-add').addEventListener('click', function () {
       var token = reg.dataset.requesttoken;
       var body = { passwordless: reg.elements.passwordless.checked };
-      post('/index.php/settings/user/webauthn/options', body, token).then(function (r) {
-        if (!r.ok) { return r.text().then(function (t) { throw new Error(t); }); }
-        return r.json();
-      }).then(function (j) {
+      post('/index.php/settings/user/webauthn/options', body, token).then(answer).then(function (j) {
         return navigator.credentials.create(creation(j.options)).then(function (c) {
           var done = { handle: j.handle, name: reg.elements.name.value, credential: attestation(c),
             redirect_url: reg.dataset.redirect || null };
@@ -101,7 +102,7 @@
   if (passkey) {
     passkey.addEventListener('click', function () {
       var form = document.getElementById('login-form');
-      post('/index.php/login/passkey/options', {}).then(function (r) { return r.json(); }).then(function (j) {
+      post('/index.php/login/passkey/options', {}).then(answer).then(function (j) {
         return navigator.credentials.get(request(j.options)).then(function (c) {
           return post('/index.php/login/passkey', { handle: j.handle, credential: assertion(c),
             login_token: form.elements.login_token.value, redirect_url: form.elements.redirect_url.value });
