@@ -18,7 +18,7 @@ use futures_util::{FutureExt, future::Either};
 use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
-use super::stall::StallLimit;
+use super::stall::{StallLimit, Stalled};
 use crate::app::App;
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -65,9 +65,11 @@ fn loggable_path(path: &str) -> String {
 pub async fn trace(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let stalled = Stalled::default();
+    let limit = app.security.client_stall;
     if !http_body::Body::is_end_stream(req.body()) {
-        let limit = app.security.client_stall;
-        req = req.map(|b| Body::new(StallLimit::new(b, limit)));
+        let told = stalled.clone();
+        req = req.map(|b| Body::new(StallLimit::new(b, limit, told)));
     }
     let in_place = reads_only(req.method(), req.uri().path());
     // Its reads may share one database connection and transaction (see
@@ -86,7 +88,7 @@ pub async fn trace(State(app): State<App>, mut req: Request, next: Next) -> Resp
     };
     let span = tracing::info_span!("request", id = %id, user = tracing::field::Empty);
     let handler = async move {
-        let res = next.run(req).await;
+        let res = stalled.answer(next.run(req).await, limit);
         line.status = Some(res.status().as_u16());
         drop(line);
         res

@@ -27,6 +27,10 @@
 
 use std::{
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -48,11 +52,37 @@ pub struct StallLimit {
     /// Runs while the handler waits for the client; `None` otherwise.
     clock: Option<Pin<Box<Sleep>>>,
     stalled: bool,
+    /// Told when the body is given up, for the request's answer
+    /// ([`Stalled::answer`]).
+    told: Stalled,
+}
+
+/// Whether a request's body was given up, known after its handler ran.
+#[derive(Clone, Default)]
+pub struct Stalled(Arc<AtomicBool>);
+
+impl Stalled {
+    /// The answer to a request whose body was given up: a handler that
+    /// could not read it answered with its generic 400 (the forms' and
+    /// JSON extractors' "failed to buffer the body"); the client is told
+    /// 408, as uploads and OCS requests tell it, and why.
+    pub fn answer(
+        &self,
+        res: axum::response::Response,
+        limit: Duration,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        if !self.0.load(Ordering::Relaxed) || res.status() != http::StatusCode::BAD_REQUEST {
+            return res;
+        }
+        let why = format!("the client sent nothing for {} s", limit.as_secs());
+        (http::StatusCode::REQUEST_TIMEOUT, why).into_response()
+    }
 }
 
 impl StallLimit {
-    pub fn new(body: Body, limit: Duration) -> StallLimit {
-        StallLimit { body, limit, clock: None, stalled: false }
+    pub fn new(body: Body, limit: Duration, told: Stalled) -> StallLimit {
+        StallLimit { body, limit, clock: None, stalled: false, told }
     }
 
     /// Whether the client's time has run out, starting the clock when it
@@ -101,6 +131,7 @@ impl http_body::Body for StallLimit {
             return Poll::Pending;
         }
         self.stalled = true;
+        self.told.0.store(true, Ordering::Relaxed);
         self.clock = None;
         Poll::Ready(Some(Err(self.stall_error())))
     }
@@ -131,7 +162,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_keeps_sending_is_read_whole_however_long_it_takes() {
         let (tx, body) = channel_body();
-        let mut body = StallLimit::new(body, Duration::from_secs(10));
+        let mut body = StallLimit::new(body, Duration::from_secs(10), Stalled::default());
         let sender = tokio::spawn(async move {
             for _ in 0..5 {
                 // Each pause is below the limit; all of them together are not.
@@ -150,7 +181,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_falls_silent_fails_with_timed_out_and_stays_failed() {
         let (tx, body) = channel_body();
-        let mut body = StallLimit::new(body, Duration::from_secs(10));
+        let mut body = StallLimit::new(body, Duration::from_secs(10), Stalled::default());
         tx.send(Bytes::from_static(b"first")).await.unwrap();
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "first");
@@ -169,7 +200,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_clock_noticed_late_gives_what_the_client_sent_meanwhile_a_chance() {
         let (tx, body) = channel_body();
-        let mut body = StallLimit::new(body, Duration::from_secs(10));
+        let mut body = StallLimit::new(body, Duration::from_secs(10), Stalled::default());
         // The handler starts waiting: the clock starts.
         let first = tokio::time::timeout(Duration::ZERO, body.frame()).await;
         assert!(first.is_err(), "nothing has come yet");
@@ -192,7 +223,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_silent_through_the_grace_is_given_up_all_the_same() {
         let (_tx, body) = channel_body();
-        let mut body = StallLimit::new(body, Duration::from_secs(10));
+        let mut body = StallLimit::new(body, Duration::from_secs(10), Stalled::default());
         let first = tokio::time::timeout(Duration::ZERO, body.frame()).await;
         assert!(first.is_err());
         tokio::time::advance(Duration::from_secs(30)).await;
@@ -204,7 +235,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn time_the_reader_spends_between_reads_does_not_count() {
         let (tx, body) = channel_body();
-        let mut body = StallLimit::new(body, Duration::from_secs(10));
+        let mut body = StallLimit::new(body, Duration::from_secs(10), Stalled::default());
         tx.send(Bytes::from_static(b"a")).await.unwrap();
         assert!(body.frame().await.unwrap().is_ok());
         // The server is busy for longer than the limit (writing what it
