@@ -82,6 +82,18 @@ async fn drop_upload(tx: &mut Tx, upload_id: i64) -> Result<Vec<String>> {
 /// start of its byte range (`000000000000000-000000010485759`), the names
 /// Nextcloud's clients and rclone give. Other names are refused: `1x` or
 /// `1e1` read as 1 would stand beside a chunk `1`.
+/// Of chunks in assembly order, the last of each number.
+fn latest_per_number(sorted: impl Iterator<Item = Chunk>) -> Vec<Chunk> {
+    let mut kept: Vec<Chunk> = Vec::new();
+    for c in sorted {
+        if kept.last().is_some_and(|k| chunk_order(&k.name) == chunk_order(&c.name)) {
+            kept.pop();
+        }
+        kept.push(c);
+    }
+    kept
+}
+
 fn chunk_order(name: &str) -> Option<u64> {
     let number = |s: &str| match s.bytes().all(|b| b.is_ascii_digit()) {
         true => s.parse::<u64>().ok(),
@@ -199,20 +211,23 @@ impl Files {
         self.db.rows(sql, &[Val::I64(cx.owner.id)]).await?.iter().map(Upload::from_row).collect()
     }
 
-    /// The chunks of an upload in assembly order.
+    /// The chunks of an upload in assembly order. A chunk sent again under
+    /// another spelling of its number ("1", then "01") replaces the earlier
+    /// one, as one sent again under the same name does: the later (its blob
+    /// row is newer) is kept.
     pub async fn upload_chunks(&self, cx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Chunk>> {
         cx.allow(Op::Stat)?;
         let rows = self
             .db
             .rows(
-                "SELECT c.name, c.size, b.blob_key, b.kek_id, b.wrapped_key FROM upload_chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.upload_id = ?",
+                "SELECT c.name, c.size, b.blob_key, b.kek_id, b.wrapped_key, c.blob_id FROM upload_chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.upload_id = ?",
                 &[upload.id.into()],
             )
             .await?;
-        let mut chunks: Vec<Chunk> = rows
+        let mut chunks: Vec<(Chunk, i64)> = rows
             .iter()
             .map(|r| {
-                Ok(Chunk {
+                let chunk = Chunk {
                     name: r.str(0)?,
                     size: r.i64(1)?,
                     blob_key: r.str(2)?,
@@ -220,13 +235,14 @@ impl Files {
                         r.opt_str(3)?,
                         r.opt_str(4)?,
                     ),
-                })
+                };
+                Ok((chunk, r.i64(5)?))
             })
             .collect::<Result<_>>()?;
-        chunks.sort_by(|a, b| {
-            chunk_order(&a.name).cmp(&chunk_order(&b.name)).then(a.name.cmp(&b.name))
+        chunks.sort_by(|(a, a_blob), (b, b_blob)| {
+            chunk_order(&a.name).cmp(&chunk_order(&b.name)).then(a_blob.cmp(b_blob))
         });
-        Ok(chunks)
+        Ok(latest_per_number(chunks.into_iter().map(|(c, _)| c)))
     }
 
     /// Stores one chunk; a chunk of the same name is replaced (the last upload wins).
@@ -550,6 +566,14 @@ mod tests {
             .is_err()
         );
         assert!(check_contiguous(&[chunk("000000000000000-000000000000009", 9)]).is_err());
+    }
+
+    #[test]
+    fn a_number_sent_again_under_another_spelling_keeps_the_later_chunk() {
+        let sorted = [chunk("1", 5), chunk("01", 7), chunk("2", 3), chunk("3", 1), chunk("003", 2)];
+        let kept: Vec<(String, i64)> =
+            latest_per_number(sorted.into_iter()).into_iter().map(|c| (c.name, c.size)).collect();
+        assert_eq!(kept, [("01".into(), 7), ("2".into(), 3), ("003".into(), 2)]);
     }
 
     #[test]

@@ -781,3 +781,33 @@ async fn a_chunk_sent_during_the_assembly_is_refused() {
     assert_eq!((code, body.as_str()), (200, "onetwo"));
     s.stop().await;
 }
+
+/// A chunk sent again under another spelling of its number ("1", then
+/// "01") replaces the first, as one sent again under the same name does:
+/// the assembly takes the later one instead of reporting a missing chunk.
+#[tokio::test]
+async fn a_chunk_resent_under_another_spelling_of_its_number_replaces_it() {
+    let s = Server::start(Backend::Sqlite).await;
+    let req = |m: &str, p: &str| {
+        s.client
+            .request(
+                reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+                s.url(&format!("/remote.php/dav/uploads/admin{p}")),
+            )
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    };
+    assert_eq!(req("MKCOL", "/u").send().await.unwrap().status(), 201);
+    for (name, body) in [("1", "old-"), ("2", "two"), ("01", "one-")] {
+        let r = req("PUT", &format!("/u/{name}")).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{name}");
+    }
+    let r = req("MOVE", "/u/.file")
+        .header("Destination", s.url("/remote.php/dav/files/admin/joined.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (code, body) = text(s.admin("GET", "/joined.txt").send().await.unwrap()).await;
+    assert_eq!((code, body.as_str()), (200, "one-two"));
+    s.stop().await;
+}
