@@ -417,9 +417,12 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        // Which keys the environment set, to name the variable in an error.
+        let mut from_env = Vec::new();
         for (key, kind) in KEYS {
             let var = env_name(key);
             if let Some(v) = env(&var) {
+                from_env.push((*key, var.clone()));
                 let value = match kind {
                     Int(..) => toml::Value::Integer(v.trim().parse::<i64>().map_err(|_| {
                         ConfigError(format!(
@@ -453,9 +456,15 @@ impl Config {
         if let Some(l) = &flags.listen {
             set(&mut table, "listen", toml::Value::String(l.clone()));
         }
-        check_keys(&table, "")?;
-        let config: Config = Config::deserialize(table).map_err(|e| ConfigError(describe(&e)))?;
-        config.validate()?;
+        let named =
+            |e: ConfigError| match from_env.iter().find(|(k, _)| e.0.contains(&format!("`{k}`"))) {
+                Some((_, var)) => ConfigError(format!("{} (set by {var})", e.0)),
+                None => e,
+            };
+        check_keys(&table, "").map_err(named)?;
+        let config: Config =
+            Config::deserialize(table).map_err(|e| named(ConfigError(describe(&e))))?;
+        config.validate().map_err(named)?;
         Ok(config)
     }
 
@@ -630,6 +639,18 @@ fn check_keys(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The `STRONGROOM_…` variables among `names` that name no setting: a
+/// misspelled one would otherwise be ignored without a word, where an
+/// unknown key in the file is an error. `STRONGROOM_CONFIG` names the file;
+/// `STRONGROOM_TEST_…` belong to the test suite, not the server.
+pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
+    let known: Vec<String> = KEYS.iter().map(|(k, _)| env_name(k)).collect();
+    names
+        .filter(|n| n.starts_with("STRONGROOM_") && !n.starts_with("STRONGROOM_TEST_"))
+        .filter(|n| n != "STRONGROOM_CONFIG" && !known.contains(n))
+        .collect()
+}
+
 /// `database.url` → `STRONGROOM_DATABASE_URL`.
 pub fn env_name(key: &str) -> String {
     format!("STRONGROOM_{}", key.replace('.', "_").to_ascii_uppercase())
@@ -748,6 +769,20 @@ mod tests {
     }
 
     #[test]
+    fn misspelled_variables_are_found() {
+        let names = [
+            "STRONGROOM_LISTEN",
+            "STRONGROOM_LISTN",
+            "STRONGROOM_CONFIG",
+            "PATH",
+            "STRONGROOM_TEST_POSTGRES",
+            "STRONGROOM_DATABASE_URL",
+        ];
+        let unknown = unknown_env_vars(names.iter().map(|n| n.to_string()));
+        assert_eq!(unknown, ["STRONGROOM_LISTN"]);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = load("listen = \"nonsense\"", &[]).unwrap_err().0;
         assert!(e.contains("`listen`"), "{e}");
@@ -763,6 +798,9 @@ mod tests {
         assert!(e.contains("database.max_connections"), "{e}");
         let e = load("", &[("STRONGROOM_DATABASE_MAX_CONNECTIONS", "99999999999")]).unwrap_err().0;
         assert!(e.contains("database.max_connections"), "{e}");
+        assert!(e.contains("STRONGROOM_DATABASE_MAX_CONNECTIONS"), "the variable: {e}");
+        let e = load("client_stall_secs = 0", &[]).unwrap_err().0;
+        assert!(e.contains("client_stall_secs") && !e.contains("STRONGROOM_"), "{e}");
         let e = load("database = \"x\"", &[]).unwrap_err().0;
         assert!(e.contains("`database`") && e.contains("table"), "{e}");
         let e = load("listen = ", &[]).unwrap_err().0;

@@ -147,6 +147,11 @@ pub async fn run() -> ExitCode {
         }
     };
     crate::logging::init(&config.log);
+    for var in crate::config::unknown_env_vars(
+        std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
+    ) {
+        tracing::warn!(variable = %var, "an environment variable names no setting and is ignored (README lists them)");
+    }
     match execute(cli.command, &config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
