@@ -663,16 +663,21 @@ async fn a_download_that_stops_being_taken_is_cut_off() {
     let r = s.admin("PUT", "/big.bin").body(vec![7u8; size]).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let port = s.port;
+    // A connection that has asked for the file.
+    let download = move || {
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "GET /remote.php/dav/files/admin/big.bin HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
+            auth_header()
+        );
+        sock.write_all(head.as_bytes()).unwrap();
+        sock
+    };
     // Reads the first 64 KiB, pauses, then reads what comes until the end.
     let fetch = move |pause: Duration| {
         move || {
-            let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let head = format!(
-                "GET /remote.php/dav/files/admin/big.bin HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
-                auth_header()
-            );
-            sock.write_all(head.as_bytes()).unwrap();
+            let mut sock = download();
             let mut first = vec![0u8; 64 * 1024];
             sock.read_exact(&mut first).unwrap();
             std::thread::sleep(pause);
@@ -688,13 +693,7 @@ async fn a_download_that_stops_being_taken_is_cut_off() {
     assert!(clean && got > size, "a short pause: {got} bytes of {size} (and the head)");
     // A slow reader, 8 KiB every 50 ms, for twice the limit: never cut.
     let slow = move || {
-        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let head = format!(
-            "GET /remote.php/dav/files/admin/big.bin HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
-            auth_header()
-        );
-        sock.write_all(head.as_bytes()).unwrap();
+        let mut sock = download();
         let mut piece = vec![0u8; 8 * 1024];
         for _ in 0..80 {
             sock.read_exact(&mut piece).unwrap();
