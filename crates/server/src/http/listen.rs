@@ -104,11 +104,16 @@ pub async fn serve(
 /// receive window stayed shut (TCP_USER_TIMEOUT, which since Linux 5.11 also
 /// bounds the probes of a shut window). A client that stops reading a
 /// download would otherwise hold its connection, its request and the file
-/// it reads for ever. A slow reader is not cut: every piece it takes opens
-/// the window again and starts the time anew, which a timer on the
-/// server's writes could not tell apart (Linux wakes a waiting writer only
-/// once a third of the send buffer has drained, see `stall.rs`). The write
-/// then fails and hyper ends the connection.
+/// it reads for ever. The time starts anew when the window opens far
+/// enough for the next segment the server has queued, which a reader
+/// does by taking that much within the limit; a very slow one may not: on
+/// loopback (segments of 64 KiB) a helper measured readers of 20-45 KB/s
+/// cut with a 3 s limit and 10 KB/s with 10 s, while 20 and 40 KB/s got
+/// every byte with 10 s, so at the default 60 s a reader slower than about
+/// 2-3 KB/s can be cut. A timer on the server's writes would cut far
+/// faster readers (Linux wakes a waiting writer only once a third of the
+/// send buffer has drained, see `stall.rs`), as web servers' send timeouts
+/// do. The write then fails and hyper ends the connection.
 fn limit_stalled_sends(tcp: &tokio::net::TcpStream, stall: Duration) {
     let ms = u32::try_from(stall.as_millis()).unwrap_or(u32::MAX);
     if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(tcp, ms) {

@@ -65,18 +65,23 @@ impl Stalled {
     /// The answer to a request whose body was given up: a handler that
     /// could not read it answered with its generic 400 (the forms' and
     /// JSON extractors' "failed to buffer the body"); the client is told
-    /// 408, as uploads and OCS requests tell it, and why.
+    /// 408, as uploads and OCS requests tell it, and why. The answer's
+    /// other headers (the security headers among them) stay.
     pub fn answer(
         &self,
         res: axum::response::Response,
         limit: Duration,
     ) -> axum::response::Response {
-        use axum::response::IntoResponse;
         if !self.0.load(Ordering::Relaxed) || res.status() != http::StatusCode::BAD_REQUEST {
             return res;
         }
+        let (mut head, _) = res.into_parts();
+        head.status = http::StatusCode::REQUEST_TIMEOUT;
+        head.headers.remove(http::header::CONTENT_LENGTH);
+        let plain = http::HeaderValue::from_static("text/plain; charset=utf-8");
+        head.headers.insert(http::header::CONTENT_TYPE, plain);
         let why = format!("the client sent nothing for {} s", limit.as_secs());
-        (http::StatusCode::REQUEST_TIMEOUT, why).into_response()
+        axum::response::Response::from_parts(head, Body::from(why))
     }
 }
 

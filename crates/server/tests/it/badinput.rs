@@ -489,6 +489,8 @@ async fn a_body_that_stops_arriving_is_given_up_with_408() {
             tokio::task::spawn_blocking(stall(method, path)).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 408"), "{method} {path}: {answer:?}");
         assert!(answer.contains("nothing for 2 s"), "{method} {path}: {answer:?}");
+        let head = answer.to_ascii_lowercase();
+        assert!(head.contains("content-security-policy:"), "{method} {path}: {answer:?}");
         assert!(closed, "{method} {path}: the connection stays open");
         let secs = took.as_secs_f64();
         assert!((1.5..15.0).contains(&secs), "{method} {path}: answered after {secs} s");

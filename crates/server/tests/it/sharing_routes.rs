@@ -394,6 +394,14 @@ async fn a_links_view_never_renders_html() {
     assert!(disposition.starts_with("inline"), "{disposition}");
     let r = get("download?path=%2Freadme.txt").await.unwrap();
     assert_eq!(r.headers()["content-security-policy"], "sandbox; default-src 'none'");
+    // With the download hidden, the page offers no link that would be refused.
+    let hidden =
+        share(&s, "bob", &[("path", "/Project"), ("shareType", "3"), ("hideDownload", "true")])
+            .await;
+    let page = s.client.get(s.url(&format!("/s/{}", hidden["token"].as_str().unwrap())));
+    let page = page.send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("login.html (download disabled)"), "{page}");
+    assert!(!page.contains("path=%2Flogin%2Ehtml") && page.contains("View readme.txt"), "{page}");
     s.stop().await;
 }
 

@@ -161,18 +161,24 @@ pub async fn show(
         }
         Ok((rel, node)) => {
             body.push_str(&format!("<p>{} bytes</p>", node.size));
-            body.push_str(&file_link(&token, &link, &rel, &node.name));
+            body.push_str(&file_link(&token, &link, &rel, &node));
         }
         Err(e) => return failed(&e),
     }
     page(&heading, &body).into_response()
 }
 
-fn file_link(token: &str, link: &PublicLink, rel: &TreePath, name: &str) -> String {
+/// The link to a file: its download, or with the download hidden its view,
+/// or for a file that cannot be viewed then only its name.
+fn file_link(token: &str, link: &PublicLink, rel: &TreePath, file: &Node) -> String {
     let q = utf8_percent_encode(&rel.to_key(), NON_ALPHANUMERIC).to_string();
-    let (route, word) =
-        if link.grant.hide_download { ("view", "View") } else { ("download", "Download") };
-    format!("<a href=\"/s/{}/{route}?path={q}\">{word} {}</a>", escape(token), escape(name))
+    let viewable = file.content_type.as_deref().is_some_and(viewable);
+    let (route, word) = match (link.grant.hide_download, viewable) {
+        (false, _) => ("download", "Download"),
+        (true, true) => ("view", "View"),
+        (true, false) => return format!("{} (download disabled)", escape(&file.name)),
+    };
+    format!("<a href=\"/s/{}/{route}?path={q}\">{word} {}</a>", escape(token), escape(&file.name))
 }
 
 async fn listing(
@@ -201,7 +207,7 @@ async fn listing(
         } else {
             out.push_str(&format!(
                 "<li>{} ({} bytes)</li>",
-                file_link(token, link, &p, &child.name),
+                file_link(token, link, &p, &child),
                 child.size
             ));
         }
