@@ -107,7 +107,7 @@ pub async fn serve(
 /// it reads for ever. The time starts anew when the window opens far
 /// enough for the next segment the server has queued, which a reader
 /// does by taking that much within the limit; a very slow one may not: on
-/// loopback (segments of 64 KiB) a helper measured readers of 20-45 KB/s
+/// loopback (segments of 64 KiB) readers of 20-45 KB/s were measured to be
 /// cut with a 3 s limit and 10 KB/s with 10 s, while 20 and 40 KB/s got
 /// every byte with 10 s, so at the default 60 s a reader slower than about
 /// 2-3 KB/s can be cut. A timer on the server's writes would cut far
