@@ -25,19 +25,15 @@ impl Files {
         let mut db = self.db.clone();
         let node = find(&mut db, cx.owner, path).await?.ok_or(Error::NotFound)?;
         let args = [Val::I64(user), Val::I64(node.id)];
-        self.db.exec("DELETE FROM favorites WHERE user_id = ? AND node_id = ?", &args).await?;
-        if on {
-            match self
-                .db
-                .exec("INSERT INTO favorites (user_id, node_id) VALUES (?, ?)", &args)
-                .await
-            {
-                // Marked by a request that ran alongside: marked all the same.
-                Ok(_) | Err(DbError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if !on {
+            self.db.exec("DELETE FROM favorites WHERE user_id = ? AND node_id = ?", &args).await?;
+            return Ok(());
         }
-        Ok(())
+        match self.db.exec("INSERT INTO favorites (user_id, node_id) VALUES (?, ?)", &args).await {
+            // Marked already (or by a request that ran alongside): marked.
+            Ok(_) | Err(DbError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Which of `nodes` the caller has marked.
