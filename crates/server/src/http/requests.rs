@@ -65,10 +65,10 @@ fn loggable_path(path: &str) -> String {
 pub async fn trace(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let stalled = Stalled::default();
+    // Only a request with a body can stall (most GETs have none).
     let limit = app.security.client_stall;
-    if !http_body::Body::is_end_stream(req.body()) {
-        let told = stalled.clone();
+    let stalled = (!http_body::Body::is_end_stream(req.body())).then(Stalled::default);
+    if let Some(told) = stalled.clone() {
         req = req.map(|b| Body::new(StallLimit::new(b, limit, told)));
     }
     let in_place = reads_only(req.method(), req.uri().path());
@@ -88,7 +88,11 @@ pub async fn trace(State(app): State<App>, mut req: Request, next: Next) -> Resp
     };
     let span = tracing::info_span!("request", id = %id, user = tracing::field::Empty);
     let handler = async move {
-        let res = stalled.answer(next.run(req).await, limit);
+        let res = next.run(req).await;
+        let res = match &stalled {
+            Some(s) => s.answer(res, limit),
+            None => res,
+        };
         line.status = Some(res.status().as_u16());
         drop(line);
         res
