@@ -46,9 +46,30 @@ async fn create(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Respons
     if destination.is_some() {
         let dest = destination_below(call, &super::files_prefixes(call, files_prefix))?;
         strongroom_core::path::check_new_name(&dest)?;
+        check_share_takes_uploads(call, &dest).await?;
     }
     call.dav.files.upload_create(&call.cx(), id, destination, total_length(call)?).await?;
     Ok(with_status(StatusCode::CREATED))
+}
+
+/// A Destination inside a received share that can take no upload (read
+/// only, or a file drop, which the assembly refuses) is refused at MKCOL as
+/// the assembly would refuse it. Whether the name exists decides later which
+/// of create and update it needs; either one lets the upload begin.
+async fn check_share_takes_uploads(
+    call: &Call<'_>,
+    dest: &strongroom_core::TreePath,
+) -> Result<(), Error> {
+    use strongroom_core::access::perm;
+    let mounts = call.dav.shares.mounts(call.owner).await?;
+    let Some(m) = mounts.iter().find(|m| dest.starts_with(&m.at)) else { return Ok(()) };
+    if m.grant.is_drop_only() {
+        return Err(Error::Forbidden("chunked uploads into a file drop are not supported".into()));
+    }
+    if !m.grant.has(perm::CREATE) && !m.grant.has(perm::UPDATE) {
+        return Err(Error::Forbidden("the share does not allow uploads".into()));
+    }
+    Ok(())
 }
 
 /// Requests of a chunking-v2 upload must name the Destination given at MKCOL.

@@ -732,6 +732,22 @@ async fn chunked(s: &Server, id: &str, dest: &str, if_etag: Option<&str>) -> u16
     r.send().await.unwrap().status().as_u16()
 }
 
+/// The MKCOL that begins a chunking-v2 upload of `alice` bound for `dest`.
+async fn begin_v2(s: &Server, id: &str, dest: &str) -> u16 {
+    let r = s
+        .client
+        .request(
+            Method::from_bytes(b"MKCOL").unwrap(),
+            s.url(&format!("/remote.php/dav/uploads/alice/{id}")),
+        )
+        .basic_auth("alice", Some(pw("alice")))
+        .header("Destination", s.url(&format!("/remote.php/dav/files/alice{dest}")))
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
 #[tokio::test]
 async fn chunked_uploads_land_in_a_received_share_within_its_permissions() {
     for b in backends() {
@@ -753,11 +769,14 @@ async fn chunked_uploads_land_in_a_received_share_within_its_permissions() {
             403,
             "read-only share took a chunked upload"
         );
+        // Chunking v2 names the Destination when it begins: refused there.
+        assert_eq!(begin_v2(&s, "ro-v2", "/Project/big.bin").await, 403);
         let id = sh["id"].as_str().unwrap();
         assert_eq!(
             ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("permissions", "7")]).await.0,
             200
         );
+        assert_eq!(begin_v2(&s, "rw-v2", "/Project/big.bin").await, 201);
         assert_eq!(chunked(&s, "rw", "/Project/big.bin", None).await, 201);
         let r = s.dav("GET", "bob", &pw("bob"), "/Project/big.bin").send().await.unwrap();
         assert_eq!(text(r).await, (200, "first half second half".to_owned()));
