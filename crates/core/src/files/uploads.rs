@@ -266,7 +266,8 @@ impl Files {
         }
         let up = self.upload_get(cx, upload).await?;
         if let Some(l) = len {
-            self.make_room(cx, l as i64 + self.staged_bytes(cx.owner.id).await?).await?;
+            let staged = self.staged_bytes_besides(cx.owner.id, up.id, chunk).await?;
+            self.make_room(cx, l as i64 + staged).await?;
         }
         let (used, quota) = self.usage(cx).await?;
         let limit = (quota >= 0).then(|| (quota - used).max(0) as u64);
@@ -330,10 +331,17 @@ impl Files {
     }
 
     /// Bytes a user has in unfinished uploads.
-    async fn staged_bytes(&self, user_id: i64) -> Result<i64> {
+    /// The bytes of the user's stored chunks, but for chunk `chunk` of
+    /// upload `upload_id`: a chunk sent again replaces it, so a resend near
+    /// the quota needs no room for both.
+    async fn staged_bytes_besides(&self, user_id: i64, upload_id: i64, chunk: &str) -> Result<i64> {
         let rows = self
             .db
-            .rows("SELECT c.size FROM upload_chunks c JOIN uploads u ON u.id = c.upload_id WHERE u.user_id = ?", &[user_id.into()])
+            .rows(
+                "SELECT c.size FROM upload_chunks c JOIN uploads u ON u.id = c.upload_id \
+                 WHERE u.user_id = ? AND NOT (c.upload_id = ? AND c.name = ?)",
+                &[user_id.into(), upload_id.into(), chunk.into()],
+            )
             .await?;
         rows.iter().map(|r| r.i64(0).map_err(Into::into)).sum()
     }

@@ -462,6 +462,9 @@ async fn chunked_uploads_assemble_in_order_and_refuse_bad_input() {
         };
         assert_eq!(q("MKCOL", "/big").send().await.unwrap().status(), 201);
         assert_eq!(q("PUT", "/big/1").body(vec![b'q'; 15]).send().await.unwrap().status(), 201);
+        // Sent again (a client retrying it), it replaces itself: no room for two.
+        let r = q("PUT", "/big/1").body(vec![b'r'; 15]).send().await.unwrap();
+        assert_eq!(r.status(), 204, "{b:?}: a resent chunk counted twice against the quota");
         let r = q("PUT", "/big/2").body(vec![b'q'; 15]).send().await.unwrap();
         assert_eq!(r.status(), 507, "{b:?}: staged chunks count against the quota");
         let r = q("MKCOL", "/huge").header("OC-Total-Length", "1000").send().await.unwrap();
