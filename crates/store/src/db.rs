@@ -380,6 +380,16 @@ impl Db {
         }
     }
 
+    /// A mark to compare with a later one (see [`ChangeMark`]). `None` on
+    /// PostgreSQL and MySQL, which several nodes share: there the writes of
+    /// the others are what matters.
+    pub fn change_mark(&self) -> Option<ChangeMark> {
+        match self {
+            Db::Sqlite(p) => Some(p.change_mark()),
+            Db::Postgres(_) | Db::MySql(_) => None,
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Db::Sqlite(..) => Dialect::Sqlite,
@@ -548,6 +558,24 @@ impl Tx {
             Tx::MySql(t) => t.commit().await?,
         }
         Ok(())
+    }
+}
+
+/// Tells whether this process may have committed anything to the database
+/// between two moments: taken before a lookup, an equal mark taken later
+/// means that no write of this process changed what the lookup read (the
+/// server's connections remember a verified app password on that condition,
+/// for a moment only, since other processes commit without a trace here).
+/// Only SQLite has one ([`Db::change_mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeMark {
+    /// Commits of this process, counted as they return.
+    commits: u64,
+}
+
+impl ChangeMark {
+    pub(crate) fn new(commits: u64) -> ChangeMark {
+        ChangeMark { commits }
     }
 }
 

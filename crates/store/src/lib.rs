@@ -12,5 +12,5 @@ mod migrations;
 mod sqlite;
 
 pub use blobs::{BlobError, BlobKey, BlobStore, BlobWriter, ByteStream, INLINE_LIMIT, StoredBlob};
-pub use db::{Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};
+pub use db::{ChangeMark, Conn, Db, DbError, Dialect, Row, Tx, Val, placeholders};
 pub use sqlite::{end_read_snapshot, with_read_snapshot};

@@ -379,6 +379,11 @@ impl SqlitePool {
         });
     }
 
+    /// See [`crate::ChangeMark`]: the commits this process has made.
+    pub(crate) fn change_mark(&self) -> crate::db::ChangeMark {
+        crate::db::ChangeMark::new(self.0.flushes.committed())
+    }
+
     async fn writer_turn(&self) -> Result<OwnedMutexGuard<()>, DbError> {
         // A timeout rather than an endless wait: a caller that began a second
         // transaction while holding one would otherwise hang.

@@ -4,6 +4,8 @@
 //! too many failures from one subnet with 429; a cookie-authenticated request
 //! that changes state without its CSRF token with 412.
 
+use std::sync::Arc;
+
 use axum::{
     body::Body,
     extract::{Request, State},
@@ -16,10 +18,17 @@ use strongroom_core::{
     Error, Principal, User, audit::Event, bruteforce::Verdict, secret::Secret, tokens::AppToken,
     users::PasswordCheck,
 };
+use strongroom_store::ChangeMark;
 use subtle::ConstantTimeEq;
 
-use super::client::{Client, LAX, SESSION, STRICT, cookie, cookie_name};
+use super::{
+    client::{Client, LAX, SESSION, STRICT, cookie, cookie_name},
+    recall::Recalled,
+};
 use crate::app::App;
+
+/// What a connection remembers of its last verified app password (`recall.rs`).
+pub type ConnectionRecall = Recalled<(User, AppToken), ChangeMark>;
 
 /// Who the request acts as, placed in the request's extensions.
 #[derive(Clone)]
@@ -69,7 +78,11 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     let auth = if public {
         Auth::Anonymous
     } else if let Some(v) = req.headers().get(header::AUTHORIZATION).cloned() {
-        match basic(&app, &client, &v).await {
+        // A request that may write would mostly make what it remembered
+        // stale by its own commit: only reads remember.
+        let recalled = req.extensions().get::<Arc<ConnectionRecall>>().cloned();
+        let remember = safe_method(req.method());
+        match basic(&app, &client, &v, recalled.as_deref(), remember).await {
             Ok(a) => a,
             Err(Refusal::Unauthorized(why)) => return refuse(req, why).await,
             Err(Refusal::Throttled) => return throttled(req).await,
@@ -138,11 +151,30 @@ impl From<Error> for Refusal {
 /// before Argon2 checks it (so parallel guesses see each other), delayed or
 /// refused past the budget, and the count is cleared only on success.
 /// Unknown logins cost the same as wrong passwords.
-async fn basic(app: &App, client: &Client, v: &HeaderValue) -> Result<Auth, Refusal> {
+/// `recalled`: what the request's connection remembers of an app password
+/// verified there a moment ago (see `recall.rs`), to be updated with this
+/// request's verification when `remember`.
+async fn basic(
+    app: &App,
+    client: &Client,
+    v: &HeaderValue,
+    recalled: Option<&ConnectionRecall>,
+    remember: bool,
+) -> Result<Auth, Refusal> {
+    // Taken before the lookup: a commit after it may or may not be seen by
+    // the lookup, and changes the mark either way.
+    let mark = recalled.and(app.db.change_mark());
+    if let Some((user, token)) = mark.and_then(|m| recalled?.get(v, &m)) {
+        record_use(app, client, &user, &token, "token.new_address").await?;
+        return Ok(Auth::Token(Box::new(user), Box::new(token)));
+    }
     let Some((login, password)) = basic_credentials(v) else {
         return Err(Refusal::Unauthorized("malformed Authorization header"));
     };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
+        if let (Some(r), Some(m), true) = (recalled, mark, remember) {
+            r.put(v, m, (user.clone(), token.clone()));
+        }
         record_use(app, client, &user, &token, "token.new_address").await?;
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
     }

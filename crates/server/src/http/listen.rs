@@ -9,7 +9,7 @@
 //! opens connections and sends nothing, or trickles its headers, cannot hold
 //! them (and their file descriptors) for ever.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1};
@@ -21,7 +21,7 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use super::tls::Acceptor;
+use super::{auth::ConnectionRecall, tls::Acceptor};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -218,8 +218,10 @@ async fn drive<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let recalled = Arc::new(ConnectionRecall::default());
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        req.extensions_mut().insert(recalled.clone());
         routes.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = http1::Builder::new()

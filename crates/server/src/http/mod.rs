@@ -13,6 +13,7 @@ mod listen;
 mod login_flow;
 mod pages;
 mod public;
+mod recall;
 mod requests;
 mod session_pages;
 mod stall;
