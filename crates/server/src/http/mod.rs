@@ -165,6 +165,7 @@ fn survive_file_size_limit() {
     }
 }
 
+pub use listen::bind;
 pub use tls::acceptor as tls_acceptor;
 pub use twofactor::admin::reset_user;
 
