@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use strongroom_store::{BlobError, BlobKey, Row, StoredBlob, Tx, Val, crypt::Seal};
+use strongroom_store::{BlobError, BlobKey, Conn, Row, StoredBlob, Tx, Val, crypt::Seal};
 
 use super::{Ctx, Files, PutOptions, PutOutcome, tree::unref_blobs, write::Staged};
 use crate::{
@@ -106,6 +106,33 @@ fn chunk_order(name: &str) -> Option<u64> {
         },
         None => number(name),
     }
+}
+
+/// The bytes of the user's stored chunks, but for those that chunk `chunk`
+/// of upload `upload_id` replaces (the same number, however spelled, see
+/// [`latest_per_number`]): a chunk sent again needs no room for its old copy.
+async fn staged_besides<C: Conn>(
+    c: &mut C,
+    user_id: i64,
+    upload_id: i64,
+    chunk: &str,
+) -> Result<i64> {
+    let rows = c
+        .rows(
+            "SELECT c.upload_id, c.name, c.size FROM upload_chunks c \
+             JOIN uploads u ON u.id = c.upload_id WHERE u.user_id = ?",
+            &[user_id.into()],
+        )
+        .await?;
+    let number = chunk_order(chunk);
+    let mut sum = 0;
+    for r in &rows {
+        let replaced = r.i64(0)? == upload_id && chunk_order(&r.str(1)?) == number;
+        if !replaced {
+            sum += r.i64(2)?;
+        }
+    }
+    Ok(sum)
 }
 
 /// Refuses (423) a change to an upload whose chunks are being assembled, as
@@ -265,12 +292,21 @@ impl Files {
             ));
         }
         let up = self.upload_get(cx, upload).await?;
-        if let Some(l) = len {
-            let staged = self.staged_bytes_besides(cx.owner.id, up.id, chunk).await?;
-            self.make_room(cx, l as i64 + staged).await?;
-        }
-        let (used, quota) = self.usage(cx).await?;
-        let limit = (quota >= 0).then(|| (quota - used).max(0) as u64);
+        // The user's other chunks take room too: a body of announced length
+        // must fit beside them, one of unknown length is cut off where it
+        // would not (checked again when it commits).
+        let limit = match cx.owner.quota < 0 {
+            true => None,
+            false => {
+                let others =
+                    staged_besides(&mut self.db.clone(), cx.owner.id, up.id, chunk).await?;
+                if let Some(l) = len {
+                    self.make_room(cx, l as i64 + others).await?;
+                }
+                let (used, quota) = self.usage(cx).await?;
+                Some((quota - used - others).max(0) as u64)
+            }
+        };
         let staged = self.stage(body, len, None, limit).await?;
         let result = self.retry(|| self.commit_chunk(cx, &up, chunk, &staged)).await;
         if result.is_err() {
@@ -295,7 +331,12 @@ impl Files {
         // A chunk stored while the chunks are being assembled would be
         // acknowledged and then dropped with the upload.
         refuse_while_assembling(&mut tx, up.id).await?;
-        super::write::check_quota_in(&mut tx, cx, staged.size).await?;
+        // With the chunks stored meanwhile (chunks sent at once each passed
+        // the check before their body alone).
+        if cx.owner.quota >= 0 {
+            let others = staged_besides(&mut tx, cx.owner.id, up.id, chunk).await?;
+            super::write::check_quota_in(&mut tx, cx, staged.size + others).await?;
+        }
         // An empty chunk still needs a blob row to keep the chunk list uniform.
         let blob = match &staged.key {
             Some(stored) => self.insert_blob(&mut tx, stored, staged.size).await?,
@@ -328,22 +369,6 @@ impl Files {
             .await?;
         tx.commit().await?;
         Ok((old.is_none(), freed))
-    }
-
-    /// Bytes a user has in unfinished uploads.
-    /// The bytes of the user's stored chunks, but for chunk `chunk` of
-    /// upload `upload_id`: a chunk sent again replaces it, so a resend near
-    /// the quota needs no room for both.
-    async fn staged_bytes_besides(&self, user_id: i64, upload_id: i64, chunk: &str) -> Result<i64> {
-        let rows = self
-            .db
-            .rows(
-                "SELECT c.size FROM upload_chunks c JOIN uploads u ON u.id = c.upload_id \
-                 WHERE u.user_id = ? AND NOT (c.upload_id = ? AND c.name = ?)",
-                &[user_id.into(), upload_id.into(), chunk.into()],
-            )
-            .await?;
-        rows.iter().map(|r| r.i64(0).map_err(Into::into)).sum()
     }
 
     /// Deletes an upload folder and its chunks.

@@ -462,13 +462,33 @@ async fn chunked_uploads_assemble_in_order_and_refuse_bad_input() {
         };
         assert_eq!(q("MKCOL", "/big").send().await.unwrap().status(), 201);
         assert_eq!(q("PUT", "/big/1").body(vec![b'q'; 15]).send().await.unwrap().status(), 201);
-        // Sent again (a client retrying it), it replaces itself: no room for two.
+        // Sent again (a client retrying it), it replaces itself: no room for
+        // two, under the same name or another spelling of its number.
         let r = q("PUT", "/big/1").body(vec![b'r'; 15]).send().await.unwrap();
         assert_eq!(r.status(), 204, "{b:?}: a resent chunk counted twice against the quota");
+        let r = q("PUT", "/big/01").body(vec![b's'; 15]).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{b:?}: chunk 01 replaces chunk 1");
         let r = q("PUT", "/big/2").body(vec![b'q'; 15]).send().await.unwrap();
         assert_eq!(r.status(), 507, "{b:?}: staged chunks count against the quota");
+        // Without a Content-Length the stored chunks count all the same.
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(vec![b'q'; 15])]);
+        let r = q("PUT", "/big/3").body(reqwest::Body::wrap_stream(body)).send().await.unwrap();
+        assert_eq!(r.status(), 507, "{b:?}: a chunk of unknown length passed the quota");
         let r = q("MKCOL", "/huge").header("OC-Total-Length", "1000").send().await.unwrap();
         assert_eq!(r.status(), 507);
+        // Chunks sent at once, each of which fits alone: only one fits.
+        assert_eq!(q("DELETE", "/big").send().await.unwrap().status(), 204);
+        for i in 0..6 {
+            assert_eq!(q("MKCOL", &format!("/at-once-{i}")).send().await.unwrap().status(), 201);
+        }
+        let sends =
+            (0..6).map(|i| q("PUT", &format!("/at-once-{i}/1")).body(vec![b'p'; 15]).send());
+        let stored = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter(|r| r.as_ref().unwrap().status() == 201)
+            .count();
+        assert_eq!(stored, 1, "{b:?}: chunks sent at once overran the quota together");
         s.stop().await;
     }
 }
