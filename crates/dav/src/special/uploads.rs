@@ -52,10 +52,10 @@ async fn create(call: &Call<'_>, id: &str, files_prefix: &str) -> Result<Respons
     Ok(with_status(StatusCode::CREATED))
 }
 
-/// A Destination inside a received share that can take no upload (read
-/// only, or a file drop, which the assembly refuses) is refused at MKCOL as
-/// the assembly would refuse it. Whether the name exists decides later which
-/// of create and update it needs; either one lets the upload begin.
+/// A Destination inside a received share that cannot take this upload is
+/// refused at MKCOL as the assembly would refuse it: a file drop, a new
+/// file where the share does not allow creating, or an existing one where
+/// it does not allow updating.
 async fn check_share_takes_uploads(
     call: &Call<'_>,
     dest: &strongroom_core::TreePath,
@@ -66,10 +66,21 @@ async fn check_share_takes_uploads(
     if m.grant.is_drop_only() {
         return Err(Error::Forbidden("chunked uploads into a file drop are not supported".into()));
     }
-    if !m.grant.has(perm::CREATE) && !m.grant.has(perm::UPDATE) {
-        return Err(Error::Forbidden("the share does not allow uploads".into()));
+    let cx = strongroom_core::files::Ctx {
+        who: call.who,
+        owner: &m.owner,
+        tokens: &[],
+        grant: Some(&m.grant),
+    };
+    let exists = call.dav.files.stat(&cx, &dest.rebase(&m.at, &m.base)).await?.is_some();
+    let (needed, what) = match exists {
+        true => (perm::UPDATE, "the share does not allow changing this file"),
+        false => (perm::CREATE, "the share does not allow adding files"),
+    };
+    match m.grant.has(needed) {
+        true => Ok(()),
+        false => Err(Error::Forbidden(what.into())),
     }
-    Ok(())
 }
 
 /// Requests of a chunking-v2 upload must name the Destination given at MKCOL.

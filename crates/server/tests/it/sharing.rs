@@ -780,6 +780,13 @@ async fn chunked_uploads_land_in_a_received_share_within_its_permissions() {
         // Chunking v2 names the Destination when it begins: refused there.
         assert_eq!(begin_v2(&s, "ro-v2", "/Project/big.bin").await, 403);
         let id = sh["id"].as_str().unwrap();
+        // Update without create: an existing file may be replaced, no new one added.
+        assert_eq!(
+            ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("permissions", "3")]).await.0,
+            200
+        );
+        assert_eq!(begin_v2(&s, "update-v2", "/Project/readme.txt").await, 201);
+        assert_eq!(begin_v2(&s, "create-v2", "/Project/big.bin").await, 403);
         assert_eq!(
             ocs(&s, "bob", "PUT", &format!("/shares/{id}"), &[("permissions", "7")]).await.0,
             200
