@@ -429,6 +429,11 @@ impl Users {
         // disabled account, and a deletion cut short by a crash leaves an
         // account that is off and that a second `delete` finishes.
         self.set_enabled(&user.uid, false).await?;
+        // A connection that verified one of its app passwords just before
+        // may let reads in for a moment more when this runs in another
+        // process (`tokens::VERIFIED_HOLD`): they find the files, not an
+        // account without a home folder.
+        tokio::time::sleep(crate::tokens::VERIFIED_HOLD).await;
         files.delete_tree_of(&user).await?;
         let mut tx = self.db.begin().await?;
         tx.exec("DELETE FROM group_members WHERE user_id = ?", &[user.id.into()]).await?;

@@ -78,11 +78,15 @@ pub async fn resolve(State(app): State<App>, mut req: Request, next: Next) -> Re
     let auth = if public {
         Auth::Anonymous
     } else if let Some(v) = req.headers().get(header::AUTHORIZATION).cloned() {
-        // A request that may write would mostly make what it remembered
-        // stale by its own commit: only reads remember.
-        let recalled = req.extensions().get::<Arc<ConnectionRecall>>().cloned();
-        let remember = safe_method(req.method());
-        match basic(&app, &client, &v, recalled.as_deref(), remember).await {
+        // Only reads remember, and only reads are let in by what was
+        // remembered: a request that may write would mostly make it stale by
+        // its own commit, and is always checked against the database as it
+        // is (an account disabled by the command line a moment ago).
+        let recalled = match safe_method(req.method()) {
+            true => req.extensions().get::<Arc<ConnectionRecall>>().cloned(),
+            false => None,
+        };
+        match basic(&app, &client, &v, recalled.as_deref()).await {
             Ok(a) => a,
             Err(Refusal::Unauthorized(why)) => return refuse(req, why).await,
             Err(Refusal::Throttled) => return throttled(req).await,
@@ -152,18 +156,16 @@ impl From<Error> for Refusal {
 /// refused past the budget, and the count is cleared only on success.
 /// Unknown logins cost the same as wrong passwords.
 /// `recalled`: what the request's connection remembers of an app password
-/// verified there a moment ago (see `recall.rs`), to be updated with this
-/// request's verification when `remember`.
+/// verified there a moment ago (see `recall.rs`), for a read.
 async fn basic(
     app: &App,
     client: &Client,
     v: &HeaderValue,
     recalled: Option<&ConnectionRecall>,
-    remember: bool,
 ) -> Result<Auth, Refusal> {
     // Taken before the lookup: a commit after it may or may not be seen by
     // the lookup, and changes the mark either way.
-    let mark = recalled.and(app.db.change_mark());
+    let (mark, started) = (recalled.and(app.db.change_mark()), std::time::Instant::now());
     if let Some((user, token)) = mark.and_then(|m| recalled?.get(v, &m)) {
         record_use(app, client, &user, &token, "token.new_address").await?;
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
@@ -172,8 +174,8 @@ async fn basic(
         return Err(Refusal::Unauthorized("malformed Authorization header"));
     };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
-        if let (Some(r), Some(m), true) = (recalled, mark, remember) {
-            r.put(v, m, (user.clone(), token.clone()));
+        if let (Some(r), Some(m)) = (recalled, mark) {
+            r.put(v, m, started, (user.clone(), token.clone()));
         }
         record_use(app, client, &user, &token, "token.new_address").await?;
         return Ok(Auth::Token(Box::new(user), Box::new(token)));

@@ -4,11 +4,12 @@
 //! A sync client sends every request of a sync on one keep-alive connection
 //! with the same app password, and looking the token and its account up was
 //! a fifth of a small GET's instructions (`bench/callgrind-request`: 150,455
-//! with the lookup, 119,236 without) and about an eighth of its CPU time
-//! (`bench/cpu-per-get`). Only reads (GET, HEAD, OPTIONS, PROPFIND)
-//! remember: a request that may write would mostly make what it remembered
-//! stale by its own commit. What a connection remembers is used again only
-//! while all of these hold:
+//! with the lookup, 119,008 without) and about a tenth of its CPU time
+//! (`bench/cpu-per-get`; see bench/README.md). Only reads (GET, HEAD,
+//! OPTIONS, PROPFIND) remember, and only reads are let in by what was
+//! remembered: a request that may write would mostly make it stale by its
+//! own commit, and is always checked against the database as it is. What a
+//! connection remembers is used again only while all of these hold:
 //! - the `Authorization` header is byte for byte the one verified (compared
 //!   in constant time: behind a reverse proxy one connection carries the
 //!   requests of many users);
@@ -19,7 +20,7 @@
 //!   request as before. The mark is taken before the lookup, which is the
 //!   request's first read (its SQLite read snapshot begins there), so a
 //!   commit the lookup did not see changes it;
-//! - the lookup is less than [`HOLD`] old: what another process changes
+//! - the lookup began less than [`HOLD`] ago: what another process changes
 //!   (the command line writes to the database directly) leaves no trace
 //!   that could be looked at without a system call, which cost what the
 //!   lookup saves (a `statx` of the WAL file per request took the gain
@@ -38,12 +39,13 @@ use std::{
 use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
-/// How long a verified app password is taken again without a lookup.
-const HOLD: Duration = Duration::from_millis(250);
+/// How long a verified app password is taken again without a lookup,
+/// counted from the start of the lookup.
+const HOLD: Duration = strongroom_core::tokens::VERIFIED_HOLD;
 
-/// What one connection remembers of its last verified app password: for the
-/// server, its account and token.
-/// `M` is the database's [`strongroom_store::ChangeMark`] in the server.
+/// What one connection remembers of its last verified app password: in the
+/// server its account and token (`T`), with the database's
+/// [`strongroom_store::ChangeMark`] (`M`).
 pub struct Recalled<T, M>(Mutex<Option<Verified<T, M>>>);
 
 struct Verified<T, M> {
@@ -74,10 +76,10 @@ impl<T: Clone, M: PartialEq> Recalled<T, M> {
         (same && fresh).then(|| v.what.clone())
     }
 
-    /// Remembers a verification whose lookup began with the database's mark
-    /// at `mark`.
-    pub fn put(&self, header: &HeaderValue, mark: M, what: T) {
-        let v = Verified { header: header.clone(), at: Instant::now(), mark, what };
+    /// Remembers a verification whose lookup began at `at`, with the
+    /// database's mark at `mark`.
+    pub fn put(&self, header: &HeaderValue, mark: M, at: Instant, what: T) {
+        let v = Verified { header: header.clone(), at, mark, what };
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
     }
 }
@@ -91,7 +93,7 @@ mod tests {
         let r = Recalled::default();
         let header = HeaderValue::from_static("Basic dTphYmNkZWY=");
         assert_eq!(r.get(&header, &7), None, "nothing verified yet");
-        r.put(&header, 7, "alice");
+        r.put(&header, 7, Instant::now(), "alice");
         assert_eq!(r.get(&header, &7), Some("alice"));
         let other = HeaderValue::from_static("Basic dTphYmNkZWc=");
         assert_eq!(r.get(&other, &7), None, "another password");
@@ -99,7 +101,7 @@ mod tests {
         assert_eq!(r.get(&header, &8), None, "a write was committed since");
         let later = Instant::now() + HOLD;
         assert_eq!(r.get_at(&header, &7, later), None, "held too long");
-        r.put(&other, 8, "bob");
+        r.put(&other, 8, Instant::now(), "bob");
         assert_eq!(r.get(&header, &8), None, "one password per connection");
         assert_eq!(r.get(&other, &8), Some("bob"));
     }

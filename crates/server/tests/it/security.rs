@@ -988,21 +988,6 @@ async fn a_disabled_account_loses_its_sessions_and_app_passwords_at_once() {
     s.stop().await;
 }
 
-/// The app password of `user` (who has `password`), fetched as a client
-/// does after a login.
-async fn app_password_of(s: &Server, user: &str, password: &str) -> String {
-    let r = s
-        .client
-        .get(s.url("/ocs/v2.php/core/getapppassword?format=json"))
-        .basic_auth(user, Some(password))
-        .header("OCS-APIRequest", "true")
-        .send()
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_str(&text(r).await.1).unwrap();
-    v["ocs"]["data"]["apppassword"].as_str().unwrap().to_owned()
-}
-
 /// A connection remembers an app password it verified a moment ago
 /// (`http/recall.rs`): a change made through the server is seen by the very
 /// next request on it, one made by the command line (another process)
@@ -1013,7 +998,7 @@ async fn a_connection_forgets_a_verified_app_password_as_soon_as_anything_change
     s.add_user("yara", "yaras-long-passphrase");
     let propfind = |app: &str| s.dav("PROPFIND", "yara", app, "/").header("Depth", "0").send();
     // One keep-alive connection: each request waits for the one before.
-    let first = app_password_of(&s, "yara", "yaras-long-passphrase").await;
+    let first = s.app_password("yara", "yaras-long-passphrase").await;
     for _ in 0..3 {
         assert_eq!(propfind(&first).await.unwrap().status(), 207);
     }
@@ -1029,15 +1014,17 @@ async fn a_connection_forgets_a_verified_app_password_as_soon_as_anything_change
     assert_eq!(r.status(), 200);
     assert_eq!(propfind(&first).await.unwrap().status(), 401, "a revoked app password");
     // A password other than the remembered one is never taken for it.
-    let second = app_password_of(&s, "yara", "yaras-long-passphrase").await;
+    let second = s.app_password("yara", "yaras-long-passphrase").await;
     assert_eq!(propfind(&second).await.unwrap().status(), 207);
     let mut wrong = second.clone();
     wrong.replace_range(70.., "xy");
     assert_eq!(propfind(&wrong).await.unwrap().status(), 401);
     assert_eq!(propfind(&second).await.unwrap().status(), 207);
-    // Disabled by the command line, another process: refused within the
-    // quarter of a second.
+    // Disabled by the command line, another process: a write is refused at
+    // once (writes are always checked), a read within the quarter of a second.
     assert!(s.command().args(["user", "disable", "yara"]).output().unwrap().status.success());
+    let put = s.dav("PUT", "yara", &second, "/after.txt").body("x").send().await.unwrap();
+    assert_eq!(put.status(), 401, "a write of a disabled account");
     let disabled = Instant::now();
     loop {
         let status = propfind(&second).await.unwrap().status();
