@@ -345,18 +345,27 @@ impl Files {
                 self.insert_blob(&mut tx, &StoredBlob::plain(key), 0).await?
             }
         };
-        let old = tx
-            .row(
-                "SELECT blob_id FROM upload_chunks WHERE upload_id = ? AND name = ?",
-                &[up.id.into(), chunk.into()],
-            )
-            .await?;
-        let mut freed = Vec::new();
-        if let Some(r) = &old {
-            freed = unref_blobs(&mut tx, &[r.i64(0)?]).await?;
+        // The chunks this one replaces: the same name, or the same number
+        // spelled otherwise, whose content the assembly would skip anyway
+        // (`latest_per_number`); kept, they would take room the quota
+        // check above does not count.
+        let number = chunk_order(chunk);
+        let mut same_name = false;
+        let mut replaced = Vec::new();
+        let sql = "SELECT name, blob_id FROM upload_chunks WHERE upload_id = ?";
+        for r in tx.rows(sql, &[up.id.into()]).await? {
+            let name = r.str(0)?;
+            if chunk_order(&name) == number {
+                same_name |= name == chunk;
+                replaced.push((name, r.i64(1)?));
+            }
+        }
+        let blobs: Vec<i64> = replaced.iter().map(|(_, blob)| *blob).collect();
+        let freed = unref_blobs(&mut tx, &blobs).await?;
+        for (name, _) in &replaced {
             tx.exec(
                 "DELETE FROM upload_chunks WHERE upload_id = ? AND name = ?",
-                &[up.id.into(), chunk.into()],
+                &[up.id.into(), name.as_str().into()],
             )
             .await?;
         }
@@ -368,7 +377,7 @@ impl Files {
         tx.exec("UPDATE uploads SET touched_at = ? WHERE id = ?", &[now.into(), up.id.into()])
             .await?;
         tx.commit().await?;
-        Ok((old.is_none(), freed))
+        Ok((!same_name, freed))
     }
 
     /// Deletes an upload folder and its chunks.

@@ -468,6 +468,12 @@ async fn chunked_uploads_assemble_in_order_and_refuse_bad_input() {
         assert_eq!(r.status(), 204, "{b:?}: a resent chunk counted twice against the quota");
         let r = q("PUT", "/big/01").body(vec![b's'; 15]).send().await.unwrap();
         assert_eq!(r.status(), 201, "{b:?}: chunk 01 replaces chunk 1");
+        let r = q("PUT", "/big/001").body(vec![b't'; 15]).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{b:?}: chunk 001 replaces chunk 01");
+        // The chunks it replaced are gone, not kept beside it uncounted.
+        assert_eq!(q("MKCOL", "/other").send().await.unwrap().status(), 201);
+        let r = q("PUT", "/other/1").body(vec![b'o'; 5]).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{b:?}: replaced spellings of a chunk were kept");
         let r = q("PUT", "/big/2").body(vec![b'q'; 15]).send().await.unwrap();
         assert_eq!(r.status(), 507, "{b:?}: staged chunks count against the quota");
         // Without a Content-Length the stored chunks count all the same.
