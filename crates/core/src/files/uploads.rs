@@ -108,31 +108,39 @@ fn chunk_order(name: &str) -> Option<u64> {
     }
 }
 
-/// The bytes of the user's stored chunks, but for those that chunk `chunk`
-/// of upload `upload_id` replaces (the same number, however spelled, see
-/// [`latest_per_number`]): a chunk sent again needs no room for its old copy.
-async fn staged_besides<C: Conn>(
+/// The user's stored chunks as chunk `chunk` of upload `upload_id` finds
+/// them: the bytes of all but those it replaces (its upload's chunks of the
+/// same number however spelled, see [`latest_per_number`]: a chunk sent
+/// again needs no room for its old copy), and those it replaces (name and
+/// blob id), which storing it deletes.
+struct Beside {
+    others: i64,
+    replaced: Vec<(String, i64)>,
+}
+
+async fn chunks_beside<C: Conn>(
     c: &mut C,
     user_id: i64,
     upload_id: i64,
     chunk: &str,
-) -> Result<i64> {
+) -> Result<Beside> {
     let rows = c
         .rows(
-            "SELECT c.upload_id, c.name, c.size FROM upload_chunks c \
+            "SELECT c.upload_id, c.name, c.size, c.blob_id FROM upload_chunks c \
              JOIN uploads u ON u.id = c.upload_id WHERE u.user_id = ?",
             &[user_id.into()],
         )
         .await?;
     let number = chunk_order(chunk);
-    let mut sum = 0;
+    let mut beside = Beside { others: 0, replaced: Vec::new() };
     for r in &rows {
-        let replaced = r.i64(0)? == upload_id && chunk_order(&r.str(1)?) == number;
-        if !replaced {
-            sum += r.i64(2)?;
+        let name = r.str(1)?;
+        match r.i64(0)? == upload_id && chunk_order(&name) == number {
+            true => beside.replaced.push((name, r.i64(3)?)),
+            false => beside.others += r.i64(2)?,
         }
     }
-    Ok(sum)
+    Ok(beside)
 }
 
 /// Refuses (423) a change to an upload whose chunks are being assembled, as
@@ -241,7 +249,8 @@ impl Files {
     /// The chunks of an upload in assembly order. A chunk sent again under
     /// another spelling of its number ("1", then "01") replaces the earlier
     /// one, as one sent again under the same name does: the later (its blob
-    /// row is newer) is kept.
+    /// row is newer) is kept. Storing a chunk deletes those it replaces;
+    /// this still holds for chunks stored before it did.
     pub async fn upload_chunks(&self, cx: &Ctx<'_>, upload: &Upload) -> Result<Vec<Chunk>> {
         cx.allow(Op::Stat)?;
         let rows = self
@@ -299,7 +308,7 @@ impl Files {
             true => None,
             false => {
                 let others =
-                    staged_besides(&mut self.db.clone(), cx.owner.id, up.id, chunk).await?;
+                    chunks_beside(&mut self.db.clone(), cx.owner.id, up.id, chunk).await?.others;
                 if let Some(l) = len {
                     self.make_room(cx, l as i64 + others).await?;
                 }
@@ -333,10 +342,8 @@ impl Files {
         refuse_while_assembling(&mut tx, up.id).await?;
         // With the chunks stored meanwhile (chunks sent at once each passed
         // the check before their body alone).
-        if cx.owner.quota >= 0 {
-            let others = staged_besides(&mut tx, cx.owner.id, up.id, chunk).await?;
-            super::write::check_quota_in(&mut tx, cx, staged.size + others).await?;
-        }
+        let beside = chunks_beside(&mut tx, cx.owner.id, up.id, chunk).await?;
+        super::write::check_quota_in(&mut tx, cx, staged.size + beside.others).await?;
         // An empty chunk still needs a blob row to keep the chunk list uniform.
         let blob = match &staged.key {
             Some(stored) => self.insert_blob(&mut tx, stored, staged.size).await?,
@@ -345,24 +352,13 @@ impl Files {
                 self.insert_blob(&mut tx, &StoredBlob::plain(key), 0).await?
             }
         };
-        // The chunks this one replaces: the same name, or the same number
-        // spelled otherwise, whose content the assembly would skip anyway
-        // (`latest_per_number`); kept, they would take room the quota
-        // check above does not count.
-        let number = chunk_order(chunk);
-        let mut same_name = false;
-        let mut replaced = Vec::new();
-        let sql = "SELECT name, blob_id FROM upload_chunks WHERE upload_id = ?";
-        for r in tx.rows(sql, &[up.id.into()]).await? {
-            let name = r.str(0)?;
-            if chunk_order(&name) == number {
-                same_name |= name == chunk;
-                replaced.push((name, r.i64(1)?));
-            }
-        }
-        let blobs: Vec<i64> = replaced.iter().map(|(_, blob)| *blob).collect();
+        // The chunks this one replaces go: kept, they would take room the
+        // quota check above does not count, for content the assembly would
+        // skip anyway.
+        let same_name = beside.replaced.iter().any(|(name, _)| name == chunk);
+        let blobs: Vec<i64> = beside.replaced.iter().map(|(_, blob)| *blob).collect();
         let freed = unref_blobs(&mut tx, &blobs).await?;
-        for (name, _) in &replaced {
+        for (name, _) in &beside.replaced {
             tx.exec(
                 "DELETE FROM upload_chunks WHERE upload_id = ? AND name = ?",
                 &[up.id.into(), name.as_str().into()],
