@@ -165,7 +165,8 @@ async fn basic(
 ) -> Result<Auth, Refusal> {
     // Taken before the lookup: a commit after it may or may not be seen by
     // the lookup, and changes the mark either way.
-    let (mark, started) = (recalled.and(app.db.change_mark()), std::time::Instant::now());
+    let mark = recalled.and_then(|_| app.db.change_mark());
+    let started = std::time::Instant::now();
     if let Some((user, token)) = mark.and_then(|m| recalled?.get(v, &m)) {
         record_use(app, client, &user, &token, "token.new_address").await?;
         return Ok(Auth::Token(Box::new(user), Box::new(token)));
