@@ -19,11 +19,11 @@ const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 /// Last-use times are written at most this often per token (seconds).
 const TOUCH_INTERVAL: i64 = 60;
 
-/// How long a server connection may let a read in with an app password it
-/// verified a moment ago, without looking it up again (the server's
-/// `http/recall.rs`): a change that another process (the command line)
-/// makes to the token or its account is seen by every connection within
-/// this time; one made through the server, at once.
+/// How long a server connection may let a read in with a password (an app
+/// password or the account's) it verified a moment ago, without looking it
+/// up again (the server's `http/recall.rs`): a change that another process
+/// (the command line) makes to the token or its account is seen by every
+/// connection within this time; one made through the server, at once.
 pub const VERIFIED_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What a token is: a browser session (found by cookie only) or an app

@@ -27,8 +27,10 @@ use super::{
 };
 use crate::app::App;
 
-/// What a connection remembers of its last verified app password (`recall.rs`).
-pub type ConnectionRecall = Recalled<(User, AppToken), ChangeMark>;
+/// What a connection remembers of the last password (an app password or the
+/// account's) a read verified there (`recall.rs`): an [`Auth::Token`] or an
+/// [`Auth::Password`].
+pub type ConnectionRecall = Recalled<Auth, ChangeMark>;
 
 /// Who the request acts as, placed in the request's extensions.
 #[derive(Clone)]
@@ -155,7 +157,7 @@ impl From<Error> for Refusal {
 /// before Argon2 checks it (so parallel guesses see each other), delayed or
 /// refused past the budget, and the count is cleared only on success.
 /// Unknown logins cost the same as wrong passwords.
-/// `recalled`: what the request's connection remembers of an app password
+/// `recalled`: what the request's connection remembers of a password
 /// verified there a moment ago (see `recall.rs`), for a read.
 async fn basic(
     app: &App,
@@ -167,22 +169,35 @@ async fn basic(
     // the lookup, and changes the mark either way.
     let mark = recalled.and_then(|_| app.db.change_mark());
     let started = std::time::Instant::now();
-    if let Some((user, token)) = mark.and_then(|m| recalled?.get(v, &m)) {
-        record_use(app, client, &user, &token, "token.new_address").await?;
-        return Ok(Auth::Token(Box::new(user), Box::new(token)));
+    let remember = |auth: &Auth| {
+        if let (Some(r), Some(m)) = (recalled, mark) {
+            r.put(v, m, started, auth.clone());
+        }
+    };
+    match mark.and_then(|m| recalled?.get(v, &m)) {
+        Some(Auth::Token(user, token)) => {
+            record_use(app, client, &user, &token, "token.new_address").await?;
+            return Ok(Auth::Token(user, token));
+        }
+        Some(auth @ Auth::Password(_)) => return Ok(auth),
+        // Nothing else is ever remembered.
+        Some(_) | None => {}
     }
     let Some((login, password)) = basic_credentials(v) else {
         return Err(Refusal::Unauthorized("malformed Authorization header"));
     };
     if let Some((user, token)) = app.tokens.verify(&login, &password).await? {
-        if let (Some(r), Some(m)) = (recalled, mark) {
-            r.put(v, m, started, (user.clone(), token.clone()));
-        }
         record_use(app, client, &user, &token, "token.new_address").await?;
-        return Ok(Auth::Token(Box::new(user), Box::new(token)));
+        let auth = Auth::Token(Box::new(user), Box::new(token));
+        remember(&auth);
+        return Ok(auth);
     }
     if let Some(user) = app.users.verify_cached(&login, &password).await? {
-        return password_login(app, client, user).await;
+        // The second factor's demand is part of what is remembered: turning
+        // it on commits, which makes the connection look again.
+        let auth = password_login(app, client, user).await?;
+        remember(&auth);
+        return Ok(auth);
     }
     // Requests sent at once with the same password wait for one check and
     // find its result in the cache, rather than each running Argon2 and

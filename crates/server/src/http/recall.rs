@@ -1,11 +1,14 @@
-//! An app password verified on a connection a moment ago is taken again
-//! there without its query.
+//! A password verified on a connection a moment ago is taken again there
+//! without its queries.
 //!
 //! A sync client sends every request of a sync on one keep-alive connection
 //! with the same app password, and looking the token and its account up was
 //! a fifth of a small GET's instructions (`bench/callgrind-request`: 150,455
 //! with the lookup, 119,008 without) and about a tenth of its CPU time
-//! (`bench/cpu-per-get`; see bench/README.md). Only reads (GET, HEAD,
+//! (`bench/cpu-per-get`; see bench/README.md). A client sending the account
+//! password itself (a script, a WebDAV mount) costs more: the app-password
+//! lookup that finds nothing, the account, the cache of verified passwords
+//! and whether the account must use a second factor. Only reads (GET, HEAD,
 //! OPTIONS, PROPFIND) remember, and only reads are let in by what was
 //! remembered: a request that may write would mostly make it stale by its
 //! own commit, and is always checked against the database as it is. What a
@@ -15,9 +18,9 @@
 //!   requests of many users);
 //! - this process has committed nothing since the lookup began
 //!   ([`strongroom_store::ChangeMark`]). Revoking or wiping a device,
-//!   disabling an account, changing its quota or groups, sharing with it:
-//!   done through the server, each commits, so it takes effect on the next
-//!   request as before. The mark is taken before the lookup, which is the
+//!   disabling an account, changing its password, quota or groups, making
+//!   it use a second factor, sharing with it: done through the server, each
+//!   commits, so it takes effect on the next request as before. The mark is taken before the lookup, which is the
 //!   request's first read (its SQLite read snapshot begins there), so a
 //!   commit the lookup did not see changes it;
 //! - the lookup began less than [`HOLD`] ago: what another process changes
@@ -28,7 +31,7 @@
 //!   in its cache for ten seconds.
 //!
 //! PostgreSQL and MySQL have no mark (several nodes share them, and the
-//! others' writes are what matters), so there every request looks its app
+//! others' writes are what matters), so there every request looks its
 //! password up.
 
 use std::{
@@ -39,12 +42,12 @@ use std::{
 use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
-/// How long a verified app password is taken again without a lookup,
+/// How long a verified password is taken again without a lookup,
 /// counted from the start of the lookup.
 const HOLD: Duration = strongroom_core::tokens::VERIFIED_HOLD;
 
-/// What one connection remembers of its last verified app password: in the
-/// server its account and token (`T`), with the database's
+/// What one connection remembers of its last verified password: in the
+/// server who it authenticated (`T`), with the database's
 /// [`strongroom_store::ChangeMark`] (`M`).
 pub struct Recalled<T, M>(Mutex<Option<Verified<T, M>>>);
 

@@ -1038,6 +1038,64 @@ async fn a_connection_forgets_a_verified_app_password_as_soon_as_anything_change
     s.stop().await;
 }
 
+/// The same for the account password sent over Basic (a script, a WebDAV
+/// mount): a changed password, a disabled account or a demanded second
+/// factor is refused on the next request of the connection that verified it.
+#[tokio::test]
+async fn a_connection_forgets_a_verified_account_password_as_soon_as_anything_changes() {
+    let s = Server::start(Backend::Sqlite).await;
+    s.add_user("zeno", "zenos-first-passphrase");
+    s.add_user("zoe", "zoes-long-passphrase");
+    let propfind =
+        |user: &str, pw: &str| s.dav("PROPFIND", user, pw, "/").header("Depth", "0").send();
+    let ocs_put = |user: &str, pw: &str, path: &str, form: &[(&str, &str)]| {
+        s.client
+            .put(s.url(&format!("/ocs/v2.php/cloud/{path}")))
+            .basic_auth(user, Some(pw))
+            .header("OCS-APIRequest", "true")
+            .form(form)
+            .send()
+    };
+    // One keep-alive connection: each request waits for the one before.
+    for _ in 0..3 {
+        assert_eq!(propfind("zeno", "zenos-first-passphrase").await.unwrap().status(), 207);
+    }
+    // Changed through the server (a write, which the connection does not
+    // remember): the old password is refused on the next read.
+    let form = [("key", "password"), ("value", "zenos-second-passphrase")];
+    let r = ocs_put("zeno", "zenos-first-passphrase", "users/zeno", &form).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let old = propfind("zeno", "zenos-first-passphrase").await.unwrap();
+    assert_eq!(old.status(), 401, "a changed password");
+    for _ in 0..3 {
+        assert_eq!(propfind("zeno", "zenos-second-passphrase").await.unwrap().status(), 207);
+    }
+    assert_eq!(propfind("zeno", "zenos-second-passphrase!").await.unwrap().status(), 401);
+    assert_eq!(propfind("zeno", "zenos-second-passphrase").await.unwrap().status(), 207);
+    // Disabled by an administrator.
+    let r = ocs_put("admin", ADMIN_PASSWORD, "users/zeno/disable", &[]).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let disabled = propfind("zeno", "zenos-second-passphrase").await.unwrap();
+    assert_eq!(disabled.status(), 401, "a disabled account");
+    // A second factor demanded of every account: the account password no
+    // longer signs in over Basic.
+    for _ in 0..3 {
+        assert_eq!(propfind("zoe", "zoes-long-passphrase").await.unwrap().status(), 207);
+    }
+    let r = s
+        .client
+        .put(s.url("/index.php/settings/api/admin/twofactorauth"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({ "enforced": true, "enforcedGroups": [], "excludedGroups": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let demanded = propfind("zoe", "zoes-long-passphrase").await.unwrap();
+    assert_eq!(demanded.status(), 401, "a second factor demanded");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     let s =
