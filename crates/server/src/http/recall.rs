@@ -20,9 +20,10 @@
 //!   ([`strongroom_store::ChangeMark`]). Revoking or wiping a device,
 //!   disabling an account, changing its password, quota or groups, making
 //!   it use a second factor, sharing with it: done through the server, each
-//!   commits, so it takes effect on the next request as before. The mark is taken before the lookup, which is the
-//!   request's first read (its SQLite read snapshot begins there), so a
-//!   commit the lookup did not see changes it;
+//!   commits, so it takes effect on the next request as before. The mark is
+//!   taken before the lookup, which is the request's first read (its SQLite
+//!   read snapshot begins there), so a commit the lookup did not see
+//!   changes it;
 //! - the lookup began less than [`HOLD`] ago: what another process changes
 //!   (the command line writes to the database directly) leaves no trace
 //!   that could be looked at without a system call, which cost what the
