@@ -152,8 +152,8 @@ impl From<Error> for Refusal {
 }
 
 /// HTTP Basic: an app password (an indexed lookup; 72 random characters
-/// cannot be guessed), or the account password remembered from a moment ago,
-/// pass at once. Anything else is a guess until proven otherwise: it is counted
+/// cannot be guessed), or the account password remembered from a moment ago
+/// (unless the address is locked out), pass at once. Anything else is a guess until proven otherwise: it is counted
 /// before Argon2 checks it (so parallel guesses see each other), delayed or
 /// refused past the budget, and the count is cleared only on success.
 /// Unknown logins cost the same as wrong passwords.
@@ -192,7 +192,7 @@ async fn basic(
         remember(&auth);
         return Ok(auth);
     }
-    if let Some(user) = app.users.verify_cached(&login, &password).await? {
+    if let Some(user) = cached_password(app, client, &login, &password).await? {
         // The second factor's demand is part of what is remembered: turning
         // it on commits, which makes the connection look again.
         let auth = password_login(app, client, user).await?;
@@ -205,7 +205,7 @@ async fn basic(
     // long (the throttle): no database connection is held meanwhile.
     strongroom_store::end_read_snapshot();
     let mut turn = app.users.check_turn(&login, &password).await;
-    if let Some(user) = app.users.verify_cached(&login, &password).await? {
+    if let Some(user) = cached_password(app, client, &login, &password).await? {
         return password_login(app, client, user).await;
     }
     if turn.earlier_failed() {
@@ -228,6 +228,31 @@ async fn basic(
     }
     checked
 }
+
+/// An account password found in the cache of those verified a moment ago
+/// (no Argon2 again), unless the client's address is locked out. Asked
+/// first, so that a locked-out address learns nothing: every guess from it
+/// is refused alike, the right one included, as it would be were it not
+/// in the cache (a guess answered 429 when wrong and 207 when right would
+/// let the lockout go on testing passwords at full speed).
+async fn cached_password(
+    app: &App,
+    client: &Client,
+    login: &str,
+    password: &Secret,
+) -> Result<Option<User>, Refusal> {
+    if app.throttle.check(client.address, LOGIN).await? == Verdict::Blocked {
+        let ev = Event::new("throttle.blocked")
+            .target(login)
+            .detail(serde_json::json!({ "action": LOGIN }));
+        app.audit.record(&client.origin(), ev);
+        return Err(Refusal::Throttled);
+    }
+    Ok(app.users.verify_cached(login, password).await?)
+}
+
+/// The brute-force throttle's action for an account password.
+const LOGIN: &str = "login";
 
 /// The account password, under brute-force protection ([`guarded`]).
 async fn check_password(
@@ -305,7 +330,7 @@ pub async fn guarded_password(
             PasswordCheck::Disabled => Err("account disabled"),
         })
     };
-    guarded_why(app, client, "login", login, verify).await
+    guarded_why(app, client, LOGIN, login, verify).await
 }
 
 /// [`guarded`] with `verify` saying why it failed (for the audit log).

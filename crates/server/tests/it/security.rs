@@ -1161,6 +1161,39 @@ async fn parallel_guesses_count_each_other() {
     }
 }
 
+/// A locked-out address is refused the right account password too, even
+/// one the server verified a moment ago (and keeps in its cache of verified
+/// passwords): were only wrong guesses refused, the lockout would go on
+/// telling right from wrong at full speed. App passwords, which cannot be
+/// guessed, still work from there, so sync clients behind the same address
+/// go on.
+#[tokio::test]
+async fn a_locked_out_address_is_refused_even_a_password_verified_a_moment_ago() {
+    for b in crate::harness::backends() {
+        let env = [
+            ("STRONGROOM_BRUTEFORCE_MAX_ATTEMPTS", "3"),
+            ("STRONGROOM_BRUTEFORCE_BASE_DELAY_MS", "1"),
+            ("STRONGROOM_BRUTEFORCE_MAX_DELAY_MS", "5"),
+        ];
+        let s = Server::start_with(b, &env).await;
+        s.add_user("ada", "adas-long-passphrase");
+        let app = s.app_password("ada", "adas-long-passphrase").await;
+        let propfind = |pw: &str| s.dav("PROPFIND", "ada", pw, "/").header("Depth", "0").send();
+        assert_eq!(propfind("adas-long-passphrase").await.unwrap().status(), 207);
+        let mut guesses = 0;
+        while propfind("adas-wrong-guess").await.unwrap().status() != 429 {
+            guesses += 1;
+            assert!(guesses <= 3, "{b:?}: more guesses checked than the limit");
+        }
+        let right = propfind("adas-long-passphrase").await.unwrap();
+        assert_eq!(right.status(), 429, "{b:?}: the right password from a locked-out address");
+        let other = s.dav("PROPFIND", "admin", ADMIN_PASSWORD, "/").header("Depth", "0");
+        assert_eq!(other.send().await.unwrap().status(), 429, "{b:?}: another account's");
+        assert_eq!(propfind(&app).await.unwrap().status(), 207, "{b:?}: an app password");
+        s.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_browser_session_changes_accounts_only_after_confirming_the_password() {
     let s = Server::start_with(Backend::Sqlite, &[("STRONGROOM_SESSION_CONFIRM_SECS", "1")]).await;
