@@ -118,6 +118,19 @@ impl Throttle {
         ))
     }
 
+    /// Whether the next attempt of `action` from `ip` would be refused as
+    /// past the budget: what [`Throttle::begin_attempt`] answers once it has
+    /// counted that attempt. For a secret checked without counting an
+    /// attempt (a password verified a moment ago, found in a cache), which
+    /// must be refused exactly where a checked one would be.
+    pub async fn next_is_blocked(&self, ip: IpAddr, action: &str) -> Result<bool> {
+        if self.exempt(ip) {
+            return Ok(false);
+        }
+        let n = self.count(ip, action, now_secs() - BLOCK_SECS).await?;
+        Ok(n >= u64::from(self.settings.max_attempts))
+    }
+
     /// Counts an attempt before its secret is checked, and says whether it
     /// may go on. Recording first means a burst of parallel guesses sees
     /// itself: each one counts the others, so only the budget gets checked.

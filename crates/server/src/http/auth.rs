@@ -153,9 +153,10 @@ impl From<Error> for Refusal {
 
 /// HTTP Basic: an app password (an indexed lookup; 72 random characters
 /// cannot be guessed), or the account password remembered from a moment ago
-/// (unless the address is locked out), pass at once. Anything else is a guess until proven otherwise: it is counted
-/// before Argon2 checks it (so parallel guesses see each other), delayed or
-/// refused past the budget, and the count is cleared only on success.
+/// (unless the address is locked out), pass at once. Anything else is a
+/// guess until proven otherwise: it is counted before Argon2 checks it (so
+/// parallel guesses see each other), delayed or refused past the budget, and
+/// the count is cleared only on success.
 /// Unknown logins cost the same as wrong passwords.
 /// `recalled`: what the request's connection remembers of a password
 /// verified there a moment ago (see `recall.rs`), for a read.
@@ -234,14 +235,16 @@ async fn basic(
 /// first, so that a locked-out address learns nothing: every guess from it
 /// is refused alike, the right one included, as it would be were it not
 /// in the cache (a guess answered 429 when wrong and 207 when right would
-/// let the lockout go on testing passwords at full speed).
+/// let the lockout go on testing passwords at full speed). "Locked out"
+/// as a checked password would find it: the attempt it would count is the
+/// one past the budget.
 async fn cached_password(
     app: &App,
     client: &Client,
     login: &str,
     password: &Secret,
 ) -> Result<Option<User>, Refusal> {
-    if app.throttle.check(client.address, LOGIN).await? == Verdict::Blocked {
+    if app.throttle.next_is_blocked(client.address, LOGIN).await? {
         let ev = Event::new("throttle.blocked")
             .target(login)
             .detail(serde_json::json!({ "action": LOGIN }));
