@@ -245,6 +245,9 @@ async fn cached_password(
     password: &Secret,
 ) -> Result<Option<User>, Refusal> {
     if app.throttle.next_is_blocked(client.address, LOGIN).await? {
+        // Counted as a checked password is: the attempt past the budget
+        // once, none after it (what `security bruteforce status` shows).
+        app.throttle.begin_attempt(client.address, LOGIN, login).await?;
         let ev = Event::new("throttle.blocked")
             .target(login)
             .detail(serde_json::json!({ "action": LOGIN }));
