@@ -248,13 +248,18 @@ async fn cached_password(
         // Counted as a checked password is: the attempt past the budget
         // once, none after it (what `security bruteforce status` shows).
         app.throttle.begin_attempt(client.address, LOGIN, login).await?;
-        let ev = Event::new("throttle.blocked")
-            .target(login)
-            .detail(serde_json::json!({ "action": LOGIN }));
-        app.audit.record(&client.origin(), ev);
+        audit_blocked(app, client, LOGIN, login);
         return Err(Refusal::Throttled);
     }
     Ok(app.users.verify_cached(login, password).await?)
+}
+
+/// Writes to the audit log that an attempt of `action` for `who` was
+/// refused as past the throttle's budget.
+fn audit_blocked(app: &App, client: &Client, action: &str, who: &str) {
+    let ev =
+        Event::new("throttle.blocked").target(who).detail(serde_json::json!({ "action": action }));
+    app.audit.record(&client.origin(), ev);
 }
 
 /// The brute-force throttle's action for an account password.
@@ -353,10 +358,7 @@ where
 {
     match app.throttle.begin_attempt(client.address, action, who).await? {
         Verdict::Blocked => {
-            let ev = Event::new("throttle.blocked")
-                .target(who)
-                .detail(serde_json::json!({ "action": action }));
-            app.audit.record(&client.origin(), ev);
+            audit_blocked(app, client, action, who);
             return Err(Error::Busy("too many failed attempts; try again later".into()));
         }
         Verdict::Wait(d) if !d.is_zero() => tokio::time::sleep(d).await,
